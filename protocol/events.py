@@ -1,0 +1,263 @@
+"""Events: the facts the server has recorded, in the order it recorded them.
+
+Every event carries a global, gap-free `seq`, the server time `at`, the acting `operator`
+and `workstation`, and a typed payload selected by `type`. `Event` is the discriminated
+union of them all; `parse_event` and `EVENT_ADAPTER` decode one from JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .domain import (
+    Caller,
+    Capability,
+    Grade,
+    LinkRelation,
+    Location,
+    Position,
+    Risk,
+    SourceChannel,
+    UnitState,
+    UnitType,
+)
+
+__all__ = [
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "EmergencyAcknowledged",
+    "Event",
+    "EventBase",
+    "IncidentClosed",
+    "IncidentCreated",
+    "IncidentGraded",
+    "IncidentLinked",
+    "IncidentRelocated",
+    "IncidentReopened",
+    "IncidentRetyped",
+    "NoteAdded",
+    "RiskAssessed",
+    "UnitAssigned",
+    "UnitBookedOff",
+    "UnitBookedOn",
+    "UnitLocated",
+    "UnitStateChanged",
+    "UnitUnassigned",
+    "parse_event",
+]
+
+
+class EventBase(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int = Field(ge=1, description="Global, gap-free, increasing sequence number.")
+    at: datetime = Field(description="Server time the event was recorded (UTC).")
+    operator: str = Field(description="Id of the operator whose command caused it.")
+    workstation: str = Field(description="Workstation the command came from.")
+
+
+class IncidentCreated(EventBase):
+    """A new incident was opened and given its log reference."""
+
+    type: Literal["incident_created"] = "incident_created"
+    reference: str
+    grade: Grade
+    incident_type: str
+    description: str = ""
+    location: Location
+    caller: Caller | None = None
+    source: SourceChannel
+    risk: Risk | None = None
+
+
+class IncidentGraded(EventBase):
+    """An incident's grade changed."""
+
+    type: Literal["incident_graded"] = "incident_graded"
+    reference: str
+    grade: Grade
+    reason: str | None = None
+
+
+class IncidentRetyped(EventBase):
+    """An incident's type (opening code) changed."""
+
+    type: Literal["incident_retyped"] = "incident_retyped"
+    reference: str
+    incident_type: str
+
+
+class IncidentRelocated(EventBase):
+    """An incident's location was corrected or refined."""
+
+    type: Literal["incident_relocated"] = "incident_relocated"
+    reference: str
+    location: Location
+
+
+class RiskAssessed(EventBase):
+    """The THRIVE risk assessment was recorded or revised (whole assessment replaced)."""
+
+    type: Literal["risk_assessed"] = "risk_assessed"
+    reference: str
+    risk: Risk
+
+
+class NoteAdded(EventBase):
+    """A free-text entry was added to an incident's chronology."""
+
+    type: Literal["note_added"] = "note_added"
+    reference: str
+    text: str
+
+
+class UnitAssigned(EventBase):
+    """A unit was sent to an incident; it is now en route."""
+
+    type: Literal["unit_assigned"] = "unit_assigned"
+    reference: str
+    callsign: str
+    diverted_from: str | None = Field(
+        default=None, description="Incident the unit was taken off to answer this one."
+    )
+
+
+class UnitUnassigned(EventBase):
+    """A unit was stood down from an incident and is available again."""
+
+    type: Literal["unit_unassigned"] = "unit_unassigned"
+    reference: str
+    callsign: str
+    reason: str | None = None
+
+
+class UnitStateChanged(EventBase):
+    """A unit's Airwave state changed.
+
+    Moving an assigned unit to an available or off-duty state clears it from its incident
+    (`cleared_from` names that incident).
+    """
+
+    type: Literal["unit_state_changed"] = "unit_state_changed"
+    callsign: str
+    state: UnitState
+    cleared_from: str | None = None
+
+
+class UnitLocated(EventBase):
+    """A new position fix for a unit (AVL or reported)."""
+
+    type: Literal["unit_located"] = "unit_located"
+    callsign: str
+    position: Position
+    fixed_at: datetime = Field(description="When the fix was taken, which may be before `at`.")
+
+
+class EmergencyAcknowledged(EventBase):
+    """Someone in the control room acknowledged a unit's state-0 emergency."""
+
+    type: Literal["emergency_acknowledged"] = "emergency_acknowledged"
+    callsign: str
+
+
+class IncidentClosed(EventBase):
+    """An incident was closed with a closing code; any units still on it were cleared."""
+
+    type: Literal["incident_closed"] = "incident_closed"
+    reference: str
+    closing_code: str
+    summary: str | None = None
+
+
+class IncidentReopened(EventBase):
+    """A closed incident was reopened."""
+
+    type: Literal["incident_reopened"] = "incident_reopened"
+    reference: str
+    reason: str
+
+
+class IncidentLinked(EventBase):
+    """Two incidents were linked; a duplicate points at the incident it duplicates."""
+
+    type: Literal["incident_linked"] = "incident_linked"
+    reference: str
+    other: str
+    relation: LinkRelation
+
+
+class UnitBookedOn(EventBase):
+    """A unit came on duty (new callsign, or a known one returning)."""
+
+    type: Literal["unit_booked_on"] = "unit_booked_on"
+    callsign: str
+    unit_type: UnitType
+    capabilities: list[Capability] = Field(default_factory=list)
+    home_sector: str | None = None
+    state: UnitState = UnitState.AVAILABLE_ON_PATROL
+    position: Position | None = None
+
+
+class UnitBookedOff(EventBase):
+    """A unit went off duty."""
+
+    type: Literal["unit_booked_off"] = "unit_booked_off"
+    callsign: str
+
+
+Event = Annotated[
+    IncidentCreated
+    | IncidentGraded
+    | IncidentRetyped
+    | IncidentRelocated
+    | RiskAssessed
+    | NoteAdded
+    | UnitAssigned
+    | UnitUnassigned
+    | UnitStateChanged
+    | UnitLocated
+    | EmergencyAcknowledged
+    | IncidentClosed
+    | IncidentReopened
+    | IncidentLinked
+    | UnitBookedOn
+    | UnitBookedOff,
+    Field(discriminator="type"),
+]
+"""Any event, told apart by its `type` field."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        IncidentCreated,
+        IncidentGraded,
+        IncidentRetyped,
+        IncidentRelocated,
+        RiskAssessed,
+        NoteAdded,
+        UnitAssigned,
+        UnitUnassigned,
+        UnitStateChanged,
+        UnitLocated,
+        EmergencyAcknowledged,
+        IncidentClosed,
+        IncidentReopened,
+        IncidentLinked,
+        UnitBookedOn,
+        UnitBookedOff,
+    )
+}
+
+
+def parse_event(data: str | bytes | dict) -> Event:
+    """Decode and validate one event from JSON text or a plain dict."""
+    if isinstance(data, dict):
+        return EVENT_ADAPTER.validate_python(data)
+    return EVENT_ADAPTER.validate_json(data)

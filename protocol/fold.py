@@ -1,0 +1,453 @@
+"""The fold: how one event changes the dispatch picture.
+
+Server and client apply events with this same code, so a client that has seen the same
+events holds exactly the server's state. It does no I/O and reads no clock: every time
+it records comes from the event. `apply` changes the state in place (a live board folds
+thousands of events a second, and copying the picture each time would cost more than
+the event) and returns what it touched, so a view can repaint only that.
+
+Errors::
+
+    FoldError              the event does not fit this state
+    ├── SequenceError      its seq is not exactly one past the state's seq
+    └── InconsistentEvent  it names an incident or unit the state does not hold
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .domain import (
+    AVAILABLE_STATES,
+    ChronologyEntry,
+    Incident,
+    IncidentLink,
+    IncidentStatus,
+    LinkRelation,
+    Risk,
+    Unit,
+    UnitState,
+)
+from .events import (
+    EmergencyAcknowledged,
+    Event,
+    EventBase,
+    IncidentClosed,
+    IncidentCreated,
+    IncidentGraded,
+    IncidentLinked,
+    IncidentRelocated,
+    IncidentReopened,
+    IncidentRetyped,
+    NoteAdded,
+    RiskAssessed,
+    UnitAssigned,
+    UnitBookedOff,
+    UnitBookedOn,
+    UnitLocated,
+    UnitStateChanged,
+    UnitUnassigned,
+)
+
+__all__ = [
+    "Changes",
+    "DispatchState",
+    "FoldError",
+    "InconsistentEvent",
+    "SequenceError",
+    "apply",
+    "fold",
+]
+
+
+class FoldError(Exception):
+    """The event cannot be applied to this state."""
+
+
+class SequenceError(FoldError):
+    """The event's seq is not the next one: an event was missed or repeated."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        self.expected = expected
+        self.got = got
+        kind = "gap" if got > expected else "duplicate"
+        super().__init__(f"sequence {kind}: expected seq {expected}, got {got}")
+
+
+class InconsistentEvent(FoldError):
+    """The event refers to something the state does not hold."""
+
+
+class DispatchState(BaseModel):
+    """The whole dispatch picture after applying every event up to `seq`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = Field(default=0, ge=0, description="Seq of the last event applied.")
+    incidents: dict[str, Incident] = Field(default_factory=dict)
+    units: dict[str, Unit] = Field(default_factory=dict)
+    log_day: date | None = Field(default=None, description="Day of the last log reference.")
+    log_number: int = Field(default=0, description="Last log number issued on `log_day`.")
+
+
+@dataclass
+class Changes:
+    """What an event touched: incident references and unit callsigns."""
+
+    incidents: set[str] = field(default_factory=set)
+    units: set[str] = field(default_factory=set)
+
+    def update(self, other: Changes) -> None:
+        """Merge another set of changes into this one."""
+        self.incidents |= other.incidents
+        self.units |= other.units
+
+    def __bool__(self) -> bool:
+        return bool(self.incidents or self.units)
+
+
+def fold(events: Iterable[Event], state: DispatchState | None = None) -> DispatchState:
+    """Apply events in order to `state` (or to an empty picture) and return it."""
+    state = state if state is not None else DispatchState()
+    for event in events:
+        apply(state, event)
+    return state
+
+
+def apply(state: DispatchState, event: Event) -> Changes:
+    """Apply one event to `state` in place and return what it changed.
+
+    Raises `SequenceError` unless ``event.seq == state.seq + 1``, and
+    `InconsistentEvent` if the event names something the state does not hold. On error
+    the state is left exactly as it was.
+    """
+    expected = state.seq + 1
+    if event.seq != expected:
+        raise SequenceError(expected, event.seq)
+    handler = _HANDLERS[type(event)]
+    changes = Changes()
+    handler(state, event, changes)
+    state.seq = event.seq
+    return changes
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _incident(state: DispatchState, reference: str) -> Incident:
+    try:
+        return state.incidents[reference]
+    except KeyError:
+        raise InconsistentEvent(f"unknown incident {reference}") from None
+
+
+def _unit(state: DispatchState, callsign: str) -> Unit:
+    try:
+        return state.units[callsign]
+    except KeyError:
+        raise InconsistentEvent(f"unknown unit {callsign}") from None
+
+
+def _record(incident: Incident, event: EventBase, kind: str, text: str) -> None:
+    """Bump the incident's version and write who did what to its chronology."""
+    incident.version += 1
+    incident.updated_at = event.at
+    incident.chronology.append(
+        ChronologyEntry(
+            at=event.at,
+            seq=event.seq,
+            version=incident.version,
+            operator=event.operator,
+            workstation=event.workstation,
+            kind=kind,
+            text=text,
+        )
+    )
+
+
+def _touch_unit(unit: Unit, event: EventBase) -> None:
+    unit.version += 1
+
+
+def _set_state(unit: Unit, state: UnitState, event: EventBase) -> None:
+    if unit.state != state:
+        unit.state = state
+        unit.state_since = event.at
+    if state == UnitState.EMERGENCY:
+        unit.emergency_acknowledged_by = None
+
+
+def _refresh_status(state: DispatchState, incident: Incident) -> None:
+    """Derive open / resourced / at scene from the units on the incident."""
+    if incident.status == IncidentStatus.CLOSED:
+        return
+    if not incident.assigned:
+        incident.status = IncidentStatus.OPEN
+    elif any(state.units[c].state == UnitState.AT_SCENE for c in incident.assigned):
+        incident.status = IncidentStatus.AT_SCENE
+    else:
+        incident.status = IncidentStatus.RESOURCED
+
+
+def _release(state: DispatchState, incident: Incident, callsign: str, changes: Changes) -> Unit:
+    """Take a unit off an incident, leaving its state to the caller."""
+    unit = _unit(state, callsign)
+    if callsign in incident.assigned:
+        incident.assigned.remove(callsign)
+    if unit.incident == incident.reference:
+        unit.incident = None
+    changes.units.add(callsign)
+    return unit
+
+
+# --- one handler per event type --------------------------------------------------------
+
+
+def _incident_created(state: DispatchState, e: IncidentCreated, changes: Changes) -> None:
+    if e.reference in state.incidents:
+        raise InconsistentEvent(f"incident {e.reference} already exists")
+    incident = Incident(
+        reference=e.reference,
+        grade=e.grade,
+        incident_type=e.incident_type,
+        description=e.description,
+        location=e.location,
+        caller=e.caller,
+        source=e.source,
+        risk=e.risk or Risk(),
+        created_at=e.at,
+        updated_at=e.at,
+        version=0,
+    )
+    state.incidents[e.reference] = incident
+    day = e.at.date()
+    if state.log_day == day:
+        state.log_number += 1
+    else:
+        state.log_day, state.log_number = day, 1
+    _record(
+        incident,
+        e,
+        e.type,
+        f"Opened grade {int(e.grade)} {e.incident_type} at {e.location.address} "
+        f"(source {e.source.value})",
+    )
+    changes.incidents.add(e.reference)
+
+
+def _incident_graded(state: DispatchState, e: IncidentGraded, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    old = incident.grade
+    incident.grade = e.grade
+    why = f": {e.reason}" if e.reason else ""
+    _record(incident, e, e.type, f"Grade {int(old)} -> {int(e.grade)}{why}")
+    changes.incidents.add(e.reference)
+
+
+def _incident_retyped(state: DispatchState, e: IncidentRetyped, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    old = incident.incident_type
+    incident.incident_type = e.incident_type
+    _record(incident, e, e.type, f"Type {old} -> {e.incident_type}")
+    changes.incidents.add(e.reference)
+
+
+def _incident_relocated(state: DispatchState, e: IncidentRelocated, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    incident.location = e.location
+    _record(incident, e, e.type, f"Location now {e.location.address}")
+    changes.incidents.add(e.reference)
+
+
+def _risk_assessed(state: DispatchState, e: RiskAssessed, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    incident.risk = e.risk
+    headings = [name for name, value in e.risk.model_dump().items() if value]
+    _record(incident, e, e.type, "THRIVE assessment: " + (", ".join(headings) or "cleared"))
+    changes.incidents.add(e.reference)
+
+
+def _note_added(state: DispatchState, e: NoteAdded, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    _record(incident, e, e.type, e.text)
+    changes.incidents.add(e.reference)
+
+
+def _unit_assigned(state: DispatchState, e: UnitAssigned, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    unit = _unit(state, e.callsign)
+    if e.diverted_from and e.diverted_from != e.reference:
+        previous = _incident(state, e.diverted_from)
+        _release(state, previous, e.callsign, changes)
+        _record(previous, e, e.type, f"{e.callsign} diverted to {e.reference}")
+        _refresh_status(state, previous)
+        changes.incidents.add(previous.reference)
+    if e.callsign not in incident.assigned:
+        incident.assigned.append(e.callsign)
+    unit.incident = e.reference
+    _set_state(unit, UnitState.EN_ROUTE, e)
+    _touch_unit(unit, e)
+    _record(incident, e, e.type, f"{e.callsign} assigned, en route")
+    _refresh_status(state, incident)
+    changes.incidents.add(e.reference)
+    changes.units.add(e.callsign)
+
+
+def _unit_unassigned(state: DispatchState, e: UnitUnassigned, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    unit = _release(state, incident, e.callsign, changes)
+    if unit.state not in AVAILABLE_STATES and unit.state != UnitState.EMERGENCY:
+        _set_state(unit, UnitState.AVAILABLE_ON_PATROL, e)
+    _touch_unit(unit, e)
+    why = f": {e.reason}" if e.reason else ""
+    _record(incident, e, e.type, f"{e.callsign} stood down{why}")
+    _refresh_status(state, incident)
+    changes.incidents.add(e.reference)
+
+
+def _unit_state_changed(state: DispatchState, e: UnitStateChanged, changes: Changes) -> None:
+    unit = _unit(state, e.callsign)
+    cleared = _incident(state, e.cleared_from) if e.cleared_from else None
+    old = unit.state
+    _set_state(unit, e.state, e)
+    unit.on_duty = e.state != UnitState.OFF_DUTY
+    _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+    if cleared is not None:
+        incident = cleared
+        _release(state, incident, e.callsign, changes)
+        _record(incident, e, e.type, f"{e.callsign} cleared ({e.state.label})")
+        _refresh_status(state, incident)
+        changes.incidents.add(incident.reference)
+    elif unit.incident is not None and old != e.state:
+        incident = _incident(state, unit.incident)
+        _record(incident, e, e.type, f"{e.callsign} {e.state.label.lower()}")
+        _refresh_status(state, incident)
+        changes.incidents.add(incident.reference)
+
+
+def _unit_located(state: DispatchState, e: UnitLocated, changes: Changes) -> None:
+    unit = _unit(state, e.callsign)
+    unit.position = e.position
+    unit.position_at = e.fixed_at
+    _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+
+
+def _emergency_acknowledged(
+    state: DispatchState, e: EmergencyAcknowledged, changes: Changes
+) -> None:
+    unit = _unit(state, e.callsign)
+    unit.emergency_acknowledged_by = e.operator
+    _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+    if unit.incident is not None:
+        incident = _incident(state, unit.incident)
+        _record(incident, e, e.type, f"{e.callsign} emergency acknowledged by {e.operator}")
+        changes.incidents.add(incident.reference)
+
+
+def _incident_closed(state: DispatchState, e: IncidentClosed, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    for callsign in list(incident.assigned):
+        unit = _release(state, incident, callsign, changes)
+        if unit.state != UnitState.EMERGENCY:
+            _set_state(unit, UnitState.AVAILABLE_ON_PATROL, e)
+        _touch_unit(unit, e)
+    incident.status = IncidentStatus.CLOSED
+    incident.closing_code = e.closing_code
+    incident.closed_at = e.at
+    summary = f": {e.summary}" if e.summary else ""
+    _record(incident, e, e.type, f"Closed {e.closing_code}{summary}")
+    changes.incidents.add(e.reference)
+
+
+def _incident_reopened(state: DispatchState, e: IncidentReopened, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    incident.status = IncidentStatus.OPEN
+    incident.closing_code = None
+    incident.closed_at = None
+    _record(incident, e, e.type, f"Reopened: {e.reason}")
+    _refresh_status(state, incident)
+    changes.incidents.add(e.reference)
+
+
+def _incident_linked(state: DispatchState, e: IncidentLinked, changes: Changes) -> None:
+    incident = _incident(state, e.reference)
+    other = _incident(state, e.other)
+    back = (
+        LinkRelation.DUPLICATED_BY
+        if e.relation == LinkRelation.DUPLICATE_OF
+        else LinkRelation.DUPLICATE_OF
+        if e.relation == LinkRelation.DUPLICATED_BY
+        else LinkRelation.RELATED
+    )
+    incident.links.append(IncidentLink(reference=e.other, relation=e.relation))
+    other.links.append(IncidentLink(reference=e.reference, relation=back))
+    words = e.relation.value.replace("_", " ")
+    _record(incident, e, e.type, f"Linked: {words} {e.other}")
+    _record(other, e, e.type, f"Linked: {back.value.replace('_', ' ')} {e.reference}")
+    changes.incidents.update({e.reference, e.other})
+
+
+def _unit_booked_on(state: DispatchState, e: UnitBookedOn, changes: Changes) -> None:
+    unit = state.units.get(e.callsign)
+    if unit is None:
+        state.units[e.callsign] = Unit(
+            callsign=e.callsign,
+            unit_type=e.unit_type,
+            capabilities=list(e.capabilities),
+            state=e.state,
+            state_since=e.at,
+            position=e.position,
+            position_at=e.at if e.position else None,
+            home_sector=e.home_sector,
+        )
+    else:
+        unit.unit_type = e.unit_type
+        unit.capabilities = list(e.capabilities)
+        unit.home_sector = e.home_sector
+        unit.on_duty = True
+        _set_state(unit, e.state, e)
+        if e.position is not None:
+            unit.position, unit.position_at = e.position, e.at
+        _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+
+
+def _unit_booked_off(state: DispatchState, e: UnitBookedOff, changes: Changes) -> None:
+    unit = _unit(state, e.callsign)
+    if unit.incident is not None:
+        incident = _incident(state, unit.incident)
+        _release(state, incident, e.callsign, changes)
+        _record(incident, e, e.type, f"{e.callsign} booked off duty")
+        _refresh_status(state, incident)
+        changes.incidents.add(incident.reference)
+    unit.on_duty = False
+    _set_state(unit, UnitState.OFF_DUTY, e)
+    _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+
+
+_HANDLERS = {
+    IncidentCreated: _incident_created,
+    IncidentGraded: _incident_graded,
+    IncidentRetyped: _incident_retyped,
+    IncidentRelocated: _incident_relocated,
+    RiskAssessed: _risk_assessed,
+    NoteAdded: _note_added,
+    UnitAssigned: _unit_assigned,
+    UnitUnassigned: _unit_unassigned,
+    UnitStateChanged: _unit_state_changed,
+    UnitLocated: _unit_located,
+    EmergencyAcknowledged: _emergency_acknowledged,
+    IncidentClosed: _incident_closed,
+    IncidentReopened: _incident_reopened,
+    IncidentLinked: _incident_linked,
+    UnitBookedOn: _unit_booked_on,
+    UnitBookedOff: _unit_booked_off,
+}

@@ -1,0 +1,113 @@
+"""Problem documents: how the server says what was wrong.
+
+Every refusal over HTTP is an RFC 9457 problem document (``application/problem+json``)
+with a stable machine `code`, a human `detail` saying what was wrong, and where it helps
+the `field` at fault. A conflict also carries the `current` version and the `changes`
+made since the version the operator expected, so the console can show what moved.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["PROBLEM_STATUS", "Problem", "ProblemCode"]
+
+
+class ProblemCode(StrEnum):
+    """Every kind of refusal, each with one HTTP status (see `PROBLEM_STATUS`)."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_COMMAND = "invalid_command"
+    UNKNOWN_INCIDENT = "unknown_incident"
+    UNKNOWN_CALLSIGN = "unknown_callsign"
+    UNKNOWN_INCIDENT_TYPE = "unknown_incident_type"
+    UNKNOWN_CLOSING_CODE = "unknown_closing_code"
+    INCIDENT_CLOSED = "incident_closed"
+    INCIDENT_NOT_CLOSED = "incident_not_closed"
+    UNIT_OFF_DUTY = "unit_off_duty"
+    UNIT_ON_DUTY = "unit_on_duty"
+    UNIT_NOT_DEPLOYABLE = "unit_not_deployable"
+    UNIT_COMMITTED = "unit_committed"
+    UNIT_ALREADY_ASSIGNED = "unit_already_assigned"
+    UNIT_NOT_ASSIGNED = "unit_not_assigned"
+    NO_EMERGENCY = "no_emergency"
+    ALREADY_LINKED = "already_linked"
+    SELF_LINK = "self_link"
+    NO_CHANGE = "no_change"
+    VERSION_CONFLICT = "version_conflict"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    RATE_LIMITED = "rate_limited"
+    NOT_FOUND = "not_found"
+    INTERNAL = "internal"
+
+
+PROBLEM_STATUS: dict[ProblemCode, int] = {
+    ProblemCode.MALFORMED_JSON: 400,
+    ProblemCode.INVALID_COMMAND: 422,
+    ProblemCode.UNKNOWN_INCIDENT: 404,
+    ProblemCode.UNKNOWN_CALLSIGN: 404,
+    ProblemCode.UNKNOWN_INCIDENT_TYPE: 422,
+    ProblemCode.UNKNOWN_CLOSING_CODE: 422,
+    ProblemCode.INCIDENT_CLOSED: 409,
+    ProblemCode.INCIDENT_NOT_CLOSED: 409,
+    ProblemCode.UNIT_OFF_DUTY: 409,
+    ProblemCode.UNIT_ON_DUTY: 409,
+    ProblemCode.UNIT_NOT_DEPLOYABLE: 409,
+    ProblemCode.UNIT_COMMITTED: 409,
+    ProblemCode.UNIT_ALREADY_ASSIGNED: 409,
+    ProblemCode.UNIT_NOT_ASSIGNED: 409,
+    ProblemCode.NO_EMERGENCY: 409,
+    ProblemCode.ALREADY_LINKED: 409,
+    ProblemCode.SELF_LINK: 422,
+    ProblemCode.NO_CHANGE: 409,
+    ProblemCode.VERSION_CONFLICT: 409,
+    ProblemCode.IDEMPOTENCY_KEY_REUSED: 422,
+    ProblemCode.UNAUTHENTICATED: 401,
+    ProblemCode.FORBIDDEN: 403,
+    ProblemCode.ORIGIN_NOT_ALLOWED: 403,
+    ProblemCode.BODY_TOO_LARGE: 413,
+    ProblemCode.RATE_LIMITED: 429,
+    ProblemCode.NOT_FOUND: 404,
+    ProblemCode.INTERNAL: 500,
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document with cadterm's extension members."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="URI reference naming the problem kind: /problems/<code>.")
+    title: str
+    status: int
+    code: ProblemCode
+    detail: str = Field(description="What was wrong, in words an operator can act on.")
+    field: str | None = Field(default=None, description="Dotted path of the field at fault.")
+    current: dict[str, Any] | None = Field(
+        default=None, description="On a conflict: the target as it is now."
+    )
+    changes: list[str] | None = Field(
+        default=None, description="On a version conflict: what changed since that version."
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="On invalid input: every field error found."
+    )
+
+    @classmethod
+    def of(cls, code: ProblemCode, detail: str, **extra: Any) -> Problem:
+        """Build the problem document for `code`."""
+        return cls(
+            type=f"/problems/{code.value.replace('_', '-')}",
+            title=code.value.replace("_", " ").capitalize(),
+            status=PROBLEM_STATUS[code],
+            code=code,
+            detail=detail,
+            **extra,
+        )

@@ -1,0 +1,86 @@
+"""The event store interface: an append-only log with gap-free `seq`.
+
+The server keeps the dispatch picture in memory and the store keeps the truth on disk:
+every accepted command appends exactly one event, together with the command's stored
+result under its idempotency key, in one durable transaction. At start the server loads
+the newest snapshot and folds the events after it.
+
+Errors::
+
+    StoreError           the store cannot do what was asked
+    └── SequenceConflict an append's seq is not exactly head + 1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cadterm.protocol.events import Event
+from cadterm.protocol.fold import DispatchState
+
+__all__ = ["EventStore", "SequenceConflict", "StoreError", "StoredCommand"]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked."""
+
+
+class SequenceConflict(StoreError):
+    """An append's seq is not exactly one past the head: the log stays gap-free."""
+
+
+@dataclass(frozen=True)
+class StoredCommand:
+    """The remembered outcome of a command, found again by its idempotency key."""
+
+    idempotency_key: str
+    operator: str
+    fingerprint: str  # hash of the command body, to spot a key reused for another command
+    status: int  # HTTP status of the first answer
+    body: str  # JSON text of the first answer (a CommandResult or a Problem)
+    seq: int | None  # seq of the event it caused, if it was accepted
+
+
+class EventStore(Protocol):
+    """What the server needs from a store. Calls may block: run them off the event loop."""
+
+    def head(self) -> int:
+        """Seq of the newest event, 0 when the log is empty."""
+        ...
+
+    def first_retained(self) -> int:
+        """Seq of the oldest event still kept (head + 1 when none are kept)."""
+        ...
+
+    def append(self, event: Event, command: StoredCommand) -> None:
+        """Durably append `event` (seq must be head + 1) with its command's result.
+
+        Returns only once both are on disk. Raises `SequenceConflict` on a bad seq and
+        `StoreError` if the idempotency key is already stored.
+        """
+        ...
+
+    def remember_refusal(self, command: StoredCommand) -> None:
+        """Durably store the outcome of a refused command so a retry gets the same answer."""
+        ...
+
+    def find_command(self, idempotency_key: str) -> StoredCommand | None:
+        """The stored outcome of the command with this key, if any."""
+        ...
+
+    def read(self, after: int, limit: int) -> list[Event]:
+        """Up to `limit` events with seq > `after`, in order."""
+        ...
+
+    def save_snapshot(self, state: DispatchState) -> None:
+        """Durably store the picture at `state.seq` and prune events past retention."""
+        ...
+
+    def load_snapshot(self) -> DispatchState | None:
+        """The newest stored snapshot, if any."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's files."""
+        ...
