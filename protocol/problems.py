@@ -20,6 +20,7 @@ class ProblemCode(StrEnum):
     """Every kind of refusal, each with one HTTP status (see `PROBLEM_STATUS`)."""
 
     MALFORMED_JSON = "malformed_json"
+    BAD_HANDSHAKE = "bad_handshake"
     INVALID_COMMAND = "invalid_command"
     UNKNOWN_INCIDENT = "unknown_incident"
     UNKNOWN_CALLSIGN = "unknown_callsign"
@@ -50,6 +51,7 @@ class ProblemCode(StrEnum):
 
 PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.MALFORMED_JSON: 400,
+    ProblemCode.BAD_HANDSHAKE: 400,
     ProblemCode.INVALID_COMMAND: 422,
     ProblemCode.UNKNOWN_INCIDENT: 404,
     ProblemCode.UNKNOWN_CALLSIGN: 404,

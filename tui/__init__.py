@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The Textual console for dispatchers, and the `cadterm` command line."""

@@ -1,0 +1,437 @@
+"""Dispatch rules: whether a command may happen, and the event it produces.
+
+`decide` is pure: given the picture, a command, who issued it and the time, it returns
+the one event to record or raises `Refused` with a problem document saying what was
+wrong. It never changes the picture; the fold does that once the event is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from cadterm.protocol.commands import (
+    AcknowledgeEmergency,
+    AddNote,
+    AssessRisk,
+    AssignUnit,
+    BookOff,
+    BookOn,
+    CloseIncident,
+    Command,
+    CreateIncident,
+    GradeIncident,
+    LinkIncidents,
+    LocateUnit,
+    RelocateIncident,
+    ReopenIncident,
+    RetypeIncident,
+    SetUnitState,
+    UnassignUnit,
+)
+from cadterm.protocol.domain import (
+    AVAILABLE_STATES,
+    DEPLOYABLE_STATES,
+    Incident,
+    IncidentStatus,
+    Operator,
+    Unit,
+    UnitState,
+)
+from cadterm.protocol.events import (
+    EmergencyAcknowledged,
+    Event,
+    IncidentClosed,
+    IncidentCreated,
+    IncidentGraded,
+    IncidentLinked,
+    IncidentRelocated,
+    IncidentReopened,
+    IncidentRetyped,
+    NoteAdded,
+    RiskAssessed,
+    UnitAssigned,
+    UnitBookedOff,
+    UnitBookedOn,
+    UnitLocated,
+    UnitStateChanged,
+    UnitUnassigned,
+)
+from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.problems import Problem, ProblemCode
+
+__all__ = ["Codes", "Refused", "decide", "next_reference"]
+
+
+class Refused(Exception):
+    """The command breaks a rule; `problem` says which and why."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+class Codes:
+    """The opening and closing codes this server accepts."""
+
+    def __init__(self, incident_types: Mapping[str, str], closing_codes: Mapping[str, str]):
+        self.incident_types = {code.upper(): text for code, text in incident_types.items()}
+        self.closing_codes = {code.upper(): text for code, text in closing_codes.items()}
+
+
+def _refuse(code: ProblemCode, detail: str, **extra: Any) -> Refused:
+    return Refused(Problem.of(code, detail, **extra))
+
+
+def next_reference(state: DispatchState, at: datetime) -> str:
+    """The next daily log reference, e.g. ``0042-27NOV26``: number first, as it is said."""
+    day = at.date()
+    number = state.log_number + 1 if state.log_day == day else 1
+    return f"{number:04d}-{day.strftime('%d%b%y').upper()}"
+
+
+def _incident(state: DispatchState, reference: str) -> Incident:
+    incident = state.incidents.get(reference)
+    if incident is None:
+        incident = state.incidents.get(reference.upper())
+    if incident is None:
+        raise _refuse(ProblemCode.UNKNOWN_INCIDENT, f"no incident {reference!r}", field="reference")
+    return incident
+
+
+def _unit(state: DispatchState, callsign: str, field: str = "callsign") -> Unit:
+    unit = state.units.get(callsign)
+    if unit is None:
+        unit = state.units.get(callsign.upper())
+    if unit is None:
+        raise _refuse(
+            ProblemCode.UNKNOWN_CALLSIGN, f"no unit with callsign {callsign!r}", field=field
+        )
+    return unit
+
+
+def _open(incident: Incident) -> None:
+    if incident.status == IncidentStatus.CLOSED:
+        raise _refuse(
+            ProblemCode.INCIDENT_CLOSED,
+            f"incident {incident.reference} is closed ({incident.closing_code}); reopen it first",
+            field="reference",
+        )
+
+
+def _on_duty(unit: Unit) -> None:
+    if not unit.on_duty:
+        raise _refuse(
+            ProblemCode.UNIT_OFF_DUTY, f"{unit.callsign} is booked off duty", field="callsign"
+        )
+
+
+def _check_incident_version(incident: Incident, expected: int | None) -> None:
+    if expected is None or expected == incident.version:
+        return
+    changes = [
+        f"v{entry.version} {entry.at:%H:%M:%S} {entry.operator}: {entry.text}"
+        for entry in incident.chronology
+        if entry.version > expected
+    ]
+    raise _refuse(
+        ProblemCode.VERSION_CONFLICT,
+        f"incident {incident.reference} is at version {incident.version}, "
+        f"you expected {expected}"
+        + (f"; since then: {changes[-1]}" if len(changes) == 1 else f"; {len(changes)} changes"),
+        field="expected_version",
+        current=incident.model_dump(mode="json", exclude={"chronology"}),
+        changes=changes,
+    )
+
+
+def _check_unit_version(unit: Unit, expected: int | None) -> None:
+    if expected is None or expected == unit.version:
+        return
+    raise _refuse(
+        ProblemCode.VERSION_CONFLICT,
+        f"{unit.callsign} is at version {unit.version}, you expected {expected}; "
+        f"it is now {unit.state.label.lower()}" + (f" on {unit.incident}" if unit.incident else ""),
+        field="expected_version",
+        current=unit.model_dump(mode="json"),
+        changes=[],
+    )
+
+
+def _targeted(state: DispatchState, command: Command) -> tuple[Incident | None, Unit | None]:
+    """Look up what the command names, checking the version it expected."""
+    reference = getattr(command, "reference", None)
+    callsign = getattr(command, "callsign", None)
+    incident = _incident(state, reference) if reference is not None else None
+    unit = _unit(state, callsign) if callsign is not None and command.type != "book_on" else None
+    if incident is not None:
+        _check_incident_version(incident, command.expected_version)
+    elif unit is not None:
+        _check_unit_version(unit, command.expected_version)
+    return incident, unit
+
+
+def decide(
+    state: DispatchState, command: Command, operator: Operator, now: datetime, codes: Codes
+) -> Event:
+    """Check `command` against the rules and return the event it produces.
+
+    Raises `Refused` with a problem document when a rule forbids it. Role checks happen
+    before this (see `cadterm.protocol.commands.may_issue`).
+    """
+    incident, unit = _targeted(state, command)
+    base = {
+        "seq": state.seq + 1,
+        "at": now,
+        "operator": operator.id,
+        "workstation": command.workstation,
+    }
+    if incident is not None:
+        base["reference"] = incident.reference
+    if unit is not None:
+        base["callsign"] = unit.callsign
+    return _DECIDERS[type(command)](state, command, incident, unit, base, codes)
+
+
+# --- one decider per command -------------------------------------------------------------
+
+_Decider = Callable[..., Event]
+
+
+def _incident_type(codes: Codes, value: str) -> str:
+    code = value.strip().upper()
+    if code not in codes.incident_types:
+        known = ", ".join(sorted(codes.incident_types))
+        raise _refuse(
+            ProblemCode.UNKNOWN_INCIDENT_TYPE,
+            f"unknown incident type {value!r}; known types: {known}",
+            field="incident_type",
+        )
+    return code
+
+
+def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> Event:
+    return IncidentCreated(
+        **base,
+        reference=next_reference(state, base["at"]),
+        grade=c.grade,
+        incident_type=_incident_type(codes, c.incident_type),
+        description=c.description,
+        location=c.location,
+        caller=c.caller,
+        source=c.source,
+        risk=c.risk,
+    )
+
+
+def _grade_incident(state, c: GradeIncident, incident: Incident, unit, base, codes) -> Event:
+    _open(incident)
+    if c.grade == incident.grade:
+        raise _refuse(
+            ProblemCode.NO_CHANGE,
+            f"{incident.reference} is already grade {int(c.grade)}",
+            field="grade",
+        )
+    return IncidentGraded(**base, grade=c.grade, reason=c.reason)
+
+
+def _retype_incident(state, c: RetypeIncident, incident: Incident, unit, base, codes) -> Event:
+    _open(incident)
+    code = _incident_type(codes, c.incident_type)
+    if code == incident.incident_type:
+        raise _refuse(
+            ProblemCode.NO_CHANGE, f"{incident.reference} is already {code}", field="incident_type"
+        )
+    return IncidentRetyped(**base, incident_type=code)
+
+
+def _relocate_incident(state, c: RelocateIncident, incident: Incident, unit, base, codes) -> Event:
+    _open(incident)
+    return IncidentRelocated(**base, location=c.location)
+
+
+def _assess_risk(state, c: AssessRisk, incident: Incident, unit, base, codes) -> Event:
+    return RiskAssessed(**base, risk=c.risk)
+
+
+def _add_note(state, c: AddNote, incident: Incident, unit, base, codes) -> Event:
+    # Notes may be added to closed incidents: late information must still be recorded.
+    return NoteAdded(**base, text=c.text)
+
+
+def _assign_unit(state, c: AssignUnit, incident: Incident, unit: Unit, base, codes) -> Event:
+    _open(incident)
+    _on_duty(unit)
+    if unit.incident == incident.reference:
+        raise _refuse(
+            ProblemCode.UNIT_ALREADY_ASSIGNED,
+            f"{unit.callsign} is already assigned to {incident.reference}",
+            field="callsign",
+        )
+    diverted_from = None
+    if unit.incident is not None:
+        if not c.divert:
+            raise _refuse(
+                ProblemCode.UNIT_COMMITTED,
+                f"{unit.callsign} is committed to {unit.incident} "
+                f"({unit.state.label.lower()}); divert it to take it off that incident",
+                field="callsign",
+                current=unit.model_dump(mode="json"),
+            )
+        diverted_from = unit.incident
+    elif unit.state not in DEPLOYABLE_STATES:
+        raise _refuse(
+            ProblemCode.UNIT_NOT_DEPLOYABLE,
+            f"{unit.callsign} is not deployable: state {int(unit.state)} {unit.state.label}",
+            field="callsign",
+            current=unit.model_dump(mode="json"),
+        )
+    if unit.state == UnitState.EMERGENCY:
+        raise _refuse(
+            ProblemCode.UNIT_NOT_DEPLOYABLE,
+            f"{unit.callsign} has an emergency (state 0) and cannot be deployed",
+            field="callsign",
+        )
+    return UnitAssigned(**base, diverted_from=diverted_from)
+
+
+def _unassign_unit(state, c: UnassignUnit, incident: Incident, unit: Unit, base, codes) -> Event:
+    if unit.callsign not in incident.assigned:
+        raise _refuse(
+            ProblemCode.UNIT_NOT_ASSIGNED,
+            f"{unit.callsign} is not assigned to {incident.reference}",
+            field="callsign",
+        )
+    return UnitUnassigned(**base, reason=c.reason)
+
+
+def _set_unit_state(state, c: SetUnitState, incident, unit: Unit, base, codes) -> Event:
+    if c.state == UnitState.OFF_DUTY:
+        raise _refuse(
+            ProblemCode.INVALID_COMMAND,
+            f"book {unit.callsign} off duty with book_off, not a state change",
+            field="state",
+        )
+    _on_duty(unit)
+    if c.state == unit.state:
+        raise _refuse(
+            ProblemCode.NO_CHANGE,
+            f"{unit.callsign} is already {int(c.state)} {c.state.label}",
+            field="state",
+        )
+    cleared_from = unit.incident if c.state in AVAILABLE_STATES else None
+    return UnitStateChanged(**base, state=c.state, cleared_from=cleared_from)
+
+
+def _locate_unit(state, c: LocateUnit, incident, unit: Unit, base, codes) -> Event:
+    return UnitLocated(**base, position=c.position, fixed_at=c.fixed_at or base["at"])
+
+
+def _acknowledge_emergency(state, c: AcknowledgeEmergency, incident, unit: Unit, base, codes):
+    if unit.state != UnitState.EMERGENCY:
+        raise _refuse(
+            ProblemCode.NO_EMERGENCY,
+            f"{unit.callsign} is not in state 0 (it is {unit.state.label.lower()})",
+            field="callsign",
+        )
+    if unit.emergency_acknowledged_by is not None:
+        raise _refuse(
+            ProblemCode.NO_CHANGE,
+            f"{unit.callsign}'s emergency was already acknowledged by "
+            f"{unit.emergency_acknowledged_by}",
+            field="callsign",
+        )
+    return EmergencyAcknowledged(**base)
+
+
+def _close_incident(state, c: CloseIncident, incident: Incident, unit, base, codes) -> Event:
+    _open(incident)
+    code = c.closing_code.strip().upper()
+    if code not in codes.closing_codes:
+        known = ", ".join(sorted(codes.closing_codes))
+        raise _refuse(
+            ProblemCode.UNKNOWN_CLOSING_CODE,
+            f"unknown closing code {c.closing_code!r}; known codes: {known}",
+            field="closing_code",
+        )
+    return IncidentClosed(**base, closing_code=code, summary=c.summary)
+
+
+def _reopen_incident(state, c: ReopenIncident, incident: Incident, unit, base, codes) -> Event:
+    if incident.status != IncidentStatus.CLOSED:
+        raise _refuse(
+            ProblemCode.INCIDENT_NOT_CLOSED,
+            f"incident {incident.reference} is not closed",
+            field="reference",
+        )
+    return IncidentReopened(**base, reason=c.reason)
+
+
+def _link_incidents(state, c: LinkIncidents, incident: Incident, unit, base, codes) -> Event:
+    other = state.incidents.get(c.other) or state.incidents.get(c.other.upper())
+    if other is None:
+        raise _refuse(ProblemCode.UNKNOWN_INCIDENT, f"no incident {c.other!r}", field="other")
+    if other.reference == incident.reference:
+        raise _refuse(
+            ProblemCode.SELF_LINK, "an incident cannot be linked to itself", field="other"
+        )
+    if any(link.reference == other.reference for link in incident.links):
+        raise _refuse(
+            ProblemCode.ALREADY_LINKED,
+            f"{incident.reference} is already linked to {other.reference}",
+            field="other",
+        )
+    return IncidentLinked(**base, other=other.reference, relation=c.relation)
+
+
+def _book_on(state, c: BookOn, incident, unit, base, codes) -> Event:
+    existing = state.units.get(c.callsign)
+    if existing is not None:
+        if existing.on_duty:
+            raise _refuse(
+                ProblemCode.UNIT_ON_DUTY,
+                f"{existing.callsign} is already on duty",
+                field="callsign",
+            )
+        _check_unit_version(existing, c.expected_version)
+    if c.state not in AVAILABLE_STATES | {UnitState.REFRESHMENTS}:
+        raise _refuse(
+            ProblemCode.INVALID_COMMAND,
+            f"a unit books on as on duty or available, not {int(c.state)} {c.state.label}",
+            field="state",
+        )
+    return UnitBookedOn(
+        **base,
+        callsign=c.callsign,
+        unit_type=c.unit_type,
+        capabilities=list(dict.fromkeys(c.capabilities)),
+        home_sector=c.home_sector,
+        state=c.state,
+        position=c.position,
+    )
+
+
+def _book_off(state, c: BookOff, incident, unit: Unit, base, codes) -> Event:
+    _on_duty(unit)
+    return UnitBookedOff(**base)
+
+
+_DECIDERS: dict[type, _Decider] = {
+    CreateIncident: _create_incident,
+    GradeIncident: _grade_incident,
+    RetypeIncident: _retype_incident,
+    RelocateIncident: _relocate_incident,
+    AssessRisk: _assess_risk,
+    AddNote: _add_note,
+    AssignUnit: _assign_unit,
+    UnassignUnit: _unassign_unit,
+    SetUnitState: _set_unit_state,
+    LocateUnit: _locate_unit,
+    AcknowledgeEmergency: _acknowledge_emergency,
+    CloseIncident: _close_incident,
+    ReopenIncident: _reopen_incident,
+    LinkIncidents: _link_incidents,
+    BookOn: _book_on,
+    BookOff: _book_off,
+}

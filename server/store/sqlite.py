@@ -1,0 +1,406 @@
+"""The event store on SQLite: one file, written through a write-ahead log.
+
+Layout (schema version 1)::
+
+    events(seq, type, at, body)          one row per event, body = the event's JSON
+    commands(idempotency_key, operator,  the first answer to every command, accepted
+             fingerprint, status, body,  (seq set) or refused (seq NULL)
+             seq)
+    snapshots(seq, body)                 the newest two pictures, body = DispatchState JSON
+
+`PRAGMA user_version` holds the schema version. Opening a file migrates it forward to
+`SCHEMA_VERSION`; a file written by a newer cadterm is refused rather than guessed at.
+
+Every write is one ``BEGIN IMMEDIATE ... COMMIT`` transaction with ``synchronous=FULL``
+in WAL mode, so the commit has been fsynced to the log when a method returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from pydantic import ValidationError
+
+from cadterm.protocol.events import EVENT_ADAPTER, Event
+from cadterm.protocol.fold import DispatchState
+
+from .base import SequenceConflict, StoredCommand, StoreError
+
+__all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
+
+# Each entry takes the schema from version n - 1 to n. Add a new entry (never edit an old
+# one) to change the schema; files opened later are migrated forward in order.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE events (
+            seq  INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            at   TEXT NOT NULL,
+            body TEXT NOT NULL
+        )
+        """,
+        # No foreign key from commands.seq to events: events are pruned, and a command's
+        # stored answer must outlive the event it caused so a late retry still matches.
+        """
+        CREATE TABLE commands (
+            idempotency_key TEXT PRIMARY KEY,
+            operator        TEXT NOT NULL,
+            fingerprint     TEXT NOT NULL,
+            status          INTEGER NOT NULL,
+            body            TEXT NOT NULL,
+            seq             INTEGER
+        )
+        """,
+        """
+        CREATE TABLE snapshots (
+            seq  INTEGER PRIMARY KEY,
+            body TEXT NOT NULL
+        )
+        """,
+    ),
+}
+
+#: The schema version this code writes. Files with a higher `user_version` are refused.
+SCHEMA_VERSION = max(_MIGRATIONS)
+
+#: How many snapshots are kept: the newest, and one to fall back on.
+_SNAPSHOTS_KEPT = 2
+
+
+class SQLiteEventStore:
+    """An `EventStore` in one SQLite file.
+
+    Safe to call from several threads: one connection is shared behind a lock, so calls
+    run one at a time. A read waits for an append's fsync, which is short next to the
+    work the server does around it, and one connection means one cached `head` that can
+    never disagree with what is on disk.
+
+    Also a context manager that closes the store on exit.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, retain_events: int = 100_000) -> None:
+        """Open the store at `path`, creating the file and its folders if needed.
+
+        `retain_events` is how many events at or before a snapshot `save_snapshot` keeps;
+        every event after the snapshot is always kept. Raises `StoreError` if the file is
+        not a cadterm store, was written by a newer schema, or cannot use WAL.
+        """
+        if retain_events < 0:
+            raise ValueError("retain_events must be zero or more")
+        self.path = Path(path)
+        self.retain_events = retain_events
+        # Re-entrant so append can hold it across its transaction and the head update.
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: the module must not open transactions behind our back;
+            # every write says BEGIN IMMEDIATE itself. check_same_thread=False: the lock
+            # below, not the thread that opened it, guards the connection.
+            conn = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+        try:
+            self._head = self._open(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    # --- opening -----------------------------------------------------------------------
+
+    def _open(self, conn: sqlite3.Connection) -> int:
+        """Check the version, set the pragmas, migrate, and return the head."""
+        try:
+            # Read the version before changing anything: a newer file must be left as is.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not an SQLite event store: {exc}") from exc
+        self._refuse_newer(version)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"event store {self.path} cannot use write-ahead logging "
+                    f"(journal mode {mode!r}); it needs a file on a local disk"
+                )
+            # FULL in WAL mode fsyncs the log on every commit: an append that returned
+            # survives a crash or power cut, not only the server process dying.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate(conn)
+            row = conn.execute(
+                "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM events"
+                " UNION ALL SELECT MAX(seq) FROM snapshots)"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+        # Pruning may have removed every event up to the newest snapshot; the snapshot
+        # still proves those seqs were used, so the head counts it.
+        return row[0] or 0
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"event store {self.path} has schema version {version}, but this cadterm "
+                f"only understands up to version {SCHEMA_VERSION}: upgrade cadterm to "
+                "open it"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema up to `SCHEMA_VERSION`, one version per transaction."""
+        while conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Read again under the write lock: another process may have migrated the
+                # file between our look and now.
+                current = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._refuse_newer(current)
+                if current < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[current + 1]:
+                        conn.execute(statement)
+                    # user_version lives in the file header and is written in this same
+                    # transaction, so a crash leaves the schema and its number in step.
+                    conn.execute(f"PRAGMA user_version = {current + 1:d}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and the open connection; turn SQLite errors into `StoreError`."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"event store {self.path} is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"event store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed (and fsynced) on exit or rolled back on error."""
+        with self._connection() as conn:
+            # IMMEDIATE takes the write lock up front, so checks made inside the
+            # transaction still hold when it commits.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # COMMIT itself may fail (disk full, I/O error); never leave it open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # --- the EventStore protocol -------------------------------------------------------
+
+    def head(self) -> int:
+        """Seq of the newest event, 0 when the log is empty."""
+        return self._head
+
+    def first_retained(self) -> int:
+        """Seq of the oldest event still kept (head + 1 when none are kept)."""
+        with self._connection() as conn:
+            oldest = conn.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+            return oldest if oldest is not None else self._head + 1
+
+    def append(self, event: Event, command: StoredCommand) -> None:
+        """Durably append `event` (seq must be head + 1) with its command's result.
+
+        Both rows are written in one transaction: either both are on disk when this
+        returns or neither is. Raises `SequenceConflict` on a bad seq and `StoreError`
+        if the idempotency key is already stored or `command.seq` names another event
+        (``command.seq`` may be None; the event's seq is stored either way).
+        """
+        if command.seq is not None and command.seq != event.seq:
+            raise StoreError(
+                f"command {command.idempotency_key} claims seq {command.seq} "
+                f"but its event has seq {event.seq}"
+            )
+        body = event.model_dump_json()
+        with self._lock:
+            with self._transaction() as conn:
+                expected = self._head + 1
+                if event.seq != expected:
+                    raise SequenceConflict(f"expected seq {expected}, got {event.seq}")
+                try:
+                    conn.execute(
+                        "INSERT INTO commands"
+                        " (idempotency_key, operator, fingerprint, status, body, seq)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            command.idempotency_key,
+                            command.operator,
+                            command.fingerprint,
+                            command.status,
+                            command.body,
+                            event.seq,
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(
+                        f"idempotency key {command.idempotency_key!r} is already stored"
+                    ) from exc
+                try:
+                    conn.execute(
+                        "INSERT INTO events (seq, type, at, body) VALUES (?, ?, ?, ?)",
+                        (event.seq, event.type, event.at.isoformat(), body),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    # Only another writer on the same file can get here past the head check.
+                    raise SequenceConflict(
+                        f"expected seq {expected}, got {event.seq}: seq already stored"
+                    ) from exc
+            # Advance only once COMMIT returned (a failed commit leaves the head as it
+            # was), still under the lock so no reader sees the row before the head does.
+            self._head = event.seq
+
+    def remember_refusal(self, command: StoredCommand) -> None:
+        """Durably store the outcome of a refused command so a retry gets the same answer.
+
+        The first answer stored under a key wins; later calls with that key do nothing.
+        """
+        if command.seq is not None:
+            raise StoreError(
+                f"refused command {command.idempotency_key} cannot have caused seq {command.seq}"
+            )
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO commands"
+                " (idempotency_key, operator, fingerprint, status, body, seq)"
+                " VALUES (?, ?, ?, ?, ?, NULL)",
+                (
+                    command.idempotency_key,
+                    command.operator,
+                    command.fingerprint,
+                    command.status,
+                    command.body,
+                ),
+            )
+
+    def find_command(self, idempotency_key: str) -> StoredCommand | None:
+        """The stored outcome of the command with this key, if any."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT idempotency_key, operator, fingerprint, status, body, seq"
+                " FROM commands WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredCommand(*row)
+
+    def read(self, after: int, limit: int) -> list[Event]:
+        """Up to `limit` events with seq > `after`, in order."""
+        if limit <= 0:
+            # SQLite reads a negative LIMIT as "no limit"; nobody asking for -1 means that.
+            return []
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [self._decode(seq, body) for seq, body in rows]
+
+    def save_snapshot(self, state: DispatchState) -> None:
+        """Durably store the picture at `state.seq` and prune events past retention.
+
+        Events with seq <= ``state.seq - retain_events`` are deleted, so `retain_events`
+        events up to the snapshot and every event after it stay. Only the newest two
+        snapshots are kept. Raises `StoreError` if `state.seq` is past the head.
+        """
+        body = state.model_dump_json()
+        with self._transaction() as conn:
+            if state.seq > self._head:
+                raise StoreError(
+                    f"snapshot at seq {state.seq} is past the head of the log ({self._head})"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (seq, body) VALUES (?, ?)", (state.seq, body)
+            )
+            conn.execute("DELETE FROM events WHERE seq <= ?", (state.seq - self.retain_events,))
+            conn.execute(
+                "DELETE FROM snapshots WHERE seq NOT IN"
+                " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                (_SNAPSHOTS_KEPT,),
+            )
+
+    def load_snapshot(self) -> DispatchState | None:
+        """The newest stored snapshot, if any."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        seq, body = row
+        try:
+            return DispatchState.model_validate_json(body)
+        except ValidationError as exc:
+            raise StoreError(f"snapshot at seq {seq} in {self.path} is unreadable: {exc}") from exc
+
+    def close(self) -> None:
+        """Release the store's file. Safe to call more than once."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    # --- extras ------------------------------------------------------------------------
+
+    def events_after(self, after: int, batch: int = 5000) -> Iterator[Event]:
+        """Every event with seq > `after`, in order, read `batch` at a time.
+
+        For rebuilding the picture at start: fold these onto the snapshot at `after`.
+        Raises `StoreError` if events just after `after` have been pruned, since folding
+        across that gap could only fail later and less clearly.
+        """
+        if batch <= 0:
+            raise ValueError("batch must be one or more")
+        oldest = self.first_retained()
+        if after + 1 < oldest:
+            raise StoreError(
+                f"events {after + 1}..{oldest - 1} have been pruned from {self.path}; "
+                f"start from a snapshot at seq {oldest - 1} or later"
+            )
+        while True:
+            events = self.read(after, batch)
+            yield from events
+            if len(events) < batch:
+                return
+            after = events[-1].seq
+
+    def __enter__(self) -> SQLiteEventStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else f"head={self._head}"
+        return f"SQLiteEventStore({str(self.path)!r}, {state})"
+
+    def _decode(self, seq: int, body: str) -> Event:
+        try:
+            return EVENT_ADAPTER.validate_json(body)
+        except ValidationError as exc:
+            raise StoreError(f"event {seq} in {self.path} is unreadable: {exc}") from exc

@@ -1,0 +1,278 @@
+"""The ``cadterm`` command line: one console script, one subcommand per job.
+
+    cadterm server      run the embedded dispatch backend
+    cadterm schema      write the protocol's JSON Schemas
+    cadterm operator    add or list the operators who may log in
+    cadterm locate      show where cadterm keeps its files
+
+This module must stay cheap to import: Textual, Rich and the server's web stack are
+imported inside the handler that needs them, never at module level, so ``cadterm
+--version`` and ``cadterm operator list`` start at once over a thin SSH link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8740
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+ROLES = ("dispatcher", "supervisor", "read_only")
+
+
+class CliError(Exception):
+    """A problem to report as one line on stderr, with an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cadterm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {value}")
+    return value
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return args.config
+    from cadterm.server.locations import default_server_config_path
+
+    return default_server_config_path()
+
+
+# --- cadterm server --------------------------------------------------------------------
+
+
+def _cmd_server(args: argparse.Namespace) -> int:
+    import logging
+
+    from cadterm.server.locations import default_db_path
+    from cadterm.server.run import serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    db_path = args.db if args.db is not None else default_db_path()
+    return int(
+        serve(
+            db_path=db_path,
+            host=args.host,
+            port=args.port,
+            config_path=_config_path(args),
+        )
+    )
+
+
+# --- cadterm schema --------------------------------------------------------------------
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from cadterm.protocol.schema import render_schemas
+
+    out: Path = args.out
+    documents = render_schemas()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in sorted(documents.items()):
+            target = out / name
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target}")
+        for stale in sorted(out.glob("*.json")):
+            if stale.name not in documents:
+                stale.unlink()
+                print(f"removed {stale} (no longer part of the protocol)")
+    except OSError as exc:
+        raise CliError(f"cannot write schemas to {out}: {exc}", EXIT_FAILURE) from None
+    return EXIT_OK
+
+
+# --- cadterm operator ------------------------------------------------------------------
+
+
+def _cmd_operator_add(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from cadterm.server.auth import hash_token, new_token
+    from cadterm.server.config import (
+        OperatorEntry,
+        ServerConfig,
+        load_config,
+        write_config,
+    )
+
+    path = _config_path(args)
+    # A missing config starts empty: the operator added here is the first one, and no
+    # default dispatcher is created whose token nobody would ever see.
+    config = load_config(path) if path.exists() else ServerConfig()
+    if any(op.id == args.id for op in config.operators):
+        raise CliError(f"operator {args.id!r} already exists in {path}; choose another id")
+    token = new_token()
+    try:
+        entry = OperatorEntry(
+            id=args.id, name=args.name, role=args.role, token_sha256=hash_token(token)
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise CliError(f"invalid operator: {problems}") from None
+    config = config.model_copy(update={"operators": [*config.operators, entry]})
+    try:
+        write_config(path, config)
+    except OSError as exc:
+        raise CliError(f"cannot write config file {path}: {exc}", EXIT_FAILURE) from None
+    print(f"added operator {entry.id} ({entry.name}, {entry.role.value}) to {path}")
+    print(f"token: {token}")
+    print(
+        "Keep this token now: it is shown once and not stored (the config holds only its hash).",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_operator_list(args: argparse.Namespace) -> int:
+    from cadterm.server.config import load_config
+
+    path = _config_path(args)
+    if not path.exists():
+        raise CliError(
+            f"no server config at {path} yet; `cadterm server` creates it on first start, "
+            "or add an operator with `cadterm operator add`"
+        )
+    config = load_config(path)
+    if not config.operators:
+        print(f"no operators in {path}")
+        return EXIT_OK
+    rows = [("ID", "NAME", "ROLE")] + [(op.id, op.name, op.role.value) for op in config.operators]
+    id_width = max(len(row[0]) for row in rows)
+    name_width = max(len(row[1]) for row in rows)
+    for op_id, name, role in rows:
+        print(f"{op_id:<{id_width}}  {name:<{name_width}}  {role}")
+    return EXIT_OK
+
+
+# --- cadterm locate --------------------------------------------------------------------
+
+
+def _cmd_locate(args: argparse.Namespace) -> int:
+    from cadterm.server import locations
+
+    rows = [
+        ("data dir", locations.data_dir()),
+        ("database", locations.default_db_path()),
+        ("config dir", locations.config_dir()),
+        ("server config", locations.default_server_config_path()),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, path in rows:
+        print(f"{label + ':':<{width + 1}}  {path}")
+    return EXIT_OK
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand (no side effects, nothing imported)."""
+    parser = argparse.ArgumentParser(
+        prog="cadterm",
+        description="Terminal dispatch console for control rooms, with a reference backend.",
+    )
+    parser.add_argument("--version", action="version", version=f"cadterm {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    config_help = "server config file (default: see `cadterm locate`)"
+
+    server = sub.add_parser("server", help="run the embedded dispatch backend")
+    server.add_argument(
+        "--db", type=Path, default=None, help="SQLite database (default: see `cadterm locate`)"
+    )
+    server.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})"
+    )
+    server.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})"
+    )
+    server.add_argument("--config", type=Path, default=None, help=config_help)
+    server.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="logging level (default: info)"
+    )
+    server.set_defaults(handler=_cmd_server)
+
+    schema = sub.add_parser("schema", help="write the protocol's JSON Schemas")
+    schema.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/schema"),
+        help="directory to write into; stale *.json there are removed (default: docs/schema)",
+    )
+    schema.set_defaults(handler=_cmd_schema)
+
+    operator = sub.add_parser("operator", help="manage the operators who may log in")
+    op_sub = operator.add_subparsers(dest="operator_command", metavar="ACTION")
+    op_sub.required = True
+    add = op_sub.add_parser("add", help="add an operator and print their new token once")
+    add.add_argument("id", metavar="ID", help="operator id, e.g. op7")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--role", required=True, choices=ROLES, help="what they may do")
+    add.add_argument("--config", type=Path, default=None, help=config_help)
+    add.set_defaults(handler=_cmd_operator_add)
+    listing = op_sub.add_parser("list", help="list operators (id, name, role)")
+    listing.add_argument("--config", type=Path, default=None, help=config_help)
+    listing.set_defaults(handler=_cmd_operator_list)
+
+    locate = sub.add_parser("locate", help="show where cadterm keeps its files")
+    locate.set_defaults(handler=_cmd_locate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage/config)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        if exc.code is None:
+            return EXIT_OK
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    from cadterm.server.config import ConfigError
+
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"cadterm: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"cadterm: error: {exc}", file=sys.stderr)
+        return exc.status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
