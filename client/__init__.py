@@ -1,1 +1,47 @@
-"""placeholder"""
+"""The cadterm client: a live, self-healing copy of the dispatch picture, and commands.
+
+Works without any UI. `DispatchClient` is the entry point; errors to catch are in
+`cadterm.client.errors`.
+"""
+
+from .client import DispatchClient
+from .commands import CommandSender, new_key
+from .errors import (
+    BackendUnavailable,
+    ClientError,
+    CommandConflict,
+    CommandError,
+    CommandRejected,
+    InvalidCommand,
+    JournalError,
+    NotAuthorised,
+    RateLimited,
+    StreamStopped,
+)
+from .journal import Journal, JournalEntry, JournalStatus
+from .store import LocalStore
+from .stream import Backoff, LinkState, LinkStatus, Subscription
+
+__all__ = [
+    "BackendUnavailable",
+    "Backoff",
+    "ClientError",
+    "CommandConflict",
+    "CommandError",
+    "CommandRejected",
+    "CommandSender",
+    "DispatchClient",
+    "InvalidCommand",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalStatus",
+    "LinkState",
+    "LinkStatus",
+    "LocalStore",
+    "NotAuthorised",
+    "RateLimited",
+    "StreamStopped",
+    "Subscription",
+    "new_key",
+]

@@ -1,0 +1,251 @@
+"""`DispatchClient`: the live picture, commands and the offline journal in one object.
+
+::
+
+    async with DispatchClient(["http://127.0.0.1:8740"], token) as client:
+        await client.wait_live()
+        result = await client.execute(CreateIncident(...))   # waits until applied
+        incident = client.incidents[result.event.reference]
+
+Used by the console and by anyone scripting a dispatch flow; it never imports a UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
+from cadterm.protocol.domain import Incident, Unit
+from cadterm.protocol.fold import Changes, DispatchState
+
+from .commands import CommandSender, new_key
+from .errors import BackendUnavailable, CommandError, StreamStopped
+from .journal import Journal, JournalEntry
+from .store import LocalStore
+from .stream import Backoff, LinkState, LinkStatus, Subscription
+
+__all__ = ["DispatchClient"]
+
+log = logging.getLogger("cadterm.client")
+
+
+class DispatchClient:
+    """A connection to one or more dispatch backends, as a consumer sees it.
+
+    - `state`, `incidents`, `units`: the live picture, folded from the stream;
+    - `status`: the link's state, since when and why (`LinkStatus`);
+    - `take_changes()` / `watch()`: which incidents and units changed since last look;
+    - `execute()`: send a command now and wait until its event is applied locally;
+    - `submit()`: journal a command durably and send it in order when a backend is up.
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        token: str,
+        *,
+        workstation: str = "cadterm",
+        journal_path: str | os.PathLike[str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+        silence_after: float | None = None,
+        command_timeout: float = 5.0,
+        command_attempts: int = 4,
+        on_status: Callable[[LinkStatus], None] | None = None,
+    ) -> None:
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        self.workstation = workstation
+        self.store = LocalStore()
+        self._changed = asyncio.Event()
+        self._on_status = on_status
+        self.subscription = Subscription(
+            urls,
+            token,
+            self.store,
+            on_status=self._status_changed,
+            on_change=self._changed.set,
+            backoff=backoff,
+            silence_after=silence_after,
+        )
+        self.sender = CommandSender(
+            urls,
+            token,
+            transport=transport,
+            timeout=command_timeout,
+            attempts=command_attempts,
+            backoff=backoff,
+        )
+        self.journal = Journal(journal_path) if journal_path is not None else None
+        self._flush_wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._journal_lock = asyncio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DispatchClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Start the live subscription (and the journal's sender) in the background."""
+        self.subscription.start()
+        if self.journal is not None and self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_journal(), name="cadterm-journal")
+
+    async def close(self) -> None:
+        """Stop everything and release the network and the journal file."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.subscription.stop()
+        await self.sender.aclose()
+        if self.journal is not None:
+            self.journal.close()
+
+    async def wait_live(self, timeout: float | None = 10.0) -> None:
+        """Wait until the picture is live. Raises `StreamStopped` if it never can be."""
+        await self.subscription.wait_live(timeout)
+        if self.status.state == LinkState.STOPPED:
+            raise StreamStopped(self.status.reason or "stopped")
+
+    # --- the picture ---------------------------------------------------------------------
+
+    @property
+    def status(self) -> LinkStatus:
+        """The link's state, since when, why, and when the last frame arrived."""
+        return self.subscription.status
+
+    @property
+    def state(self) -> DispatchState:
+        """The whole picture as last seen."""
+        return self.store.state
+
+    @property
+    def seq(self) -> int:
+        """Seq of the last event applied."""
+        return self.store.seq
+
+    @property
+    def incidents(self) -> dict[str, Incident]:
+        """Incidents by reference."""
+        return self.store.incidents
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        """Units by callsign."""
+        return self.store.units
+
+    def take_changes(self) -> Changes:
+        """Incidents and units changed since the last call."""
+        self._changed.clear()
+        return self.store.take_changes()
+
+    async def watch(self) -> AsyncIterator[Changes]:
+        """Yield batches of changes as they happen (a batch may hold many events)."""
+        while True:
+            await self._changed.wait()
+            changes = self.take_changes()
+            if changes:
+                yield changes
+
+    def _status_changed(self, status: LinkStatus) -> None:
+        if status.state == LinkState.LIVE:
+            self.sender.prefer(self.subscription._url_index)
+            self._flush_wakeup.set()
+        if self._on_status is not None:
+            self._on_status(status)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def command(self, type: str, **fields: Any) -> Command:
+        """Build a command of `type` with a fresh idempotency key and this workstation."""
+        cls = COMMAND_TYPES[type]
+        fields.setdefault("idempotency_key", new_key())
+        fields.setdefault("workstation", self.workstation)
+        return cls(**fields)  # type: ignore[return-value]
+
+    async def execute(
+        self, command: Command, *, wait: bool = True, timeout: float = 10.0
+    ) -> CommandResult:
+        """Send `command` now; by default wait until its event is applied locally.
+
+        Raises a `CommandError` subclass if refused and `BackendUnavailable` if no
+        backend answered. Waiting gives read-your-writes: when this returns, `incidents`
+        and `units` already show the command's effect.
+        """
+        result = await self.sender.send(command)
+        if wait:
+            await self.subscription.wait_for_seq(result.seq, timeout)
+        return result
+
+    async def submit(self, command: Command, issued_at: datetime | None = None) -> JournalEntry:
+        """Journal `command` durably, then send it in order as soon as a backend is up.
+
+        Returns the pending entry at once; `journal_entry(key)` later says what became
+        of it. Requires the client to have been given a `journal_path`.
+        """
+        if self.journal is None:
+            raise RuntimeError("this client has no journal: pass journal_path")
+        entry = await asyncio.to_thread(self.journal.add, command, issued_at or datetime.now(UTC))
+        self._flush_wakeup.set()
+        return entry
+
+    def pending(self) -> list[JournalEntry]:
+        """Journalled commands not yet acknowledged, oldest first."""
+        return self.journal.pending() if self.journal is not None else []
+
+    def rejected(self) -> list[JournalEntry]:
+        """Journalled commands the backend refused, waiting for an operator."""
+        return self.journal.rejected() if self.journal is not None else []
+
+    def journal_entry(self, key: str) -> JournalEntry | None:
+        """The journal entry for idempotency key `key`."""
+        if self.journal is None:
+            return None
+        for entry in self.journal.entries():
+            if entry.key == key:
+                return entry
+        return None
+
+    async def _flush_journal(self) -> None:
+        """Send pending journal entries in order whenever the link is live."""
+        assert self.journal is not None
+        while True:
+            await self._flush_wakeup.wait()
+            self._flush_wakeup.clear()
+            if self.status.state != LinkState.LIVE:
+                continue
+            for entry in await asyncio.to_thread(self.journal.pending):
+                try:
+                    result = await self.sender.send(entry.command)
+                except CommandError as refused:
+                    await asyncio.to_thread(self.journal.mark_rejected, entry.key, refused.problem)
+                    self._changed.set()
+                except BackendUnavailable as exc:
+                    # Still pending: keep order by stopping here; the next time the
+                    # link goes live the flush starts again from this entry.
+                    log.info("journal flush paused: %s", exc)
+                    await asyncio.to_thread(self.journal.mark_attempt, entry.key)
+                    break
+                else:
+                    await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq)
+                    self._changed.set()
+            else:
+                continue
+            # Paused by an unreachable backend while the link still looks live: retry
+            # after a short pause rather than waiting for the next status change.
+            await asyncio.sleep(1.0)
+            self._flush_wakeup.set()

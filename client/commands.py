@@ -1,0 +1,124 @@
+"""Sending commands over HTTP: idempotency keys, safe retries, typed refusals.
+
+A command keeps its idempotency key across every retry, so retrying after a timeout
+(when the first try may or may not have landed) can never apply it twice: the server
+answers a repeat with the first result. Transient failures (connection errors,
+timeouts, 5xx, 429) are retried with backoff across every backend URL; refusals are
+raised at once as the typed errors of `cadterm.client.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+
+import httpx
+from pydantic import ValidationError
+
+from cadterm.protocol.commands import Command, CommandResult
+from cadterm.protocol.problems import Problem, ProblemCode
+
+from .errors import BackendUnavailable, RateLimited, error_for_problem
+from .stream import Backoff
+
+__all__ = ["CommandSender", "new_key"]
+
+
+def new_key() -> str:
+    """A fresh idempotency key."""
+    return uuid.uuid4().hex
+
+
+class CommandSender:
+    """Posts commands to the first backend that answers, retrying what is transient."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 5.0,
+        attempts: int = 4,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError("give at least one backend URL")
+        self.urls = [url.rstrip("/") for url in urls]
+        self.attempts = attempts
+        self.backoff = backoff or Backoff(base=0.1, cap=2.0)
+        self._rng = rng or random.Random()
+        self._preferred = 0
+        self._http = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def prefer(self, index: int) -> None:
+        """Try backend number `index` first (the one the live stream is on)."""
+        self._preferred = index % len(self.urls)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def send(self, command: Command) -> CommandResult:
+        """Send `command` until a backend gives a definite answer.
+
+        Returns the server's result (whose `seq` names the event to wait for). Raises a
+        `CommandError` subclass when the server refuses it, and `BackendUnavailable`
+        when no backend gave an answer in `attempts` tries.
+        """
+        body = command.model_dump_json(exclude_none=True)
+        last_failure = "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            url = self.urls[(self._preferred + attempt - 1) % len(self.urls)]
+            try:
+                response = await self._http.post(
+                    f"{url}/v1/commands",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+            except httpx.TransportError as exc:
+                last_failure = f"{url}: {type(exc).__name__}: {exc or 'no detail'}"
+            else:
+                if response.status_code == 200:
+                    return CommandResult.model_validate_json(response.content)
+                problem = _problem(response)
+                if response.status_code >= 500:
+                    last_failure = f"{url}: {response.status_code} {problem.detail}"
+                elif response.status_code == 429:
+                    wait = _retry_after(response)
+                    if attempt == self.attempts:
+                        raise RateLimited(problem, wait)
+                    await asyncio.sleep(wait)
+                    continue
+                else:
+                    raise error_for_problem(problem)
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+        raise BackendUnavailable(f"command {command.type} not delivered: {last_failure}")
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
+
+
+def _problem(response: httpx.Response) -> Problem:
+    """The problem document in a refusal, or one describing a reply that had none."""
+    try:
+        return Problem.model_validate_json(response.content)
+    except ValidationError:
+        code = ProblemCode.INTERNAL if response.status_code >= 500 else ProblemCode.NOT_FOUND
+        problem = Problem.of(
+            code, f"HTTP {response.status_code}: {response.text[:200] or 'no body'}"
+        )
+        problem.status = response.status_code
+        return problem

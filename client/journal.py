@@ -1,0 +1,182 @@
+"""The offline journal: commands written to disk before they are sent.
+
+Every command the console issues through `DispatchClient.submit` is first appended
+here (SQLite, WAL, synchronous=FULL) with the operator's time, then sent in order
+whenever a backend is reachable. An entry ends as `sent` (with the seq of its event),
+or as `rejected` with the server's problem document, where it stays until an operator
+deals with it (`dismiss` keeps it, marked dismissed; a corrected command is a new entry).
+Nothing is ever deleted, so the journal is also the record of what was done while the
+backend was away.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cadterm.protocol.commands import COMMAND_ADAPTER, Command
+from cadterm.protocol.problems import Problem
+
+from .errors import JournalError
+
+__all__ = ["Journal", "JournalEntry", "JournalStatus"]
+
+
+class JournalStatus(StrEnum):
+    """Where a journalled command is."""
+
+    PENDING = "pending"  # not yet acknowledged by a backend
+    SENT = "sent"  # acknowledged; `seq` names its event
+    REJECTED = "rejected"  # refused by the backend; needs an operator
+    DISMISSED = "dismissed"  # a rejected entry an operator has seen and set aside
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One command in the journal."""
+
+    position: int
+    command: Command
+    issued_at: datetime
+    status: JournalStatus
+    problem: Problem | None = None
+    seq: int | None = None
+    attempts: int = 0
+
+    @property
+    def key(self) -> str:
+        """The command's idempotency key."""
+        return self.command.idempotency_key
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    command TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    problem TEXT,
+    seq INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS entries_status ON entries(status, position);
+"""
+
+
+class Journal:
+    """A durable, ordered list of commands and what became of them."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._conn.close()
+
+    def _write(self, sql: str, args: tuple) -> int:
+        try:
+            with self._lock:
+                cursor = self._conn.execute(sql, args)
+                return cursor.lastrowid or cursor.rowcount
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+
+    def add(self, command: Command, issued_at: datetime) -> JournalEntry:
+        """Durably append `command` as pending; returns once it is on disk."""
+        position = self._write(
+            "INSERT INTO entries (idempotency_key, command, issued_at, status) VALUES (?, ?, ?, ?)",
+            (
+                command.idempotency_key,
+                command.model_dump_json(exclude_none=True),
+                issued_at.isoformat(),
+                JournalStatus.PENDING.value,
+            ),
+        )
+        return JournalEntry(position, command, issued_at, JournalStatus.PENDING)
+
+    def mark_sent(self, key: str, seq: int) -> None:
+        """Record that the backend acknowledged the command with event `seq`."""
+        self._write(
+            "UPDATE entries SET status = ?, seq = ?, attempts = attempts + 1"
+            " WHERE idempotency_key = ?",
+            (JournalStatus.SENT.value, seq, key),
+        )
+
+    def mark_rejected(self, key: str, problem: Problem) -> None:
+        """Record the backend's refusal; the entry waits for an operator."""
+        self._write(
+            "UPDATE entries SET status = ?, problem = ?, attempts = attempts + 1"
+            " WHERE idempotency_key = ?",
+            (JournalStatus.REJECTED.value, problem.model_dump_json(exclude_none=True), key),
+        )
+
+    def mark_attempt(self, key: str) -> None:
+        """Count a try that got no definite answer; the entry stays pending."""
+        self._write("UPDATE entries SET attempts = attempts + 1 WHERE idempotency_key = ?", (key,))
+
+    def dismiss(self, key: str) -> None:
+        """Set a rejected entry aside after an operator has dealt with it (kept on file)."""
+        changed = self._write(
+            "UPDATE entries SET status = ? WHERE idempotency_key = ? AND status = ?",
+            (JournalStatus.DISMISSED.value, key, JournalStatus.REJECTED.value),
+        )
+        if not changed:
+            raise JournalError(f"no rejected journal entry with key {key!r}")
+
+    def entries(self, *statuses: JournalStatus) -> list[JournalEntry]:
+        """Entries in the order they were issued, optionally only those with `statuses`."""
+        sql = "SELECT position, command, issued_at, status, problem, seq, attempts FROM entries"
+        args: tuple = ()
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = tuple(s.value for s in statuses)
+        sql += " ORDER BY position"
+        try:
+            with self._lock:
+                rows = self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read journal {self.path}: {exc}") from None
+        return [_entry(row) for row in rows]
+
+    def pending(self) -> list[JournalEntry]:
+        """Commands not yet acknowledged, oldest first: the order they must be sent in."""
+        return self.entries(JournalStatus.PENDING)
+
+    def rejected(self) -> list[JournalEntry]:
+        """Commands the backend refused, waiting for an operator."""
+        return self.entries(JournalStatus.REJECTED)
+
+
+def _entry(row: tuple) -> JournalEntry:
+    position, command, issued_at, status, problem, seq, attempts = row
+    try:
+        parsed = COMMAND_ADAPTER.validate_json(command)
+    except ValidationError as exc:
+        raise JournalError(f"journal entry {position} cannot be read: {exc}") from None
+    return JournalEntry(
+        position=position,
+        command=parsed,
+        issued_at=datetime.fromisoformat(issued_at),
+        status=JournalStatus(status),
+        problem=Problem.model_validate_json(problem) if problem else None,
+        seq=seq,
+        attempts=attempts,
+    )

@@ -1,0 +1,68 @@
+"""The local picture: the server's state as this client has seen it, plus a change feed.
+
+Pure: frames in, state and changes out, no I/O. Every event goes through the protocol's
+fold, so a client that has seen the same events holds exactly the server's state.
+"""
+
+from __future__ import annotations
+
+from cadterm.protocol.domain import Incident, Unit
+from cadterm.protocol.events import Event
+from cadterm.protocol.fold import Changes, DispatchState, SequenceError, apply
+
+__all__ = ["LocalStore"]
+
+
+class LocalStore:
+    """The dispatch picture and what changed in it since the consumer last looked."""
+
+    def __init__(self) -> None:
+        self.state = DispatchState()
+        self.synced = False  # True once a snapshot or replay has given a starting point
+        self._dirty = Changes()
+        self.reset_pending = False  # a snapshot replaced everything since the last look
+
+    @property
+    def seq(self) -> int:
+        """Seq of the last event applied."""
+        return self.state.seq
+
+    @property
+    def incidents(self) -> dict[str, Incident]:
+        """Incidents by reference."""
+        return self.state.incidents
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        """Units by callsign."""
+        return self.state.units
+
+    def load_snapshot(self, state: DispatchState) -> None:
+        """Replace the whole picture with a snapshot from the server."""
+        touched = Changes(
+            incidents=set(self.state.incidents) | set(state.incidents),
+            units=set(self.state.units) | set(state.units),
+        )
+        self.state = state
+        self.synced = True
+        self.reset_pending = True
+        self._dirty.update(touched)
+
+    def apply(self, event: Event) -> Changes:
+        """Fold one event. Raises `SequenceError` on a gap or a duplicate."""
+        if event.seq <= self.state.seq:
+            raise SequenceError(self.state.seq + 1, event.seq)
+        changes = apply(self.state, event)
+        self.synced = True
+        self._dirty.update(changes)
+        return changes
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (and clear it). Cheap when nothing did."""
+        changes, self._dirty = self._dirty, Changes()
+        self.reset_pending = False
+        return changes
+
+    def peek_changes(self) -> Changes:
+        """What changed since the last `take_changes`, without clearing it."""
+        return self._dirty
