@@ -7,7 +7,7 @@ union of them all; `parse_event` and `EVENT_ADAPTER` decode one from JSON.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -66,6 +66,10 @@ class IncidentCreated(EventBase):
 
     type: Literal["incident_created"] = "incident_created"
     reference: str
+    log_day: date | None = Field(
+        default=None,
+        description="Control-room day the log number counts in (default: the UTC date of at).",
+    )
     grade: Grade
     incident_type: str
     description: str = ""

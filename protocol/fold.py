@@ -177,7 +177,8 @@ def _set_state(unit: Unit, state: UnitState, event: EventBase) -> None:
     if unit.state != state:
         unit.state = state
         unit.state_since = event.at
-    if state == UnitState.EMERGENCY:
+        # An acknowledgement belongs to one state-0 alarm: entering or leaving state 0
+        # clears it.
         unit.emergency_acknowledged_by = None
 
 
@@ -224,7 +225,7 @@ def _incident_created(state: DispatchState, e: IncidentCreated, changes: Changes
         version=0,
     )
     state.incidents[e.reference] = incident
-    day = e.at.date()
+    day = e.log_day or e.at.date()
     if state.log_day == day:
         state.log_number += 1
     else:

@@ -46,6 +46,7 @@ class ProblemCode(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL = "internal"
 
 
@@ -77,6 +78,7 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.BODY_TOO_LARGE: 413,
     ProblemCode.RATE_LIMITED: 429,
     ProblemCode.NOT_FOUND: 404,
+    ProblemCode.METHOD_NOT_ALLOWED: 405,
     ProblemCode.INTERNAL: 500,
 }
 

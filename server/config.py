@@ -84,6 +84,9 @@ class ServerConfig(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     snapshot_every: int = Field(default=1000, ge=1, description="Events between snapshots.")
     retain_events: int = Field(default=100_000, ge=0, description="Events kept before a snapshot.")
+    timezone: str = Field(
+        default="Europe/London", description="Control room's time zone, for log references."
+    )
     incident_types: dict[str, str] = Field(default_factory=lambda: dict(INCIDENT_TYPES))
     closing_codes: dict[str, str] = Field(default_factory=lambda: dict(CLOSING_CODES))
 
@@ -118,6 +121,7 @@ def write_config(path: str | os.PathLike[str], config: ServerConfig) -> None:
     if config.allowed_origins:
         origins = ", ".join(_toml_string(o) for o in config.allowed_origins)
         lines += [f"allowed_origins = [{origins}]", ""]
+    lines += [f"timezone = {_toml_string(config.timezone)}"]
     lines += [f"snapshot_every = {config.snapshot_every}"]
     lines += [f"retain_events = {config.retain_events}", ""]
     for op in config.operators:

@@ -8,8 +8,9 @@ wrong. It never changes the picture; the fold does that once the event is stored
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cadterm.protocol.commands import (
     AcknowledgeEmergency,
@@ -73,20 +74,33 @@ class Refused(Exception):
 
 
 class Codes:
-    """The opening and closing codes this server accepts."""
+    """The opening and closing codes this server accepts, and the control room's clock.
 
-    def __init__(self, incident_types: Mapping[str, str], closing_codes: Mapping[str, str]):
+    Log references count per local day (`timezone`, Europe/London by default), so an
+    incident raised at 00:30 BST belongs to the new day, as the control room sees it.
+    """
+
+    def __init__(
+        self,
+        incident_types: Mapping[str, str],
+        closing_codes: Mapping[str, str],
+        timezone: str = "Europe/London",
+    ):
         self.incident_types = {code.upper(): text for code, text in incident_types.items()}
         self.closing_codes = {code.upper(): text for code, text in closing_codes.items()}
+        self.timezone = ZoneInfo(timezone)
+
+    def log_day(self, at: datetime) -> date:
+        """The control room's calendar day at instant `at`."""
+        return at.astimezone(self.timezone).date()
 
 
 def _refuse(code: ProblemCode, detail: str, **extra: Any) -> Refused:
     return Refused(Problem.of(code, detail, **extra))
 
 
-def next_reference(state: DispatchState, at: datetime) -> str:
-    """The next daily log reference, e.g. ``0042-27NOV26``: number first, as it is said."""
-    day = at.date()
+def next_reference(state: DispatchState, day: date) -> str:
+    """The next log reference for `day`, e.g. ``0042-27NOV26``: number first, as said."""
     number = state.log_number + 1 if state.log_day == day else 1
     return f"{number:04d}-{day.strftime('%d%b%y').upper()}"
 
@@ -135,11 +149,16 @@ def _check_incident_version(incident: Incident, expected: int | None) -> None:
         for entry in incident.chronology
         if entry.version > expected
     ]
+    if expected > incident.version:
+        since = "; that version does not exist yet"
+    elif len(changes) == 1:
+        since = f"; since then: {changes[0]}"
+    else:
+        since = f"; {len(changes)} changes since then, latest: {changes[-1]}"
     raise _refuse(
         ProblemCode.VERSION_CONFLICT,
         f"incident {incident.reference} is at version {incident.version}, "
-        f"you expected {expected}"
-        + (f"; since then: {changes[-1]}" if len(changes) == 1 else f"; {len(changes)} changes"),
+        f"you expected {expected}{since}",
         field="expected_version",
         current=incident.model_dump(mode="json", exclude={"chronology"}),
         changes=changes,
@@ -212,9 +231,11 @@ def _incident_type(codes: Codes, value: str) -> str:
 
 
 def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> Event:
+    day = codes.log_day(base["at"])
     return IncidentCreated(
         **base,
-        reference=next_reference(state, base["at"]),
+        reference=next_reference(state, day),
+        log_day=day,
         grade=c.grade,
         incident_type=_incident_type(codes, c.incident_type),
         description=c.description,
@@ -252,6 +273,7 @@ def _relocate_incident(state, c: RelocateIncident, incident: Incident, unit, bas
 
 
 def _assess_risk(state, c: AssessRisk, incident: Incident, unit, base, codes) -> Event:
+    _open(incident)
     return RiskAssessed(**base, risk=c.risk)
 
 
@@ -386,7 +408,9 @@ def _link_incidents(state, c: LinkIncidents, incident: Incident, unit, base, cod
 
 
 def _book_on(state, c: BookOn, incident, unit, base, codes) -> Event:
-    existing = state.units.get(c.callsign)
+    # Callsigns are upper case on the board, whatever case the operator typed.
+    callsign = " ".join(c.callsign.split()).upper()
+    existing = state.units.get(callsign)
     if existing is not None:
         if existing.on_duty:
             raise _refuse(
@@ -403,7 +427,7 @@ def _book_on(state, c: BookOn, incident, unit, base, codes) -> Event:
         )
     return UnitBookedOn(
         **base,
-        callsign=c.callsign,
+        callsign=callsign,
         unit_type=c.unit_type,
         capabilities=list(dict.fromkeys(c.capabilities)),
         home_sector=c.home_sector,

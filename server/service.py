@@ -70,7 +70,7 @@ class DispatchService:
     ) -> None:
         self.store = store
         self.config = config
-        self.codes = Codes(config.incident_types, config.closing_codes)
+        self.codes = Codes(config.incident_types, config.closing_codes, config.timezone)
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
         self.state = self._rebuild()
