@@ -4,7 +4,7 @@ Works without any UI. `DispatchClient` is the entry point; errors to catch are i
 `cadterm.client.errors`.
 """
 
-from .client import DispatchClient
+from .client import DispatchClient, Issued
 from .commands import CommandSender, new_key
 from .errors import (
     BackendUnavailable,
@@ -32,6 +32,7 @@ __all__ = [
     "CommandSender",
     "DispatchClient",
     "InvalidCommand",
+    "Issued",
     "Journal",
     "JournalEntry",
     "JournalError",

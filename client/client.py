@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,14 +28,24 @@ from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.fold import Changes, DispatchState
 
 from .commands import CommandSender, new_key
-from .errors import BackendUnavailable, CommandError, StreamStopped
-from .journal import Journal, JournalEntry
+from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
+from .journal import Journal, JournalEntry, JournalStatus
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
 
-__all__ = ["DispatchClient"]
+__all__ = ["DispatchClient", "Issued"]
 
 log = logging.getLogger("cadterm.client")
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What became of a command issued through the journal, as far as known now."""
+
+    entry: JournalEntry
+    result: CommandResult | None = None
+    error: CommandError | None = None
+    queued: bool = False
 
 
 class DispatchClient:
@@ -65,7 +76,9 @@ class DispatchClient:
         self.workstation = workstation
         self.store = LocalStore()
         self._changed = asyncio.Event()
-        self._on_status = on_status
+        self._status_listeners: list[Callable[[LinkStatus], None]] = (
+            [on_status] if on_status is not None else []
+        )
         self.subscription = Subscription(
             urls,
             token,
@@ -161,12 +174,16 @@ class DispatchClient:
             if changes:
                 yield changes
 
+    def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:
+        """Call `listener` with the new `LinkStatus` whenever the link changes state."""
+        self._status_listeners.append(listener)
+
     def _status_changed(self, status: LinkStatus) -> None:
         if status.state == LinkState.LIVE:
-            self.sender.prefer(self.subscription._url_index)
+            self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()
-        if self._on_status is not None:
-            self._on_status(status)
+        for listener in self._status_listeners:
+            listener(status)
 
     # --- commands ------------------------------------------------------------------------
 
@@ -220,6 +237,55 @@ class DispatchClient:
                 return entry
         return None
 
+    async def issue(self, command: Command) -> Issued:
+        """Journal `command`, then send it now if that keeps the journal's order.
+
+        The console's way to act: the command is on disk before anything is sent, so a
+        crash mid-send loses nothing. When the link is live and nothing older is
+        waiting, it is sent at once and the outcome returned (`result` or `error`);
+        otherwise it waits in the journal (`queued` is true) and goes in order when a
+        backend is reachable.
+        """
+        entry = await self.submit(command)
+        async with self._journal_lock:
+            assert self.journal is not None
+            pending = await asyncio.to_thread(self.journal.pending)
+            if not pending or pending[0].key != entry.key:
+                # Either older entries go first, or the journal's sender took this one
+                # while we waited for the lock: report the entry as it stands.
+                current = self.journal_entry(entry.key) or entry
+                return Issued(current, queued=current.status == JournalStatus.PENDING)
+            if self.status.state != LinkState.LIVE:
+                return Issued(entry, queued=True)
+            outcome = await self._send_entry(entry)
+        if isinstance(outcome, CommandResult):
+            return Issued(entry, result=outcome)
+        if isinstance(outcome, CommandError):
+            return Issued(entry, error=outcome)
+        return Issued(entry, queued=True)
+
+    async def _send_entry(self, entry: JournalEntry) -> CommandResult | CommandError | None:
+        """Send one journal entry and record its outcome; None if no backend answered."""
+        assert self.journal is not None
+        try:
+            result = await self.sender.send(entry.command)
+        except RateLimited as limited:
+            # "Not now", not "no": the entry stays pending, in order, and goes later.
+            log.info("journal entry %s rate limited: %s", entry.key, limited)
+            await asyncio.to_thread(self.journal.mark_attempt, entry.key)
+            return None
+        except CommandError as refused:
+            await asyncio.to_thread(self.journal.mark_rejected, entry.key, refused.problem)
+            self._changed.set()
+            return refused
+        except BackendUnavailable as exc:
+            log.info("journal entry %s not delivered: %s", entry.key, exc)
+            await asyncio.to_thread(self.journal.mark_attempt, entry.key)
+            return None
+        await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq)
+        self._changed.set()
+        return result
+
     async def _flush_journal(self) -> None:
         """Send pending journal entries in order whenever the link is live."""
         assert self.journal is not None
@@ -228,22 +294,14 @@ class DispatchClient:
             self._flush_wakeup.clear()
             if self.status.state != LinkState.LIVE:
                 continue
-            for entry in await asyncio.to_thread(self.journal.pending):
-                try:
-                    result = await self.sender.send(entry.command)
-                except CommandError as refused:
-                    await asyncio.to_thread(self.journal.mark_rejected, entry.key, refused.problem)
-                    self._changed.set()
-                except BackendUnavailable as exc:
-                    # Still pending: keep order by stopping here; the next time the
-                    # link goes live the flush starts again from this entry.
-                    log.info("journal flush paused: %s", exc)
-                    await asyncio.to_thread(self.journal.mark_attempt, entry.key)
-                    break
-                else:
-                    await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq)
-                    self._changed.set()
-            else:
+            async with self._journal_lock:
+                delivered = True
+                for entry in await asyncio.to_thread(self.journal.pending):
+                    if await self._send_entry(entry) is None:
+                        # Keep the order: stop at the first entry no backend took.
+                        delivered = False
+                        break
+            if delivered:
                 continue
             # Paused by an unreachable backend while the link still looks live: retry
             # after a short pause rather than waiting for the next status change.

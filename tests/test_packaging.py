@@ -90,24 +90,38 @@ def test_wheel_contains_only_the_cadterm_namespace(tmp_path: Path) -> None:
 
 
 def test_core_packages_do_not_import_textual_or_rich() -> None:
-    """client/, protocol/ and server/ (and the CLI entry point) never pull in the UI stack."""
+    """client/, protocol/, server/ and sim/ (and the CLI entry point) never need the UI stack.
+
+    Textual and Rich are made unimportable in the child process, so any import of them
+    by our headless code fails loudly. (httpx's optional command-line module imports
+    Rich when it is installed; httpx guards that import, so blocking Rich shows that
+    nothing of ours depends on it.)
+    """
     script = textwrap.dedent(
         """
         import importlib
-        import importlib.util
         import sys
 
+        class _Blocked:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("textual", "rich"):
+                    raise ImportError(f"{name} is blocked: headless code must not import it")
+                return None
+
+        sys.meta_path.insert(0, _Blocked())
         modules = [
             "cadterm.protocol",
+            "cadterm.protocol.schema",
             "cadterm.server",
+            "cadterm.server.app",
+            "cadterm.server.run",
             "cadterm.client",
+            "cadterm.client.recommend",
+            "cadterm.client.timers",
             "cadterm.sim",
             "cadterm.tui",
             "cadterm.tui.cli",
         ]
-        # The web app is written separately; check it as soon as it exists.
-        if importlib.util.find_spec("cadterm.server.app") is not None:
-            modules.append("cadterm.server.app")
         for name in modules:
             importlib.import_module(name)
         loaded = sorted(

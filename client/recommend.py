@@ -1,0 +1,273 @@
+"""Which units to send: the nearest suitable ones, and why each was picked.
+
+Pure code over a `DispatchState`: no I/O, no clock (the caller passes ``now``), no UI.
+The console shows the result as a short list the dispatcher picks from with one key.
+
+Rules (UK police defaults, see ``DESIGN.md`` "Domain defaults"):
+
+* Candidates are on-duty units that are not already assigned to the incident. Units in
+  state 0 (emergency) and in the non-deployable states 8-11 (committed not deployable,
+  prisoner escort, at court, off duty) are never offered.
+* **Free** units come first: units in a deployable state (1, 2, 3, 4, 7) that are not
+  committed to a live incident.
+* **Diversions** come after every free unit, and only for a grade 1 (Emergency)
+  incident: units committed to a live incident of a *lower* priority (a higher grade
+  number), in states 1-7. Each carries ``diverts_from``.
+* Units lacking any needed capability are left out. If nobody qualifies the list is empty.
+* Within each group units are ranked by straight-line (haversine) distance from their
+  last fix to the incident. Units with no fix (or all units, when the incident has no
+  coordinates) come after the positioned ones with ``distance_km=None``.
+* A fix older than ``stale_after`` (or a fix with no time) is flagged ``stale``; stale
+  units are still ranked by that fix, so the dispatcher sees them and the warning.
+
+Example::
+
+    recs = recommend(state, incident, now, needs=needs_for(incident.incident_type))
+    for r in recs:
+        print(r.callsign, r.reason)   # "AR21 1.2 km, available on patrol, has firearms"
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from cadterm.protocol.domain import (
+    DEPLOYABLE_STATES,
+    Capability,
+    Grade,
+    Incident,
+    IncidentStatus,
+    Position,
+    Unit,
+    UnitState,
+)
+from cadterm.protocol.fold import DispatchState
+
+__all__ = [
+    "DEFAULT_NEEDS",
+    "EARTH_RADIUS_KM",
+    "NEVER_OFFERED",
+    "Recommendation",
+    "haversine_km",
+    "needs_for",
+    "parse_capability",
+    "recommend",
+]
+
+#: Mean Earth radius (IUGG), used for straight-line distances.
+EARTH_RADIUS_KM = 6371.0088
+
+#: States in which a unit is never recommended, free or as a diversion.
+NEVER_OFFERED = frozenset(
+    {
+        UnitState.EMERGENCY,
+        UnitState.COMMITTED_NOT_DEPLOYABLE,
+        UnitState.PRISONER_ESCORT,
+        UnitState.AT_COURT,
+        UnitState.OFF_DUTY,
+    }
+)
+
+#: Default capabilities an incident type needs (opening code -> capabilities). These are
+#: defaults only: a force configures its own table and passes it to `needs_for`, and a
+#: dispatcher can always ask for other capabilities explicitly.
+DEFAULT_NEEDS: Mapping[str, tuple[Capability, ...]] = MappingProxyType(
+    {
+        "FIREARMS": (Capability.FIREARMS,),
+        "RTC": (Capability.TRAFFIC,),
+    }
+)
+
+# How a free unit's state reads in a reason.
+_FREE_WORDS = {
+    UnitState.ON_DUTY: "on duty",
+    UnitState.AVAILABLE_ON_PATROL: "available on patrol",
+    UnitState.AVAILABLE_AT_STATION: "available at station",
+    UnitState.REFRESHMENTS: "refreshments (deployable)",
+    UnitState.COMMITTED_DEPLOYABLE: "committed (deployable)",
+}
+# Tie-break at equal distance: truly available units before those on a break or busy.
+_STATE_PREFERENCE = {
+    UnitState.AVAILABLE_ON_PATROL: 0,
+    UnitState.ON_DUTY: 1,
+    UnitState.AVAILABLE_AT_STATION: 2,
+    UnitState.REFRESHMENTS: 3,
+    UnitState.COMMITTED_DEPLOYABLE: 4,
+}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One suggested unit and the reason for the pick, in words a dispatcher reads."""
+
+    callsign: str
+    distance_km: float | None
+    state: UnitState
+    capabilities: tuple[str, ...]
+    stale: bool
+    reason: str
+    diverts_from: str | None = None
+
+
+def haversine_km(a: Position, b: Position) -> float:
+    """Great-circle distance between two WGS84 points, in kilometres."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
+
+
+def parse_capability(value: Capability | str) -> Capability:
+    """Read a capability given as the enum or a word (``"firearms"``, ``"First aid"``).
+
+    Raises ``ValueError`` naming the known capabilities when nothing matches.
+    """
+    if isinstance(value, Capability):
+        return value
+    key = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return Capability(key)
+    except ValueError:
+        known = ", ".join(c.value for c in Capability)
+        raise ValueError(f"unknown capability {value!r}: expected one of {known}") from None
+
+
+def needs_for(
+    incident_type: str, table: Mapping[str, Iterable[Capability]] = DEFAULT_NEEDS
+) -> tuple[Capability, ...]:
+    """The capabilities an incident type needs by default (``()`` when none).
+
+    Defaults (`DEFAULT_NEEDS`): ``FIREARMS`` needs firearms, ``RTC`` needs traffic;
+    every other type needs nothing special. The type is matched case-insensitively.
+    Pass ``table`` to use a force's own defaults.
+    """
+    return tuple(table.get(incident_type.strip().upper(), ()))
+
+
+def recommend(
+    state: DispatchState,
+    incident: Incident,
+    now: datetime,
+    *,
+    needs: Iterable[Capability | str] = (),
+    limit: int = 5,
+    stale_after: timedelta = timedelta(minutes=5),
+) -> list[Recommendation]:
+    """Suggest up to ``limit`` units for ``incident``, best first (see the module rules).
+
+    ``needs`` are capabilities every suggested unit must have (words are accepted; an
+    unknown word raises ``ValueError``). The defaults for the incident's type are *not*
+    added automatically: pass ``needs_for(incident.incident_type)`` for those.
+    An empty list means no on-duty unit qualifies.
+    """
+    required = tuple(dict.fromkeys(parse_capability(n) for n in needs))
+    if limit <= 0:
+        return []
+    target = incident.location.position
+    assigned = set(incident.assigned)
+    free: list[tuple[tuple, Recommendation]] = []
+    diversions: list[tuple[tuple, Recommendation]] = []
+
+    for unit in state.units.values():
+        if not unit.on_duty or unit.state in NEVER_OFFERED:
+            continue
+        if unit.callsign in assigned or unit.incident == incident.reference:
+            continue
+        if not set(required) <= set(unit.capabilities):
+            continue
+        committed = state.incidents.get(unit.incident) if unit.incident else None
+        if committed is not None and committed.status == IncidentStatus.CLOSED:
+            committed = None  # a stale link to finished work does not tie the unit
+        if committed is None:
+            if unit.state not in DEPLOYABLE_STATES:
+                continue
+            group, state_words = free, _FREE_WORDS[unit.state]
+        elif incident.grade == Grade.EMERGENCY and committed.grade > incident.grade:
+            group = diversions
+            state_words = (
+                f"{unit.state.label.lower()}, diverts from {committed.reference} "
+                f"(grade {int(committed.grade)})"
+            )
+        else:
+            continue
+        rec = _recommendation(unit, target, now, stale_after, required, state_words, committed)
+        key = (
+            rec.distance_km is None,
+            rec.distance_km or 0.0,
+            _STATE_PREFERENCE.get(unit.state, 9),
+            unit.callsign,
+        )
+        group.append((key, rec))
+
+    free.sort(key=lambda item: item[0])
+    diversions.sort(key=lambda item: item[0])
+    return [rec for _, rec in free + diversions][:limit]
+
+
+def _recommendation(
+    unit: Unit,
+    target: Position | None,
+    now: datetime,
+    stale_after: timedelta,
+    required: tuple[Capability, ...],
+    state_words: str,
+    committed: Incident | None,
+) -> Recommendation:
+    parts: list[str] = []
+    distance: float | None = None
+    if target is None:
+        parts.append("incident has no coordinates")
+    elif unit.position is None:
+        parts.append("no location fix")
+    else:
+        distance = haversine_km(unit.position, target)
+        parts.append(_format_km(distance))
+
+    stale = False
+    if unit.position is not None:
+        if unit.position_at is None:
+            stale = True
+            parts.append("fix time unknown")
+        else:
+            age = max(now - unit.position_at, timedelta(0))
+            if age > stale_after:
+                stale = True
+                parts.append(f"fix {_format_fix_age(age)} old")
+
+    parts.append(state_words)
+    if required:
+        parts.append("has " + _join_words([c.value.replace("_", " ") for c in required]))
+    return Recommendation(
+        callsign=unit.callsign,
+        distance_km=distance,
+        state=unit.state,
+        capabilities=tuple(c.value for c in unit.capabilities),
+        stale=stale,
+        reason=", ".join(parts),
+        diverts_from=committed.reference if committed is not None else None,
+    )
+
+
+def _format_km(km: float) -> str:
+    return f"{km:.1f} km" if km < 10 else f"{km:.0f} km"
+
+
+def _format_fix_age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} d"
+
+
+def _join_words(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]

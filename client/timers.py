@@ -1,0 +1,262 @@
+"""Timers a control room watches: incident ageing, officer safety, emergency alarms.
+
+Pure code: no I/O and no clock reads (the caller passes ``now``, timezone-aware like
+the domain's datetimes). Defaults follow UK police practice (``DESIGN.md``, "Domain
+defaults") and every one is configurable through `TimerPolicy`:
+
+* **Attendance targets** by grade: 1 Emergency 15 min (20 min in a rural sector),
+  2 Priority 60 min, 3 Scheduled 48 h, 4 and 5 no target. The clock runs from the
+  incident's creation; it warns at ``warn_fraction`` (75%) of the target and breaches
+  at the target itself.
+* **Officer safety**: a unit at scene (state 6) with no update - neither a state change
+  nor a position fix - for ``officer_safety_after`` (20 min) is due a check.
+* **Emergency** (state 0) is an alarm until someone acknowledges it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+
+from cadterm.protocol.domain import Grade, Incident, IncidentStatus, Unit, UnitState
+from cadterm.protocol.fold import DispatchState
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "DEFAULT_RURAL_TARGETS",
+    "DEFAULT_TARGETS",
+    "AgeingAlert",
+    "Level",
+    "TimerPolicy",
+    "arrived_at",
+    "attendance_alert",
+    "emergencies",
+    "format_age",
+    "incident_age",
+    "officer_safety",
+    "officer_safety_due",
+]
+
+_ZERO = timedelta(0)
+
+#: Attendance target per grade (None: no target).
+DEFAULT_TARGETS: Mapping[Grade, timedelta | None] = MappingProxyType(
+    {
+        Grade.EMERGENCY: timedelta(minutes=15),
+        Grade.PRIORITY: timedelta(minutes=60),
+        Grade.SCHEDULED: timedelta(hours=48),
+        Grade.APPOINTMENT: None,
+        Grade.RESOLVED_WITHOUT_DEPLOYMENT: None,
+    }
+)
+#: Targets that replace `DEFAULT_TARGETS` for incidents in a rural sector.
+DEFAULT_RURAL_TARGETS: Mapping[Grade, timedelta | None] = MappingProxyType(
+    {Grade.EMERGENCY: timedelta(minutes=20)}
+)
+
+
+class Level(StrEnum):
+    """Where an incident stands against its attendance target."""
+
+    OK = "ok"  # within target, or no target, or closed without attendance
+    WARN = "warn"  # past warn_fraction of the target, not yet breached
+    BREACH = "breach"  # target passed with nobody at scene
+    MET = "met"  # a unit has arrived at scene (see `AgeingAlert.remaining` for margin)
+
+
+@dataclass(frozen=True)
+class TimerPolicy:
+    """Timer settings. The defaults are UK police practice.
+
+    ``targets`` maps each grade to its attendance target (``None`` or absent: no
+    target). For an incident whose location sector is in ``rural_sectors`` (compared
+    case-insensitively), ``rural_targets`` overrides ``targets`` grade by grade.
+    """
+
+    targets: Mapping[Grade, timedelta | None] = field(default_factory=lambda: DEFAULT_TARGETS)
+    rural_targets: Mapping[Grade, timedelta | None] = field(
+        default_factory=lambda: DEFAULT_RURAL_TARGETS
+    )
+    rural_sectors: frozenset[str] = frozenset()
+    warn_fraction: float = 0.75
+    officer_safety_after: timedelta = timedelta(minutes=20)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.warn_fraction <= 1:
+            raise ValueError(f"warn_fraction must be in (0, 1], got {self.warn_fraction}")
+        if self.officer_safety_after <= _ZERO:
+            raise ValueError("officer_safety_after must be positive")
+        for name in ("targets", "rural_targets"):
+            # Copy and freeze, so a caller's dict changed later cannot change the policy.
+            table = MappingProxyType({Grade(g): t for g, t in getattr(self, name).items()})
+            for grade, target in table.items():
+                if target is not None and target <= _ZERO:
+                    raise ValueError(f"attendance target for grade {int(grade)} must be positive")
+            object.__setattr__(self, name, table)
+        sectors = frozenset(s.casefold() for s in self.rural_sectors)
+        object.__setattr__(self, "rural_sectors", sectors)
+
+    def is_rural(self, incident: Incident) -> bool:
+        """Whether the incident's location is in one of the rural sectors."""
+        sector = incident.location.sector
+        return sector is not None and sector.casefold() in self.rural_sectors
+
+    def target_for(self, incident: Incident) -> timedelta | None:
+        """The attendance target for this incident, or None when its grade has none."""
+        grade = Grade(incident.grade)
+        if self.is_rural(incident) and grade in self.rural_targets:
+            return self.rural_targets[grade]
+        return self.targets.get(grade)
+
+
+DEFAULT_POLICY = TimerPolicy()
+
+
+@dataclass(frozen=True)
+class AgeingAlert:
+    """An incident measured against its attendance target.
+
+    ``remaining`` is the target minus the time the attendance clock ran: up to ``now``
+    while it runs, up to the first arrival (MET) or to closure (a closed incident nobody
+    attended). It is negative once breached, and None when the grade has no target.
+    """
+
+    reference: str
+    level: Level
+    target: timedelta | None
+    remaining: timedelta | None
+    age: timedelta
+    arrived_at: datetime | None = None
+
+
+def incident_age(incident: Incident, now: datetime) -> timedelta:
+    """How long the incident has been open: creation to ``now``, or to closure if closed.
+
+    Never negative (a ``now`` before creation, from clock skew, gives zero).
+    """
+    end = now
+    if incident.status == IncidentStatus.CLOSED and incident.closed_at is not None:
+        end = min(now, incident.closed_at)
+    return max(end - incident.created_at, _ZERO)
+
+
+def arrived_at(incident: Incident, state: DispatchState | None = None) -> datetime | None:
+    """When a unit first arrived at scene, or None if none has (as far as we can tell).
+
+    Read from the chronology: the first ``unit_state_changed`` entry whose text ends
+    with "at scene" (the fold writes "<callsign> at scene"). If there is none but the
+    incident is at scene (for instance a chronology trimmed by a snapshot), the earliest
+    ``state_since`` of its assigned units now at scene in ``state`` is used, and failing
+    that the incident's ``updated_at``. A reopened incident keeps its first arrival.
+    """
+    for entry in incident.chronology:
+        if entry.kind == "unit_state_changed" and entry.text.rstrip().lower().endswith("at scene"):
+            return entry.at
+    if incident.status != IncidentStatus.AT_SCENE:
+        return None
+    if state is not None:
+        times = [
+            unit.state_since
+            for callsign in incident.assigned
+            if (unit := state.units.get(callsign)) is not None and unit.state == UnitState.AT_SCENE
+        ]
+        if times:
+            return min(times)
+    return incident.updated_at
+
+
+def attendance_alert(
+    incident: Incident,
+    state: DispatchState | None,
+    now: datetime,
+    policy: TimerPolicy = DEFAULT_POLICY,
+) -> AgeingAlert:
+    """Measure an incident against its grade's attendance target (see `Level`).
+
+    BREACH from the moment the clock reaches the target, WARN from ``warn_fraction`` of
+    it. MET once a unit has arrived (`arrived_at`), even if late: ``remaining`` then says
+    by how much it was met or missed. A closed incident is MET or OK, never WARN/BREACH.
+    """
+    target = policy.target_for(incident)
+    age = incident_age(incident, now)
+    arrival = arrived_at(incident, state)
+    if arrival is not None:
+        clock = max(arrival - incident.created_at, _ZERO)
+        level = Level.MET
+    else:
+        clock = age
+        if target is None or incident.status == IncidentStatus.CLOSED:
+            level = Level.OK
+        elif clock >= target:
+            level = Level.BREACH
+        elif clock >= target * policy.warn_fraction:
+            level = Level.WARN
+        else:
+            level = Level.OK
+    return AgeingAlert(
+        reference=incident.reference,
+        level=level,
+        target=target,
+        remaining=None if target is None else target - clock,
+        age=age,
+        arrived_at=arrival,
+    )
+
+
+def officer_safety(unit: Unit, now: datetime, policy: TimerPolicy = DEFAULT_POLICY) -> bool:
+    """Whether an at-scene unit is due a safety check.
+
+    True when the unit is on duty, in state 6 (at scene), and neither its state nor its
+    position has changed for at least ``policy.officer_safety_after``.
+    """
+    if not unit.on_duty or unit.state != UnitState.AT_SCENE:
+        return False
+    return now - _last_update(unit) >= policy.officer_safety_after
+
+
+def officer_safety_due(
+    state: DispatchState, now: datetime, policy: TimerPolicy = DEFAULT_POLICY
+) -> list[Unit]:
+    """Every unit due a safety check, longest without an update first."""
+    due = [u for u in state.units.values() if officer_safety(u, now, policy)]
+    return sorted(due, key=lambda u: (_last_update(u), u.callsign))
+
+
+def emergencies(state: DispatchState) -> list[Unit]:
+    """Units in state 0 whose alarm nobody has acknowledged, oldest alarm first."""
+    units = [
+        u
+        for u in state.units.values()
+        if u.state == UnitState.EMERGENCY and u.emergency_acknowledged_by is None
+    ]
+    return sorted(units, key=lambda u: (u.state_since, u.callsign))
+
+
+def format_age(delta: timedelta) -> str:
+    """A duration in at most a few characters for an 80-column board.
+
+    ``45s``, ``12m``, ``1h05``, ``2d03``; negative durations get a leading ``-``.
+    Partial units are truncated, never rounded up.
+    """
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{sign}{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{sign}{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{sign}{hours}h{minutes:02d}"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d{hours:02d}"
+
+
+def _last_update(unit: Unit) -> datetime:
+    if unit.position_at is not None and unit.position_at > unit.state_since:
+        return unit.position_at
+    return unit.state_since
