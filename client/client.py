@@ -265,7 +265,7 @@ class DispatchClient:
         return Issued(entry, queued=True)
 
     async def _send_entry(self, entry: JournalEntry) -> CommandResult | CommandError | None:
-        """Send one journal entry and record its outcome; None if no backend answered."""
+        """Send one journal entry and record its outcome; None if it must wait and retry."""
         assert self.journal is not None
         try:
             result = await self.sender.send(entry.command)

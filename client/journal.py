@@ -91,17 +91,16 @@ class Journal:
         with self._lock:
             self._conn.close()
 
-    def _write(self, sql: str, args: tuple) -> int:
+    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
         try:
             with self._lock:
-                cursor = self._conn.execute(sql, args)
-                return cursor.lastrowid or cursor.rowcount
+                return self._conn.execute(sql, args)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
 
     def add(self, command: Command, issued_at: datetime) -> JournalEntry:
         """Durably append `command` as pending; returns once it is on disk."""
-        position = self._write(
+        cursor = self._write(
             "INSERT INTO entries (idempotency_key, command, issued_at, status) VALUES (?, ?, ?, ?)",
             (
                 command.idempotency_key,
@@ -110,6 +109,7 @@ class Journal:
                 JournalStatus.PENDING.value,
             ),
         )
+        position = cursor.lastrowid or 0  # always set after an INSERT
         return JournalEntry(position, command, issued_at, JournalStatus.PENDING)
 
     def mark_sent(self, key: str, seq: int) -> None:
@@ -134,10 +134,12 @@ class Journal:
 
     def dismiss(self, key: str) -> None:
         """Set a rejected entry aside after an operator has dealt with it (kept on file)."""
+        # rowcount, not lastrowid: the latter keeps the id of this connection's last
+        # INSERT, so it would make every dismiss look successful.
         changed = self._write(
             "UPDATE entries SET status = ? WHERE idempotency_key = ? AND status = ?",
             (JournalStatus.DISMISSED.value, key, JournalStatus.REJECTED.value),
-        )
+        ).rowcount
         if not changed:
             raise JournalError(f"no rejected journal entry with key {key!r}")
 

@@ -169,6 +169,12 @@ class Subscription:
     def start(self) -> None:
         """Start connecting in the background."""
         if self._task is None:
+            if self.status.state == LinkState.CONNECTING:
+                # The first state is set in __init__, where no one hears of it, and
+                # `_set(CONNECTING)` is then a no-op: announce it here instead.
+                self.status = replace(self.status, since=_now(), url=self.url)
+                if self._on_status is not None:
+                    self._on_status(self.status)
             self._task = asyncio.create_task(self._run(), name="cadterm-subscription")
 
     async def stop(self) -> None:
@@ -281,6 +287,9 @@ class Subscription:
                 max_size=None,  # snapshots of a large picture are big; the server is trusted
                 max_queue=None,
                 compression=None,
+                # Closing over a dead link (stop() during an outage) must not hang for
+                # the library's default 10 s waiting for a close frame that cannot come.
+                close_timeout=1.0,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -309,6 +318,9 @@ class Subscription:
                 async with asyncio.timeout(silence):
                     raw = await ws.recv()
             except TimeoutError:
+                # The link is silent, so a closing handshake would only wait out its
+                # own timeout (10 s) with the status still saying "live": drop it now.
+                ws.transport.abort()
                 raise _Resume(f"no frame or heartbeat for {silence:g} s") from None
             except ConnectionClosed as closed:
                 self._closed(closed)

@@ -43,9 +43,23 @@ def test_version_in_subprocess() -> None:
     assert result.stdout.strip() == "cadterm 0.1.0"
 
 
-def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_subcommand_opens_the_console_and_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Bare `cadterm` is the console; with no backend configured it says how to give one.
+    monkeypatch.setenv("CADTERM_CONFIG_DIR", str(tmp_path / "conf"))
+    monkeypatch.delenv("CADTERM_URL", raising=False)
     assert main([]) == 2
-    assert "usage: cadterm" in capsys.readouterr().err
+    assert "no backend URL" in capsys.readouterr().err
+
+
+def test_console_without_token_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CADTERM_CONFIG_DIR", str(tmp_path / "conf"))
+    monkeypatch.delenv("CADTERM_TOKEN", raising=False)
+    assert main(["console", "http://127.0.0.1:9"]) == 2
+    assert "no token" in capsys.readouterr().err
 
 
 def test_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -300,6 +314,8 @@ def test_locate_honours_env_overrides(tmp_path: Path) -> None:
         "database": str(data / "cadterm.db"),
         "config dir": str(conf),
         "server config": str(conf / "server.toml"),
+        "console settings": str(conf / "console.toml"),
+        "console journal": str(data / "journal.db"),
     }
     assert not data.exists() and not conf.exists()  # locating creates nothing
 

@@ -1,0 +1,396 @@
+"""The offline journal: on its own on a real SQLite file, and inside a client whose
+backend goes away, comes back, and meanwhile moved on without it.
+
+The integration tests play the control-room story: the backend is down, the operator
+keeps working (commands are journalled with their time), the console is restarted, the
+backend returns, and the journal is sent in order; what the backend refuses on arrival
+waits for an operator instead of being dropped, and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import TOKENS, Backend, make_config
+
+from cadterm.client import (
+    Backoff,
+    DispatchClient,
+    Journal,
+    JournalEntry,
+    JournalError,
+    JournalStatus,
+    LinkState,
+    new_key,
+)
+from cadterm.protocol.commands import AddNote, BookOn, CreateIncident, SetUnitState
+from cadterm.protocol.domain import Location, Position, Role, UnitState
+from cadterm.protocol.problems import Problem, ProblemCode
+from cadterm.server.config import Limits
+
+DISPATCHER = TOKENS[Role.DISPATCHER]
+FAST = Backoff(base=0.02, cap=0.1)
+TIMEOUT = 15.0
+T0 = datetime(2026, 11, 27, 3, 14, 15, 926000, tzinfo=UTC)
+
+
+def book_on(callsign: str = "AB12", **fields: Any) -> BookOn:
+    fields.setdefault("workstation", "ws-offline")
+    return BookOn(idempotency_key=new_key(), callsign=callsign, unit_type="van", **fields)
+
+
+def note(reference: str = "0001-27NOV26", text: str = "caller rang back", **fields: Any) -> AddNote:
+    fields.setdefault("workstation", "ws-offline")
+    return AddNote(idempotency_key=new_key(), reference=reference, text=text, **fields)
+
+
+def set_state(callsign: str, state: int | str) -> SetUnitState:
+    return SetUnitState(
+        idempotency_key=new_key(), callsign=callsign, state=state, workstation="ws-offline"
+    )
+
+
+async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+# --- the journal on its own --------------------------------------------------------------
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    journal = Journal(tmp_path / "journal.db")
+    yield journal
+    journal.close()
+
+
+def test_add_keeps_order_time_and_command(journal: Journal) -> None:
+    commands = [book_on("AB1"), note(), book_on("AB2")]
+    added = [journal.add(c, T0 + timedelta(seconds=i)) for i, c in enumerate(commands)]
+    assert [e.position for e in added] == sorted(e.position for e in added)
+    assert len({e.position for e in added}) == 3
+    pending = journal.pending()
+    assert [e.command for e in pending] == commands
+    assert [e.key for e in pending] == [c.idempotency_key for c in commands]
+    assert [e.issued_at for e in pending] == [
+        T0,
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(seconds=2),
+    ]
+    assert all(e.status == JournalStatus.PENDING and e.attempts == 0 for e in pending)
+    assert all(e.seq is None and e.problem is None for e in pending)
+    assert pending == added
+    assert journal.rejected() == []
+
+
+def test_sent_rejected_and_dismissed_leave_pending_but_stay_on_file(journal: Journal) -> None:
+    first, second, third, fourth = (journal.add(book_on(f"AB{i}"), T0) for i in range(4))
+    journal.mark_sent(first.key, 7)
+    problem = Problem.of(ProblemCode.UNKNOWN_CALLSIGN, "no unit 'AB1'", field="callsign")
+    journal.mark_rejected(second.key, problem)
+    journal.mark_attempt(third.key)
+
+    assert [e.key for e in journal.pending()] == [third.key, fourth.key]
+    assert journal.pending()[0].attempts == 1
+    [rejected] = journal.rejected()
+    assert rejected.key == second.key
+    assert rejected.status == JournalStatus.REJECTED
+    assert rejected.problem == problem
+    assert rejected.attempts == 1
+
+    journal.dismiss(second.key)
+    assert journal.rejected() == []
+    by_key = {e.key: e for e in journal.entries()}
+    assert by_key[first.key].status == JournalStatus.SENT and by_key[first.key].seq == 7
+    assert by_key[second.key].status == JournalStatus.DISMISSED
+    assert by_key[second.key].problem == problem  # kept with the reason it was refused
+    assert [e.key for e in journal.entries()] == [first.key, second.key, third.key, fourth.key]
+    assert [e.key for e in journal.entries(JournalStatus.SENT, JournalStatus.DISMISSED)] == [
+        first.key,
+        second.key,
+    ]
+
+
+def test_dismissing_anything_but_a_rejected_entry_is_an_error(journal: Journal) -> None:
+    pending = journal.add(book_on("AB1"), T0)
+    sent = journal.add(book_on("AB2"), T0)
+    journal.mark_sent(sent.key, 1)
+    for key in (pending.key, sent.key, "no-such-key-0000"):
+        with pytest.raises(JournalError):
+            journal.dismiss(key)
+    rejected = journal.add(book_on("AB3"), T0)
+    journal.mark_rejected(rejected.key, Problem.of(ProblemCode.UNIT_ON_DUTY, "on duty"))
+    journal.dismiss(rejected.key)
+    with pytest.raises(JournalError):  # only once
+        journal.dismiss(rejected.key)
+    assert journal.pending()[0].key == pending.key
+    assert {e.key: e.status for e in journal.entries()} == {
+        pending.key: JournalStatus.PENDING,
+        sent.key: JournalStatus.SENT,
+        rejected.key: JournalStatus.DISMISSED,
+    }
+
+
+def test_entries_survive_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "console" / "journal.db"  # the folder is made on first use
+    journal = Journal(path)
+    kept = [
+        journal.add(book_on("AB1", position=Position(lat=52.2, lon=-1.5)), T0),
+        journal.add(note(text="lights seen at rear"), T0 + timedelta(minutes=1)),
+        journal.add(set_state("AB1", 6), T0),
+    ]
+    journal.mark_sent(kept[0].key, 3)
+    journal.mark_rejected(kept[1].key, Problem.of(ProblemCode.UNKNOWN_INCIDENT, "no incident"))
+    journal.close()
+
+    reopened = Journal(path)
+    try:
+        entries = reopened.entries()
+        assert [e.command for e in entries] == [e.command for e in kept]
+        assert [e.issued_at for e in entries] == [e.issued_at for e in kept]
+        assert [e.status for e in entries] == [
+            JournalStatus.SENT,
+            JournalStatus.REJECTED,
+            JournalStatus.PENDING,
+        ]
+        assert entries[0].seq == 3
+        assert entries[1].problem is not None
+        assert entries[1].problem.code == ProblemCode.UNKNOWN_INCIDENT
+        assert entries[2].command.state == UnitState.AT_SCENE
+        # New entries go after the old ones.
+        later = reopened.add(book_on("AB9"), T0)
+        assert later.position > entries[-1].position
+        assert [e.key for e in reopened.pending()] == [kept[2].key, later.key]
+    finally:
+        reopened.close()
+
+
+def test_the_same_key_cannot_be_journalled_twice(journal: Journal) -> None:
+    command = book_on("AB1")
+    journal.add(command, T0)
+    with pytest.raises(JournalError):
+        journal.add(command, T0)
+    assert len(journal.entries()) == 1
+
+
+def test_an_unusable_journal_file_is_a_journal_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-db").write_bytes(b"this is not an SQLite database" * 100)
+    with pytest.raises(JournalError):
+        Journal(tmp_path / "not-a-db")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(JournalError):
+        Journal(blocker / "journal.db")  # its folder is a file
+
+
+# --- a client with a journal, against a real backend -------------------------------------
+
+
+def journalled_client(backend: Backend, journal_path: Path, **options: Any) -> DispatchClient:
+    options.setdefault("backoff", FAST)
+    return DispatchClient(
+        [backend.url], DISPATCHER, workstation="ws-offline", journal_path=journal_path, **options
+    )
+
+
+@contextlib.asynccontextmanager
+async def live(backend: Backend, **options: Any) -> AsyncIterator[DispatchClient]:
+    async with DispatchClient([backend.url], DISPATCHER, backoff=FAST, **options) as client:
+        await client.wait_live(TIMEOUT)
+        yield client
+
+
+async def events(backend: Backend, after: int = 0) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(
+        base_url=backend.url, headers=backend.headers(), timeout=TIMEOUT, trust_env=False
+    ) as http:
+        response = await http.get("/v1/events", params={"after": after, "limit": 5000})
+        response.raise_for_status()
+        return response.json()
+
+
+def summary(entries: list[JournalEntry]) -> list[tuple[str, datetime, JournalStatus, int]]:
+    return [(e.key, e.issued_at, e.status, e.attempts) for e in entries]
+
+
+async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_returns(
+    backend_factory, tmp_path: Path
+) -> None:
+    # Before the outage: one incident and one unit, as the operator last saw them.
+    backend = backend_factory()
+    port, db_path = backend.port, backend.db_path
+    async with live(backend) as client:
+        created = await client.execute(
+            CreateIncident(
+                idempotency_key=new_key(),
+                grade=2,
+                incident_type="BURGLARY",
+                location=Location(address="4 Mill Lane"),
+            )
+        )
+        reference = created.event.reference
+        await client.execute(book_on("AB1"))
+        seen_version = client.incidents[reference].version
+        head = client.seq
+    backend_factory.stop(backend)
+
+    # The backend is down. The operator carries on; every command goes to the journal.
+    journal_path = tmp_path / "console" / "journal.db"
+    offline = journalled_client(backend, journal_path)
+    offline.start()
+    typed_at = datetime.now(UTC) - timedelta(minutes=3)  # written on paper, typed in later
+    before = datetime.now(UTC)
+    commands = [
+        book_on("AB7", position=Position(lat=52.2, lon=-1.5)),
+        note(reference, "neighbour saw two men leave by the rear", expected_version=seen_version),
+        set_state("NOSUCH9", 4),
+        set_state("AB1", "refs"),
+        note(reference, "keyholder on the way"),
+    ]
+    submitted = [await offline.submit(commands[0], issued_at=typed_at)]
+    submitted += [await offline.submit(command) for command in commands[1:]]
+    after = datetime.now(UTC)
+
+    assert all(e.status == JournalStatus.PENDING for e in submitted)
+    pending = offline.pending()
+    assert [e.command for e in pending] == commands
+    assert pending[0].issued_at == typed_at
+    assert all(before <= e.issued_at <= after for e in pending[1:])
+    assert [e.issued_at for e in pending[1:]] == sorted(e.issued_at for e in pending[1:])
+    await asyncio.sleep(0.3)  # the flusher has nothing to send to
+    assert offline.status.state in (LinkState.CONNECTING, LinkState.RECONNECTING)
+    assert summary(offline.pending()) == summary(pending)
+    assert offline.journal_entry(commands[2].idempotency_key) == pending[2]
+    await offline.close()  # the console is restarted
+
+    # After the restart, still down: the journal is read back as it was.
+    restarted = journalled_client(backend, journal_path)
+    async with restarted:
+        assert summary(restarted.pending()) == summary(pending)
+        assert [e.command for e in restarted.pending()] == commands
+        await asyncio.sleep(0.2)
+        assert summary(restarted.pending()) == summary(pending)
+
+    # The backend returns on the same port with the same data. Before this console
+    # reconnects, a colleague elsewhere updates the incident.
+    backend = backend_factory(db_path=db_path, port=port)
+    async with live(backend) as colleague:
+        await colleague.execute(
+            note(reference, "caller rang back: door was forced", workstation="ws-colleague")
+        )
+        assert colleague.incidents[reference].version == seen_version + 1
+
+    async with journalled_client(backend, journal_path) as console:
+        await until(lambda: not console.pending())
+        entries = console.journal.entries()
+        assert [e.key for e in entries] == [c.idempotency_key for c in commands]
+        assert [e.status for e in entries] == [
+            JournalStatus.SENT,
+            JournalStatus.REJECTED,
+            JournalStatus.REJECTED,
+            JournalStatus.SENT,
+            JournalStatus.SENT,
+        ]
+        sent = [entries[0], entries[3], entries[4]]
+        assert [e.seq for e in sent] == [head + 2, head + 3, head + 4]
+        assert all(e.attempts == 1 for e in entries)
+        assert entries[0].issued_at == typed_at
+
+        # Refused on arrival: kept, with the server's reason, waiting for an operator.
+        conflict, unknown = console.rejected()
+        assert conflict.key == commands[1].idempotency_key
+        assert conflict.problem is not None
+        assert conflict.problem.code == ProblemCode.VERSION_CONFLICT
+        assert conflict.problem.field == "expected_version"
+        assert f"you expected {seen_version}" in conflict.problem.detail
+        assert conflict.problem.changes and "door was forced" in conflict.problem.changes[0]
+        assert unknown.key == commands[2].idempotency_key
+        assert unknown.problem is not None
+        assert unknown.problem.code == ProblemCode.UNKNOWN_CALLSIGN
+        assert unknown.problem.field == "callsign"
+        assert "NOSUCH9" in unknown.problem.detail
+
+        # What the journal says it sent is what the picture shows.
+        await until(lambda: console.seq == head + 4)
+        assert console.units["AB7"].position == Position(lat=52.2, lon=-1.5)
+        assert console.units["AB1"].state == UnitState.REFRESHMENTS
+        texts = [entry.text for entry in console.incidents[reference].chronology]
+        assert "keyholder on the way" in texts
+        assert "neighbour saw two men leave by the rear" not in texts
+
+        # An operator deals with the refusals; they stay on file.
+        console.journal.dismiss(unknown.key)
+        assert [e.key for e in console.rejected()] == [conflict.key]
+        final = console.journal.entries()
+
+    # The server got the journal in submission order, each command exactly once.
+    after_outage = await events(backend, after=head)
+    assert [(e["seq"], e["type"], e["workstation"]) for e in after_outage] == [
+        (head + 1, "note_added", "ws-colleague"),
+        (head + 2, "unit_booked_on", "ws-offline"),
+        (head + 3, "unit_state_changed", "ws-offline"),
+        (head + 4, "note_added", "ws-offline"),
+    ]
+    assert after_outage[1]["callsign"] == "AB7"
+    assert after_outage[2]["callsign"] == "AB1"
+    assert after_outage[3]["text"] == "keyholder on the way"
+
+    # Another restart with the backend up sends nothing again.
+    async with journalled_client(backend, journal_path) as again:
+        await again.wait_live(TIMEOUT)
+        marker = await again.submit(note(reference, "marker"))
+        await until(lambda: again.journal_entry(marker.key).status == JournalStatus.SENT)
+        assert summary(again.journal.entries()[:-1]) == summary(final)
+        assert again.journal_entry(marker.key).seq == head + 5
+    assert len(await events(backend, after=head)) == 5
+
+
+async def test_submit_while_live_is_sent_at_once_and_applied(backend: Backend, tmp_path) -> None:
+    async with journalled_client(backend, tmp_path / "journal.db") as client:
+        await client.wait_live(TIMEOUT)
+        entry = await client.submit(book_on("AB3"))
+        assert entry.status == JournalStatus.PENDING
+        await until(lambda: client.journal_entry(entry.key).status == JournalStatus.SENT)
+        done = client.journal_entry(entry.key)
+        assert done.seq == 1 and done.attempts == 1
+        await until(lambda: client.seq == 1)
+        assert "AB3" in client.units
+        assert client.pending() == [] and client.rejected() == []
+
+
+async def test_rate_limiting_delays_the_journal_but_refuses_nothing(
+    backend_factory, tmp_path: Path
+) -> None:
+    limits = Limits(command_rate=5, command_burst=2)
+    backend = backend_factory(config=make_config(limits=limits))
+    async with journalled_client(backend, tmp_path / "journal.db", command_attempts=1) as client:
+        commands = [book_on(f"AB{i}") for i in range(5)]
+        for command in commands:
+            await client.submit(command)
+        await until(lambda: not client.pending(), timeout=20)
+        entries = client.journal.entries()
+        assert [e.status for e in entries] == [JournalStatus.SENT] * 5, [
+            (e.status, e.problem) for e in entries
+        ]
+        assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert [e["callsign"] for e in await events(backend)] == [f"AB{i}" for i in range(5)]
+
+
+async def test_submit_needs_a_journal(backend: Backend) -> None:
+    async with DispatchClient([backend.url], DISPATCHER, backoff=FAST) as client:
+        with pytest.raises(RuntimeError, match="journal_path"):
+            await client.submit(book_on())
+        assert client.pending() == [] and client.rejected() == []
+        assert client.journal_entry("anything-0000") is None
