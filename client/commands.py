@@ -18,6 +18,7 @@ import httpx
 from pydantic import ValidationError
 
 from cadterm.protocol.commands import Command, CommandResult
+from cadterm.protocol.domain import Operator
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .errors import BackendUnavailable, RateLimited, error_for_problem
@@ -65,6 +66,21 @@ class CommandSender:
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self._http.aclose()
+
+    async def whoami(self) -> Operator:
+        """The operator this client's token belongs to (raises like `send`)."""
+        last_failure = "no attempt made"
+        for attempt in range(len(self.urls)):
+            url = self.urls[(self._preferred + attempt) % len(self.urls)]
+            try:
+                response = await self._http.get(f"{url}/v1/whoami")
+            except httpx.TransportError as exc:
+                last_failure = f"{url}: {type(exc).__name__}: {exc or 'no detail'}"
+                continue
+            if response.status_code == 200:
+                return Operator.model_validate_json(response.content)
+            raise error_for_problem(_problem(response))
+        raise BackendUnavailable(f"whoami not answered: {last_failure}")
 
     async def send(self, command: Command) -> CommandResult:
         """Send `command` until a backend gives a definite answer.

@@ -181,17 +181,51 @@ def _cmd_operator_list(args: argparse.Namespace) -> int:
 
 def _cmd_locate(args: argparse.Namespace) -> int:
     from cadterm.server import locations
+    from cadterm.tui.settings import ConsoleSettings, settings_path
 
     rows = [
         ("data dir", locations.data_dir()),
         ("database", locations.default_db_path()),
         ("config dir", locations.config_dir()),
         ("server config", locations.default_server_config_path()),
+        ("console settings", settings_path()),
+        ("console journal", ConsoleSettings().journal_path),
     ]
     width = max(len(label) for label, _ in rows)
     for label, path in rows:
         print(f"{label + ':':<{width + 1}}  {path}")
     return EXIT_OK
+
+
+# --- cadterm console -------------------------------------------------------------------
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from cadterm.tui.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(
+            url=list(args.url) or None,
+            token=args.token,
+            theme=args.theme,
+            workstation=args.workstation,
+            journal=args.journal,
+        )
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    if not settings.url:
+        raise CliError(
+            "no backend URL: give one (cadterm console http://127.0.0.1:8740), set "
+            "CADTERM_URL, or put url = [...] in the console settings (cadterm locate)"
+        )
+    if not settings.token:
+        raise CliError(
+            "no token: pass --token, set CADTERM_TOKEN, or put token = ... in the console "
+            "settings (cadterm locate)"
+        )
+    from cadterm.tui.main import run_console
+
+    return run_console(settings)
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -205,7 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cadterm {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    parser.set_defaults(
+        handler=_cmd_console, url=[], token=None, theme=None, workstation=None, journal=None
+    )
+
+    console = sub.add_parser(
+        "console", help="open the dispatcher console (the default with no command)"
+    )
+    console.add_argument("url", nargs="*", metavar="URL", help="backend URL(s), tried in order")
+    console.add_argument("--token", default=None, help="bearer token (or CADTERM_TOKEN)")
+    console.add_argument("--theme", default=None, help="theme name (see docs/console.md)")
+    console.add_argument("--workstation", default=None, help="workstation name for the record")
+    console.add_argument("--journal", type=Path, default=None, help="offline journal file")
+    console.set_defaults(handler=_cmd_console)
 
     config_help = "server config file (default: see `cadterm locate`)"
 

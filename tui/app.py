@@ -1,0 +1,498 @@
+"""The dispatcher console: incident queue, unit board, command line, status.
+
+The app never awaits the network on the UI path: the client runs its own tasks, and
+commands go out in workers whose outcomes come back to the command line. Live changes
+are drained at most once per frame and applied to the boards in one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+
+from cadterm.client import DispatchClient, Issued
+from cadterm.client.errors import BackendUnavailable, CommandConflict, CommandError
+from cadterm.client.journal import JournalStatus
+from cadterm.client.recommend import needs_for, recommend
+from cadterm.client.timers import TimerPolicy, officer_safety
+from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
+from cadterm.protocol.domain import UnitState
+from cadterm.themes import THEMES
+
+from . import grammar
+from .alerts import AlarmTracker
+from .board import Board
+from .command_line import CommandInput, CommandLine
+from .detail import DetailPane, incident_text, recommendation_text
+from .incident_queue import IncidentQueue, short_reference
+from .settings import ConsoleSettings
+from .status import AlarmBanner, StaleBanner, StatusBar
+from .theming import textual_themes
+from .unit_board import Grouping, UnitBoard
+
+__all__ = ["CadApp"]
+
+FRAME = 1 / 60  # the most often the boards repaint
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CadApp(App[None]):
+    """The console. Give it a `DispatchClient`; it starts it if it is not running."""
+
+    TITLE = "cadterm"
+    ENABLE_COMMAND_PALETTE = False
+
+    CSS = """
+    Screen { layout: vertical; }
+    #boards { height: 1fr; layout: horizontal; }
+    #boards > IncidentQueue { width: 3fr; }
+    #boards > UnitBoard { width: 47; border-left: vkey $panel; }
+    Screen.-narrow #boards { layout: vertical; }
+    Screen.-narrow #boards > IncidentQueue { width: 1fr; height: 3fr; }
+    Screen.-narrow #boards > UnitBoard { width: 1fr; height: 2fr; border-left: none;
+        border-top: hkey $panel; }
+    Screen.-narrow #boards > DetailPane { width: 1fr; height: 3fr; border-left: none;
+        border-top: hkey $panel; }
+    Screen.-narrow.-detail #boards > UnitBoard { display: none; }
+    """
+
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("f2", "focus_queue", "Incidents", id="app.focus_queue"),
+        Binding("f3", "focus_units", "Units", id="app.focus_units"),
+        Binding("f4", "toggle_detail", "Detail", id="app.detail"),
+        Binding("f5", "toggle_grouping", "Group units", id="app.group"),
+        Binding("f7", "journal", "Journal", id="app.journal"),
+        Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
+        Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
+        Binding("pagedown", "queue_down", "Next incident", show=False, id="app.queue_down"),
+        Binding("escape", "focus_command", "Command line", show=False, id="app.command"),
+    ]
+
+    def __init__(
+        self,
+        client: DispatchClient,
+        settings: ConsoleSettings,
+        *,
+        operator: str = "",
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.settings = settings
+        self.operator = operator or settings.workstation
+        self.clock = clock
+        self.policy = TimerPolicy(
+            warn_fraction=settings.warn_fraction,
+            officer_safety_after=timedelta(minutes=settings.officer_safety_minutes),
+        )
+        self.alarms = AlarmTracker()
+        self._awaiting: set[int] = set()  # seqs of our commands not yet seen on the stream
+        self._select_after: dict[int, str] = {}  # select an incident we opened once applied
+        self._last_event_at: datetime | None = None
+        self._journal_counts = (0, 0)
+        self._detail_mode = "incident"
+        for theme in textual_themes():
+            self.register_theme(theme)
+        self.theme = settings.theme
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """Every semantic token, from the default theme, for themes that lack some."""
+        return dict(THEMES[next(iter(THEMES))]["variables"])
+
+    # --- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        state = self.client.state
+        yield StaleBanner(id="stale")
+        yield AlarmBanner(id="alarms")
+        with Container(id="boards"):
+            yield IncidentQueue(state, self.clock, self.policy, id="queue")
+            yield UnitBoard(
+                state, self.clock, self.policy, self.settings.group_units_by, id="units"
+            )
+            yield DetailPane(id="detail")
+        yield CommandLine(self.parse_context, id="command")
+        yield StatusBar(id="status")
+
+    @property
+    def queue(self) -> IncidentQueue:
+        return self.query_one(IncidentQueue)
+
+    @property
+    def units(self) -> UnitBoard:
+        return self.query_one(UnitBoard)
+
+    @property
+    def command_line(self) -> CommandLine:
+        return self.query_one(CommandLine)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def on_mount(self) -> None:
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+        self.client.start()
+        self._reload()
+        self.query_one(CommandInput).focus()
+        self.set_interval(1.0, self._tick)
+        self._follow_changes()
+        self._learn_operator()
+        self._tick()
+
+    @work(group="whoami", exit_on_error=False)
+    async def _learn_operator(self) -> None:
+        """Show who is logged in (the token's operator), once a backend answers."""
+        for _ in range(30):
+            try:
+                operator = await self.client.sender.whoami()
+            except CommandError as error:
+                self.command_line.feedback(f"login refused: {error.detail}", error=True)
+                return
+            except BackendUnavailable:
+                await asyncio.sleep(2.0)
+                continue
+            self.operator = f"{operator.id} ({operator.role.value})"
+            self._refresh_status()
+            return
+
+    def on_resize(self) -> None:
+        self.screen.set_class(self.size.width < 120, "-narrow")
+
+    # --- live changes ------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Point every board at the client's current picture."""
+        state = self.client.state
+        self.queue.reload(state)
+        self.units.reload(state)
+        self.alarms.prime(state)
+        self.client.take_changes()
+        self._refresh_alarms()
+
+    @work(group="live", exclusive=True)
+    async def _follow_changes(self) -> None:
+        """Drain the client's change feed at most once per frame."""
+        async for changes in self.client.watch():
+            self.apply_changes(changes.incidents, changes.units)
+            await asyncio.sleep(FRAME)
+
+    def apply_changes(self, incidents: set[str], units: set[str]) -> None:
+        """Apply one batch of changed incidents and units to the boards."""
+        self._last_event_at = self.clock()
+        if self.queue.state is not self.client.state:  # a snapshot replaced the picture
+            self._reload()
+        else:
+            with self.batch_update():
+                self.queue.apply_changes(incidents)
+                self.units.apply_changes(units)
+            if self.alarms.update(self.client.state, incidents, units):
+                self._ring()
+            self._refresh_alarms()
+        self._awaiting = {seq for seq in self._awaiting if seq > self.client.seq}
+        for seq in [s for s in self._select_after if s <= self.client.seq]:
+            reference = self._select_after.pop(seq)
+            if self.queue.move_cursor_to(reference) and self.detail.shown:
+                self._show_incident(reference)
+        selected = self.queue.cursor_key
+        if self.detail.shown and self._detail_mode == "incident" and selected in incidents:
+            self._show_incident(selected)
+        self._refresh_status()
+
+    def _ring(self) -> None:
+        if self.settings.bell:
+            self.bell()
+
+    def _refresh_alarms(self) -> None:
+        self.query_one(AlarmBanner).show(self.alarms.lines(self.client.state))
+
+    def _tick(self) -> None:
+        """Once a second: ageing, safety timers, the clock and the link's freshness."""
+        pending = self.client.pending()
+        rejected = self.client.rejected()
+        counts = (len(pending), len(rejected))
+        if counts[1] > self._journal_counts[1]:
+            newest = rejected[-1]
+            detail = newest.problem.detail if newest.problem else "refused"
+            self.command_line.feedback(
+                f"journalled {newest.command.type} was REJECTED: {detail} (F7 lists them)",
+                error=True,
+            )
+            self._ring()
+        self._journal_counts = counts
+        self.queue.tick()
+        self.units.tick()
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        now = self.clock()
+        status = self.client.status
+        safety = sum(
+            1
+            for unit in self.client.state.units.values()
+            if unit.state == UnitState.AT_SCENE and officer_safety(unit, now, self.policy)
+        )
+        self.query_one(StatusBar).show(
+            operator=self.operator,
+            status=status,
+            last_event=self._last_event_at,
+            pending=self._journal_counts[0] + len(self._awaiting),
+            rejected=self._journal_counts[1],
+            safety=safety,
+            now=now,
+        )
+        self.query_one(StaleBanner).show(status, now)
+
+    # --- selection and the detail pane ---------------------------------------------------
+
+    def on_board_highlighted(self, message: Board.Highlighted) -> None:
+        if message.board is self.queue and self.detail.shown and self._detail_mode == "incident":
+            self._show_incident(message.key)
+
+    def on_board_chosen(self, message: Board.Chosen) -> None:
+        if message.board is self.queue:
+            self._show_incident(message.key)
+
+    def _show_incident(self, reference: str | None) -> None:
+        incident = self.client.state.incidents.get(reference) if reference else None
+        if incident is None:
+            return
+        self._detail_mode = "incident"
+        text = incident_text(incident, self.client.state, self.clock(), self.policy)
+        self.detail.show_text(text)
+        self.screen.add_class("-detail")
+
+    def action_toggle_detail(self) -> None:
+        """Show or hide the selected incident's detail."""
+        if self.detail.shown:
+            self.detail.hide()
+            self.screen.remove_class("-detail")
+        else:
+            self._show_incident(self.queue.cursor_key)
+
+    def action_focus_queue(self) -> None:
+        """Move focus to the incident queue."""
+        self.queue.focus()
+
+    def action_focus_units(self) -> None:
+        """Move focus to the unit board."""
+        self.units.focus()
+
+    def action_focus_command(self) -> None:
+        """Back to the command line."""
+        self.query_one(CommandInput).focus()
+
+    def action_queue_up(self) -> None:
+        """Select the previous incident without leaving the command line."""
+        self.queue.action_cursor_up()
+
+    def action_queue_down(self) -> None:
+        """Select the next incident without leaving the command line."""
+        self.queue.action_cursor_down()
+
+    def action_toggle_grouping(self) -> None:
+        """Group units by sector or by state."""
+        grouping = Grouping.STATE if self.units.grouping == Grouping.SECTOR else Grouping.SECTOR
+        self.units.set_grouping(grouping)
+        self.command_line.feedback(f"units grouped by {grouping.value}")
+
+    def action_next_theme(self) -> None:
+        """Cycle through the built-in themes."""
+        names = [theme.name for theme in textual_themes()]
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.queue.invalidate_all()
+        self.units.invalidate_all()
+        self.command_line.feedback(f"theme {self.theme}")
+
+    def action_help(self) -> None:
+        """List every verb with an example."""
+        self._detail_mode = "help"
+        self.detail.show_text(_lines_text(grammar.help_text(None)))
+        self.screen.add_class("-detail")
+
+    def action_journal(self) -> None:
+        """List journalled commands that are pending or were rejected."""
+        self._detail_mode = "journal"
+        entries = (
+            self.client.journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED)
+            if (self.client.journal is not None)
+            else []
+        )
+        lines = ["Journal (pending and rejected):"]
+        for entry in entries:
+            when = entry.issued_at.astimezone().strftime("%H:%M:%S")
+            problem = f" - {entry.problem.detail}" if entry.problem else ""
+            lines.append(f"{when} {entry.status.value.upper()} {entry.command.type}{problem}")
+        if not entries:
+            lines.append("nothing pending or rejected")
+        self.detail.show_text(_lines_text(lines))
+        self.screen.add_class("-detail")
+
+    def action_acknowledge(self) -> None:
+        """Acknowledge every alarm on screen."""
+        self._run_action(grammar.Acknowledge(None), "ack")
+
+    # --- the command line ----------------------------------------------------------------
+
+    def parse_context(self) -> grammar.ParseContext:
+        """What the grammar needs to resolve and complete names, from the live picture."""
+        state = self.client.state
+        selected = self.queue.cursor_key
+        recommended: tuple[str, ...] = ()
+        incident = state.incidents.get(selected) if selected else None
+        if incident is not None:
+            picks = recommend(
+                state, incident, self.clock(), needs=needs_for(incident.incident_type)
+            )
+            recommended = tuple(pick.callsign for pick in picks)
+        return grammar.ParseContext(
+            selected=selected,
+            references=list(state.incidents),
+            callsigns=list(state.units),
+            incident_types=INCIDENT_TYPES,
+            closing_codes=CLOSING_CODES,
+            recommended=recommended,
+        )
+
+    def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
+        line = message.line
+        if not line.strip():
+            return
+        try:
+            action = grammar.parse(line, self.parse_context())
+        except grammar.ParseError as error:
+            self.command_line.show_error(line, error.message, error.start, error.end)
+            return
+        self._run_action(action, line)
+
+    def _run_action(self, action: object, line: str) -> None:
+        if isinstance(action, grammar.Dispatch):
+            self.command_line.feedback(f"sending: {action.summary}")
+            self._dispatch(action)
+        elif isinstance(action, grammar.Recommend):
+            self._recommend(action)
+        elif isinstance(action, grammar.Filter):
+            self.queue.set_filter(action.text)
+            self.units.set_filter(action.text)
+            self.command_line.feedback(
+                f"filter: {action.text}" if action.text else "filter cleared"
+            )
+        elif isinstance(action, grammar.Find):
+            self._find(action.text)
+        elif isinstance(action, grammar.Select):
+            if self.queue.move_cursor_to(action.reference):
+                self._show_incident(action.reference)
+            else:
+                self.command_line.feedback(
+                    f"{action.reference} is not in the queue (closed or filtered)", error=True
+                )
+        elif isinstance(action, grammar.Acknowledge):
+            self._acknowledge(action.callsign)
+        elif isinstance(action, grammar.Help):
+            self._detail_mode = "help"
+            self.detail.show_text(_lines_text(grammar.help_text(action.verb)))
+            self.screen.add_class("-detail")
+        elif isinstance(action, grammar.Quit):
+            self.exit()
+
+    def _recommend(self, action: grammar.Recommend) -> None:
+        incident = self.client.state.incidents.get(action.reference)
+        if incident is None:
+            self.command_line.feedback(f"no incident {action.reference}", error=True)
+            return
+        needs = action.capabilities or needs_for(incident.incident_type)
+        picks = recommend(self.client.state, incident, self.clock(), needs=needs)
+        self._detail_mode = "recommend"
+        self.detail.show_text(recommendation_text(action.reference, picks))
+        self.screen.add_class("-detail")
+        best = f"best: {picks[0].callsign} ({picks[0].reason})" if picks else "no unit fits"
+        self.command_line.feedback(f"recommend {short_reference(action.reference)}: {best}")
+
+    def _find(self, text: str) -> None:
+        needle = text.strip().lower()
+        for reference in reversed(list(self.client.state.incidents)):
+            incident = self.client.state.incidents[reference]
+            haystack = f"{reference} {incident.incident_type} {incident.location.address}"
+            if needle in haystack.lower() and self.queue.move_cursor_to(reference):
+                self._show_incident(reference)
+                self.command_line.feedback(f"found {short_reference(reference)}")
+                return
+        for callsign in self.client.state.units:
+            if needle in callsign.lower() and self.units.move_cursor_to(callsign):
+                self.command_line.feedback(f"found unit {callsign}")
+                return
+        self.command_line.feedback(f"nothing open matches {text!r}", error=True)
+
+    def _acknowledge(self, callsign: str | None) -> None:
+        self.alarms.acknowledge_grade_ones()
+        targets = [callsign] if callsign else sorted(self.alarms.emergency_callsigns)
+        commands = tuple(
+            {"type": "acknowledge_emergency", "callsign": target}
+            for target in targets
+            if self.client.state.units.get(target) is not None
+            and self.client.state.units[target].state == UnitState.EMERGENCY
+        )
+        self._refresh_alarms()
+        if commands:
+            self._dispatch(grammar.Dispatch(commands, f"acknowledge {', '.join(targets)}"))
+        elif callsign:
+            self.command_line.feedback(f"{callsign} has no emergency to acknowledge", error=True)
+        else:
+            self.command_line.feedback("alarms acknowledged", ok=True)
+
+    @work(group="commands")
+    async def _dispatch(self, action: grammar.Dispatch) -> None:
+        """Issue each command of one line, in order, and report the outcome."""
+        outcomes = []
+        for fields in action.commands:
+            command = self.client.command(**fields)
+            issued: Issued = await self.client.issue(command)
+            if issued.error is not None:
+                self.command_line.feedback(_describe_error(issued.error), error=True)
+                self._ring()
+                return
+            if issued.result is not None:
+                event = issued.result.event
+                if event.type == "incident_created":
+                    self._select_after[event.seq] = event.reference
+                if issued.result.seq > self.client.seq:
+                    self._awaiting.add(issued.result.seq)
+                outcomes.append(f"#{issued.result.seq}")
+            else:
+                outcomes.append("journalled")
+        queued = outcomes.count("journalled")
+        if queued:
+            self.command_line.feedback(
+                f"{action.summary}: journalled, sends when the backend is reachable", error=True
+            )
+        else:
+            self.command_line.feedback(f"done: {action.summary} ({' '.join(outcomes)})", ok=True)
+        self._refresh_status()
+
+
+def _describe_error(error: CommandError) -> str:
+    """A refusal as the operator should read it."""
+    text = f"refused: {error.detail}"
+    if isinstance(error, CommandConflict) and error.changes:
+        text += f" | latest: {error.changes[-1]}"
+    return text
+
+
+def _lines_text(lines: list[str]):
+    from rich.text import Text
+
+    return Text("\n".join(lines))

@@ -1,0 +1,217 @@
+"""The incident queue: open incidents by grade, then age, each against its target."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from rich.text import Text
+
+from cadterm.client.timers import DEFAULT_POLICY, Level, TimerPolicy, attendance_alert, format_age
+from cadterm.protocol.domain import Incident, IncidentStatus
+from cadterm.protocol.fold import DispatchState
+
+from .board import Board
+from .safe_text import clean_line
+
+__all__ = ["IncidentQueue", "short_reference"]
+
+_STATUS = {
+    IncidentStatus.OPEN: "OPEN",
+    IncidentStatus.RESOURCED: "RES",
+    IncidentStatus.AT_SCENE: "SCENE",
+    IncidentStatus.CLOSED: "CLSD",
+}
+# Meaning never rests on colour alone: the age column carries a marker too.
+_MARK = {Level.OK: " ", Level.WARN: "!", Level.BREACH: "\u203c", Level.MET: "\u2713"}
+
+
+def short_reference(reference: str) -> str:
+    """``0042-27NOV26`` -> ``0042-27NOV``: the number and day, as dispatchers say it."""
+    return reference[:-2] if len(reference) == 12 else reference
+
+
+def _sort_key(incident: Incident) -> tuple:
+    return (int(incident.grade), incident.created_at, incident.reference)
+
+
+class IncidentQueue(Board):
+    """Open incidents, most urgent first; rows keyed by reference."""
+
+    COMPONENT_CLASSES = Board.COMPONENT_CLASSES | {
+        "queue--grade-1",
+        "queue--grade-2",
+        "queue--grade-3",
+        "queue--grade-4",
+        "queue--grade-5",
+        "queue--warn",
+        "queue--breach",
+        "queue--met",
+        "queue--muted",
+    }
+
+    DEFAULT_CSS = """
+    IncidentQueue > .queue--grade-1 { color: $grade-1; text-style: bold; }
+    IncidentQueue > .queue--grade-2 { color: $grade-2; text-style: bold; }
+    IncidentQueue > .queue--grade-3 { color: $grade-3; }
+    IncidentQueue > .queue--grade-4 { color: $grade-4; }
+    IncidentQueue > .queue--grade-5 { color: $grade-5; }
+    IncidentQueue > .queue--warn { color: $age-warn; text-style: bold; }
+    IncidentQueue > .queue--breach { color: $age-breach; text-style: bold reverse; }
+    IncidentQueue > .queue--met { color: $muted; }
+    IncidentQueue > .queue--muted { color: $muted; }
+    """
+
+    empty_text = "no open incidents"
+
+    def __init__(
+        self,
+        state: DispatchState,
+        clock: Callable[[], datetime],
+        policy: TimerPolicy = DEFAULT_POLICY,
+        *,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self.clock = clock
+        self.policy = policy
+        self._sorted: list[tuple] = []  # sort keys of shown incidents, in order
+        self._keys: dict[str, tuple] = {}
+        self._shown_age: dict[str, tuple[str, Level]] = {}
+        self.filter_text = ""
+
+    # --- keeping the order -----------------------------------------------------------
+
+    def _visible(self, incident: Incident) -> bool:
+        if incident.status == IncidentStatus.CLOSED:
+            return False
+        if not self.filter_text:
+            return True
+        return self.filter_text in self._search_text(incident)
+
+    @staticmethod
+    def _search_text(incident: Incident) -> str:
+        return " ".join(
+            [
+                incident.reference,
+                f"g{int(incident.grade)}",
+                incident.incident_type,
+                incident.status.value,
+                incident.location.address,
+                incident.location.sector or "",
+                " ".join(incident.assigned),
+            ]
+        ).lower()
+
+    def reload(self, state: DispatchState) -> None:
+        """Show a whole new picture (after a snapshot)."""
+        self.state = state
+        self._keys = {
+            ref: _sort_key(incident)
+            for ref, incident in state.incidents.items()
+            if self._visible(incident)
+        }
+        self._sorted = sorted(self._keys.values())
+        self._shown_age.clear()
+        self.invalidate_all()
+        self.set_order([key[2] for key in self._sorted])
+
+    def apply_changes(self, references: Iterable[str]) -> None:
+        """Re-place and re-render the incidents that changed."""
+        moved = False
+        changed = []
+        for ref in references:
+            incident = self.state.incidents.get(ref)
+            new = _sort_key(incident) if incident and self._visible(incident) else None
+            old = self._keys.get(ref)
+            if old != new:
+                if old is not None:
+                    del self._sorted[bisect.bisect_left(self._sorted, old)]
+                    del self._keys[ref]
+                if new is not None:
+                    bisect.insort(self._sorted, new)
+                    self._keys[ref] = new
+                moved = True
+            changed.append(ref)
+            self._shown_age.pop(ref, None)
+        if moved:
+            self.set_order([key[2] for key in self._sorted])
+        self.invalidate(changed)
+
+    def set_filter(self, text: str) -> None:
+        """Show only incidents whose reference, type, location or units contain `text`."""
+        self.filter_text = text.strip().lower()
+        self.reload(self.state)
+
+    def tick(self) -> None:
+        """Re-render rows whose age or alert level has moved on (visible rows only)."""
+        now = self.clock()
+        top = int(self.scroll_offset.y)
+        stale = []
+        for key in self.keys[top : top + self.size.height]:
+            incident = self.state.incidents.get(key)
+            if incident is None:
+                continue
+            shown = self._age_cell(incident, now)
+            if self._shown_age.get(key) != shown:
+                stale.append(key)
+        if stale:
+            self.invalidate(stale)
+
+    # --- rendering ------------------------------------------------------------------
+
+    def _age_cell(self, incident: Incident, now: datetime) -> tuple[str, Level]:
+        alert = attendance_alert(incident, self.state, now, self.policy)
+        return format_age(alert.age), alert.level
+
+    @staticmethod
+    def _widths(width: int) -> tuple[int, int, int]:
+        """Widths of the type, location and units columns for this board width."""
+        fixed = 10 + 1 + 2 + 1 + 9 + 1 + 5 + 1 + 6 + 1
+        rest = max(10, width - fixed)
+        units = min(18, max(5, rest // 4))
+        return 9, rest - units - 1, units
+
+    def render_header(self, width: int) -> Text:
+        type_w, loc_w, units_w = self._widths(width)
+        return Text(
+            f"{'REF':<10} {'G':<2} {'TYPE':<{type_w}} {'STAT':<5} {'AGE':<6} "
+            f"{'LOCATION':<{loc_w}} {'UNITS':<{units_w}}"
+        )
+
+    def render_row(self, key: str, width: int) -> Text:
+        incident = self.state.incidents.get(key)
+        if incident is None:
+            return Text(key)
+        type_w, loc_w, units_w = self._widths(width)
+        age, level = self._age_cell(incident, self.clock())
+        self._shown_age[key] = (age, level)
+        grade = int(incident.grade)
+        row = Text()
+        row.append(f"{short_reference(incident.reference):<10} ")
+        row.append(f"{grade:<2}", style=self.get_component_rich_style(f"queue--grade-{grade}"))
+        row.append(" ")
+        row.append(f"{clean_line(incident.incident_type)[:type_w]:<{type_w}} ")
+        row.append(f"{_STATUS[incident.status]:<5} ")
+        age_style = {
+            Level.WARN: "queue--warn",
+            Level.BREACH: "queue--breach",
+            Level.MET: "queue--met",
+        }.get(level)
+        age_text = f"{age}{_MARK[level]}"
+        if age_style:
+            row.append(f"{age_text:<6}", style=self.get_component_rich_style(age_style))
+        else:
+            row.append(f"{age_text:<6}")
+        row.append(" ")
+        row.append(f"{clean_line(incident.location.address)[:loc_w]:<{loc_w}} ")
+        units = ",".join(incident.assigned) or "-"
+        if len(units) > units_w:
+            units = units[: units_w - 1] + "\u2026"
+        row.append(
+            f"{clean_line(units):<{units_w}}",
+            style=None if incident.assigned else self.get_component_rich_style("queue--muted"),
+        )
+        return row

@@ -1,0 +1,150 @@
+"""Console settings: one typed object, from TOML at the platform config path, then env.
+
+Precedence, lowest first: built-in defaults, ``console.toml`` in the config directory
+(``cadterm locate`` prints where), environment variables (``CADTERM_URL``,
+``CADTERM_TOKEN``, ``CADTERM_THEME``, ``CADTERM_WORKSTATION``, ``CADTERM_JOURNAL``),
+then command-line flags. Example ``console.toml``::
+
+    url = ["http://10.0.0.5:8740", "http://10.0.0.6:8740"]
+    token = "..."
+    theme = "cadterm-ansi"
+    group_units_by = "state"
+    bell = true
+    officer_safety_minutes = 20
+
+    [keymap]
+    "app.detail" = "f4,ctrl+o"
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cadterm.themes import THEMES
+
+__all__ = [
+    "ConsoleSettings",
+    "Grouping",
+    "SettingsError",
+    "config_dir",
+    "data_dir",
+    "load_settings",
+    "settings_path",
+]
+
+
+class Grouping(StrEnum):
+    """How the unit board groups callsigns."""
+
+    SECTOR = "sector"
+    STATE = "state"
+
+
+class SettingsError(Exception):
+    """The console settings file or environment holds something unusable."""
+
+
+def config_dir() -> Path:
+    """``$CADTERM_CONFIG_DIR``, else the platform's user config directory for cadterm."""
+    value = os.environ.get("CADTERM_CONFIG_DIR", "").strip()
+    return Path(value).expanduser() if value else Path(platformdirs.user_config_dir("cadterm"))
+
+
+def data_dir() -> Path:
+    """``$CADTERM_DATA_DIR``, else the platform's user data directory for cadterm."""
+    value = os.environ.get("CADTERM_DATA_DIR", "").strip()
+    return Path(value).expanduser() if value else Path(platformdirs.user_data_dir("cadterm"))
+
+
+def settings_path() -> Path:
+    """Where the console reads its settings."""
+    return config_dir() / "console.toml"
+
+
+class ConsoleSettings(BaseModel):
+    """Everything the console can be told, with its defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: list[str] = Field(default_factory=list, description="Backend URLs, tried in order.")
+    token: str | None = Field(default=None, description="Bearer token for this operator.")
+    workstation: str = Field(default_factory=lambda: socket.gethostname()[:64] or "console")
+    theme: str = "cadterm-dark"
+    group_units_by: Grouping = Grouping.SECTOR
+    bell: bool = True
+    officer_safety_minutes: float = Field(default=20, gt=0)
+    warn_fraction: float = Field(default=0.75, gt=0, lt=1)
+    journal: Path | None = Field(
+        default=None, description="Offline journal file (default: data dir/journal.db)."
+    )
+    keymap: dict[str, str] = Field(
+        default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
+    )
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("theme")
+    @classmethod
+    def _known_theme(cls, value: str) -> str:
+        if value not in THEMES:
+            raise ValueError(f"unknown theme {value!r}; built-in: {', '.join(THEMES)}")
+        return value
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal file to use."""
+        return self.journal or data_dir() / "journal.db"
+
+
+_ENV = {
+    "CADTERM_URL": "url",
+    "CADTERM_TOKEN": "token",
+    "CADTERM_THEME": "theme",
+    "CADTERM_WORKSTATION": "workstation",
+    "CADTERM_JOURNAL": "journal",
+}
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> ConsoleSettings:
+    """Read the settings file (if any), apply the environment, then `overrides`.
+
+    `overrides` whose value is None are ignored, so command-line flags can be passed
+    straight through. Raises `SettingsError` saying which file and field is wrong.
+    """
+    path = path or settings_path()
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read {path}: {exc}") from None
+    for variable, field in _ENV.items():
+        if environ.get(variable):
+            data[field] = environ[variable]
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return ConsoleSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid console settings ({path}): {problems}") from None

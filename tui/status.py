@@ -1,0 +1,120 @@
+"""The status bar and the banners that tell the operator what state the picture is in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cadterm.client.stream import LinkState, LinkStatus
+from cadterm.client.timers import format_age
+
+from .safe_text import clean_line
+
+__all__ = ["AlarmBanner", "StaleBanner", "StatusBar", "describe_link"]
+
+_LINK_WORD = {
+    LinkState.CONNECTING: "CONNECTING",
+    LinkState.RESYNCING: "RESYNCING",
+    LinkState.LIVE: "LIVE",
+    LinkState.RECONNECTING: "RECONNECTING",
+    LinkState.STOPPED: "STOPPED",
+}
+
+
+def describe_link(status: LinkStatus, now: datetime) -> str:
+    """One line saying how fresh the picture is, for people under pressure."""
+    since = status.since.astimezone().strftime("%H:%M:%S")
+    word = _LINK_WORD[status.state]
+    if status.state == LinkState.LIVE:
+        return f"{word} since {since}"
+    reason = f": {clean_line(status.reason)}" if status.reason else ""
+    return f"NOT LIVE - {word} since {since} ({format_age(now - status.since)}){reason}"
+
+
+class StatusBar(Static):
+    """Operator, link state, time since the last event, pending commands, clock."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; }
+    StatusBar.-stale { background: $alarm-bg; color: $alarm-fg; text-style: bold; }
+    """
+
+    def show(
+        self,
+        *,
+        operator: str,
+        status: LinkStatus,
+        last_event: datetime | None,
+        pending: int,
+        rejected: int,
+        safety: int,
+        now: datetime,
+    ) -> None:
+        """Redraw from the current facts (only if the text changed)."""
+        live = status.state == LinkState.LIVE
+        parts = [clean_line(operator), _LINK_WORD[status.state]]
+        if last_event is not None:
+            parts.append(f"last event {format_age(now - last_event)} ago")
+        else:
+            parts.append("no events yet")
+        parts.append(f"pending {pending}")
+        if rejected:
+            parts.append(f"REJECTED {rejected}")
+        if safety:
+            parts.append(f"SAFETY CHECK {safety}")
+        parts.append(now.astimezone().strftime("%H:%M:%S"))
+        text = " | ".join(parts)
+        self.set_class(not live, "-stale")
+        if str(self.render()) != text:
+            self.update(Text(text))
+
+
+class StaleBanner(Static):
+    """Shown across the top whenever the picture is not live; hidden otherwise."""
+
+    DEFAULT_CSS = """
+    StaleBanner {
+        height: 1;
+        background: $alarm-bg;
+        color: $alarm-fg;
+        text-style: bold;
+        display: none;
+    }
+    StaleBanner.-shown { display: block; }
+    """
+
+    def show(self, status: LinkStatus, now: datetime) -> None:
+        """Show or hide for this link status."""
+        stale = status.state != LinkState.LIVE
+        self.set_class(stale, "-shown")
+        if stale:
+            text = "!! " + describe_link(status, now) + " - last known picture shown"
+            if str(self.render()) != text:
+                self.update(Text(text))
+
+
+class AlarmBanner(Static):
+    """Alarms that need a human: state-0 emergencies (until acknowledged), new grade 1s."""
+
+    DEFAULT_CSS = """
+    AlarmBanner {
+        height: auto;
+        max-height: 3;
+        background: $alarm-bg;
+        color: $alarm-fg;
+        text-style: bold;
+        display: none;
+    }
+    AlarmBanner.-shown { display: block; }
+    """
+
+    def show(self, lines: list[str]) -> None:
+        """Show these alarm lines, or hide when there are none."""
+        self.set_class(bool(lines), "-shown")
+        text = "\n".join(clean_line(line) for line in lines[:3])
+        if len(lines) > 3:
+            text += f" (+{len(lines) - 3} more)"
+        if str(self.render()) != text:
+            self.update(Text(text))
