@@ -281,8 +281,12 @@ def _note_added(state: DispatchState, e: NoteAdded, changes: Changes) -> None:
 def _unit_assigned(state: DispatchState, e: UnitAssigned, changes: Changes) -> None:
     incident = _incident(state, e.reference)
     unit = _unit(state, e.callsign)
-    if e.diverted_from and e.diverted_from != e.reference:
-        previous = _incident(state, e.diverted_from)
+    # A unit is on one incident at a time: taking it to this one takes it off the last,
+    # even if the event does not name it; left listed there, closing that incident
+    # would make the unit available while it is en route here.
+    previous_reference = e.diverted_from or unit.incident
+    if previous_reference and previous_reference != e.reference:
+        previous = _incident(state, previous_reference)
         _release(state, previous, e.callsign, changes)
         _record(previous, e, e.type, f"{e.callsign} diverted to {e.reference}")
         _refresh_status(state, previous)

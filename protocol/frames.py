@@ -50,9 +50,8 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # server restarting: reconnect after a pause and resume
     RESUME = 4000  # the subscriber fell behind: reconnect and resume from last seq
     BAD_FRAME = 4002  # malformed JSON, unknown frame type or invalid fields: do not retry
-    UNEXPECTED_FRAME = 4003  # a valid frame at the wrong time (e.g. a second subscribe)
+    UNEXPECTED_FRAME = 4003  # a valid frame at the wrong time (a second subscribe)
     SUBSCRIBE_TIMEOUT = 4008  # no subscribe frame in time after the handshake
-    RATE_LIMITED = 4029  # too many frames from the client
 
 
 class _Frame(BaseModel):

@@ -190,7 +190,9 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = ProblemCode.NOT_FOUND if exc.status_code == 404 else ProblemCode.INVALID_COMMAND
+        code = {404: ProblemCode.NOT_FOUND, 405: ProblemCode.METHOD_NOT_ALLOWED}.get(
+            exc.status_code, ProblemCode.INVALID_COMMAND
+        )
         problem = Problem.of(code, str(exc.detail))
         problem.status = exc.status_code
         return problem_response(problem)
@@ -372,9 +374,15 @@ async def _serve_stream(
     limits = config.limits
     try:
         try:
-            text = await asyncio.wait_for(websocket.receive_text(), limits.subscribe_timeout)
+            message = await asyncio.wait_for(websocket.receive(), limits.subscribe_timeout)
         except TimeoutError:
             await websocket.close(CloseCode.SUBSCRIBE_TIMEOUT, "no subscribe frame in time")
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:  # a binary frame: receive_text() would raise KeyError here
+            await _bad_frame(websocket, "binary frames are not accepted; send JSON text frames")
             return
         try:
             subscribe = CLIENT_FRAME_ADAPTER.validate_json(text)
@@ -401,12 +409,14 @@ def _frame_error(text: str, exc: ValidationError) -> str:
     return f"invalid subscribe frame: {where}: {err['msg']}"
 
 
-async def _bad_frame(websocket: WebSocket, reason: str) -> None:
-    frame = ErrorFrame(code="bad_frame", detail=reason)
+async def _bad_frame(
+    websocket: WebSocket, reason: str, code: CloseCode = CloseCode.BAD_FRAME
+) -> None:
+    frame = ErrorFrame(code=code.name.lower(), detail=reason)
     with contextlib.suppress(Exception):
         await websocket.send_text(frame.model_dump_json())
     # Close reasons are limited to 123 bytes by the WebSocket protocol.
-    await websocket.close(CloseCode.BAD_FRAME, reason[:120])
+    await websocket.close(code, reason[:120])
 
 
 async def _stream_events(
@@ -431,6 +441,11 @@ async def _stream_events(
         elif since + 1 < first_kept and since < head:
             reason = "older_than_retention"
         if reason is not None:
+            # Events may have been applied while the store was asked above: start the
+            # queue afresh at the head the snapshot is taken at, with no await between.
+            hub.unsubscribe(subscriber)
+            subscriber = hub.subscribe(operator)
+            head = service.head
             snapshot = await _snapshot_at(service, head)
             await websocket.send_text(
                 '{"type":"snapshot","reason":"' + reason + '","state":' + snapshot + "}"
@@ -479,7 +494,9 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, inte
             if listener in done:
                 getter.cancel()
                 reason = listener.result()
-                if reason is not None:
+                if reason == _ALREADY_SUBSCRIBED:
+                    await _bad_frame(websocket, reason, CloseCode.UNEXPECTED_FRAME)
+                elif reason is not None:
                     await _bad_frame(websocket, reason)
                 return
             if getter in done:
@@ -496,6 +513,9 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, inte
         overflow.cancel()
 
 
+_ALREADY_SUBSCRIBED = "already subscribed; open a new connection to resubscribe"
+
+
 async def _listen(websocket: WebSocket) -> str | None:
     """Wait for the client to leave (None) or to send a frame it should not (a reason)."""
     message = await websocket.receive()
@@ -510,5 +530,5 @@ async def _listen(websocket: WebSocket) -> str | None:
         return "frame is not valid JSON"
     kind = data.get("type") if isinstance(data, dict) else None
     if kind == "subscribe":
-        return "already subscribed; open a new connection to resubscribe"
+        return _ALREADY_SUBSCRIBED
     return f"unknown or unexpected frame type {kind!r}"

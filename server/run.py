@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -89,11 +91,23 @@ def serve(
             flush=True,
         )
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    server = build_server(
-        db_path=db_path, config=config, host=host, port=port, log_level=log_level
-    )
+    server = build_server(db_path=db_path, config=config, host=host, port=port, log_level=log_level)
     print(f"cadterm server on http://{host}:{port} (db {db_path})", flush=True)
+
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: open streams are closed,
-    # the lifespan writes a final snapshot and closes the store.
-    asyncio.run(server.serve())
+    # the lifespan writes a final snapshot and closes the store. Afterwards it re-raises
+    # the signal under the handlers it found, which with the defaults would end the
+    # process "killed by SIGTERM" (or a KeyboardInterrupt) instead of exiting 0. So the
+    # handlers it finds (and restores) just ask the server to stop.
+    def stop(sig: int, frame: object) -> None:
+        server.should_exit = True
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    on_main = threading.current_thread() is threading.main_thread()  # else signals can't
+    previous = {sig: signal.signal(sig, stop) for sig in handled} if on_main else {}
+    try:
+        asyncio.run(server.serve())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0

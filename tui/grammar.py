@@ -961,8 +961,9 @@ def parse(line: str, ctx: ParseContext) -> Action:
         asked = _help_asked(first, args)
         if asked is not None:
             return asked
-        if not args and vocab.reference(first.text) is not None:
-            return Select(vocab.reference(first.text) or "")
+        selected = None if args else vocab.reference(first.text)
+        if selected is not None:
+            return Select(selected)
         if not args and SHORT_REFERENCE.fullmatch(first.text):
             hint = suggest(first.text, list(reversed(ctx.references)))
             raise ParseError(f"no incident numbered {first.text} ({hint})", first.start, first.end)
@@ -1184,6 +1185,7 @@ def _argument_completion(
     if from_word is not None:
         start, prefix = from_word, line[from_word:]
     exclude = {match[0] for i in range(len(positional)) if (match := vocab.callsign(positional, i))}
+    exclude |= {enum_member(Capability, t.text) for t in positional} - {None}
     candidates: list[Candidate] = []
     for slot in slots:
         candidates += _candidates(slot.kind, prefix, vocab, verb, exclude)
@@ -1200,10 +1202,9 @@ def _expected(verb: Verb, tokens: list[Token], vocab: _Vocabulary) -> tuple[list
     if verb.optional_ref:
         if not tokens:
             later = [verb.slots[0]]
-        elif vocab.reference(tokens[0].text) and (
-            not verb.after_ref
-            or verb.after_ref[0].kind not in (Kind.TEXT, Kind.WORDS)
-            or is_explicit_reference(tokens[0].text)
+        elif is_explicit_reference(tokens[0].text) or (
+            vocab.reference(tokens[0].text)
+            and not (verb.after_ref and verb.after_ref[0].kind in (Kind.TEXT, Kind.WORDS))
         ):
             index = 1
     for slot in verb.after_ref:
@@ -1249,28 +1250,23 @@ def _verb_candidates(prefix: str) -> list[Candidate]:
 
 
 def _ref_candidates(prefix: str, vocab: _Vocabulary, hashed: bool = False) -> list[Candidate]:
-    """Known incidents, newest first, as their log number where that is unambiguous."""
-    if prefix and not (prefix[0].isdigit() or prefix.startswith("#")):
-        word = prefix.lower()
-        return [
-            Candidate(r, "incident")
-            for r in reversed(vocab.ctx.references)
-            if r.lower().startswith(word)
-        ]
-    digits = prefix.lstrip("#")
+    """Known incidents starting with `prefix`, newest first, each as its log number
+    (``42``, or ``#42`` before free text) unless a newer incident has that number."""
+    word, hashed = prefix.lower(), hashed or prefix.startswith("#")
     found: list[Candidate] = []
     seen: set[int] = set()
     for reference in reversed(vocab.ctx.references):
         number = log_number(reference)
-        if number is None or number in seen:
-            text = reference
-        else:
-            seen.add(number)
-            text = f"#{number}" if hashed else str(number)
-        padded = reference.split("-", 1)[0]
-        if str(number).startswith(digits.lstrip("0") or "0") or padded.startswith(digits):
-            selected = " (selected)" if reference == vocab.ctx.selected else ""
-            found.append(Candidate(text, reference + selected))
+        forms = [reference.lower(), reference.split("-", 1)[0]]
+        short = None
+        if number is not None:
+            forms += [str(number), f"#{number}"]
+            if number not in seen:
+                seen.add(number)
+                short = f"#{number}" if hashed else str(number)
+        if any(form.startswith(word) for form in forms):
+            label = reference + (" (selected)" if reference == vocab.ctx.selected else "")
+            found.append(Candidate(short or reference, label))
     return found
 
 
@@ -1347,7 +1343,7 @@ def _candidates(
     if kind is Kind.STATE:
         return _state_candidates(prefix)
     if kind is Kind.CAPABILITY:
-        return _enum_candidates(Capability, prefix)
+        return [c for c in _enum_candidates(Capability, prefix) if c.text not in exclude]
     if kind is Kind.UNIT_TYPE:
         return _enum_candidates(UnitType, prefix)
     if kind is Kind.VERB:
