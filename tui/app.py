@@ -62,7 +62,9 @@ class CadApp(App[None]):
         border-top: hkey $panel; }
     Screen.-narrow #boards > DetailPane { width: 1fr; height: 3fr; border-left: none;
         border-top: hkey $panel; }
-    Screen.-narrow.-detail #boards > UnitBoard { display: none; }
+    #boards > DetailPane { width: 60; }
+    Screen.-detail #boards > UnitBoard { display: none; }
+    Screen.-wide.-detail #boards > UnitBoard { display: block; }
     """
 
     BINDINGS = [
@@ -171,6 +173,7 @@ class CadApp(App[None]):
 
     def on_resize(self) -> None:
         self.screen.set_class(self.size.width < 120, "-narrow")
+        self.screen.set_class(self.size.width >= 160, "-wide")
 
     # --- live changes ------------------------------------------------------------------
 
@@ -211,6 +214,13 @@ class CadApp(App[None]):
         if self.detail.shown and self._detail_mode == "incident" and selected in incidents:
             self._show_incident(selected)
         self._refresh_status()
+
+    def _select_when_shown(self, seq: int, reference: str) -> None:
+        """Select an incident this operator opened, now or as soon as its row exists."""
+        if not self.queue.move_cursor_to(reference):
+            self._select_after[seq] = reference
+        elif self.detail.shown:
+            self._show_incident(reference)
 
     def _ring(self) -> None:
         if self.settings.bell:
@@ -468,7 +478,7 @@ class CadApp(App[None]):
             if issued.result is not None:
                 event = issued.result.event
                 if event.type == "incident_created":
-                    self._select_after[event.seq] = event.reference
+                    self._select_when_shown(event.seq, event.reference)
                 if issued.result.seq > self.client.seq:
                     self._awaiting.add(issued.result.seq)
                 outcomes.append(f"#{issued.result.seq}")

@@ -29,7 +29,9 @@ def incident_text(
     out.append(
         f"{incident.reference}  grade {int(incident.grade)} {incident.grade.label}\n", "bold"
     )
-    out.append(f"{clean_line(incident.incident_type)}  {incident.status.value.upper()}")
+    out.append(
+        f"{clean_line(incident.incident_type)}  {incident.status.value.replace('_', ' ').upper()}"
+    )
     out.append(f"  age {format_age(alert.age)}{target} ({alert.level.value})\n")
     location = incident.location
     out.append(f"At: {clean_line(location.address)}")
