@@ -89,10 +89,12 @@ class CadApp(App[None]):
         *,
         operator: str = "",
         clock: Callable[[], datetime] = _utc_now,
+        connect: bool = True,
     ) -> None:
         super().__init__()
         self.client = client
         self.settings = settings
+        self.connect = connect  # False shows the client's picture as it is (snapshot tests)
         self.operator = operator or settings.workstation
         self.clock = clock
         self.policy = TimerPolicy(
@@ -147,12 +149,14 @@ class CadApp(App[None]):
     def on_mount(self) -> None:
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
-        self.client.start()
+        if self.connect:
+            self.client.start()
         self._reload()
         self.query_one(CommandInput).focus()
         self.set_interval(1.0, self._tick)
         self._follow_changes()
-        self._learn_operator()
+        if self.connect:
+            self._learn_operator()
         self._tick()
 
     @work(group="whoami", exit_on_error=False)
