@@ -72,14 +72,13 @@ NEVER_OFFERED = frozenset(
     }
 )
 
-#: Default capabilities an incident type needs (opening code -> capabilities). These are
-#: defaults only: a force configures its own table and passes it to `needs_for`, and a
-#: dispatcher can always ask for other capabilities explicitly.
+#: Default capabilities an incident type cannot be attended without (opening code ->
+#: capabilities). Kept to what is truly required: an armed incident needs armed
+#: officers, but the nearest patrol car should still go to a road traffic collision, so
+#: RTC requires nothing. A force configures its own table and passes it to `needs_for`,
+#: and a dispatcher can always ask for capabilities explicitly (``rec traffic``).
 DEFAULT_NEEDS: Mapping[str, tuple[Capability, ...]] = MappingProxyType(
-    {
-        "FIREARMS": (Capability.FIREARMS,),
-        "RTC": (Capability.TRAFFIC,),
-    }
+    {"FIREARMS": (Capability.FIREARMS,)}
 )
 
 # How a free unit's state reads in a reason.
@@ -143,7 +142,7 @@ def needs_for(
 ) -> tuple[Capability, ...]:
     """The capabilities an incident type needs by default (``()`` when none).
 
-    Defaults (`DEFAULT_NEEDS`): ``FIREARMS`` needs firearms, ``RTC`` needs traffic;
+    Defaults (`DEFAULT_NEEDS`): ``FIREARMS`` needs firearms;
     every other type needs nothing special. The type is matched case-insensitively.
     Pass ``table`` to use a force's own defaults.
     """

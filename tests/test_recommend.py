@@ -382,11 +382,12 @@ def test_reason_lists_several_needs() -> None:
 
 def test_needs_for_defaults() -> None:
     assert needs_for("FIREARMS") == (Capability.FIREARMS,)
-    assert needs_for(" rtc ") == (Capability.TRAFFIC,)
+    assert needs_for(" firearms ") == (Capability.FIREARMS,)
+    assert needs_for("RTC") == ()  # the nearest patrol car goes; traffic is not required
     assert needs_for("BURGLARY") == ()
     assert needs_for("UNKNOWN") == ()
     assert needs_for("DOG", {"DOG": [Capability.DOG]}) == (Capability.DOG,)
-    assert set(DEFAULT_NEEDS) == {"FIREARMS", "RTC"}
+    assert set(DEFAULT_NEEDS) == {"FIREARMS"}
 
 
 def test_recommend_does_not_change_the_state() -> None:
