@@ -456,8 +456,11 @@ async def _stream_events(
                 batch = await service.run_read(
                     service.store.read, after, min(limits.replay_batch, head - after)
                 )
-                if not batch:
-                    break
+                if not batch or batch[0].seq != after + 1:
+                    # Events were pruned by a snapshot while we replayed: never send a
+                    # gap. The client resumes and, being behind retention, gets a snapshot.
+                    await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
+                    return
                 for event in batch:
                     await websocket.send_text(EventFrame(event=event).model_dump_json())
                 after = batch[-1].seq

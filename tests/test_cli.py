@@ -341,8 +341,11 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     """Replace `cadterm.server.run` with a stub that records how `serve` was called."""
     calls: list[dict[str, object]] = []
 
-    def serve(*, db_path: Path, host: str, port: int, config_path: Path) -> int:
+    def serve(
+        *, db_path: Path, host: str, port: int, config_path: Path, log_level: str = "info"
+    ) -> int:
         calls.append({"db_path": db_path, "host": host, "port": port, "config_path": config_path})
+        calls[-1]["log_level"] = log_level
         return 0
 
     stub = types.ModuleType("cadterm.server.run")
@@ -363,6 +366,7 @@ def test_server_defaults(
             "host": "127.0.0.1",
             "port": DEFAULT_PORT,
             "config_path": tmp_path / "conf" / "server.toml",
+            "log_level": "info",
         }
     ]
     assert DEFAULT_PORT == 8740
@@ -389,5 +393,6 @@ def test_server_flags(fake_serve: list[dict[str, object]], tmp_path: Path) -> No
             "host": "0.0.0.0",
             "port": 9000,
             "config_path": tmp_path / "s.toml",
+            "log_level": "debug",
         }
     ]

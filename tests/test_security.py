@@ -211,9 +211,7 @@ async def test_malformed_json_is_400(backend: Backend, body: bytes) -> None:
 
 async def test_body_over_limit_is_413_with_content_length(backend_factory) -> None:
     backend = backend_factory(make_config(limits=Limits(max_body_bytes=1024)))
-    command = book_on()
-    command["home_sector"] = "x" * 40
-    big = json.dumps({**command, "padding": "x" * 8000}).encode()
+    big = json.dumps({**book_on(), "padding": "x" * 8000}).encode()
     async with http(backend) as client:
         reply = await client.post(
             "/v1/commands", content=big, headers={"Content-Type": "application/json"}

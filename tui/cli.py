@@ -84,6 +84,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             config_path=_config_path(args),
+            log_level=args.log_level,
         )
     )
 
