@@ -1,0 +1,595 @@
+"""The verbs: what each is called, what it takes, and the action it makes.
+
+A line becomes an `Action`: a `Dispatch` of protocol commands for the server, or
+something the console does itself (`Recommend`, `Filter`, `Find`, `Select`,
+`Acknowledge`, `Help`, `Quit`). `VERBS` is the registry of every `Verb`, in the order
+help lists them: its name and aliases, its positional `Slot`s and ``key=value`` fields,
+an example, notes for help, and the builder that turns its arguments, once read into a
+`Parsed`, into an action. Usage lines are generated from the slots and fields. A builder
+checks what only the verb knows (a risk assessment needs a heading; state 11 is for
+booking off) and raises `ParseError` over the argument at fault.
+
+`BY_WORD`, `PREFIX_VERBS`, `verb_named` and `head_of` say which verb a line names;
+`field_key` which field a word sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadterm.protocol.domain import Capability, Grade, LinkRelation, UnitState, UnitType
+
+from .resolve import FIELDS, STATE_WORDS, THRIVE, Kind, Slot
+from .tokens import ParseError, Token, closest, shown, tokenize
+
+__all__ = [
+    "BY_WORD",
+    "PREFIX_VERBS",
+    "VERBS",
+    "Acknowledge",
+    "Action",
+    "Dispatch",
+    "Filter",
+    "Find",
+    "Head",
+    "Help",
+    "Parsed",
+    "Quit",
+    "Recommend",
+    "Select",
+    "Verb",
+    "field_key",
+    "head_of",
+    "verb_named",
+]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Commands to send to the server, in order, each without key or workstation."""
+
+    commands: tuple[dict, ...]
+    summary: str
+
+
+@dataclass(frozen=True)
+class Recommend:
+    """Show recommended units for an incident, optionally needing capabilities."""
+
+    reference: str
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Filter the boards by text; empty text clears the filter."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Find:
+    """Search incidents and units for text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Select:
+    """Select an incident on screen."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """Acknowledge a unit's emergency alarm, or every visible alarm when None."""
+
+    callsign: str | None
+
+
+@dataclass(frozen=True)
+class Help:
+    """Show help for one verb, or for all when None."""
+
+    verb: str | None
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Leave the console."""
+
+
+Action = Dispatch | Recommend | Filter | Find | Select | Acknowledge | Help | Quit
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+@dataclass
+class Parsed:
+    """A verb's arguments once read, handed to the verb's builder."""
+
+    verb: Verb
+    invoked: str
+    verb_span: tuple[int, int]
+    values: dict[str, Any] = field(default_factory=dict)
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def error(self, message: str, name: str | None = None) -> ParseError:
+        """An error about argument `name` (or the verb itself)."""
+        return ParseError(message, *self.spans.get(name or "", self.verb_span))
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One command-line verb: its words, arguments, example and how it becomes an action."""
+
+    name: str
+    aliases: tuple[str, ...]
+    description: str
+    example: str
+    slots: tuple[Slot, ...]
+    build: Callable[[Parsed], Action]
+    fields: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    run_on_fields: bool = False
+    """Words after a field's value belong to it (``risk threat=knife seen``)."""
+
+    @property
+    def usage(self) -> str:
+        """``assign [REF] CALLSIGN...``, generated from the slots and fields."""
+        parts = [self.name, *(slot.label for slot in self.slots)]
+        parts += [f"[{key}=..]" for key in self.fields]
+        return " ".join(parts)
+
+    @property
+    def optional_ref(self) -> bool:
+        return bool(self.slots) and self.slots[0].kind is Kind.REF and self.slots[0].optional
+
+    @property
+    def after_ref(self) -> tuple[Slot, ...]:
+        return self.slots[1:] if self.optional_ref else self.slots
+
+    @property
+    def field_keys(self) -> dict[str, str]:
+        """Every key this verb accepts, aliases included, mapped to the canonical key."""
+        keys = {key: key for key in self.fields}
+        keys |= {alias: key for key in self.fields for alias in FIELDS[key].aliases}
+        return keys
+
+
+def _location(p: Parsed, name: str = "address") -> dict[str, Any]:
+    location: dict[str, Any] = {"address": p.values[name]}
+    if "pos" in p.fields:
+        location["position"] = p.fields["pos"]
+    if "sector" in p.fields:
+        location["sector"] = p.fields["sector"]
+    return location
+
+
+def _one(command: dict, summary: str) -> Dispatch:
+    return Dispatch((command,), summary)
+
+
+def _build_new(p: Parsed) -> Action:
+    v, f = p.values, p.fields
+    command: dict[str, Any] = {
+        "type": "create_incident",
+        "grade": v["grade"],
+        "incident_type": v["type"],
+        "location": _location(p, "location"),
+    }
+    if "desc" in f:
+        command["description"] = f["desc"]
+    if "src" in f:
+        command["source"] = f["src"]
+    caller = {k: f[key] for k, key in (("name", "caller"), ("phone", "phone")) if key in f}
+    if caller:
+        command["caller"] = caller
+    return _one(command, f"new grade {v['grade']} {v['type']} at {v['location']}")
+
+
+def _build_grade(p: Parsed) -> Action:
+    ref, grade = p.values["ref"], p.values["grade"]
+    command = {"type": "grade_incident", "reference": ref, "grade": grade}
+    if p.values["reason"]:
+        command["reason"] = p.values["reason"]
+    return _one(command, f"grade {ref} to {grade} {Grade(grade).label}")
+
+
+def _build_type(p: Parsed) -> Action:
+    ref, code = p.values["ref"], p.values["type"]
+    return _one(
+        {"type": "retype_incident", "reference": ref, "incident_type": code},
+        f"retype {ref} as {code}",
+    )
+
+
+def _build_loc(p: Parsed) -> Action:
+    ref = p.values["ref"]
+    return _one(
+        {"type": "relocate_incident", "reference": ref, "location": _location(p)},
+        f"relocate {ref} to {p.values['address']}",
+    )
+
+
+def _build_risk(p: Parsed) -> Action:
+    ref = p.values["ref"]
+    risk = {key: p.fields[key] for key in THRIVE if key in p.fields}
+    if not risk:
+        raise p.error("risk: give at least one heading: threat=.. harm=.. risk=.. inv=.. ...")
+    return _one(
+        {"type": "assess_risk", "reference": ref, "risk": risk},
+        f"risk assessment for {ref}: {', '.join(risk)}",
+    )
+
+
+def _build_note(p: Parsed) -> Action:
+    ref = p.values["ref"]
+    return _one({"type": "add_note", "reference": ref, "text": p.values["text"]}, f"note on {ref}")
+
+
+def _build_assign(p: Parsed) -> Action:
+    ref, divert = p.values["ref"], p.verb.name == "divert"
+    callsigns = tuple(dict.fromkeys(p.values["callsign"]))
+    commands = []
+    for callsign in callsigns:
+        command = {"type": "assign_unit", "reference": ref, "callsign": callsign}
+        commands.append({**command, "divert": True} if divert else command)
+    return Dispatch(tuple(commands), f"{p.verb.name} {', '.join(callsigns)} to {ref}")
+
+
+def _build_unassign(p: Parsed) -> Action:
+    ref, callsign = p.values["ref"], p.values["callsign"]
+    command = {"type": "unassign_unit", "reference": ref, "callsign": callsign}
+    if p.values["reason"]:
+        command["reason"] = p.values["reason"]
+    return _one(command, f"stand {callsign} down from {ref}")
+
+
+def _build_state(p: Parsed) -> Action:
+    callsign, state = p.values["callsign"], UnitState(p.values["state"])
+    if state is UnitState.OFF_DUTY:
+        raise p.error(f"state 11 (off duty) is set by booking off: use 'off {callsign}'", "state")
+    return _one(
+        {"type": "set_unit_state", "callsign": callsign, "state": state.value},
+        f"{callsign} state {state.value} {state.label}",
+    )
+
+
+def _build_locate(p: Parsed) -> Action:
+    callsign, position = p.values["callsign"], p.values["position"]
+    return _one(
+        {"type": "locate_unit", "callsign": callsign, "position": position},
+        f"{callsign} at {position['lat']:.5f},{position['lon']:.5f}",
+    )
+
+
+def _build_close(p: Parsed) -> Action:
+    ref, code = p.values["ref"], p.values["code"]
+    command = {"type": "close_incident", "reference": ref, "closing_code": code}
+    if p.values["summary"]:
+        command["summary"] = p.values["summary"]
+    return _one(command, f"close {ref} as {code}")
+
+
+def _build_reopen(p: Parsed) -> Action:
+    ref = p.values["ref"]
+    return _one(
+        {"type": "reopen_incident", "reference": ref, "reason": p.values["reason"]},
+        f"reopen {ref}",
+    )
+
+
+def _build_link(p: Parsed) -> Action:
+    ref, other = p.values["ref"], p.values["other"]
+    default = LinkRelation.DUPLICATE_OF if p.invoked == "dup" else LinkRelation.RELATED
+    relation = p.fields.get("rel", default.value)
+    if ref == other:
+        raise p.error(f"cannot link {ref} to itself", "other")
+    return _one(
+        {"type": "link_incidents", "reference": ref, "other": other, "relation": relation},
+        f"link {ref} to {other} ({relation})",
+    )
+
+
+def _build_bookon(p: Parsed) -> Action:
+    callsign, unit_type = p.values["callsign"], p.values["type"]
+    command: dict[str, Any] = {
+        "type": "book_on",
+        "callsign": callsign,
+        "unit_type": unit_type,
+        "capabilities": list(dict.fromkeys(p.values["capability"])),
+    }
+    if "sector" in p.fields:
+        command["home_sector"] = p.fields["sector"]
+    if "pos" in p.fields:
+        command["position"] = p.fields["pos"]
+    return _one(command, f"book on {callsign} ({unit_type})")
+
+
+def _build_bookoff(p: Parsed) -> Action:
+    callsign = p.values["callsign"]
+    return _one({"type": "book_off", "callsign": callsign}, f"book off {callsign}")
+
+
+def _build_recommend(p: Parsed) -> Action:
+    return Recommend(p.values["ref"], tuple(dict.fromkeys(p.values["capability"])))
+
+
+# --------------------------------------------------------------------------- the registry
+
+_REF = Slot("ref", Kind.REF, optional=True)
+_CALLSIGN = Slot("callsign", Kind.CALLSIGN)
+_STATE_NOTE = "STATE is 0-10 or words: " + ", ".join(STATE_WORDS[:12]) + ", ..."
+_GRADE_NOTE = "GRADE is " + ", ".join(f"{g.value} {g.label}" for g in Grade) + "."
+_TYPE_NOTE = "TYPE is an opening code (Tab lists them), e.g. RTC, BURGLARY, CONCERN."
+
+#: Every verb, in the order help lists them.
+VERBS: dict[str, Verb] = {
+    verb.name: verb
+    for verb in (
+        Verb(
+            "new",
+            ("n", "create"),
+            "open a new incident",
+            "n 1 rtc 12 High Street, Leeds",
+            (
+                Slot("grade", Kind.GRADE),
+                Slot("type", Kind.INCIDENT_TYPE),
+                Slot("location", Kind.WORDS, max_length=500),
+            ),
+            _build_new,
+            fields=("desc", "src", "caller", "phone", "pos", "sector"),
+            notes=(
+                _GRADE_NOTE,
+                _TYPE_NOTE,
+                "LOCATION is the other words, in any order with fields.",
+            ),
+        ),
+        Verb(
+            "grade",
+            ("g",),
+            "change an incident's grade",
+            "g 42 1 weapon now seen",
+            (_REF, Slot("grade", Kind.GRADE), Slot("reason", Kind.TEXT, True, max_length=1000)),
+            _build_grade,
+            notes=(_GRADE_NOTE,),
+        ),
+        Verb(
+            "type",
+            ("ty", "retype"),
+            "change an incident's type",
+            "ty burglary",
+            (_REF, Slot("type", Kind.INCIDENT_TYPE)),
+            _build_type,
+            notes=(_TYPE_NOTE,),
+        ),
+        Verb(
+            "loc",
+            ("relocate", "where"),
+            "correct where an incident is",
+            "loc 14 High Street sector=LS1",
+            (_REF, Slot("address", Kind.WORDS, max_length=500)),
+            _build_loc,
+            fields=("pos", "sector"),
+        ),
+        Verb(
+            "risk",
+            ("thrive",),
+            "record the THRIVE risk assessment",
+            "risk threat=knife seen harm=high vul=elderly caller",
+            (_REF,),
+            _build_risk,
+            fields=THRIVE,
+            run_on_fields=True,
+            notes=("Each heading runs on to the next one; give at least one.",),
+        ),
+        Verb(
+            "note",
+            ("nt", "+"),
+            "add to an incident's chronology",
+            "note suspect left on foot",
+            (_REF, Slot("text", Kind.TEXT)),
+            _build_note,
+            notes=(
+                "The text is kept exactly as typed. Before it, only a full reference "
+                "or #42 names another incident.",
+            ),
+        ),
+        Verb(
+            "assign",
+            ("a", "send"),
+            "send units to an incident",
+            "a AB12 arv 1",
+            (_REF, Slot("callsign", Kind.CALLSIGN, many=True)),
+            _build_assign,
+        ),
+        Verb(
+            "divert",
+            ("dv",),
+            "send units committed elsewhere",
+            "dv 42 AB12",
+            (_REF, Slot("callsign", Kind.CALLSIGN, many=True)),
+            _build_assign,
+        ),
+        Verb(
+            "unassign",
+            ("ua", "standdown", "sd"),
+            "stand a unit down from an incident",
+            "sd AB12 not needed",
+            (_REF, _CALLSIGN, Slot("reason", Kind.TEXT, True, max_length=1000)),
+            _build_unassign,
+        ),
+        Verb(
+            "state",
+            ("s", "st"),
+            "set a unit's Airwave state",
+            "s AB12 at scene",
+            (_CALLSIGN, Slot("state", Kind.STATE)),
+            _build_state,
+            notes=(_STATE_NOTE,),
+        ),
+        Verb(
+            "locate",
+            ("pos",),
+            "record a unit's position",
+            "locate AB12 53.80,-1.55",
+            (_CALLSIGN, Slot("position", Kind.POSITION, shown_as="LAT,LON")),
+            _build_locate,
+        ),
+        Verb(
+            "close",
+            ("cl",),
+            "close an incident with a closing code",
+            "cl resolved all quiet",
+            (_REF, Slot("code", Kind.CLOSING_CODE), Slot("summary", Kind.TEXT, True)),
+            _build_close,
+            notes=("CODE is a closing code (Tab lists them), e.g. RESOLVED, NFA, ARREST.",),
+        ),
+        Verb(
+            "reopen",
+            ("ro",),
+            "reopen a closed incident (supervisors)",
+            "ro 42 caller rang back",
+            (Slot("ref", Kind.REF), Slot("reason", Kind.TEXT)),
+            _build_reopen,
+        ),
+        Verb(
+            "link",
+            ("ln", "dup"),
+            "link two incidents",
+            "dup 41",
+            (_REF, Slot("other", Kind.REF)),
+            _build_link,
+            fields=("rel",),
+            notes=(
+                "rel= is related (link's default), duplicate_of (dup's default: this "
+                "incident reports the same as OTHER) or duplicated_by.",
+            ),
+        ),
+        Verb(
+            "bookon",
+            ("on",),
+            "book a unit on duty",
+            "on AB99 patrol_car taser first_aid",
+            (
+                Slot("callsign", Kind.NEW_CALLSIGN),
+                Slot("type", Kind.UNIT_TYPE),
+                Slot("capability", Kind.CAPABILITY, optional=True, many=True),
+            ),
+            _build_bookon,
+            fields=("sector", "pos"),
+            notes=(
+                "TYPE: " + ", ".join(t.value for t in UnitType) + ".",
+                "CAPABILITY: " + ", ".join(c.value for c in Capability) + ".",
+                "A new callsign with spaces is the words before TYPE, or quoted.",
+            ),
+        ),
+        Verb(
+            "bookoff",
+            ("off",),
+            "book a unit off duty",
+            "off AB12",
+            (_CALLSIGN,),
+            _build_bookoff,
+        ),
+        Verb(
+            "recommend",
+            ("rec", "r"),
+            "recommend units for an incident",
+            "rec firearms",
+            (_REF, Slot("capability", Kind.CAPABILITY, optional=True, many=True)),
+            _build_recommend,
+        ),
+        Verb(
+            "find",
+            ("f",),
+            "search incidents and units",
+            "f high street",
+            (Slot("text", Kind.TEXT),),
+            lambda p: Find(p.values["text"]),
+        ),
+        Verb(
+            "filter",
+            ("/",),
+            "filter the boards; /TEXT for short, / alone clears",
+            "/leeds",
+            (Slot("text", Kind.TEXT, optional=True),),
+            lambda p: Filter(p.values["text"] or ""),
+        ),
+        Verb(
+            "ack",
+            ("acknowledge", "k"),
+            "acknowledge an emergency alarm (all if no callsign)",
+            "ack AB12",
+            (Slot("callsign", Kind.CALLSIGN, optional=True),),
+            lambda p: Acknowledge(p.values["callsign"]),
+        ),
+        Verb(
+            "help",
+            ("?", "h"),
+            "show help; VERB ? for one verb",
+            "? assign",
+            (Slot("verb", Kind.VERB, optional=True),),
+            lambda p: Help(p.values["verb"]),
+        ),
+        Verb("quit", ("q", "exit"), "leave the console", "q", (), lambda p: Quit()),
+    )
+}
+
+
+# --------------------------------------------------------------------------- naming a verb
+
+BY_WORD: dict[str, Verb] = {
+    word: verb for verb in VERBS.values() for word in (verb.name, *verb.aliases)
+}
+#: Verbs that may be glued to their argument: ``/leeds``, ``+caller called back``.
+PREFIX_VERBS = {"/": VERBS["filter"], "+": VERBS["note"]}
+
+
+def verb_named(token: Token) -> Verb:
+    """The verb `token` names (its name or an alias, any case), or an error offering close ones."""
+    verb = BY_WORD.get(token.text.lower())
+    if verb is None:
+        close = closest(token.text, list(BY_WORD), 3)
+        hint = f"did you mean {', '.join(close)}?" if close else "not a verb"
+        raise ParseError(
+            f"unknown verb {shown(token.text)} ({hint}; ? for help)", token.start, token.end
+        )
+    return verb
+
+
+@dataclass(frozen=True)
+class Head:
+    """A line split after its prompt: a glued prefix verb if any, and the words."""
+
+    verb: Verb | None
+    verb_token: Token
+    args: list[Token]
+
+
+def head_of(line: str) -> Head:
+    """Skip blanks and a leading ':'; recognise ``/`` and ``+`` glued to their text."""
+    index = len(line) - len(line.lstrip())
+    if line.startswith(":", index):
+        index += 1
+        index += len(line[index:]) - len(line[index:].lstrip())
+    if index < len(line) and line[index] in PREFIX_VERBS:
+        token = Token(line[index], index, index + 1)
+        return Head(PREFIX_VERBS[line[index]], token, tokenize(line, index + 1))
+    return Head(None, Token("", index, index), tokenize(line, index))
+
+
+def field_key(verb: Verb, token: Token) -> str | None:
+    """The canonical field `token` sets, if it is ``key=...`` for a key `verb` accepts."""
+    if token.quoted or "=" not in token.text:
+        return None
+    return verb.field_keys.get(token.text.split("=", 1)[0].lower())
