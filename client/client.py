@@ -167,11 +167,18 @@ class DispatchClient:
         return self.store.take_changes()
 
     async def watch(self) -> AsyncIterator[Changes]:
-        """Yield batches of changes as they happen (a batch may hold many events)."""
+        """Yield batches of changes as they happen (a batch may hold many events).
+
+        A batch is empty only when a snapshot replaced the whole picture and neither
+        the old nor the new one held anything: re-read `state` then.
+        """
         while True:
             await self._changed.wait()
+            # A snapshot replaces the picture even when it holds nothing: a consumer
+            # must hear of it to re-point its views, so yield that batch too.
+            replaced = self.store.reset_pending
             changes = self.take_changes()
-            if changes:
+            if changes or replaced:
                 yield changes
 
     def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:

@@ -161,6 +161,7 @@ class Subscription:
         self._live_waiters: list[asyncio.Future[None]] = []
         self.status = LinkStatus(LinkState.CONNECTING, _now())
         self.resumes = 0  # connections dropped and resumed, for tests and health display
+        self._behind_at: int | None = None  # our seq when a heartbeat last said we lag
         self._ws: ClientConnection | None = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -305,6 +306,7 @@ class Subscription:
             await ws.close()
             raise _Stop(f"backend speaks {ws.subprotocol!r}, not {SUBPROTOCOL!r}")
         self._ws = ws
+        self._behind_at = None
         async with ws:
             self._set(LinkState.RESYNCING)
             since = self.store.seq if self.store.synced else None
@@ -355,6 +357,16 @@ class Subscription:
             self._heartbeat = frame.interval
             if frame.seq < self.store.seq:
                 raise _Resume(f"server head {frame.seq} is behind this client ({self.store.seq})")
+            # A heartbeat can overtake an event still queued for us, so one heartbeat
+            # ahead proves nothing; two in a row ahead while we applied nothing in
+            # between mean an event went missing on the way.
+            behind = frame.seq > self.store.seq
+            if behind and self._behind_at == self.store.seq:
+                raise _Resume(
+                    f"server head {frame.seq} is ahead of this client ({self.store.seq}) "
+                    "and no event arrived between two heartbeats"
+                )
+            self._behind_at = self.store.seq if behind else None
         elif isinstance(frame, Snapshot):
             self.store.load_snapshot(frame.state)
             self._changed()

@@ -340,7 +340,10 @@ async def test_watch_yields_batches_of_changes(backend: Backend) -> None:
         async def consume() -> None:
             async with contextlib.aclosing(client.watch()) as feed:
                 async for batch in feed:
-                    assert batch, "watch() yielded an empty batch"
+                    if not batch:
+                        # Only a snapshot that replaced the picture may be empty.
+                        assert client.state.seq == 0 or batches == [], "empty batch"
+                        continue
                     batches.append(batch)
                     seen = Changes()
                     for each in batches:

@@ -38,7 +38,7 @@ from .unit_board import Grouping, UnitBoard
 
 __all__ = ["CadApp"]
 
-FRAME = 1 / 60  # the most often the boards repaint
+FRAME = 0.004  # pause between drains: batches events without adding a frame of delay
 
 
 def _utc_now() -> datetime:
@@ -106,6 +106,10 @@ class CadApp(App[None]):
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
         self._journal_counts = (0, 0)
+        self._safety_due = 0
+        # Rejected journal entries the operator has been told about (on the command line
+        # when the refusal came back at once, or by the tick when it came later).
+        self._rejections_reported: set[str] = set()
         self._detail_mode = "incident"
         for theme in textual_themes():
             self.register_theme(theme)
@@ -238,8 +242,10 @@ class CadApp(App[None]):
         pending = self.client.pending()
         rejected = self.client.rejected()
         counts = (len(pending), len(rejected))
-        if counts[1] > self._journal_counts[1]:
-            newest = rejected[-1]
+        fresh = [entry for entry in rejected if entry.key not in self._rejections_reported]
+        if fresh:
+            self._rejections_reported.update(entry.key for entry in rejected)
+            newest = fresh[-1]
             detail = newest.problem.detail if newest.problem else "refused"
             self.command_line.feedback(
                 f"journalled {newest.command.type} was REJECTED: {detail} (F7 lists them)",
@@ -247,6 +253,14 @@ class CadApp(App[None]):
             )
             self._ring()
         self._journal_counts = counts
+        now = self.clock()
+        # Once a second is often enough for a timer counted in minutes, and keeps a
+        # pass over every unit off the per-frame path.
+        self._safety_due = sum(
+            1
+            for unit in self.client.state.units.values()
+            if unit.state == UnitState.AT_SCENE and officer_safety(unit, now, self.policy)
+        )
         self.queue.tick()
         self.units.tick()
         self._refresh_status()
@@ -254,18 +268,13 @@ class CadApp(App[None]):
     def _refresh_status(self) -> None:
         now = self.clock()
         status = self.client.status
-        safety = sum(
-            1
-            for unit in self.client.state.units.values()
-            if unit.state == UnitState.AT_SCENE and officer_safety(unit, now, self.policy)
-        )
         self.query_one(StatusBar).show(
             operator=self.operator,
             status=status,
             last_event=self._last_event_at,
             pending=self._journal_counts[0] + len(self._awaiting),
             rejected=self._journal_counts[1],
-            safety=safety,
+            safety=self._safety_due,
             now=now,
         )
         self.query_one(StaleBanner).show(status, now)
@@ -476,6 +485,7 @@ class CadApp(App[None]):
             command = self.client.command(**fields)
             issued: Issued = await self.client.issue(command)
             if issued.error is not None:
+                self._rejections_reported.add(issued.entry.key)
                 self.command_line.feedback(_describe_error(issued.error), error=True)
                 self._ring()
                 return

@@ -81,7 +81,7 @@ class Board(ScrollView, can_focus=True):
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._order: list[str] = []
-        self._index: dict[str, int] = {}
+        self._shown_window: list[str] = []  # keys painted on screen last time
         self._cache: dict[str, Strip] = {}
         self._header: Strip | None = None
         self._cache_width = -1
@@ -105,40 +105,44 @@ class Board(ScrollView, can_focus=True):
         """Row keys in display order."""
         return self._order
 
-    def set_order(self, keys: Sequence[str]) -> None:
-        """Show `keys` in this order, keeping the cursor row and the viewport steady."""
-        keys = list(keys)
-        if keys == self._order:
-            return
+    def _window(self) -> list[str]:
+        """Keys of the rows on screen now."""
         top = int(self.scroll_offset.y)
-        anchor = self._order[top] if top and top < len(self._order) else None
+        return self._order[top : top + max(0, self.size.height - 1)]
+
+    def set_order(self, keys: list[str]) -> None:
+        """Show `keys` in this order, keeping the cursor row and the viewport steady.
+
+        The board keeps `keys` itself rather than a copy: a subclass may keep changing
+        the same list in place and call this after each change. Nothing here walks the
+        whole list in Python; a live queue holds thousands of rows and reorders often.
+        """
+        previous_window = self._shown_window
+        anchor = previous_window[0] if previous_window and int(self.scroll_offset.y) else None
         self._order = keys
-        self._index = {key: i for i, key in enumerate(keys)}
-        for gone in set(self._cache) - self._index.keys():
-            del self._cache[gone]
         self.virtual_size = Size(self.size.width, len(keys) + 1)
-        if anchor is not None and anchor in self._index:
-            self.scroll_to(y=self._index[anchor], animate=False, immediate=True)
+        if anchor is not None and anchor in keys:  # else the top row left: stay put
+            self.scroll_to(y=keys.index(anchor), animate=False, immediate=True)
         previous = self.cursor_key
-        if self.cursor_key not in self._index:
+        if self.cursor_key is None or self.cursor_key not in keys:
             self.cursor_key = keys[min(self._cursor_fallback(), len(keys) - 1)] if keys else None
         if self.cursor_key != previous:
             self.post_message(self.Highlighted(self, self.cursor_key))
-        self.refresh()
+        if self._window() != previous_window:
+            self.refresh()
 
     def _cursor_fallback(self) -> int:
         return 0
 
     def invalidate(self, keys: Iterable[str]) -> None:
         """Re-render these rows; only those on screen are repainted."""
+        on_screen = {key: row for row, key in enumerate(self._window(), start=1)}
         top = int(self.scroll_offset.y)
-        height = self.size.height - 1
         for key in keys:
-            if self._cache.pop(key, None) is None and key not in self._index:
-                continue
-            index = self._index.get(key)
-            if index is not None and top <= index < top + height:
-                self.refresh_line(index + 1)
+            self._cache.pop(key, None)
+            row = on_screen.get(key)
+            if row is not None:
+                self.refresh_line(top + row)
 
     def invalidate_all(self) -> None:
         """Re-render every row (after a theme or layout change)."""
@@ -151,13 +155,20 @@ class Board(ScrollView, can_focus=True):
     @property
     def cursor_index(self) -> int | None:
         """Display index of the cursor row."""
-        return self._index.get(self.cursor_key) if self.cursor_key is not None else None
+        if self.cursor_key is None:
+            return None
+        try:
+            return self._order.index(self.cursor_key)
+        except ValueError:
+            return None
 
     def move_cursor_to(self, key: str) -> bool:
         """Put the cursor on `key` (if shown) and scroll it into view."""
-        if key not in self._index:
+        try:
+            index = self._order.index(key)
+        except ValueError:
             return False
-        self._move(self._index[key])
+        self._move(index)
         return True
 
     def _move(self, index: int) -> None:
@@ -260,8 +271,12 @@ class Board(ScrollView, can_focus=True):
                 return self._strip(empty, width, base)
             return Strip.blank(width, base)
         key = self._order[index]
+        if y == 1:
+            self._shown_window = self._window()
         strip = self._cache.get(key)
         if strip is None:
+            if len(self._cache) > 4 * max(self.size.height, 25):
+                self._cache.clear()  # rows that scrolled away; cheap to render again
             strip = self._strip(self.render_row(key, width), width, base)
             self._cache[key] = strip
             self.painted_rows += 1

@@ -14,7 +14,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.widgets import Input, Static
 
 from .grammar import Completion, ParseContext, complete
@@ -25,6 +27,11 @@ __all__ = ["CommandInput", "CommandLine"]
 
 class CommandInput(Input):
     """The text field itself."""
+
+    # Input grows its virtual width with every character, and the stock reactive asks
+    # for a layout of the whole screen each time: with two big boards on screen that
+    # cost ~40 ms a keystroke. The field has a fixed size, so a repaint is enough.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     BINDINGS = [
         Binding("tab", "complete", "Complete", show=False, id="command.complete"),
@@ -113,7 +120,7 @@ class CommandLine(Vertical):
 
     DEFAULT_CSS = """
     CommandLine { height: 2; }
-    CommandInput, CommandInput:focus { border: none; height: 1; padding: 0 1; }
+    CommandInput, CommandInput:focus { border: none; height: 1; width: 1fr; padding: 0 1; }
     CommandLine > #command-feedback { height: 1; padding: 0 1; color: $muted; }
     CommandLine > #command-feedback.-error { color: $error-text; text-style: bold; }
     CommandLine > #command-feedback.-ok { color: $live; }
@@ -159,7 +166,7 @@ class CommandLine(Vertical):
         widget = self.query_one("#command-feedback", Static)
         widget.set_class(error, "-error")
         widget.set_class(ok, "-ok")
-        widget.update(Text(clean_line(message)))
+        widget.update(Text(clean_line(message)), layout=False)  # one fixed line
 
     def show_error(self, line: str, message: str, start: int, end: int) -> None:
         """Show a parse error, pointing at the offending part of the line."""

@@ -78,6 +78,7 @@ class IncidentQueue(Board):
         self.clock = clock
         self.policy = policy
         self._sorted: list[tuple] = []  # sort keys of shown incidents, in order
+        self._refs: list[str] = []  # their references, in the same order (the rows)
         self._keys: dict[str, tuple] = {}
         self._shown_age: dict[str, tuple[str, Level]] = {}
         self.filter_text = ""
@@ -114,9 +115,10 @@ class IncidentQueue(Board):
             if self._visible(incident)
         }
         self._sorted = sorted(self._keys.values())
+        self._refs = [key[2] for key in self._sorted]
         self._shown_age.clear()
         self.invalidate_all()
-        self.set_order([key[2] for key in self._sorted])
+        self.set_order(self._refs)
 
     def apply_changes(self, references: Iterable[str]) -> None:
         """Re-place and re-render the incidents that changed."""
@@ -127,17 +129,22 @@ class IncidentQueue(Board):
             new = _sort_key(incident) if incident and self._visible(incident) else None
             old = self._keys.get(ref)
             if old != new:
+                # Move the row within both lists in place: no pass over the whole queue.
                 if old is not None:
-                    del self._sorted[bisect.bisect_left(self._sorted, old)]
+                    at = bisect.bisect_left(self._sorted, old)
+                    del self._sorted[at]
+                    del self._refs[at]
                     del self._keys[ref]
                 if new is not None:
-                    bisect.insort(self._sorted, new)
+                    at = bisect.bisect_left(self._sorted, new)
+                    self._sorted.insert(at, new)
+                    self._refs.insert(at, ref)
                     self._keys[ref] = new
                 moved = True
             changed.append(ref)
             self._shown_age.pop(ref, None)
         if moved:
-            self.set_order([key[2] for key in self._sorted])
+            self.set_order(self._refs)
         self.invalidate(changed)
 
     def set_filter(self, text: str) -> None:

@@ -33,7 +33,13 @@ def describe_link(status: LinkStatus, now: datetime) -> str:
     return f"NOT LIVE - {word} since {since} ({format_age(now - status.since)}){reason}"
 
 
-class StatusBar(Static):
+class _Line(Static):
+    """A Static that remembers what it shows, so unchanged text costs nothing."""
+
+    _shown = ""
+
+
+class StatusBar(_Line):
     """Operator, link state, time since the last event, pending commands, clock."""
 
     DEFAULT_CSS = """
@@ -67,11 +73,12 @@ class StatusBar(Static):
         parts.append(now.astimezone().strftime("%H:%M:%S"))
         text = " | ".join(parts)
         self.set_class(not live, "-stale")
-        if str(self.render()) != text:
-            self.update(Text(text))
+        if text != self._shown:
+            self._shown = text
+            self.update(Text(text), layout=False)  # one fixed line: no layout needed
 
 
-class StaleBanner(Static):
+class StaleBanner(_Line):
     """Shown across the top whenever the picture is not live; hidden otherwise."""
 
     DEFAULT_CSS = """
@@ -91,11 +98,12 @@ class StaleBanner(Static):
         self.set_class(stale, "-shown")
         if stale:
             text = "!! " + describe_link(status, now) + " - last known picture shown"
-            if str(self.render()) != text:
-                self.update(Text(text))
+            if text != self._shown:
+                self._shown = text
+                self.update(Text(text), layout=False)
 
 
-class AlarmBanner(Static):
+class AlarmBanner(_Line):
     """Alarms that need a human: state-0 emergencies (until acknowledged), new grade 1s."""
 
     DEFAULT_CSS = """
@@ -116,5 +124,6 @@ class AlarmBanner(Static):
         text = "\n".join(clean_line(line) for line in lines[:3])
         if len(lines) > 3:
             text += f" (+{len(lines) - 3} more)"
-        if str(self.render()) != text:
+        if text != self._shown:
+            self._shown = text
             self.update(Text(text))

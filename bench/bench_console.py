@@ -1,0 +1,330 @@
+"""Console under load: event-to-paint latency, key echo, CPU and memory, against DataTable.
+
+The real console app runs headless (Textual still lays out and renders every frame; it
+just does not write to a terminal) over a picture of 10,000 open incidents and 2,000
+units. Events are folded into the client's store at a steady rate, exactly where the
+live stream would fold them, and the app drains them as it does in service. We record:
+
+- frames: compositor refreshes while the load ran;
+- event-to-paint: from an event touching a row on screen being folded to that row being
+  rendered into a frame (p50/p99);
+- key echo: from a key press posted to the app to the command line rendering it (p99);
+- CPU share of one core and peak RSS of the process.
+
+The baseline, in the same run, is a stock `DataTable` of the same 10,000 rows fed the
+same events (`update_cell` on the row each event touches).
+
+Run:  .venv/bin/python bench/bench_console.py [--seconds 10] [--rates 100,200,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import emit, machine, pct
+from console_load import EventStream, big_picture
+from textual import events
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable, Input
+
+from cadterm.client import DispatchClient
+from cadterm.client.stream import LinkState, LinkStatus
+from cadterm.tui.app import CadApp
+from cadterm.tui.command_line import CommandInput
+from cadterm.tui.incident_queue import IncidentQueue
+from cadterm.tui.settings import ConsoleSettings
+
+SIZE = (120, 40)
+
+
+class Probe:
+    """Arrival and paint times, shared by the hooks below."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[float]] = defaultdict(list)
+        self.latencies: list[float] = []
+        self.key_sent: list[tuple[int, float]] = []
+        self.echo: list[float] = []
+        self.frames = 0
+        self.measuring = False
+
+    def arrived(self, key: str) -> None:
+        if self.measuring:
+            self.pending[key].append(time.perf_counter())
+
+    def painted(self, key: str) -> None:
+        waiting = self.pending.pop(key, None)
+        if waiting:
+            now = time.perf_counter()
+            self.latencies.extend(now - t for t in waiting)
+
+    def input_painted(self, length: int) -> None:
+        now = time.perf_counter()
+        while self.key_sent and self.key_sent[0][0] <= length:
+            _, sent = self.key_sent.pop(0)
+            self.echo.append(now - sent)
+
+
+PROBE = Probe()
+
+
+def _hook_frames(app: App) -> None:
+    screen = app.screen
+    original = screen._compositor_refresh
+
+    def counted() -> None:
+        PROBE.frames += 1
+        original()
+
+    screen._compositor_refresh = counted  # type: ignore[method-assign]
+
+
+def _hook_queue() -> None:
+    original = IncidentQueue.render_row
+
+    def render_row(self, key, width):
+        PROBE.painted(key)
+        return original(self, key, width)
+
+    IncidentQueue.render_row = render_row  # type: ignore[method-assign]
+
+
+def _hook_input(cls: type[Input]) -> None:
+    original = cls.render_line
+
+    def render_line(self, y):
+        strip = original(self, y)
+        PROBE.input_painted(len(self.value))
+        return strip
+
+    cls.render_line = render_line  # type: ignore[method-assign]
+
+
+async def _drive(app, feed, seconds: float, rate: int, input_widget) -> dict:
+    """Feed `rate` events/s for `seconds` while typing a key every 100 ms."""
+    PROBE.measuring = True
+    gc.collect()
+    cpu0 = time.process_time()
+    frames0 = PROBE.frames
+    start = time.perf_counter()
+    sent = 0
+    next_key = start + 0.1
+    typed = 0
+    while True:
+        now = time.perf_counter()
+        elapsed = now - start
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate) - sent
+        for _ in range(max(0, due)):
+            feed()
+            sent += 1
+        if now >= next_key:
+            typed += 1
+            PROBE.key_sent.append((len(input_widget.value) + 1, time.perf_counter()))
+            app.post_message(events.Key("x", "x"))
+            next_key += 0.1
+        await asyncio.sleep(0.002)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    await asyncio.sleep(0.2)  # let the last frame paint
+    PROBE.measuring = False
+    return {
+        "events": sent,
+        "events_per_s": round(sent / wall, 1),
+        "frames": PROBE.frames - frames0,
+        "frames_per_s": round((PROBE.frames - frames0) / wall, 1),
+        "cpu_share": round(cpu / wall, 3),
+        "keys": typed,
+    }
+
+
+def _summary(result: dict) -> dict:
+    lat = [x * 1000 for x in PROBE.latencies]
+    echo = [x * 1000 for x in PROBE.echo]
+    result.update(
+        painted_samples=len(lat),
+        paint_p50_ms=round(pct(lat, 50), 2) if lat else None,
+        paint_p99_ms=round(pct(lat, 99), 2) if lat else None,
+        echo_samples=len(echo),
+        echo_p50_ms=round(pct(echo, 50), 2) if echo else None,
+        echo_p99_ms=round(pct(echo, 99), 2) if echo else None,
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    PROBE.latencies.clear()
+    PROBE.echo.clear()
+    PROBE.key_sent.clear()
+    PROBE.pending.clear()
+    return result
+
+
+async def run_cadterm(state, rates: list[int], seconds: float) -> None:
+    client = DispatchClient(["http://127.0.0.1:9"], "unused")
+    client.store.load_snapshot(state)
+    client.store.take_changes()
+    from datetime import UTC, datetime
+
+    client.subscription.status = LinkStatus(LinkState.LIVE, datetime.now(UTC))
+    app = CadApp(client, ConsoleSettings(bell=False), connect=False)
+    _hook_queue()
+    _hook_input(CommandInput)
+    t0 = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        emit(
+            "console_startup",
+            board="cadterm",
+            mount_and_first_paint_s=round(time.perf_counter() - t0, 3),
+        )
+        t1 = time.perf_counter()
+        app.queue.reload(client.state)
+        app.units.reload(client.state)
+        emit(
+            "console_board_build",
+            board="cadterm",
+            rebuild_both_boards_s=round(time.perf_counter() - t1, 3),
+        )
+        _hook_frames(app)
+        stream = EventStream(client.state)
+        top = int(app.queue.scroll_offset.y)
+        stream.watched = list(app.queue.keys[top : top + app.queue.size.height - 1])
+        events_iter = iter(stream)
+        input_widget = app.query_one(CommandInput)
+
+        def feed() -> None:
+            event, watched = next(events_iter)
+            client.store.apply(event)
+            client._changed.set()
+            if watched:
+                PROBE.arrived(watched)
+
+        for rate in rates:
+            input_widget.value = ""
+            result = await _drive(app, feed, seconds, rate, input_widget)
+            emit("console_load", board="cadterm", rate=rate, seconds=seconds, **_summary(result))
+
+
+class TableApp(App[None]):
+    """The baseline: a stock DataTable of the same incidents."""
+
+    def __init__(self, state) -> None:
+        super().__init__()
+        self.state = state
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="table", cursor_type="row")
+        yield Input(id="input")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for name in ("ref", "g", "type", "age", "location", "units", "version"):
+            table.add_column(name, key=name)
+        ordered = sorted(self.state.incidents.values(), key=lambda i: (int(i.grade), i.created_at))
+        for incident in ordered:
+            table.add_row(
+                incident.reference,
+                str(int(incident.grade)),
+                incident.incident_type,
+                "1m",
+                incident.location.address,
+                "-",
+                str(incident.version),
+                key=incident.reference,
+            )
+        self.query_one(Input).focus()
+
+
+async def run_datatable(state, rates: list[int], seconds: float) -> None:
+    app = TableApp(state)
+    original = DataTable._render_line_in_row
+
+    def render_line_in_row(self, row_key, *args, **kwargs):
+        if row_key.value is not None:
+            PROBE.painted(row_key.value)
+        return original(self, row_key, *args, **kwargs)
+
+    DataTable._render_line_in_row = render_line_in_row  # type: ignore[method-assign]
+    _hook_input(Input)
+    t0 = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        emit(
+            "console_startup",
+            board="datatable",
+            mount_and_first_paint_s=round(time.perf_counter() - t0, 3),
+        )
+        _hook_frames(app)
+        table = app.query_one(DataTable)
+        stream = EventStream(state)
+        stream.watched = [
+            str(table.coordinate_to_cell_key((y, 0)).row_key.value) for y in range(SIZE[1] - 4)
+        ]
+        events_iter = iter(stream)
+        input_widget = app.query_one(Input)
+        from cadterm.protocol.fold import apply
+
+        def feed() -> None:
+            event, watched = next(events_iter)
+            changes = apply(state, event)
+            for reference in changes.incidents:
+                table.update_cell(reference, "version", str(state.incidents[reference].version))
+            if watched:
+                PROBE.arrived(watched)
+
+        for rate in rates:
+            input_widget.value = ""
+            result = await _drive(app, feed, seconds, rate, input_widget)
+            emit("console_load", board="datatable", rate=rate, seconds=seconds, **_summary(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="100,200,1000")
+    parser.add_argument("--board", choices=["cadterm", "datatable", "both"], default="both")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    if args.board == "both":
+        # One process per board, so each one's peak RSS and CPU are its own.
+        emit("machine", **machine())
+        for board in ("cadterm", "datatable"):
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--board",
+                    board,
+                    "--seconds",
+                    str(args.seconds),
+                    "--rates",
+                    args.rates,
+                ],
+                check=True,
+            )
+        return
+    t = time.perf_counter()
+    state = big_picture()
+    emit(
+        "console_picture",
+        incidents=len(state.incidents),
+        units=len(state.units),
+        build_s=round(time.perf_counter() - t, 2),
+    )
+    if args.board == "cadterm":
+        asyncio.run(run_cadterm(state, rates, args.seconds))
+    else:
+        asyncio.run(run_datatable(state, rates, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
