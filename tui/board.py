@@ -281,5 +281,14 @@ class Board(ScrollView, can_focus=True):
             self._cache[key] = strip
             self.painted_rows += 1
         if key == self.cursor_key:
-            return strip.apply_style(self.get_component_rich_style("board--cursor"))
+            # Over the row's own colours (grade, state), not under them, so the
+            # selected row stands out in every theme.
+            cursor = self.get_component_rich_style("board--cursor")
+            return Strip(
+                [
+                    Segment(text, (style or base) + cursor, control)
+                    for text, style, control in strip
+                ],
+                strip.cell_length,
+            )
         return strip

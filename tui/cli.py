@@ -229,6 +229,46 @@ def _cmd_console(args: argparse.Namespace) -> int:
     return run_console(settings)
 
 
+# --- cadterm demo -----------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cadterm.tui.demo import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(
+            fresh=args.fresh,
+            rate=args.rate,
+            speed=args.speed,
+            seed=args.seed,
+            auto_dispatch=not args.manual,
+            theme=args.theme,
+        )
+    )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value:g}")
+    return value
+
+
+# --- cadterm scenario -------------------------------------------------------------------
+
+
+def _cmd_scenario(args: argparse.Namespace) -> int:
+    from cadterm.sim.scenario import main as scenario_main
+
+    argv = [args.scenario_command, str(args.file)]
+    if getattr(args, "speed", None) is not None:
+        argv += ["--speed", repr(args.speed)]
+    return scenario_main(argv, prog="cadterm scenario")
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -293,6 +333,39 @@ def build_parser() -> argparse.ArgumentParser:
     listing = op_sub.add_parser("list", help="list operators (id, name, role)")
     listing.add_argument("--config", type=Path, default=None, help=config_help)
     listing.set_defaults(handler=_cmd_operator_list)
+
+    demo = sub.add_parser(
+        "demo", help="embedded backend + simulated shift + console, in one command"
+    )
+    demo.add_argument(
+        "--fresh", action="store_true", help="start from an empty, throwaway database"
+    )
+    demo.add_argument(
+        "--rate", type=_positive, default=4.0, help="calls a simulated minute (default 4)"
+    )
+    demo.add_argument(
+        "--speed", type=_positive, default=4.0, help="simulated seconds per second (default 4)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    demo.add_argument(
+        "--manual",
+        action="store_true",
+        help="leave all dispatching to you (default: a virtual colleague helps)",
+    )
+    demo.add_argument("--theme", default=None, help="console theme")
+    demo.set_defaults(handler=_cmd_demo)
+
+    scenario = sub.add_parser("scenario", help="run scripted dispatch scenarios")
+    sc_sub = scenario.add_subparsers(dest="scenario_command", metavar="ACTION", required=True)
+    sc_run = sc_sub.add_parser(
+        "run", help="run FILE on a fresh embedded backend (exit 0 pass, 1 fail, 2 malformed)"
+    )
+    sc_run.add_argument("file", type=Path)
+    sc_run.add_argument("--speed", type=float, help="override the file's time scale")
+    sc_run.set_defaults(handler=_cmd_scenario)
+    sc_check = sc_sub.add_parser("check", help="only read and check FILE")
+    sc_check.add_argument("file", type=Path)
+    sc_check.set_defaults(handler=_cmd_scenario)
 
     locate = sub.add_parser("locate", help="show where cadterm keeps its files")
     locate.set_defaults(handler=_cmd_locate)

@@ -24,7 +24,7 @@ _STATUS = {
     IncidentStatus.CLOSED: "CLSD",
 }
 # Meaning never rests on colour alone: the age column carries a marker too.
-_MARK = {Level.OK: " ", Level.WARN: "!", Level.BREACH: "\u203c", Level.MET: "\u2713"}
+_MARK = {Level.OK: "", Level.WARN: "!", Level.BREACH: "!!", Level.MET: "\u2713"}
 
 
 def short_reference(reference: str) -> str:

@@ -42,6 +42,8 @@ class _Line(Static):
 class StatusBar(_Line):
     """Operator, link state, time since the last event, pending commands, clock."""
 
+    _facts: dict = {}  # replaced by show(), never mutated
+
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; color: $foreground; }
     StatusBar.-stale { background: $alarm-bg; color: $alarm-fg; text-style: bold; }
@@ -59,23 +61,46 @@ class StatusBar(_Line):
         now: datetime,
     ) -> None:
         """Redraw from the current facts (only if the text changed)."""
+        self._facts = {
+            "operator": operator,
+            "status": status,
+            "last_event": last_event,
+            "pending": pending,
+            "rejected": rejected,
+            "safety": safety,
+            "now": now,
+        }
         live = status.state == LinkState.LIVE
-        parts = [clean_line(operator), _LINK_WORD[status.state]]
-        if last_event is not None:
-            parts.append(f"last event {format_age(now - last_event)} ago")
-        else:
-            parts.append("no events yet")
-        parts.append(f"pending {pending}")
-        if rejected:
-            parts.append(f"REJECTED {rejected}")
-        if safety:
-            parts.append(f"SAFETY CHECK {safety}")
-        parts.append(now.astimezone().strftime("%H:%M:%S"))
-        text = " | ".join(parts)
+        clock = now.astimezone().strftime("%H:%M:%S")
+        age = format_age(now - last_event) if last_event is not None else None
+        # The full wording where it fits; on a narrow terminal the short one, so the
+        # link state, freshness, pending count and clock always stay on screen.
+        for long in (True, False):
+            parts = [clean_line(operator), _LINK_WORD[status.state]]
+            if long:
+                parts.append(f"last event {age} ago" if age else "no events yet")
+                parts.append(f"pending {pending}")
+            else:
+                parts.append(f"ev {age}" if age else "no ev")
+                parts.append(f"pend {pending}")
+            if rejected:
+                parts.append(f"REJECTED {rejected}" if long else f"REJ {rejected}")
+            if safety:
+                parts.append(f"SAFETY CHECK {safety}" if long else f"SAFETY {safety}")
+            parts.append(clock)
+            text = " | ".join(parts)
+            if len(text) <= self.size.width or not long:
+                break
         self.set_class(not live, "-stale")
         if text != self._shown:
             self._shown = text
             self.update(Text(text), layout=False)  # one fixed line: no layout needed
+
+
+    def on_resize(self) -> None:
+        # The wording depends on the width: redraw with the same facts.
+        if self._facts:
+            self.show(**self._facts)
 
 
 class StaleBanner(_Line):
@@ -83,7 +108,8 @@ class StaleBanner(_Line):
 
     DEFAULT_CSS = """
     StaleBanner {
-        height: 1;
+        height: auto;
+        max-height: 2;
         background: $alarm-bg;
         color: $alarm-fg;
         text-style: bold;
@@ -97,10 +123,14 @@ class StaleBanner(_Line):
         stale = status.state != LinkState.LIVE
         self.set_class(stale, "-shown")
         if stale:
-            text = "!! " + describe_link(status, now) + " - last known picture shown"
+            text = "!! " + describe_link(status, now)
+            suffix = " - last known picture shown"
+            # Keep the reason readable on a narrow terminal: shorten the suffix first.
+            width = self.app.size.width  # a hidden banner has no width of its own yet
+            text += suffix if len(text) + len(suffix) <= 2 * width else " - old picture"
             if text != self._shown:
                 self._shown = text
-                self.update(Text(text), layout=False)
+                self.update(Text(text))  # may wrap to a second line: let layout decide
 
 
 class AlarmBanner(_Line):
