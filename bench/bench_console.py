@@ -52,6 +52,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.pending: dict[str, list[float]] = defaultdict(list)
+        self.rendered: list[float] = []  # arrivals whose row is rendered, frame not done
         self.latencies: list[float] = []
         self.key_sent: list[tuple[int, float]] = []
         self.echo: list[float] = []
@@ -63,10 +64,16 @@ class Probe:
             self.pending[key].append(time.perf_counter())
 
     def painted(self, key: str) -> None:
+        """The row was rendered; it reaches the screen with the frame being composed."""
         waiting = self.pending.pop(key, None)
         if waiting:
+            self.rendered.extend(waiting)
+
+    def frame_done(self) -> None:
+        if self.rendered:
             now = time.perf_counter()
-            self.latencies.extend(now - t for t in waiting)
+            self.latencies.extend(now - t for t in self.rendered)
+            self.rendered.clear()
 
     def input_painted(self, length: int) -> None:
         now = time.perf_counter()
@@ -85,6 +92,7 @@ def _hook_frames(app: App) -> None:
     def counted() -> None:
         PROBE.frames += 1
         original()
+        PROBE.frame_done()
 
     screen._compositor_refresh = counted  # type: ignore[method-assign]
 
@@ -277,7 +285,9 @@ async def run_datatable(state, rates: list[int], seconds: float) -> None:
             event, watched = next(events_iter)
             changes = apply(state, event)
             for reference in changes.incidents:
-                table.update_cell(reference, "version", str(state.incidents[reference].version))
+                incident = state.incidents[reference]
+                table.update_cell(reference, "version", str(incident.version))
+                table.update_cell(reference, "location", incident.location.address)
             if watched:
                 PROBE.arrived(watched)
 

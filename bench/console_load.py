@@ -17,6 +17,7 @@ from cadterm.protocol.events import (
     Event,
     IncidentCreated,
     IncidentGraded,
+    IncidentRelocated,
     NoteAdded,
     UnitBookedOn,
     UnitLocated,
@@ -98,15 +99,18 @@ class EventStream:
         self.watched_share = watched_share
 
     def __iter__(self) -> Iterator[tuple[Event, str | None]]:
-        """Yield (event, watched incident it touches or None)."""
+        """Yield (event, watched incident whose row it visibly changes, or None)."""
         rng = self.rng
         while True:
             self.seq += 1
             base = _base(self.seq)
             roll = rng.random()
             if self.watched and roll < self.watched_share:
+                # A change the operator can see on the row: the address is corrected.
                 reference = rng.choice(self.watched)
-                yield NoteAdded(**base, reference=reference, text="update from scene"), reference
+                address = f"{rng.randint(1, 300)} {rng.choice(STREETS)}"
+                location = {"address": address, "position": {"lat": 53.8, "lon": -1.55}}
+                yield IncidentRelocated(**base, reference=reference, location=location), reference
             elif roll < 0.65:
                 callsign = rng.choice(self.callsigns)
                 position = {

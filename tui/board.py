@@ -135,14 +135,27 @@ class Board(ScrollView, can_focus=True):
         return 0
 
     def invalidate(self, keys: Iterable[str]) -> None:
-        """Re-render these rows; only those on screen are repainted."""
+        """Re-render these rows; repaint only those on screen whose text or colours moved.
+
+        A change to an incident often leaves its row looking the same (a note, a new
+        version): comparing the freshly rendered row with what is painted keeps those
+        off the wire, which matters on a thin SSH link.
+        """
         on_screen = {key: row for row, key in enumerate(self._window(), start=1)}
         top = int(self.scroll_offset.y)
+        width = self.size.width
         for key in keys:
-            self._cache.pop(key, None)
+            painted = self._cache.pop(key, None)
             row = on_screen.get(key)
-            if row is not None:
-                self.refresh_line(top + row)
+            if row is None:
+                continue
+            if painted is not None and width > 0:
+                fresh = self._strip(self.render_row(key, width), width, self.rich_style)
+                self.painted_rows += 1
+                self._cache[key] = fresh
+                if fresh == painted:
+                    continue
+            self.refresh_line(top + row)
 
     def invalidate_all(self) -> None:
         """Re-render every row (after a theme or layout change)."""
