@@ -49,13 +49,15 @@ class LocalStore:
         self._dirty.update(touched)
 
     def apply(self, event: Event) -> Changes:
-        """Fold one event. Raises `SequenceError` on a gap or a duplicate."""
+        """Fold one event. Raises `SequenceError` on a gap or a duplicate.
+
+        Returns everything changed since the consumer last looked (this event included).
+        """
         if event.seq <= self.state.seq:
             raise SequenceError(self.state.seq + 1, event.seq)
-        changes = apply(self.state, event)
+        apply(self.state, event, self._dirty)
         self.synced = True
-        self._dirty.update(changes)
-        return changes
+        return self._dirty
 
     def take_changes(self) -> Changes:
         """What changed since the last call (and clear it). Cheap when nothing did."""

@@ -314,21 +314,39 @@ class Subscription:
             await self._read(ws)
 
     async def _read(self, ws: ClientConnection) -> None:
-        while True:
+        # One watchdog timer per connection, re-armed only when it fires, instead of an
+        # asyncio.timeout (a timer handle) and a LinkStatus copy for every frame.
+        loop = asyncio.get_running_loop()
+        last = [loop.time()]
+        silent: list[float] = []
+
+        def watchdog() -> None:
             silence = self._silence_after or 3 * self._heartbeat
-            try:
-                async with asyncio.timeout(silence):
-                    raw = await ws.recv()
-            except TimeoutError:
-                # The link is silent, so a closing handshake would only wait out its
-                # own timeout (10 s) with the status still saying "live": drop it now.
+            idle = loop.time() - last[0]
+            if idle >= silence:
+                silent.append(silence)
                 ws.transport.abort()
-                raise _Resume(f"no frame or heartbeat for {silence:g} s") from None
-            except ConnectionClosed as closed:
-                self._closed(closed)
-                return
-            self.status = replace(self.status, last_frame_at=_now())
-            self._handle(raw)
+            else:
+                handles[0] = loop.call_later(silence - idle, watchdog)
+
+        handles = [loop.call_later(self._silence_after or 3 * self._heartbeat, watchdog)]
+        stamped = 0.0
+        try:
+            while True:
+                try:
+                    raw = await ws.recv()
+                except ConnectionClosed as closed:
+                    if silent:
+                        raise _Resume(f"no frame or heartbeat for {silent[0]:g} s") from None
+                    self._closed(closed)
+                    return
+                now = last[0] = loop.time()
+                if now - stamped > 0.25:  # freshness for the status line, 4 times a second
+                    stamped = now
+                    self.status = replace(self.status, last_frame_at=_now())
+                self._handle(raw)
+        finally:
+            handles[0].cancel()
 
     def _closed(self, closed: ConnectionClosed) -> None:
         rcvd = closed.rcvd

@@ -34,7 +34,6 @@ from cadterm.protocol.frames import (
     CaughtUp,
     CloseCode,
     ErrorFrame,
-    EventFrame,
     Heartbeat,
 )
 from cadterm.protocol.problems import Problem, ProblemCode
@@ -454,16 +453,16 @@ async def _stream_events(
             after = since
             while after < head:
                 batch = await service.run_read(
-                    service.store.read, after, min(limits.replay_batch, head - after)
+                    service.store.read_raw, after, min(limits.replay_batch, head - after)
                 )
-                if not batch or batch[0].seq != after + 1:
+                if not batch or batch[0][0] != after + 1:
                     # Events were pruned by a snapshot while we replayed: never send a
                     # gap. The client resumes and, being behind retention, gets a snapshot.
                     await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
                     return
-                for event in batch:
-                    await websocket.send_text(EventFrame(event=event).model_dump_json())
-                after = batch[-1].seq
+                for _seq, body in batch:
+                    await websocket.send_text('{"type":"event","event":' + body + "}")
+                after = batch[-1][0]
         await websocket.send_text(CaughtUp(seq=head).model_dump_json())
         await _pump(websocket, subscriber, service, limits.heartbeat_interval)
     finally:
@@ -481,39 +480,30 @@ async def _snapshot_at(service: DispatchService, head: int) -> str:
 async def _pump(websocket: WebSocket, subscriber, service: DispatchService, interval: float):
     """Send queued frames and heartbeats until the client leaves or falls behind."""
     listener = asyncio.create_task(_listen(websocket))
-    overflow = asyncio.create_task(subscriber.overflowed.wait())
+    listener.add_done_callback(lambda _task: subscriber.wake())
+    frames = subscriber.frames
+    overflowed = subscriber.overflowed
     try:
         while True:
-            getter = asyncio.create_task(subscriber.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, listener, overflow},
-                timeout=interval,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if overflow in done:
-                getter.cancel()
+            ready = await subscriber.wait(interval)
+            if overflowed.is_set():
                 await websocket.close(CloseCode.RESUME, "fell behind; resume from last seq")
                 return
-            if listener in done:
-                getter.cancel()
+            if listener.done():
                 reason = listener.result()
                 if reason == _ALREADY_SUBSCRIBED:
                     await _bad_frame(websocket, reason, CloseCode.UNEXPECTED_FRAME)
                 elif reason is not None:
                     await _bad_frame(websocket, reason)
                 return
-            if getter in done:
-                await websocket.send_text(getter.result())
-                # Drain what is already queued without waking the loop for each frame.
-                while not subscriber.queue.empty() and not subscriber.overflowed.is_set():
-                    await websocket.send_text(subscriber.queue.get_nowait())
+            if ready:
+                while frames and not overflowed.is_set():
+                    await websocket.send_text(frames.popleft())
             else:
-                getter.cancel()
                 beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
                 await websocket.send_text(beat.model_dump_json())
     finally:
         listener.cancel()
-        overflow.cancel()
 
 
 _ALREADY_SUBSCRIBED = "already subscribed; open a new connection to resubscribe"

@@ -10,20 +10,60 @@ Each frame is serialised once, however many subscribers receive it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections import deque
 
 from cadterm.protocol.domain import Operator
 
 __all__ = ["Hub", "Subscriber"]
 
 
-@dataclass(eq=False)
-class Subscriber:
-    """One live stream: the frames waiting to be sent to it."""
+def _time_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
-    operator: Operator
-    queue: asyncio.Queue[str]
-    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+class Subscriber:
+    """One live stream: the frames waiting to be sent to it.
+
+    A plain deque and one waiter future that `push` (and anything else that needs the
+    sender's attention) resolves: the sender costs no task and no `asyncio.wait` per
+    frame, which at hundreds of subscribers is most of the fan-out's CPU.
+    """
+
+    def __init__(self, operator: Operator, limit: int) -> None:
+        self.operator = operator
+        self.frames: deque[str] = deque()
+        self.limit = limit
+        self.overflowed = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, frame: str) -> bool:
+        """Queue a frame; False when the subscriber already holds `limit` unsent frames."""
+        if len(self.frames) >= self.limit:
+            return False
+        self.frames.append(frame)
+        self.wake()
+        return True
+
+    def wake(self) -> None:
+        """Rouse the sender: frames arrived, the client spoke, or it fell behind."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for frames, a wake-up or `timeout`; True when frames are waiting."""
+        if self.frames or self.overflowed.is_set():
+            return bool(self.frames)
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        handle = loop.call_later(timeout, _time_up, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._waiter = None
+        return bool(self.frames)
 
 
 class Hub:
@@ -39,7 +79,7 @@ class Hub:
 
     def subscribe(self, operator: Operator) -> Subscriber:
         """Register a subscriber; every frame published from now on is queued for it."""
-        subscriber = Subscriber(operator, asyncio.Queue(self.queue_size))
+        subscriber = Subscriber(operator, self.queue_size)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -50,9 +90,8 @@ class Hub:
     def publish(self, frame: str) -> None:
         """Queue one serialised frame for every subscriber, dropping any that are full."""
         for subscriber in list(self._subscribers):
-            try:
-                subscriber.queue.put_nowait(frame)
-            except asyncio.QueueFull:
+            if not subscriber.push(frame):
                 self._subscribers.discard(subscriber)
                 subscriber.overflowed.set()
+                subscriber.wake()
                 self.cut_off += 1

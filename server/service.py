@@ -58,6 +58,12 @@ def fingerprint(command: Command) -> str:
     return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
+def _log_snapshot_failure(future: asyncio.Future[None]) -> None:
+    # A snapshot only speeds up the next start; the log is the truth. Say so and go on.
+    if not future.cancelled() and future.exception() is not None:
+        log.error("snapshot not saved (the event log is intact): %s", future.exception())
+
+
 class DispatchService:
     """Holds the picture, the store and the hub, and executes commands against them."""
 
@@ -169,12 +175,15 @@ class DispatchService:
         if self._since_snapshot < self.config.snapshot_every:
             return
         self._since_snapshot = 0
+        seq = self.state.seq
         text = self.state.model_dump_json()
+        self._snapshot_cache = (seq, text)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._save_snapshot, text)
+        future = loop.run_in_executor(self._writer, self.store.save_snapshot_json, seq, text)
+        future.add_done_callback(_log_snapshot_failure)
 
     def _save_snapshot(self, text: str) -> None:
-        self.store.save_snapshot(DispatchState.model_validate_json(text))
+        self.store.save_snapshot_json(self.state.seq, text)
 
     def snapshot_json(self) -> str:
         """The current picture as JSON, cached while nothing changes."""

@@ -526,3 +526,26 @@ def test_fold_applies_in_order_from_empty_or_given_state(busy: Log) -> None:
     assert fold(busy.events[2:], head).model_dump() == busy.state.model_dump()
     with pytest.raises(SequenceError):
         fold(busy.events[3:])
+
+
+def test_trusted_construction_equals_validation() -> None:
+    """The fold builds chronology lines without validating; they must equal validated ones."""
+    from cadterm.protocol.domain import ChronologyEntry
+    from cadterm.protocol.fold import _trusted
+
+    values = {
+        "at": datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        "seq": 7,
+        "version": 3,
+        "operator": "disp1",
+        "workstation": "ws1",
+        "kind": "note_added",
+        "text": "caller rang back",
+    }
+    trusted = _trusted(ChronologyEntry, dict(values))
+    validated = ChronologyEntry(**values)
+    assert trusted == validated
+    assert trusted.model_dump() == validated.model_dump()
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert trusted.model_fields_set == validated.model_fields_set
+    assert ChronologyEntry.model_validate_json(trusted.model_dump_json()) == validated

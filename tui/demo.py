@@ -44,6 +44,7 @@ async def _run(options: DemoOptions) -> int:
     from cadterm.sim.embedded import EmbeddedBackend
 
     from .app import CadApp
+    from .main import tune_gc_for_a_live_picture
 
     scratch = Path(tempfile.mkdtemp(prefix="cadterm-demo-")) if options.fresh else None
     home = scratch or data_dir() / "demo"
@@ -72,6 +73,7 @@ async def _run(options: DemoOptions) -> int:
                 workstation=settings.workstation,
                 journal_path=settings.journal_path,
             )
+            tune_gc_for_a_live_picture(client)
             app = CadApp(client, settings)
             try:
                 await app.run_async()

@@ -96,7 +96,6 @@ class StatusBar(_Line):
             self._shown = text
             self.update(Text(text), layout=False)  # one fixed line: no layout needed
 
-
     def on_resize(self) -> None:
         # The wording depends on the width: redraw with the same facts.
         if self._facts:

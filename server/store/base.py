@@ -77,6 +77,14 @@ class EventStore(Protocol):
         """Durably store the picture at `state.seq` and prune events past retention."""
         ...
 
+    def save_snapshot_json(self, seq: int, body: str) -> None:
+        """`save_snapshot` for a picture already serialised as JSON, at `seq`."""
+        ...
+
+    def read_raw(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """`read`, but each event's stored JSON text with its seq, not decoded."""
+        ...
+
     def load_snapshot(self) -> DispatchState | None:
         """The newest stored snapshot, if any."""
         ...

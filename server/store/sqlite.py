@@ -316,6 +316,16 @@ class SQLiteEventStore:
             ).fetchall()
         return [self._decode(seq, body) for seq, body in rows]
 
+    def read_raw(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """Like `read`, but the stored JSON text of each event, undecoded."""
+        if limit <= 0:
+            return []
+        with self._connection() as conn:
+            return conn.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+
     def save_snapshot(self, state: DispatchState) -> None:
         """Durably store the picture at `state.seq` and prune events past retention.
 
@@ -323,16 +333,24 @@ class SQLiteEventStore:
         events up to the snapshot and every event after it stay. Only the newest two
         snapshots are kept. Raises `StoreError` if `state.seq` is past the head.
         """
-        body = state.model_dump_json()
+        self.save_snapshot_json(state.seq, state.model_dump_json())
+
+    def save_snapshot_json(self, seq: int, body: str) -> None:
+        """`save_snapshot` for a picture already serialised (`DispatchState` JSON at `seq`).
+
+        The server serialises its picture once, on its own loop, and hands the text
+        here to be written on the writer thread: nothing is decoded again.
+        """
+        state_seq = seq
         with self._transaction() as conn:
-            if state.seq > self._head:
+            if state_seq > self._head:
                 raise StoreError(
-                    f"snapshot at seq {state.seq} is past the head of the log ({self._head})"
+                    f"snapshot at seq {state_seq} is past the head of the log ({self._head})"
                 )
             conn.execute(
-                "INSERT OR REPLACE INTO snapshots (seq, body) VALUES (?, ?)", (state.seq, body)
+                "INSERT OR REPLACE INTO snapshots (seq, body) VALUES (?, ?)", (state_seq, body)
             )
-            conn.execute("DELETE FROM events WHERE seq <= ?", (state.seq - self.retain_events,))
+            conn.execute("DELETE FROM events WHERE seq <= ?", (state_seq - self.retain_events,))
             conn.execute(
                 "DELETE FROM snapshots WHERE seq NOT IN"
                 " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",

@@ -1,0 +1,169 @@
+"""Resume: how long a client takes to catch up after missing 1k, 10k or 100k events.
+
+Seeds a store with a realistic shift (300 units, mixed events; 110k+ events by default)
+by writing it directly with ``SQLiteEventStore.append`` and ``synchronous=OFF``: this
+is seeding, not a durability test. The pictures at head-1k, head-10k and head-100k are
+kept. The backend then runs as a subprocess (``cadterm server``) with retention high
+enough to keep every event.
+
+- replay: a `DispatchClient` whose `LocalStore` holds the picture at head-N subscribes
+  with ``since = head-N``; timed from ``start()`` until the stream is live (caught up)
+  with every event applied locally;
+- snapshot: a fresh client (no ``since``) gets the whole picture at the head.
+
+Figures: wall seconds, events/s, the client's CPU seconds (this process) and the
+server's CPU seconds (/proc) over the catch-up, so it is clear which side is the
+bottleneck. Target (issue item 3): 100k events in < 2 s.
+
+    .venv/bin/python bench/bench_resume.py                   # ~60-90 s
+    .venv/bin/python bench/bench_resume.py --events 30000 --missed 1000,10000
+    BENCH_CLIENT_GC=freeze .venv/bin/python bench/bench_resume.py   # client gc.freeze()
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+from _common import (
+    TOKEN,
+    ServerProcess,
+    Workload,
+    bench_config,
+    emit,
+    machine,
+    r,
+    scratch_dir,
+    seed_store,
+)
+
+from cadterm.client import DispatchClient
+from cadterm.protocol.fold import DispatchState
+
+BENCH = "resume"
+TARGET_100K_S = 2.0
+
+
+async def catch_up(server: ServerProcess, state_json: str | None, head: int) -> dict:
+    client = DispatchClient([server.url], TOKEN, workstation="bench-resume")
+    try:
+        if state_json is not None:
+            client.store.load_snapshot(DispatchState.model_validate_json(state_json))
+            client.take_changes()
+        since = client.seq if state_json is not None else None
+        if os.environ.get("BENCH_CLIENT_GC") == "freeze":
+            # Diagnostic (not the default): keep the loaded picture out of the collector's
+            # full passes and collect the young generation less often, as a console could.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, *gc.get_threshold()[1:])
+        cpu0_server = server.cpu()
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        client.start()
+        await client.wait_live(timeout=120)
+        elapsed = time.perf_counter() - t0
+        cpu_client = time.process_time() - cpu0
+        cpu_server = server.cpu() - cpu0_server
+        assert client.seq == head, (client.seq, head)
+        return {
+            "since": since,
+            "applied_to": client.seq,
+            "seconds": r(elapsed, 3),
+            "client_cpu_s": r(cpu_client, 3),
+            "server_cpu_s": r(cpu_server, 3),
+        }
+    finally:
+        await client.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=110_000, help="events to seed")
+    parser.add_argument("--missed", default="1000,10000,100000")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per case (best counts)")
+    args = parser.parse_args()
+    missed = [int(x) for x in args.missed.split(",")]
+    started = time.monotonic()
+    emit(BENCH, kind="machine", **machine())
+
+    with scratch_dir("resume") as tmp:
+        workdir = Path(tmp)
+        db = workdir / "resume.db"
+        seeded = seed_store(db, Workload(seed=11, units=300), args.events, keep_back=tuple(missed))
+        emit(
+            BENCH,
+            kind="seed",
+            head=seeded.head,
+            seconds=r(seeded.seconds, 1),
+            incidents=len(seeded.final_state.incidents),
+            db_mb=r(db.stat().st_size / 1e6, 1),
+            note="SQLiteEventStore.append with synchronous=OFF: seeding, not durable",
+        )
+        config = bench_config(retain_events=10**9)
+        results: dict[str, dict] = {}
+        with ServerProcess(db, config, workdir) as server:
+            req = urllib.request.Request(
+                server.url + "/v1/state", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            with urllib.request.urlopen(req) as response:
+                snapshot_bytes = len(response.read())
+            cases: list[tuple[str, int | None]] = [(f"replay_{n}", n) for n in missed]
+            cases.append(("snapshot", None))
+            for name, n in cases:
+                best = None
+                for round_no in range(args.rounds if (n or 0) < 100_000 else 1):
+                    state_json = seeded.states[seeded.head - n] if n is not None else None
+                    res = asyncio.run(catch_up(server, state_json, seeded.head))
+                    events = n if n is not None else 1
+                    res |= {"case": name, "round": round_no + 1, "missed": n}
+                    if n is not None:
+                        res["events_per_s"] = round(n / res["seconds"])
+                    else:
+                        res["snapshot_bytes"] = snapshot_bytes
+                    emit(BENCH, kind="run", **res)
+                    if best is None or res["seconds"] < best["seconds"]:
+                        best = res
+                    del events
+                assert best is not None
+                results[name] = best
+
+    print()
+    print(
+        f"resume: log head {seeded.head}, picture {len(seeded.final_state.incidents)} incidents "
+        f"/ {len(seeded.final_state.units)} units, snapshot {snapshot_bytes / 1e6:.1f} MB"
+    )
+    print(f"{'case':>16} {'seconds':>8} {'events/s':>9} {'client cpu':>10} {'server cpu':>10}")
+    for name, res in results.items():
+        eps = f"{res.get('events_per_s', 0):>9,}" if "events_per_s" in res else f"{'-':>9}"
+        print(
+            f"{name:>16} {res['seconds']:>8.3f} {eps} {res['client_cpu_s']:>10.2f} "
+            f"{res['server_cpu_s']:>10.2f}"
+        )
+    big = results.get("replay_100000")
+    if big:
+        met = big["seconds"] < TARGET_100K_S
+        emit(
+            BENCH,
+            kind="result",
+            replay_100k_s=big["seconds"],
+            target_s=TARGET_100K_S,
+            target_met=met,
+            snapshot_s=results["snapshot"]["seconds"],
+            snapshot_bytes=snapshot_bytes,
+        )
+        print(
+            f"100k by replay: {big['seconds']:.2f} s (target < {TARGET_100K_S:g} s): "
+            f"{'MET' if met else 'MISSED'}"
+        )
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Throughput: commands/s the embedded SQLite backend accepts, durability on.
+
+For event logs of 1k, 100k and 1M events, the backend runs as a subprocess (``cadterm
+server``: WAL, ``synchronous=FULL``, one fsynced transaction per command) and takes
+``locate_unit`` commands over HTTP as fast as it answers them:
+
+- sequential: one connection, the next command sent when the last is answered;
+- concurrent: 8 connections doing the same.
+
+Figures: accepted commands/s, client-side p50/p99 per command, the server's CPU per
+command (/proc). Retention is set high so every event stays (a 1M log pruned to the
+default 100k on its first snapshot would measure the prune instead).
+
+Seeding (not timed as throughput, but reported): the first events are a real workload
+(300 units, incidents open and resourced) written with ``SQLiteEventStore.append`` and
+``synchronous=OFF``; the rest of a long log is AVL fixes written with ``executemany``
+straight into the ``events`` and ``commands`` tables of the scratch database (each
+with a uuid4 key and a full-sized stored result), ending with a snapshot at the head.
+The same small picture is used at every length, so only the log length changes; the
+``100k-shift`` case instead seeds a realistic shift (a picture of ~5,000 incidents with
+their chronologies) to show what the picture's size costs (the server snapshots it
+every 1,000 commands).
+
+    .venv/bin/python bench/bench_throughput.py                 # ~90 s
+    .venv/bin/python bench/bench_throughput.py --lengths 1000,100000 --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import (
+    TOKEN,
+    ServerProcess,
+    Workload,
+    bench_config,
+    emit,
+    machine,
+    r,
+    scratch_dir,
+    seed_bulk,
+    seed_store,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = "throughput"
+WORKER = os.path.join(HERE, "_fanout_worker.py")
+
+
+def closed_load(url: str, seconds: float, conns: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, WORKER, "load", "http", url, TOKEN, "0", str(seconds), str(conns)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", default="1000,100000,1000000")
+    parser.add_argument(
+        "--shift",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the 100k realistic-shift case",
+    )
+    parser.add_argument("--seconds", type=float, default=4.0, help="load per mode")
+    args = parser.parse_args()
+    started = time.monotonic()
+    emit(BENCH, kind="machine", **machine())
+    cases: list[tuple[str, int]] = [(f"{int(n):,}", int(n)) for n in args.lengths.split(",")]
+    if args.shift:
+        cases.append(("100k-shift", 100_000))
+    results = []
+    with scratch_dir("throughput") as tmp:
+        workdir = Path(tmp)
+        for name, length in cases:
+            db = workdir / f"log-{length}-{len(results)}.db"
+            if name == "100k-shift":
+                seeded = seed_store(db, Workload(seed=13), length - 420)
+                how = "SQLiteEventStore.append, synchronous=OFF (realistic shift)"
+            else:
+                seeded = seed_bulk(db, length)
+                how = (
+                    "SQLiteEventStore.append (first 5k) + executemany into events/commands"
+                    ", synchronous=OFF"
+                )
+            emit(
+                BENCH,
+                kind="seed",
+                case=name,
+                head=seeded.head,
+                seconds=r(seeded.seconds, 1),
+                db_mb=r(db.stat().st_size / 1e6, 1),
+                incidents=len(seeded.final_state.incidents),
+                how=how,
+            )
+            config = bench_config(retain_events=10**9)
+            with ServerProcess(db, config, workdir) as server:
+                closed_load(server.url, 0.5, 1)  # warm up: imports, caches, connections
+                for conns in (1, 8):
+                    cpu0 = server.cpu()
+                    load = closed_load(server.url, args.seconds, conns)
+                    cpu = server.cpu() - cpu0
+                    res = {
+                        "case": name,
+                        "log_events": length,
+                        "senders": conns,
+                        "commands": load["completed"],
+                        "errors": load["errors"],
+                        "commands_per_s": r(load["achieved_per_s"], 1),
+                        "p50_ms": r(load["req_p50_ms"], 2),
+                        "p99_ms": r(load["req_p99_ms"], 2),
+                        "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
+                        "server_cpu_util": r(cpu / load["elapsed_s"], 2),
+                    }
+                    results.append(res)
+                    emit(BENCH, kind="run", **res)
+            db.unlink(missing_ok=True)
+            for suffix in ("-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+
+    print()
+    print("throughput: locate_unit commands over HTTP, durable (WAL, synchronous=FULL)")
+    print(
+        f"{'log':>11} {'senders':>7} {'cmds/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'cpu ms/cmd':>10} {'cpu util':>8}"
+    )
+    for res in results:
+        print(
+            f"{res['case']:>11} {res['senders']:>7} {res['commands_per_s']:>8.0f} "
+            f"{res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
+            f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f}"
+        )
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
