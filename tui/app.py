@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -516,7 +517,5 @@ def _describe_error(error: CommandError) -> str:
     return text
 
 
-def _lines_text(lines: list[str]):
-    from rich.text import Text
-
+def _lines_text(lines: list[str]) -> Text:
     return Text("\n".join(lines))
