@@ -34,6 +34,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from cadterm.client import Backoff, DispatchClient, LinkState
+from cadterm.client.journal import JournalStatus
 from cadterm.protocol.domain import Role
 from cadterm.themes import THEMES
 from cadterm.tui.app import CadApp
@@ -656,7 +657,24 @@ async def test_backend_loss_shows_not_live_journals_commands_and_recovers(
         assert "already grade 2" in console.said
         assert len(console.bells) == 1
         await console.keys.press("f7")
-        assert "REJECTED grade_incident - " in console.detail
+        assert "REJECTED 1 grade_incident - " in console.detail
+        assert "'j retry N'" in console.detail
+
+        # Retrying sends it again as a new command: still refused, now at once.
+        await console.line("j retry 1")
+        await console.until(lambda: "already grade 2" in console.said, what="the retry refused")
+        assert console.said.startswith("refused:")
+        # Setting it aside clears the count; both stay on file, marked dismissed.
+        await console.line("j dismiss 1")
+        await console.until(lambda: "set aside" in console.said, what="dismissed")
+        await console.until(lambda: "REJECTED" not in body_text(status), what="count cleared")
+        journal = console.client.journal
+        assert [e.status for e in journal.entries(JournalStatus.DISMISSED)] == [
+            JournalStatus.DISMISSED,
+            JournalStatus.DISMISSED,
+        ]
+        await console.line("j dismiss 1")
+        await console.until(lambda: "no rejected entry 1" in console.said, what="nothing left")
         await console.until(
             lambda: (
                 console.client.state.incidents[reference].chronology[-1].text

@@ -357,14 +357,52 @@ class CadApp(App[None]):
             else []
         )
         lines = ["Journal (pending and rejected):"]
+        rejected = 0
         for entry in entries:
             when = entry.issued_at.astimezone().strftime("%H:%M:%S")
+            if entry.status == JournalStatus.REJECTED:
+                rejected += 1
+                label = f"REJECTED {rejected}"
+            else:
+                label = "PENDING"
             problem = f" - {entry.problem.detail}" if entry.problem else ""
-            lines.append(f"{when} {entry.status.value.upper()} {entry.command.type}{problem}")
+            lines.append(f"{when} {label} {entry.command.type}{problem}")
         if not entries:
             lines.append("nothing pending or rejected")
+        if rejected:
+            lines.append("'j retry N' sends rejected entry N again; 'j dismiss N' sets it aside")
         self.detail.show_text(_lines_text(lines))
         self.screen.add_class("-detail")
+
+    def _journal_entry_fix(self, action: grammar.JournalAction) -> None:
+        """Deal with a rejected journal entry: set it aside, or send it again."""
+        rejected = self.client.rejected()
+        if action.number is None or action.number > len(rejected):
+            self.command_line.feedback(
+                f"no rejected entry {action.number}: {len(rejected)} rejected (F7 lists them)",
+                error=True,
+            )
+            return
+        entry = rejected[action.number - 1]
+        assert self.client.journal is not None
+        # The entry stays on file as dismissed either way: the record of what was
+        # refused and what the operator did about it is never lost.
+        self.client.journal.dismiss(entry.key)
+        self._rejections_reported.add(entry.key)
+        if action.action == "retry":
+            # A retry is the operator's fresh decision on the picture as it is now, so
+            # it carries a new key and no expected version.
+            fields = entry.command.model_dump(
+                mode="json", exclude={"idempotency_key", "workstation", "expected_version"}
+            )
+            self._dispatch(grammar.Dispatch((fields,), f"retry of {entry.command.type}"))
+        else:
+            self.command_line.feedback(
+                f"rejected {entry.command.type} set aside (kept in the journal)", ok=True
+            )
+        self._tick()
+        if self._detail_mode == "journal" and self.detail.shown:
+            self.action_journal()
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""
@@ -430,6 +468,11 @@ class CadApp(App[None]):
             self._detail_mode = "help"
             self.detail.show_text(_lines_text(grammar.help_text(action.verb)))
             self.screen.add_class("-detail")
+        elif isinstance(action, grammar.JournalAction):
+            if action.action == "list":
+                self.action_journal()
+            else:
+                self._journal_entry_fix(action)
         elif isinstance(action, grammar.Quit):
             self.exit()
 

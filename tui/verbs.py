@@ -35,6 +35,7 @@ __all__ = [
     "Find",
     "Head",
     "Help",
+    "JournalAction",
     "Parsed",
     "Quit",
     "Recommend",
@@ -105,7 +106,19 @@ class Quit:
     """Leave the console."""
 
 
-Action = Dispatch | Recommend | Filter | Find | Select | Acknowledge | Help | Quit
+@dataclass(frozen=True)
+class JournalAction:
+    """List the journal, or deal with rejected entry `number` (1 = oldest rejected).
+
+    `action` is "list", "dismiss" (set it aside, kept on file) or "retry" (send it again
+    as a new command, then set the old one aside).
+    """
+
+    action: str
+    number: int | None = None
+
+
+Action = Dispatch | Recommend | Filter | Find | Select | Acknowledge | Help | Quit | JournalAction
 
 
 # --------------------------------------------------------------------------- verbs
@@ -218,6 +231,22 @@ def _build_loc(p: Parsed) -> Action:
         {"type": "relocate_incident", "reference": ref, "location": _location(p)},
         f"relocate {ref} to {p.values['address']}",
     )
+
+
+def _build_journal(p: Parsed) -> Action:
+    words = (p.values["words"] or "").split()
+    if not words:
+        return JournalAction("list")
+    action = words[0].lower()
+    if action not in ("dismiss", "retry") or len(words) != 2 or not words[1].isdigit():
+        raise p.error(
+            "journal: say 'j' to list, 'j dismiss N' or 'j retry N' for rejected entry N",
+            "words",
+        )
+    number = int(words[1])
+    if number < 1:
+        raise p.error("journal: rejected entries are numbered from 1", "words")
+    return JournalAction(action, number)
 
 
 def _build_risk(p: Parsed) -> Action:
@@ -540,6 +569,14 @@ VERBS: dict[str, Verb] = {
             "? assign",
             (Slot("verb", Kind.VERB, optional=True),),
             lambda p: Help(p.values["verb"]),
+        ),
+        Verb(
+            "journal",
+            ("j",),
+            "list pending and rejected commands; dismiss or retry a rejected one",
+            "j retry 1",
+            (Slot("words", Kind.WORDS, optional=True),),
+            _build_journal,
         ),
         Verb("quit", ("q", "exit"), "leave the console", "q", (), lambda p: Quit()),
     )
