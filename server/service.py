@@ -91,14 +91,8 @@ class DispatchService:
     def _rebuild(self) -> DispatchState:
         """Load the newest snapshot and fold every event after it."""
         state = self.store.load_snapshot() or DispatchState()
-        after = state.seq
-        while True:
-            batch = self.store.read(after, 5000)
-            if not batch:
-                break
-            for event in batch:
-                apply(state, event)
-            after = batch[-1].seq
+        for event in self.store.events_after(state.seq):
+            apply(state, event)
         log.info("picture rebuilt at seq %d", state.seq)
         return state
 

@@ -19,8 +19,7 @@ from textual.containers import Container
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.journal import JournalStatus
-from cadterm.client.timers import TimerPolicy, officer_safety
-from cadterm.protocol.domain import UnitState
+from cadterm.client.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
 
 from . import grammar
@@ -238,9 +237,14 @@ class CadApp(CommandActions, App[None]):
 
     def _tick(self) -> None:
         """Once a second: ageing, safety timers, the clock and the link's freshness."""
-        pending = self.client.pending()
-        rejected = self.client.rejected()
-        counts = (len(pending), len(rejected))
+        # One read of the journal a second, for both counts.
+        waiting = (
+            self.client.journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED)
+            if self.client.journal is not None
+            else []
+        )
+        rejected = [entry for entry in waiting if entry.status == JournalStatus.REJECTED]
+        counts = (len(waiting) - len(rejected), len(rejected))
         fresh = [entry for entry in rejected if entry.key not in self._rejections_reported]
         if fresh:
             self._rejections_reported.update(entry.key for entry in rejected)
@@ -255,11 +259,7 @@ class CadApp(CommandActions, App[None]):
         now = self.clock()
         # Once a second is often enough for a timer counted in minutes, and keeps a
         # pass over every unit off the per-frame path.
-        self._safety_due = sum(
-            1
-            for unit in self.client.state.units.values()
-            if unit.state == UnitState.AT_SCENE and officer_safety(unit, now, self.policy)
-        )
+        self._safety_due = len(officer_safety_due(self.client.state, now, self.policy))
         self.queue.tick()
         self.units.tick()
         self._refresh_status()

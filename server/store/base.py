@@ -13,6 +13,7 @@ Errors::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +72,10 @@ class EventStore(Protocol):
 
     def read(self, after: int, limit: int) -> list[Event]:
         """Up to `limit` events with seq > `after`, in order."""
+        ...
+
+    def events_after(self, after: int, batch: int = 5000) -> Iterator[Event]:
+        """Every event after `after`, in order; `StoreError` if some were pruned."""
         ...
 
     def save_snapshot(self, state: DispatchState) -> None:
