@@ -10,10 +10,17 @@ takes it from the bearer token.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+)
 
 from .domain import (
     Caller,
@@ -29,6 +36,19 @@ from .domain import (
     UnitType,
 )
 from .events import Event
+from .types import (
+    Callsign,
+    Code,
+    Note,
+    Reference,
+    Sector,
+    Text,
+    UtcTime,
+    Version,
+    WorkstationId,
+    reject_non_integer,
+    type_required,
+)
 
 __all__ = [
     "COMMAND_ADAPTER",
@@ -40,6 +60,7 @@ __all__ = [
     "AssignUnit",
     "BookOff",
     "BookOn",
+    "CallerInput",
     "CloseIncident",
     "Command",
     "CommandBase",
@@ -48,37 +69,81 @@ __all__ = [
     "GradeIncident",
     "LinkIncidents",
     "LocateUnit",
+    "LocationInput",
     "RelocateIncident",
     "ReopenIncident",
     "RetypeIncident",
+    "RiskInput",
     "SetUnitState",
     "UnassignUnit",
     "may_issue",
     "parse_command",
 ]
 
-_Callsign = Annotated[
-    str, Field(min_length=1, max_length=40, description="Unit callsign, e.g. 'AB12' or 'ARV 1'.")
-]
-_Reference = Annotated[str, Field(min_length=1, max_length=40, description="Incident log ref.")]
-_Text = Annotated[str, Field(min_length=1, max_length=4000)]
+_Callsign = Annotated[Callsign, Field(description="Unit callsign, e.g. 'AB12' or 'ARV 1'.")]
+_Reference = Annotated[Reference, Field(description="Incident log reference.")]
+_Text = Annotated[Note, Field(min_length=1, max_length=4000)]
+_Reason = Annotated[Text, Field(max_length=1000)]
+_Grade = Annotated[Grade, BeforeValidator(reject_non_integer)]
+
+
+class LocationInput(Location):
+    """Where an incident is, as a command gives it: printable address, typeable sector."""
+
+    address: Text = Field(min_length=1, max_length=500)
+    position: Position | None = None
+    sector: Sector | None = None
+
+
+class CallerInput(Caller):
+    """The person who reported the incident, as a command gives it: printable text."""
+
+    name: Text | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=40)
+    relationship: Text | None = Field(
+        default=None, max_length=200, description="e.g. victim, witness, neighbour"
+    )
+
+
+_Heading = Annotated[Note, Field(max_length=2000)]
+
+
+def _fields_of(value: object) -> object:
+    # A `Location` (or `Caller`, `Risk`) built in code is checked like one sent as JSON.
+    return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+
+
+class RiskInput(Risk):
+    """A THRIVE assessment as a command gives it: each heading printable text."""
+
+    threat: _Heading | None = None
+    harm: _Heading | None = None
+    risk: _Heading | None = None
+    investigation: _Heading | None = None
+    vulnerability: _Heading | None = None
+    engagement: _Heading | None = None
+
+
+_Location = Annotated[LocationInput, BeforeValidator(_fields_of)]
+_Caller = Annotated[CallerInput, BeforeValidator(_fields_of)]
+_Risk = Annotated[RiskInput, BeforeValidator(_fields_of)]
 
 
 class CommandBase(BaseModel):
     """Fields every command carries."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=type_required)
 
     idempotency_key: str = Field(
         min_length=8,
         max_length=128,
+        pattern=r"^[!-~]+$",  # printable ASCII, no spaces: safe to log and to echo
         description="Client-generated unique key; a retry with the same key returns the "
         "first result.",
     )
-    workstation: str = Field(default="unknown", min_length=1, max_length=64)
-    expected_version: int | None = Field(
+    workstation: WorkstationId = Field(default="unknown")
+    expected_version: Version | None = Field(
         default=None,
-        ge=0,
         description="Version of the target incident (or unit, for unit commands) the "
         "operator saw; a stale one is refused with a conflict.",
     )
@@ -88,13 +153,13 @@ class CreateIncident(CommandBase):
     """Open a new incident. The server assigns its log reference."""
 
     type: Literal["create_incident"] = "create_incident"
-    grade: Grade
-    incident_type: str = Field(min_length=1, max_length=40)
-    location: Location
-    description: str = Field(default="", max_length=4000)
-    caller: Caller | None = None
+    grade: _Grade
+    incident_type: Code
+    location: _Location
+    description: Note = Field(default="", max_length=4000)
+    caller: _Caller | None = None
     source: SourceChannel = SourceChannel.EMERGENCY_999
-    risk: Risk | None = None
+    risk: _Risk | None = None
 
 
 class GradeIncident(CommandBase):
@@ -102,8 +167,8 @@ class GradeIncident(CommandBase):
 
     type: Literal["grade_incident"] = "grade_incident"
     reference: _Reference
-    grade: Grade
-    reason: str | None = Field(default=None, max_length=1000)
+    grade: _Grade
+    reason: _Reason | None = None
 
 
 class RetypeIncident(CommandBase):
@@ -111,7 +176,7 @@ class RetypeIncident(CommandBase):
 
     type: Literal["retype_incident"] = "retype_incident"
     reference: _Reference
-    incident_type: str = Field(min_length=1, max_length=40)
+    incident_type: Code
 
 
 class RelocateIncident(CommandBase):
@@ -119,7 +184,7 @@ class RelocateIncident(CommandBase):
 
     type: Literal["relocate_incident"] = "relocate_incident"
     reference: _Reference
-    location: Location
+    location: _Location
 
 
 class AssessRisk(CommandBase):
@@ -127,7 +192,7 @@ class AssessRisk(CommandBase):
 
     type: Literal["assess_risk"] = "assess_risk"
     reference: _Reference
-    risk: Risk
+    risk: _Risk
 
 
 class AddNote(CommandBase):
@@ -157,7 +222,7 @@ class UnassignUnit(CommandBase):
     type: Literal["unassign_unit"] = "unassign_unit"
     reference: _Reference
     callsign: _Callsign
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: _Reason | None = None
 
 
 class SetUnitState(CommandBase):
@@ -183,7 +248,7 @@ class LocateUnit(CommandBase):
     type: Literal["locate_unit"] = "locate_unit"
     callsign: _Callsign
     position: Position
-    fixed_at: datetime | None = Field(
+    fixed_at: UtcTime | None = Field(
         default=None, description="When the fix was taken; the server's time if omitted."
     )
 
@@ -200,8 +265,8 @@ class CloseIncident(CommandBase):
 
     type: Literal["close_incident"] = "close_incident"
     reference: _Reference
-    closing_code: str = Field(min_length=1, max_length=40)
-    summary: str | None = Field(default=None, max_length=4000)
+    closing_code: Code
+    summary: Note | None = Field(default=None, max_length=4000)
 
 
 class ReopenIncident(CommandBase):
@@ -228,7 +293,7 @@ class BookOn(CommandBase):
     callsign: _Callsign
     unit_type: UnitType
     capabilities: list[Capability] = Field(default_factory=list, max_length=20)
-    home_sector: str | None = Field(default=None, max_length=40)
+    home_sector: Sector | None = None
     state: UnitState = UnitState.AVAILABLE_ON_PATROL
     position: Position | None = None
 
@@ -313,10 +378,10 @@ def parse_command(data: str | bytes | dict) -> Command:
 class CommandResult(BaseModel):
     """The server's answer to an accepted command."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=type_required)
 
     idempotency_key: str
-    seq: int = Field(description="Seq of the event the command caused; wait for it.")
+    seq: StrictInt = Field(description="Seq of the event the command caused; wait for it.")
     event: Event
     replayed: bool = Field(
         default=False, description="True when this is the stored result of an earlier try."

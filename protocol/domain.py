@@ -9,10 +9,12 @@ history.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StrictInt
+
+from .types import OperatorId, Text
 
 __all__ = [
     "AVAILABLE_STATES",
@@ -39,7 +41,13 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    """Base for every domain model: unknown fields are errors, not silently dropped."""
+    """Base for every domain model: unknown fields are errors, not silently dropped.
+
+    These models describe the picture as the server holds it and sends it. Times must be
+    timezone-aware, but identifiers and free text are taken as stored, so a picture
+    written before a rule existed still loads: the strict forms a command must pass are
+    in `cadterm.protocol.commands` (`LocationInput`, ...) and `cadterm.protocol.types`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,7 +96,7 @@ class UnitState(IntEnum):
         and a few aliases dispatchers use are accepted (``"available"``, ``"scene"``).
         Raises ``ValueError`` naming the accepted forms when nothing matches.
         """
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError("unit state must be a number 0-11 or a state name")
         if isinstance(value, int):
             try:
@@ -96,7 +104,8 @@ class UnitState(IntEnum):
             except ValueError:
                 raise ValueError(f"unit state {value} is not an Airwave state (0-11)") from None
         text = value.strip()
-        if text.isdigit():
+        # isdigit() alone is true of any script's digits ("٦"): only ASCII is a number here.
+        if text.isascii() and text.isdigit():
             return cls.parse(int(text))
         key = "".join(ch for ch in text.lower() if ch.isalnum())
         found = _STATE_WORDS.get(key)
@@ -212,11 +221,14 @@ class LinkRelation(StrEnum):
     RELATED = "related"
 
 
+_Degrees = Annotated[float, Strict()]  # a JSON number; never a string or a boolean
+
+
 class Position(_Model):
     """A point in WGS84 decimal degrees."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: _Degrees = Field(ge=-90, le=90)
+    lon: _Degrees = Field(ge=-180, le=180)
 
 
 class Location(_Model):
@@ -251,9 +263,9 @@ class Risk(_Model):
 class ChronologyEntry(_Model):
     """One line of an incident's record: who did what, when, from which workstation."""
 
-    at: datetime
-    seq: int = Field(description="The event that wrote this entry.")
-    version: int = Field(description="The incident version this entry produced.")
+    at: AwareDatetime
+    seq: StrictInt = Field(description="The event that wrote this entry.")
+    version: StrictInt = Field(description="The incident version this entry produced.")
     operator: str
     workstation: str
     kind: str = Field(description="The event type that wrote this entry, e.g. note_added.")
@@ -285,10 +297,10 @@ class Incident(_Model):
     chronology: list[ChronologyEntry] = Field(default_factory=list)
     closing_code: str | None = None
     links: list[IncidentLink] = Field(default_factory=list)
-    created_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None = None
-    version: int = 1
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    version: StrictInt = 1
 
 
 class Unit(_Model):
@@ -298,28 +310,21 @@ class Unit(_Model):
     unit_type: UnitType
     capabilities: list[Capability] = Field(default_factory=list)
     state: UnitState
-    state_since: datetime
+    state_since: AwareDatetime
     incident: str | None = Field(default=None, description="Incident the unit is assigned to.")
     position: Position | None = None
-    position_at: datetime | None = Field(default=None, description="Time of the last fix.")
+    position_at: AwareDatetime | None = Field(default=None, description="Time of the last fix.")
     home_sector: str | None = None
     on_duty: bool = True
     emergency_acknowledged_by: str | None = Field(
         default=None, description="Who acknowledged the current state-0 alarm, if anyone."
     )
-    version: int = 1
+    version: StrictInt = 1
 
 
 class Operator(_Model):
     """A person at a workstation, as the server knows them from their token."""
 
-    id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    id: OperatorId
+    name: Text = Field(min_length=1, max_length=200)
     role: Role
-
-    @field_validator("id")
-    @classmethod
-    def _plain_id(cls, value: str) -> str:
-        if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ValueError("operator id may hold letters, digits, '-', '_' and '.' only")
-        return value

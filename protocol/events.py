@@ -7,10 +7,10 @@ union of them all; `parse_event` and `EVENT_ADAPTER` decode one from JSON.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
 
 from .domain import (
     Caller,
@@ -24,6 +24,7 @@ from .domain import (
     UnitState,
     UnitType,
 )
+from .types import type_required
 
 __all__ = [
     "EVENT_ADAPTER",
@@ -53,12 +54,18 @@ __all__ = [
 class EventBase(BaseModel):
     """Fields every event carries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=type_required)
 
-    seq: int = Field(ge=1, description="Global, gap-free, increasing sequence number.")
-    at: datetime = Field(description="Server time the event was recorded (UTC).")
+    seq: StrictInt = Field(ge=1, description="Global, gap-free, increasing sequence number.")
+    at: AwareDatetime = Field(description="Server time the event was recorded (UTC).")
     operator: str = Field(description="Id of the operator whose command caused it.")
     workstation: str = Field(description="Workstation the command came from.")
+    amended: tuple[str, ...] = Field(
+        default=(),
+        exclude_if=lambda value: not value,
+        description="What a storage migration changed in this event as first recorded, "
+        "e.g. 'fixed_at: naive time read as UTC'. Absent when the event is as recorded.",
+    )
 
 
 class IncidentCreated(EventBase):
@@ -159,7 +166,7 @@ class UnitLocated(EventBase):
     type: Literal["unit_located"] = "unit_located"
     callsign: str
     position: Position
-    fixed_at: datetime = Field(description="When the fix was taken, which may be before `at`.")
+    fixed_at: AwareDatetime = Field(description="When the fix was taken, which may be before `at`.")
 
 
 class EmergencyAcknowledged(EventBase):

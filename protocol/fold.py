@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from .domain import (
     AVAILABLE_STATES,
@@ -91,11 +91,11 @@ class DispatchState(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seq: int = Field(default=0, ge=0, description="Seq of the last event applied.")
+    seq: StrictInt = Field(default=0, ge=0, description="Seq of the last event applied.")
     incidents: dict[str, Incident] = Field(default_factory=dict)
     units: dict[str, Unit] = Field(default_factory=dict)
     log_day: date | None = Field(default=None, description="Day of the last log reference.")
-    log_number: int = Field(default=0, description="Last log number issued on `log_day`.")
+    log_number: StrictInt = Field(default=0, description="Last log number issued on `log_day`.")
 
 
 @dataclass

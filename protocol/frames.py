@@ -9,14 +9,24 @@ it closes the socket with one of the `CloseCode`s and a reason.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import IntEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .events import Event
 from .fold import DispatchState
+from .types import Seq, type_required
 
 __all__ = [
     "CLIENT_FRAME_ADAPTER",
@@ -55,14 +65,23 @@ class CloseCode(IntEnum):
 
 
 class _Frame(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=type_required)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        # Code may build a frame without naming its type; a frame read off the wire
+        # must name it, as the schema says.
+        if info.mode == "json" and isinstance(data, dict) and "type" not in data:
+            raise PydanticCustomError("missing_type", "every frame needs a 'type' field")
+        return data
 
 
 class Subscribe(_Frame):
     """Client -> server: start the stream after `since` (absent: from a snapshot)."""
 
     type: Literal["subscribe"] = "subscribe"
-    since: int | None = Field(default=None, ge=0, description="Last seq the client applied.")
+    since: Seq | None = Field(default=None, description="Last seq the client applied.")
 
 
 class Snapshot(_Frame):
@@ -84,15 +103,15 @@ class CaughtUp(_Frame):
     """Server -> client: replay is done; what follows is live."""
 
     type: Literal["caught_up"] = "caught_up"
-    seq: int
+    seq: StrictInt
 
 
 class Heartbeat(_Frame):
     """Server -> client: still here; `seq` is the server's head."""
 
     type: Literal["heartbeat"] = "heartbeat"
-    seq: int
-    at: datetime
+    seq: StrictInt
+    at: AwareDatetime
     interval: float = HEARTBEAT_INTERVAL
 
 

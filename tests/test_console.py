@@ -822,7 +822,9 @@ async def test_quit(backend, tmp_path):
 # --- untrusted text --------------------------------------------------------------------------
 
 
-HOSTILE = "[@click=app.quit]x[/] [bold]loud [unclosed \x1b[2J wipe \x1b]52;c;AAAA\x07 end"
+# Markup the server accepts (it is printable text). Escape sequences are refused at the
+# door; the console's handling of ones stored before that is in test_legacy_values.py.
+HOSTILE = "[@click=app.quit]x[/] [bold]loud [unclosed wipe end"
 
 
 async def test_untrusted_note_is_shown_literally_and_does_nothing(backend, tmp_path):
@@ -833,7 +835,7 @@ async def test_untrusted_note_is_shown_literally_and_does_nothing(backend, tmp_p
         await console.until(lambda: len(console.client.state.incidents[reference].chronology) == 2)
         await console.line(number(reference))
         text = console.detail
-        for literal in ("[@click=app.quit]x[/]", "[bold]loud", "[unclosed", "␛[2J", "␛]52;c;AAAA␇"):
+        for literal in ("[@click=app.quit]x[/]", "[bold]loud", "[unclosed"):
             assert literal in text, literal
         assert "\x1b" not in text and "\x07" not in text
         assert "[b]Yard[/b]" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -465,8 +466,6 @@ def test_verbs_are_case_insensitive() -> None:
         "[@click=app.quit]x[/]",
         "[bold]armed[/bold]",
         "unclosed [ bracket",
-        "\x1b[2J cleared",
-        "\x1b]52;c;aGVsbG8=\x07",
         "x=1 desc=ignored pos=1,2",
         "he said \"stop\" and 'ran'",
         "it's an unclosed quote: \"",
@@ -478,6 +477,17 @@ def test_verbs_are_case_insensitive() -> None:
 def test_note_text_is_kept_exactly(text: str) -> None:
     assert commands(f"note {text}") == [{"type": "add_note", "reference": SELECTED, "text": text}]
     assert commands(f"+{text}")[0]["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("\x1b[2J cleared", "U+001B"), ("\x1b]52;c;aGVsbG8=\x07", "U+001B"), ("a\x85b", "U+0085")],
+)
+def test_note_with_control_characters_is_refused_naming_the_character(
+    text: str, named: str
+) -> None:
+    with pytest.raises(ParseError, match=rf"text: .*control characters.*{re.escape(named)}"):
+        commands(f"note {text}")
 
 
 # --------------------------------------------------------------------------- references
@@ -1008,7 +1018,10 @@ def test_any_known_callsign_is_found_typed_or_quoted(callsigns: list[str], data)
 
 
 PRINTABLE_TEXT = st.text(
-    alphabet=st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("\"'=#[]")),
+    # Control characters are refused by the protocol (see the test above); all else is kept.
+    alphabet=st.one_of(
+        st.characters(blacklist_categories=("Cs", "Cc")), st.sampled_from("\"'=#[]")
+    ),
     max_size=80,
 )
 
