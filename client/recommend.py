@@ -46,6 +46,7 @@ from cadterm.protocol.domain import (
     UnitState,
 )
 from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.types import known_time
 
 __all__ = [
     "DEFAULT_NEEDS",
@@ -230,11 +231,12 @@ def _recommendation(
 
     stale = False
     if unit.position is not None:
-        if unit.position_at is None:
+        fixed_at = known_time(unit.position_at)
+        if fixed_at is None:
             stale = True
             parts.append("fix time unknown")
         else:
-            age = max(now - unit.position_at, timedelta(0))
+            age = max(now - fixed_at, timedelta(0))
             if age > stale_after:
                 stale = True
                 parts.append(f"fix {_format_fix_age(age)} old")

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from cadterm.protocol.domain import Grade, Incident, IncidentStatus, Unit, UnitState
 from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.types import known_time, sortable_time
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -38,6 +39,7 @@ __all__ = [
     "incident_age",
     "officer_safety",
     "officer_safety_due",
+    "time_since",
 ]
 
 _ZERO = timedelta(0)
@@ -65,6 +67,7 @@ class Level(StrEnum):
     WARN = "warn"  # past warn_fraction of the target, not yet breached
     BREACH = "breach"  # target passed with nobody at scene
     MET = "met"  # a unit has arrived at scene (see `AgeingAlert.remaining` for margin)
+    UNKNOWN = "unknown"  # the incident's creation time is unusable (stored by an old server)
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,24 @@ class AgeingAlert:
     level: Level
     target: timedelta | None
     remaining: timedelta | None
-    age: timedelta
+    age: timedelta | None  # None when unknown (`Level.UNKNOWN`)
     arrived_at: datetime | None = None
 
 
-def incident_age(incident: Incident, now: datetime) -> timedelta:
+def incident_age(incident: Incident, now: datetime) -> timedelta | None:
     """How long the incident has been open: creation to ``now``, or to closure if closed.
 
-    Never negative (a ``now`` before creation, from clock skew, gives zero).
+    Never negative (a ``now`` before creation, from clock skew, gives zero). None when
+    the creation time is unusable (see `known_time`): the age is then unknown.
     """
+    created = known_time(incident.created_at)
+    if created is None:
+        return None
     end = now
-    if incident.status == IncidentStatus.CLOSED and incident.closed_at is not None:
-        end = min(now, incident.closed_at)
-    return max(end - incident.created_at, _ZERO)
+    closed = known_time(incident.closed_at)
+    if incident.status == IncidentStatus.CLOSED and closed is not None:
+        end = min(now, closed)
+    return max(end - created, _ZERO)
 
 
 def arrived_at(incident: Incident, state: DispatchState | None = None) -> datetime | None:
@@ -153,19 +161,24 @@ def arrived_at(incident: Incident, state: DispatchState | None = None) -> dateti
     that the incident's ``updated_at``. A reopened incident keeps its first arrival.
     """
     for entry in incident.chronology:
-        if entry.kind == "unit_state_changed" and entry.text.rstrip().lower().endswith("at scene"):
-            return entry.at
+        arrival = entry.kind == "unit_state_changed" and entry.text.rstrip().lower().endswith(
+            "at scene"
+        )
+        if arrival and (at := known_time(entry.at)) is not None:
+            return at
     if incident.status != IncidentStatus.AT_SCENE:
         return None
     if state is not None:
         times = [
-            unit.state_since
+            since
             for callsign in incident.assigned
-            if (unit := state.units.get(callsign)) is not None and unit.state == UnitState.AT_SCENE
+            if (unit := state.units.get(callsign)) is not None
+            and unit.state == UnitState.AT_SCENE
+            and (since := known_time(unit.state_since)) is not None
         ]
         if times:
             return min(times)
-    return incident.updated_at
+    return known_time(incident.updated_at)
 
 
 def attendance_alert(
@@ -183,8 +196,11 @@ def attendance_alert(
     target = policy.target_for(incident)
     age = incident_age(incident, now)
     arrival = arrived_at(incident, state)
+    if age is None:
+        # Without a creation time nothing can be measured; say so rather than guess.
+        return AgeingAlert(incident.reference, Level.UNKNOWN, target, None, None, arrival)
     if arrival is not None:
-        clock = max(arrival - incident.created_at, _ZERO)
+        clock = max(arrival - known_time(incident.created_at), _ZERO)
         level = Level.MET
     else:
         clock = age
@@ -210,11 +226,14 @@ def officer_safety(unit: Unit, now: datetime, policy: TimerPolicy = DEFAULT_POLI
     """Whether an at-scene unit is due a safety check.
 
     True when the unit is on duty, in state 6 (at scene), and neither its state nor its
-    position has changed for at least ``policy.officer_safety_after``.
+    position has changed for at least ``policy.officer_safety_after``. A unit at scene
+    whose last update time is unusable is due: for an officer's safety, unknown means
+    check.
     """
     if not unit.on_duty or unit.state != UnitState.AT_SCENE:
         return False
-    return now - _last_update(unit) >= policy.officer_safety_after
+    last = _last_update(unit)
+    return last is None or now - last >= policy.officer_safety_after
 
 
 def officer_safety_due(
@@ -222,7 +241,7 @@ def officer_safety_due(
 ) -> list[Unit]:
     """Every unit due a safety check, longest without an update first."""
     due = [u for u in state.units.values() if officer_safety(u, now, policy)]
-    return sorted(due, key=lambda u: (_last_update(u), u.callsign))
+    return sorted(due, key=lambda u: (sortable_time(_last_update(u)), u.callsign))
 
 
 def emergencies(state: DispatchState) -> list[Unit]:
@@ -232,15 +251,17 @@ def emergencies(state: DispatchState) -> list[Unit]:
         for u in state.units.values()
         if u.state == UnitState.EMERGENCY and u.emergency_acknowledged_by is None
     ]
-    return sorted(units, key=lambda u: (u.state_since, u.callsign))
+    return sorted(units, key=lambda u: (sortable_time(u.state_since), u.callsign))
 
 
-def format_age(delta: timedelta) -> str:
+def format_age(delta: timedelta | None) -> str:
     """A duration in at most a few characters for an 80-column board.
 
     ``45s``, ``12m``, ``1h05``, ``2d03``; negative durations get a leading ``-``.
-    Partial units are truncated, never rounded up.
+    Partial units are truncated, never rounded up. An unknown duration is ``?``.
     """
+    if delta is None:
+        return "?"
     seconds = int(delta.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
@@ -256,7 +277,14 @@ def format_age(delta: timedelta) -> str:
     return f"{sign}{days}d{hours:02d}"
 
 
-def _last_update(unit: Unit) -> datetime:
-    if unit.position_at is not None and unit.position_at > unit.state_since:
-        return unit.position_at
-    return unit.state_since
+def time_since(then: object, now: datetime) -> timedelta | None:
+    """``now - then``, or None when `then` is not a usable time."""
+    known = known_time(then)
+    return None if known is None else now - known
+
+
+def _last_update(unit: Unit) -> datetime | None:
+    since, fixed = known_time(unit.state_since), known_time(unit.position_at)
+    if fixed is not None and (since is None or fixed > since):
+        return fixed
+    return since

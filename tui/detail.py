@@ -13,6 +13,7 @@ from cadterm.client.recommend import Recommendation
 from cadterm.client.timers import DEFAULT_POLICY, TimerPolicy, attendance_alert, format_age
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.types import known_time
 
 from .safe_text import clean, clean_line
 
@@ -59,7 +60,8 @@ def incident_text(
         out.append(f"Closed: {incident.closing_code}\n")
     out.append("Chronology:\n", "bold")
     for entry in incident.chronology:
-        when = entry.at.astimezone().strftime("%H:%M:%S")
+        at = known_time(entry.at)
+        when = at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
         out.append(f"  {when} {clean_line(entry.operator)}@{clean_line(entry.workstation)}: ")
         out.append(clean(entry.text) + "\n")
     return out

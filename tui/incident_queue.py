@@ -11,6 +11,7 @@ from rich.text import Text
 from cadterm.client.timers import DEFAULT_POLICY, Level, TimerPolicy, attendance_alert, format_age
 from cadterm.protocol.domain import Incident, IncidentStatus
 from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.types import sortable_time
 
 from .board import Board
 from .safe_text import clean_line
@@ -24,7 +25,7 @@ _STATUS = {
     IncidentStatus.CLOSED: "CLSD",
 }
 # Meaning never rests on colour alone: the age column carries a marker too.
-_MARK = {Level.OK: "", Level.WARN: "!", Level.BREACH: "!!", Level.MET: "\u2713"}
+_MARK = {Level.OK: "", Level.WARN: "!", Level.BREACH: "!!", Level.MET: "\u2713", Level.UNKNOWN: ""}
 
 
 def short_reference(reference: str) -> str:
@@ -33,7 +34,7 @@ def short_reference(reference: str) -> str:
 
 
 def _sort_key(incident: Incident) -> tuple:
-    return (int(incident.grade), incident.created_at, incident.reference)
+    return (int(incident.grade), sortable_time(incident.created_at), incident.reference)
 
 
 class IncidentQueue(Board):

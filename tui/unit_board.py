@@ -8,7 +8,13 @@ from datetime import datetime
 
 from rich.text import Text
 
-from cadterm.client.timers import DEFAULT_POLICY, TimerPolicy, format_age, officer_safety
+from cadterm.client.timers import (
+    DEFAULT_POLICY,
+    TimerPolicy,
+    format_age,
+    officer_safety,
+    time_since,
+)
 from cadterm.protocol.domain import Capability, Unit, UnitState
 from cadterm.protocol.fold import DispatchState
 
@@ -213,7 +219,7 @@ class UnitBoard(Board):
     # --- rendering ------------------------------------------------------------------
 
     def _time_cell(self, unit: Unit, now: datetime) -> tuple[str, bool]:
-        return format_age(now - unit.state_since), officer_safety(unit, now, self.policy)
+        return format_age(time_since(unit.state_since, now)), officer_safety(unit, now, self.policy)
 
     def render_header(self, width: int) -> Text:
         return Text(f"{'CALLSIGN':<9}{'ST':>2} {'STATE':<6}{'TIME':<6}{'INCIDENT':<11}CAPS")

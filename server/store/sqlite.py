@@ -17,10 +17,12 @@ in WAL mode, so the commit has been fsynced to the log when a method returns.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -31,12 +33,51 @@ from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState
 
 from .base import SequenceConflict, StoredCommand, StoreError
+from .legacy import LegacyReport, repair_event, repair_state
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
-# Each entry takes the schema from version n - 1 to n. Add a new entry (never edit an old
-# one) to change the schema; files opened later are migrated forward in order.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
+log = logging.getLogger("cadterm.server.store")
+
+
+def _repair_legacy_values(conn: sqlite3.Connection) -> None:
+    """Give naive times stored by an older server a UTC offset, and say what changed.
+
+    Runs once, inside the migration's transaction, so the file is either repaired and
+    at the new version or untouched.
+    """
+    report = LegacyReport()
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 5000", (after,)
+        ).fetchall()
+        if not rows:
+            break
+        for seq, body in rows:
+            data = json.loads(body)
+            if repair_event(data, report):
+                conn.execute(
+                    "UPDATE events SET body = ?, at = ? WHERE seq = ?",
+                    (json.dumps(data, separators=(",", ":")), data["at"], seq),
+                )
+        after = rows[-1][0]
+    for seq, body in conn.execute("SELECT seq, body FROM snapshots").fetchall():
+        data = json.loads(body)
+        if repair_state(data, report):
+            conn.execute(
+                "UPDATE snapshots SET body = ? WHERE seq = ?",
+                (json.dumps(data, separators=(",", ":")), seq),
+            )
+    if report:
+        log.warning("event store migrated: values stored by an older cadterm: %s", report.summary())
+
+
+# Each entry takes the schema from version n - 1 to n: SQL statements, or functions of
+# the connection for data that SQL cannot repair. Add a new entry (never edit an old one)
+# to change the schema; files opened later are migrated forward in order.
+_Step = str | Callable[[sqlite3.Connection], None]
+_MIGRATIONS: dict[int, tuple[_Step, ...]] = {
     1: (
         """
         CREATE TABLE events (
@@ -65,6 +106,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )
         """,
     ),
+    # Times without a UTC offset, accepted before the door refused them.
+    2: (_repair_legacy_values,),
 }
 
 #: The schema version this code writes. Files with a higher `user_version` are refused.
@@ -166,8 +209,11 @@ class SQLiteEventStore:
                 current = conn.execute("PRAGMA user_version").fetchone()[0]
                 self._refuse_newer(current)
                 if current < SCHEMA_VERSION:
-                    for statement in _MIGRATIONS[current + 1]:
-                        conn.execute(statement)
+                    for step in _MIGRATIONS[current + 1]:
+                        if callable(step):
+                            step(conn)
+                        else:
+                            conn.execute(step)
                     # user_version lives in the file header and is written in this same
                     # transaction, so a crash leaves the schema and its number in step.
                     conn.execute(f"PRAGMA user_version = {current + 1:d}")
