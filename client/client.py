@@ -274,6 +274,8 @@ class DispatchClient:
     async def _send_entry(self, entry: JournalEntry) -> CommandResult | CommandError | None:
         """Send one journal entry and record its outcome; None if it must wait and retry."""
         assert self.journal is not None
+        # Pending entries always hold a command: unreadable ones are set aside on opening.
+        assert entry.command is not None
         try:
             result = await self.sender.send(entry.command)
         except RateLimited as limited:

@@ -11,6 +11,7 @@ backend was away.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cadterm.protocol.commands import COMMAND_ADAPTER, Command
-from cadterm.protocol.problems import Problem
+from cadterm.protocol.problems import Problem, ProblemCode
 
 from .errors import JournalError
 
@@ -43,17 +44,22 @@ class JournalEntry:
     """One command in the journal."""
 
     position: int
-    command: Command
+    #: None when the stored command no longer passes the protocol's rules (it was
+    #: journalled by an older cadterm): the entry is then rejected and never sent.
+    command: Command | None
     issued_at: datetime
     status: JournalStatus
     problem: Problem | None = None
     seq: int | None = None
     attempts: int = 0
+    #: The command's idempotency key and type, also known for an unreadable command.
+    key: str = ""
+    kind: str = ""
 
-    @property
-    def key(self) -> str:
-        """The command's idempotency key."""
-        return self.command.idempotency_key
+    def __post_init__(self) -> None:
+        if self.command is not None:
+            object.__setattr__(self, "key", self.command.idempotency_key)
+            object.__setattr__(self, "kind", self.command.type)
 
 
 _SCHEMA = """
@@ -85,6 +91,7 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
         self._lock = threading.Lock()
+        self._set_aside_unreadable()
 
     def close(self) -> None:
         """Close the file."""
@@ -145,7 +152,10 @@ class Journal:
 
     def entries(self, *statuses: JournalStatus) -> list[JournalEntry]:
         """Entries in the order they were issued, optionally only those with `statuses`."""
-        sql = "SELECT position, command, issued_at, status, problem, seq, attempts FROM entries"
+        sql = (
+            "SELECT position, command, issued_at, status, problem, seq, attempts,"
+            " idempotency_key FROM entries"
+        )
         args: tuple = ()
         if statuses:
             sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
@@ -158,6 +168,23 @@ class Journal:
             raise JournalError(f"cannot read journal {self.path}: {exc}") from None
         return [_entry(row) for row in rows]
 
+    def _set_aside_unreadable(self) -> None:
+        """Reject pending commands an older cadterm journalled that today's rules refuse.
+
+        They are never sent as they stand and never dropped: an operator sees each among
+        the rejected entries, with the reason, and types it again or dismisses it.
+        """
+        for entry in self.pending():
+            if entry.command is None and entry.problem is not None:
+                self._write(
+                    "UPDATE entries SET status = ?, problem = ? WHERE idempotency_key = ?",
+                    (
+                        JournalStatus.REJECTED.value,
+                        entry.problem.model_dump_json(exclude_none=True),
+                        entry.key,
+                    ),
+                )
+
     def pending(self) -> list[JournalEntry]:
         """Commands not yet acknowledged, oldest first: the order they must be sent in."""
         return self.entries(JournalStatus.PENDING)
@@ -168,17 +195,39 @@ class Journal:
 
 
 def _entry(row: tuple) -> JournalEntry:
-    position, command, issued_at, status, problem, seq, attempts = row
+    position, command, issued_at, status, problem, seq, attempts, key = row
+    stored_problem = Problem.model_validate_json(problem) if problem else None
     try:
-        parsed = COMMAND_ADAPTER.validate_json(command)
+        parsed: Command | None = COMMAND_ADAPTER.validate_json(command)
+        kind = parsed.type
     except ValidationError as exc:
-        raise JournalError(f"journal entry {position} cannot be read: {exc}") from None
+        parsed, kind = None, _stored_type(command)
+        if stored_problem is None:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:]) or "command"
+            stored_problem = Problem.of(
+                ProblemCode.INVALID_COMMAND,
+                f"journalled by an older cadterm and refused by today's rules "
+                f"({where}: {first['msg']}); it was not sent: type it again or dismiss it",
+            )
     return JournalEntry(
         position=position,
         command=parsed,
         issued_at=datetime.fromisoformat(issued_at),
         status=JournalStatus(status),
-        problem=Problem.model_validate_json(problem) if problem else None,
+        problem=stored_problem,
         seq=seq,
         attempts=attempts,
+        key=key,
+        kind=kind,
     )
+
+
+def _stored_type(command: str) -> str:
+    """The `type` of a stored command that no longer validates, or "command"."""
+    try:
+        data = json.loads(command)
+    except ValueError:
+        return "command"
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) and kind.isidentifier() else "command"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -173,6 +175,44 @@ def test_entries_survive_close_and_reopen(tmp_path: Path) -> None:
         later = reopened.add(book_on("AB9"), T0)
         assert later.position > entries[-1].position
         assert [e.key for e in reopened.pending()] == [kept[2].key, later.key]
+    finally:
+        reopened.close()
+
+
+def test_a_command_journalled_before_todays_rules_is_set_aside_not_sent(tmp_path: Path) -> None:
+    """An older console journalled a note with an escape sequence; today's door refuses
+    it. Opening the journal never fails: the entry becomes a rejected one with the
+    reason, so it is never sent as it stands, never lost, and an operator deals with it."""
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    old = journal.add(note(text="placeholder"), T0)
+    kept = journal.add(book_on("AB1"), T0)
+    journal.close()
+    with sqlite3.connect(path) as conn:
+        stored = json.loads(
+            conn.execute(
+                "SELECT command FROM entries WHERE position = ?", (old.position,)
+            ).fetchone()[0]
+        )
+        stored["text"] = "wipe \x1b[2J"
+        conn.execute(
+            "UPDATE entries SET command = ? WHERE position = ?", (json.dumps(stored), old.position)
+        )
+
+    reopened = Journal(path)
+    try:
+        assert [e.key for e in reopened.pending()] == [kept.key]
+        (rejected,) = reopened.rejected()
+        assert rejected.key == old.key and rejected.kind == "add_note"
+        assert rejected.command is None
+        assert rejected.problem is not None
+        assert "older cadterm" in rejected.problem.detail
+        assert "U+001B" in rejected.problem.detail
+        reopened.dismiss(rejected.key)
+        assert [e.status for e in reopened.entries()] == [
+            JournalStatus.DISMISSED,
+            JournalStatus.PENDING,
+        ]
     finally:
         reopened.close()
 

@@ -251,7 +251,7 @@ class CadApp(CommandActions, App[None]):
             newest = fresh[-1]
             detail = newest.problem.detail if newest.problem else "refused"
             self.command_line.feedback(
-                f"journalled {newest.command.type} was REJECTED: {detail} (F7 lists them)",
+                f"journalled {newest.kind} was REJECTED: {detail} (F7 lists them)",
                 error=True,
             )
             self._ring()
@@ -364,7 +364,7 @@ class CadApp(CommandActions, App[None]):
             else:
                 label = "PENDING"
             problem = f" - {entry.problem.detail}" if entry.problem else ""
-            lines.append(f"{when} {label} {entry.command.type}{problem}")
+            lines.append(f"{when} {label} {entry.kind}{problem}")
         if not entries:
             lines.append("nothing pending or rejected")
         if rejected:

@@ -206,16 +206,23 @@ class CommandActions:
         # refused and what the operator did about it is never lost.
         self.client.journal.dismiss(entry.key)
         self._rejections_reported.add(entry.key)
-        if action.action == "retry":
+        if action.action == "retry" and entry.command is None:
+            why = entry.problem.detail if entry.problem else "unreadable"
+            self.command_line.feedback(
+                f"rejected {entry.kind} cannot be retried as stored ({why}); type it again. "
+                "Set aside (kept in the journal)",
+                error=True,
+            )
+        elif action.action == "retry":
             # A retry is the operator's fresh decision on the picture as it is now, so
             # it carries a new key and no expected version.
             fields = entry.command.model_dump(
                 mode="json", exclude={"idempotency_key", "workstation", "expected_version"}
             )
-            self._dispatch(grammar.Dispatch((fields,), f"retry of {entry.command.type}"))
+            self._dispatch(grammar.Dispatch((fields,), f"retry of {entry.kind}"))
         else:
             self.command_line.feedback(
-                f"rejected {entry.command.type} set aside (kept in the journal)", ok=True
+                f"rejected {entry.kind} set aside (kept in the journal)", ok=True
             )
         self._tick()
         if self._detail_mode == "journal" and self.detail.shown:
