@@ -64,8 +64,10 @@ def test_demo_shows_a_living_control_room_and_leaves_nothing_behind(
     first = tmux.screen()
     # The picture moves on by itself: new calls, units changing state, incidents ageing.
     wait_for(
-        lambda: REFERENCE.findall(tmux.screen()) != REFERENCE.findall(first)
-        or _board(tmux.screen()) != _board(first),
+        lambda: (
+            REFERENCE.findall(tmux.screen()) != REFERENCE.findall(first)
+            or _board(tmux.screen()) != _board(first)
+        ),
         30,
         "the board to change",
     )
