@@ -145,6 +145,7 @@ async def test_a_legacy_log_loads_and_shows_with_no_crash(
 
         async with open_console(backend.url, tmp_path, size=(160, 40)) as console:
             await console.until(lambda: console.unit_row("AB12"), what="the unit board")
+            assert "(blank)" in console.screen()  # the legacy callsign, said plainly
             await console.line(reference.split("-")[0])
             await console.until(lambda: "Chronology" in console.detail, what="the detail")
             text = console.detail

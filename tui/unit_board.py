@@ -234,7 +234,9 @@ class UnitBoard(Board):
         self._shown[key] = (time_text, safety)
         style = self.get_component_rich_style(_STATE_CLASS[unit.state])
         row = Text()
-        row.append(f"{clean_line(unit.callsign)[:8]:<9}", style=style)
+        # A blank callsign can only come from a log written before the door refused it.
+        callsign = clean_line(unit.callsign) or "(blank)"
+        row.append(f"{callsign[:8]:<9}", style=style)
         row.append(f"{int(unit.state):>2} {state_word(unit.state):<6}", style=style)
         if safety:
             row.append(
