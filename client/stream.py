@@ -1,5 +1,9 @@
 """The live subscription: connect, subscribe, fold, and recover from anything transient.
 
+This module is the adapter: it owns the socket, the clock and the retries. What each
+frame, close and silence means is decided by the sans-I/O rules in
+`cadterm.client.link`, which it feeds and obeys.
+
 The connection moves through explicit states (`LinkState`): connecting, resyncing
 (snapshot or replay in progress), live, reconnecting (since when, and why) and stopped
 (and why). Every event's seq is checked; a gap, a duplicate, or silence longer than
@@ -22,41 +26,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
+    WebSocketException,
 )
 
-from cadterm.protocol.fold import FoldError
-from cadterm.protocol.frames import (
-    HEARTBEAT_INTERVAL,
-    SERVER_FRAME_ADAPTER,
-    SUBPROTOCOL,
-    CaughtUp,
-    CloseCode,
-    ErrorFrame,
-    EventFrame,
-    Heartbeat,
-    Snapshot,
-    Subscribe,
-)
+from cadterm.protocol.frames import SUBPROTOCOL
 
+from .link import Applied, Effect, LinkRules, Live, Resume, Send, Stop
 from .store import LocalStore
 
 __all__ = ["Backoff", "LinkState", "LinkStatus", "Subscription", "stream_url"]
 
 log = logging.getLogger("cadterm.client")
-
-# Close codes after which reconnecting can only fail the same way again.
-_FATAL_CLOSE = {
-    CloseCode.BAD_FRAME: "the server rejected a frame from this client as malformed",
-    CloseCode.UNEXPECTED_FRAME: "the server rejected a frame sent at the wrong time",
-    CloseCode.MESSAGE_TOO_BIG: "a frame from this client exceeded the server's size limit",
-}
 
 
 class LinkState(StrEnum):
@@ -147,8 +133,7 @@ class Subscription:
         self.store = store
         self.backoff = backoff or Backoff()
         self.open_timeout = open_timeout
-        self._silence_after = silence_after
-        self._heartbeat = HEARTBEAT_INTERVAL
+        self.rules = LinkRules(store, silence_after=silence_after)
         self._rng = rng or random.Random()
         self._on_status = on_status
         self._on_change = on_change
@@ -161,7 +146,6 @@ class Subscription:
         self._live_waiters: list[asyncio.Future[None]] = []
         self.status = LinkStatus(LinkState.CONNECTING, _now())
         self.resumes = 0  # connections dropped and resumed, for tests and health display
-        self._behind_at: int | None = None  # our seq when a heartbeat last said we lag
         self._ws: ClientConnection | None = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -259,8 +243,14 @@ class Subscription:
                 self.resumes += 1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # every other failure is transient: retry it
-                reason = _describe(exc)
+            except (OSError, EOFError, TimeoutError, WebSocketException) as exc:
+                reason = _describe(exc)  # the network or the backend: retry
+            except Exception as exc:
+                # A fault in this client, not in the link: retrying would hide it behind
+                # "reconnecting" for ever. Say what it is and stop.
+                log.exception("the link stopped on an internal error")
+                self._set(LinkState.STOPPED, f"internal error in the client: {_describe(exc)}")
+                return
             finally:
                 self._ws = None
             was_live = self.status.state == LinkState.LIVE
@@ -293,11 +283,9 @@ class Subscription:
                 close_timeout=1.0,
             )
         except InvalidStatus as exc:
-            status = exc.response.status_code
             detail = _problem_detail(exc.response.body)
-            if status in (400, 401, 403):
-                raise _Stop(f"backend refused the connection ({status}): {detail}") from None
-            raise _Resume(f"backend answered {status}: {detail}") from None
+            (answer,) = self.rules.refused(exc.response.status_code, detail)
+            raise (_Stop if isinstance(answer, Stop) else _Resume)(answer.reason) from None
         except InvalidURI as exc:
             raise _Stop(f"bad backend URL: {exc}") from None
         except InvalidHandshake as exc:
@@ -306,94 +294,62 @@ class Subscription:
             await ws.close()
             raise _Stop(f"backend speaks {ws.subprotocol!r}, not {SUBPROTOCOL!r}")
         self._ws = ws
-        self._behind_at = None
         async with ws:
             self._set(LinkState.RESYNCING)
-            since = self.store.seq if self.store.synced else None
-            await ws.send(Subscribe(since=since).model_dump_json(exclude_none=True))
+            loop = asyncio.get_running_loop()
+            for effect in self.rules.opened(loop.time()):
+                assert isinstance(effect, Send)
+                await ws.send(effect.text)
             await self._read(ws)
 
     async def _read(self, ws: ClientConnection) -> None:
         # One watchdog timer per connection, re-armed only when it fires, instead of an
         # asyncio.timeout (a timer handle) and a LinkStatus copy for every frame.
         loop = asyncio.get_running_loop()
-        last = [loop.time()]
-        silent: list[float] = []
+        silent: list[Effect] = []
 
         def watchdog() -> None:
-            silence = self._silence_after or 3 * self._heartbeat
-            idle = loop.time() - last[0]
-            if idle >= silence:
-                silent.append(silence)
+            effects = self.rules.tick(loop.time())
+            if effects:
+                silent.extend(effects)
                 ws.transport.abort()
             else:
-                handles[0] = loop.call_later(silence - idle, watchdog)
+                handles[0] = loop.call_at(self.rules.deadline(), watchdog)
 
-        handles = [loop.call_later(self._silence_after or 3 * self._heartbeat, watchdog)]
+        handles = [loop.call_at(self.rules.deadline(), watchdog)]
         stamped = 0.0
         try:
             while True:
                 try:
                     raw = await ws.recv()
                 except ConnectionClosed as closed:
-                    if silent:
-                        raise _Resume(f"no frame or heartbeat for {silent[0]:g} s") from None
-                    self._closed(closed)
+                    # Silence noticed by the watchdog explains the close it caused.
+                    self._act(silent)
+                    rcvd = closed.rcvd
+                    if rcvd is None:
+                        self._act(self.rules.closed(None))
+                    else:
+                        self._act(self.rules.closed(rcvd.code, rcvd.reason))
                     return
-                now = last[0] = loop.time()
+                now = loop.time()
                 if now - stamped > 0.25:  # freshness for the status line, 4 times a second
                     stamped = now
                     self.status = replace(self.status, last_frame_at=_now())
-                self._handle(raw)
+                self._act(self.rules.received(raw, now))
         finally:
             handles[0].cancel()
 
-    def _closed(self, closed: ConnectionClosed) -> None:
-        rcvd = closed.rcvd
-        if rcvd is None:
-            raise _Resume("connection lost without a close frame")
-        if rcvd.code in _FATAL_CLOSE:
-            raise _Stop(f"{_FATAL_CLOSE[CloseCode(rcvd.code)]}: {rcvd.reason}")
-        if rcvd.code == CloseCode.RESUME:
-            raise _Resume(f"server cut the stream off: {rcvd.reason or 'fell behind'}")
-        raise _Resume(f"server closed the stream ({rcvd.code} {rcvd.reason})".strip())
-
-    def _handle(self, raw: str | bytes) -> None:
-        try:
-            frame = SERVER_FRAME_ADAPTER.validate_json(raw)
-        except ValidationError as exc:
-            # A frame this client cannot read means the versions disagree: resuming
-            # would read it again, so stop and say so.
-            raise _Stop(f"unreadable frame from the server: {_first_error(exc)}") from None
-        if isinstance(frame, EventFrame):
-            try:
-                self.store.apply(frame.event)
-            except FoldError as exc:
-                raise _Resume(str(exc)) from None
-            self._changed()
-        elif isinstance(frame, Heartbeat):
-            self._heartbeat = frame.interval
-            if frame.seq < self.store.seq:
-                raise _Resume(f"server head {frame.seq} is behind this client ({self.store.seq})")
-            # A heartbeat can overtake an event still queued for us, so one heartbeat
-            # ahead proves nothing; two in a row ahead while we applied nothing in
-            # between mean an event went missing on the way.
-            behind = frame.seq > self.store.seq
-            if behind and self._behind_at == self.store.seq:
-                raise _Resume(
-                    f"server head {frame.seq} is ahead of this client ({self.store.seq}) "
-                    "and no event arrived between two heartbeats"
-                )
-            self._behind_at = self.store.seq if behind else None
-        elif isinstance(frame, Snapshot):
-            self.store.load_snapshot(frame.state)
-            self._changed()
-        elif isinstance(frame, CaughtUp):
-            if frame.seq != self.store.seq:
-                raise _Resume(f"caught up at {frame.seq} but holding {self.store.seq}")
-            self._set(LinkState.LIVE)
-        elif isinstance(frame, ErrorFrame):
-            raise _Stop(f"server reported {frame.code}: {frame.detail}")
+    def _act(self, effects: list[Effect]) -> None:
+        """Carry out what the rules answered; a resume or a stop ends the connection."""
+        for effect in effects:
+            if isinstance(effect, Applied):
+                self._changed()
+            elif isinstance(effect, Live):
+                self._set(LinkState.LIVE)
+            elif isinstance(effect, Resume):
+                raise _Resume(effect.reason)
+            elif isinstance(effect, Stop):
+                raise _Stop(effect.reason)
 
     def _changed(self) -> None:
         self._wake_seq_waiters()
@@ -413,8 +369,3 @@ def _problem_detail(body: bytes | None) -> str:
         return str(json.loads(body).get("detail", body[:200]))
     except (ValueError, AttributeError):
         return body[:200].decode("utf-8", "replace")
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"

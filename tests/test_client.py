@@ -144,6 +144,23 @@ async def test_goes_live_from_a_snapshot_of_a_busy_backend(backend: Backend) -> 
         assert second.take_changes() == Changes(incidents={reference}, units={"AB1", "AB2", "AB3"})
 
 
+async def test_a_fault_in_the_client_stops_the_link_with_its_reason(backend: Backend) -> None:
+    """A bug is not a network blip: the link stops and says so, instead of showing
+    RECONNECTING for ever."""
+    async with live(backend) as client:
+
+        def broken_fold(event: object) -> None:
+            raise TypeError("can't compare offset-naive and offset-aware datetimes")
+
+        client.store.apply = broken_fold  # type: ignore[method-assign]
+        async with live(backend) as other:
+            await book_on(other, "AB1")
+        await until(lambda: client.status.state == LinkState.STOPPED)
+        assert "internal error in the client" in (client.status.reason or "")
+        assert "offset-naive" in (client.status.reason or "")
+        assert client.subscription.resumes == 0
+
+
 # --- commands ----------------------------------------------------------------------------
 
 
