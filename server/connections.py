@@ -1,0 +1,175 @@
+"""Connection hygiene below the ASGI app: uvicorn's protocols with cadterm's bounds.
+
+uvicorn bounds neither how long a request may take to send its headers (a client that
+trickles a request line a byte at a time holds its connection for ever) nor how long a
+stream may sit on a full send buffer (its close waits for a client that never reads).
+`protocols` returns subclasses of its h11 and websockets-sansio protocols that do:
+
+- a request's line and headers must arrive within `header_timeout` of the connection
+  opening or of the previous response: `408 request_timeout`, then the connection
+  closes;
+- at most `max_connections` connections (HTTP and streams) are open at once; one more is
+  answered `503 too_many_connections` and closed before anything is read;
+- a request uvicorn cannot parse gets a `400 malformed_request` problem document, not
+  uvicorn's plain text;
+- a stream whose send buffer stays full for `stream_send_timeout`, or whose closing
+  handshake does not finish within `stream_close_timeout`, is aborted: the socket and
+  its buffers go, and the app's pending send ends as a disconnect, as if the client had
+  gone away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from cadterm.protocol.problems import Problem, ProblemCode
+
+from .config import Limits
+from .responses import problem_bytes
+
+__all__ = ["protocols"]
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a header deadline, a connection cap and typed 400s."""
+
+    limits: Limits  # set on the subclass `protocols` makes
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # The new connection is not in `connections` yet: count the others.
+        if len(self.connections) >= self.limits.max_connections:
+            problem = Problem.of(
+                ProblemCode.TOO_MANY_CONNECTIONS,
+                f"the server holds its limit of {self.limits.max_connections} connections; "
+                "retry shortly",
+            )
+            transport.write(problem_bytes(problem, {"retry-after": "1"}))
+            transport.close()
+            self.transport = transport  # so a stray connection_lost has something to close
+            return
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        if self.flow is None:  # refused in connection_made: uvicorn never saw it
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        waiting = self.conn.their_state is h11.IDLE
+        if waiting and self._header_timer is None:
+            # The first bytes of a request on a kept-alive connection: from here its
+            # headers have `header_timeout` to arrive (uvicorn's keep-alive timer is
+            # cancelled by any data at all).
+            self._start_header_timer()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_header_timer()  # the headers are in; the body has its own deadline
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._cancel_header_timer()  # idle now: uvicorn's keep-alive timeout applies
+
+    def send_400_response(self, msg: str) -> None:
+        self._cancel_header_timer()
+        problem = Problem.of(ProblemCode.MALFORMED_REQUEST, f"not a valid HTTP/1.1 request: {msg}")
+        self.transport.write(problem_bytes(problem))
+        self.transport.close()
+
+    def _start_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.limits.header_timeout, self._headers_too_slow
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            # Nothing of a request was sent at all: just close, as keep-alive would.
+            self.transport.close()
+            return
+        problem = Problem.of(
+            ProblemCode.REQUEST_TIMEOUT,
+            f"the request line and headers did not arrive within {self.limits.header_timeout:g} s",
+        )
+        self.transport.write(problem_bytes(problem))
+        self.transport.close()
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol that aborts a stream stuck on a full buffer."""
+
+    limits: Limits  # set on the subclass `protocols` makes
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = self.limits.stream_close_timeout
+        self._stall_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(
+                self.limits.stream_send_timeout, self._abort, "send buffer stayed full"
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_stall_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_stall_timer()
+        super().connection_lost(exc)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            # uvicorn's close timer calls transport.close(), which waits for the send
+            # buffer to drain: for a client that never reads, for ever. Abort instead.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(
+                self.close_timeout, self._abort, "closing handshake timed out"
+            )
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if not self.disconnected:
+            # The app is done and uvicorn closed the transport gracefully, which still
+            # waits on the buffer: bound that wait too.
+            self.loop.call_later(self.close_timeout, self._abort, "close did not finish")
+
+    def _abort(self, why: str) -> None:
+        if self.disconnected or self.transport is None:
+            return
+        self.logger.info("aborting stream from %s: %s", self.client, why)
+        # connection_lost follows: it ends the app's pending send and receive cleanly.
+        self.transport.abort()
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+
+def protocols(limits: Limits) -> tuple[type[H11Protocol], type[WebSocketsSansIOProtocol]]:
+    """The HTTP and WebSocket protocol classes to give uvicorn, bound to `limits`."""
+    http = type("CadtermH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+    ws = type("CadtermWebSocketProtocol", (GuardedWebSocketProtocol,), {"limits": limits})
+    return http, ws
