@@ -21,6 +21,9 @@ stream may sit on a full send buffer (its close waits for a client that never re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from typing import Any
 
 import h11
@@ -127,8 +130,12 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().pause_writing()
         if self._stall_timer is None:
             self._stall_timer = self.loop.call_later(
-                self.limits.stream_send_timeout, self._abort, "send buffer stayed full"
+                self.limits.stream_send_timeout, self._send_stalled
             )
+
+    def _send_stalled(self) -> None:
+        self._stall_timer = None
+        self._abort("send buffer stayed full")
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -159,6 +166,12 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.disconnected or self.transport is None:
             return
         self.logger.info("aborting stream from %s: %s", self.client, why)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # Without this the kernel keeps the unsent bytes and goes on offering them
+            # to a peer that never reads; a zero linger resets the connection instead.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # connection_lost follows: it ends the app's pending send and receive cleanly.
         self.transport.abort()
 

@@ -18,10 +18,14 @@ from cadterm.protocol.problems import PROBLEM_STATUS, ProblemCode
 STEP = 10.0  # seconds any one network step may take before the test fails
 
 
-def client(backend: Backend, role: Role | None = Role.DISPATCHER, **kw: Any) -> httpx.Client:
+def client(
+    backend: Backend, role: Role | None = Role.DISPATCHER, headers: dict[str, str] | None = None
+) -> httpx.Client:
     """An httpx client for `backend`, with `role`'s token (none if `role` is None)."""
-    headers = backend.headers(role) if role is not None else {}
-    return httpx.Client(base_url=backend.url, headers=headers, timeout=STEP, trust_env=False, **kw)
+    sent = backend.headers(role) if role is not None else {}
+    return httpx.Client(
+        base_url=backend.url, headers={**sent, **(headers or {})}, timeout=STEP, trust_env=False
+    )
 
 
 def head_seq(backend: Backend) -> int:
