@@ -63,6 +63,29 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _links(responses: dict[int | str, dict[str, Any]], **links: dict[str, Any]):
+    """`responses` with OpenAPI links from the 200 answer to the operations in `links`.
+
+    The links say where an answer's references lead (the incident a command touched,
+    the unit a list names), for clients and for schemathesis' stateful tests.
+    """
+    return {**responses, 200: {"description": "Successful Response", "links": links}}
+
+
+def _link(operation: str, parameters: dict[str, str] | None = None, body: Any = None):
+    link: dict[str, Any] = {"operationId": operation}
+    if parameters:
+        link["parameters"] = parameters
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_GET_INCIDENT = "get_incident"
+_GET_UNIT = "get_unit"
+_POST_COMMAND = "post_command"
+
+
 #: Statuses the guard can answer any authenticated route with: no or a bad token,
 #: a body too large, too slow or not JSON, a bad query, too many refusals, a failure.
 _GUARDED = (400, 401, 408, 413, 415, 422, 429, 500)
@@ -108,6 +131,13 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         GuardMiddleware, authenticator=authenticator, limits=limits, bad_requests=bad_requests
     )
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _typed_documents(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
@@ -145,8 +175,13 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
 
     @app.post(
         "/v1/commands",
+        operation_id=_POST_COMMAND,
         response_model=CommandResult,
-        responses=_problems(*_GUARDED, 403, 404, 409),
+        responses=_links(
+            _problems(*_GUARDED, 403, 404, 409),
+            IncidentTouched=_link(_GET_INCIDENT, {"reference": "$response.body#/event/reference"}),
+            UnitTouched=_link(_GET_UNIT, {"callsign": "$response.body#/event/callsign"}),
+        ),
     )
     async def post_command(command: Command, request: Request) -> Response:
         """Execute one command. The reply carries the seq of the event it caused."""
@@ -164,12 +199,25 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             )
         return _outcome_response(await service.execute(command, operator))
 
-    @app.get("/v1/state", response_model=DispatchState, responses=_problems(*_GUARDED))
+    @app.get(
+        "/v1/state",
+        operation_id="get_state",
+        response_model=DispatchState,
+        responses=_problems(*_GUARDED),
+    )
     async def get_state() -> Response:
         """The whole picture, with the seq it is at."""
         return Response(service.snapshot_json(), media_type="application/json")
 
-    @app.get("/v1/incidents", response_model=list[Incident], responses=_problems(*_GUARDED))
+    @app.get(
+        "/v1/incidents",
+        operation_id="list_incidents",
+        response_model=list[Incident],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstIncident=_link(_GET_INCIDENT, {"reference": "$response.body#/0/reference"}),
+        ),
+    )
     async def list_incidents(status: IncidentStatus | None = None) -> list[Incident]:
         """Incidents, optionally only those with one status."""
         return [
@@ -179,7 +227,21 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         ]
 
     @app.get(
-        "/v1/incidents/{reference}", response_model=Incident, responses=_problems(*_GUARDED, 404)
+        "/v1/incidents/{reference}",
+        operation_id=_GET_INCIDENT,
+        response_model=Incident,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            AddNote=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "add_note",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "reference": "$response.body#/reference",
+                    "text": "Caller rang back: no change",
+                },
+            ),
+        ),
     )
     async def get_incident(reference: str) -> Any:
         """One incident with its whole chronology."""
@@ -192,12 +254,36 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             )
         return incident
 
-    @app.get("/v1/units", response_model=list[Unit], responses=_problems(*_GUARDED))
+    @app.get(
+        "/v1/units",
+        operation_id="list_units",
+        response_model=list[Unit],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstUnit=_link(_GET_UNIT, {"callsign": "$response.body#/0/callsign"}),
+        ),
+    )
     async def list_units() -> list[Unit]:
         """Every unit known, on or off duty."""
         return list(service.state.units.values())
 
-    @app.get("/v1/units/{callsign}", response_model=Unit, responses=_problems(*_GUARDED, 404))
+    @app.get(
+        "/v1/units/{callsign}",
+        operation_id=_GET_UNIT,
+        response_model=Unit,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            LocateUnit=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "locate_unit",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "callsign": "$response.body#/callsign",
+                    "position": {"lat": 52.4862, "lon": -1.8904},
+                },
+            ),
+        ),
+    )
     async def get_unit(callsign: str) -> Any:
         """One unit."""
         unit = service.state.units.get(callsign) or service.state.units.get(callsign.upper())
@@ -207,7 +293,12 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             )
         return unit
 
-    @app.get("/v1/events", response_model=list[Event], responses=_problems(*_GUARDED))
+    @app.get(
+        "/v1/events",
+        operation_id="get_events",
+        response_model=list[Event],
+        responses=_problems(*_GUARDED),
+    )
     async def get_events(
         after: int = Query(0, ge=0, le=INT64_MAX, description="Only events with a later seq."),
         limit: int = Query(
@@ -219,12 +310,17 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         body = "[" + ",".join(event.model_dump_json() for event in events) + "]"
         return Response(body, media_type="application/json")
 
-    @app.get("/v1/whoami", response_model=Operator, responses=_problems(*_GUARDED))
+    @app.get(
+        "/v1/whoami",
+        operation_id="whoami",
+        response_model=Operator,
+        responses=_problems(*_GUARDED),
+    )
     async def whoami(request: Request) -> Operator:
         """The operator the bearer token belongs to."""
         return _operator(request)
 
-    @app.get("/v1/health", response_model=Health, responses=_problems(500))
+    @app.get("/v1/health", operation_id="health", response_model=Health, responses=_problems(500))
     async def health() -> Health:
         """Liveness, the head seq and the number of live subscribers. No token needed."""
         return Health(
@@ -247,6 +343,23 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
                 streams.discard(task)
 
     return app
+
+
+def _typed_documents(document: dict[str, Any]) -> dict[str, Any]:
+    """Mark `type` required wherever a schema pins it to one value.
+
+    Every command, event and frame names its `type`, and the server refuses a command
+    without one; the models give it a default (so code can build them without
+    repeating it), which would otherwise tell clients they may leave it out.
+    """
+    for component in document.get("components", {}).get("schemas", {}).values():
+        kind = component.get("properties", {}).get("type")
+        if isinstance(kind, dict) and "const" in kind:
+            kind.pop("default", None)
+            required = component.setdefault("required", [])
+            if "type" not in required:
+                required.insert(0, "type")
+    return document
 
 
 def _invalid(errors: list[dict[str, Any]], code: ProblemCode) -> Problem:
