@@ -13,6 +13,7 @@ the stateful phase, so the file runs in well under a minute on a small machine.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -40,8 +41,9 @@ not_a_server_error = schemathesis.checks.not_a_server_error
 
 TOKEN = TOKENS[Role.SUPERVISOR]  # a supervisor may issue every command
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-MAX_EXAMPLES = 15  # per operation and phase
-STATEFUL_RUNS = 15  # scenarios of the stateful phase...
+# CADTERM_FUZZ_EXAMPLES raises both counts for a deeper run by hand.
+MAX_EXAMPLES = int(os.environ.get("CADTERM_FUZZ_EXAMPLES", "15"))  # per operation and phase
+STATEFUL_RUNS = MAX_EXAMPLES  # scenarios of the stateful phase...
 STATEFUL_STEPS = 8  # ...each at most this many calls long
 
 #: Statuses a command the schema calls valid may still get: the domain refusing it
