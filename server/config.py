@@ -86,8 +86,8 @@ class Limits(BaseModel):
     bad_request_burst: int = Field(
         default=50, ge=1, description="Refused requests allowed in a burst per client address."
     )
-    stream_send_timeout: float = Field(
-        default=20.0, gt=0, description="Seconds a stream's send buffer may stay full."
+    send_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds a connection's send buffer may stay full."
     )
     stream_close_timeout: float = Field(
         default=5.0, gt=0, description="Seconds a stream's closing handshake may take."

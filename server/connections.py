@@ -2,26 +2,28 @@
 
 uvicorn bounds neither how long a request may take to send its headers (a client that
 trickles a request line a byte at a time holds its connection for ever) nor how long a
-stream may sit on a full send buffer (its close waits for a client that never reads).
-`protocols` returns subclasses of its h11 and websockets-sansio protocols that do:
+connection may sit on a full send buffer (a send, or a stream's close, waits for a
+client that never reads). `protocols` returns subclasses of its h11 and
+websockets-sansio protocols that do:
 
 - a request's line and headers must arrive within `header_timeout` of the connection
-  opening or of the previous response: `408 request_timeout`, then the connection
-  closes;
+  opening or of the next request starting: `408 request_timeout`, then the connection
+  closes (one that sends nothing at all is just closed);
 - at most `max_connections` connections (HTTP and streams) are open at once; one more is
   answered `503 too_many_connections` and closed before anything is read;
 - a request uvicorn cannot parse gets a `400 malformed_request` problem document, not
   uvicorn's plain text;
-- a stream whose send buffer stays full for `stream_send_timeout`, or whose closing
-  handshake does not finish within `stream_close_timeout`, is aborted: the socket and
-  its buffers go, and the app's pending send ends as a disconnect, as if the client had
-  gone away.
+- a connection whose send buffer stays full for `send_timeout`, or a stream whose
+  closing handshake does not finish within `stream_close_timeout`, is reset: the socket
+  and its buffers go, and the app's pending send ends as a disconnect, as if the client
+  had gone away (so uvicorn logs no error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from typing import Any
@@ -37,9 +39,56 @@ from .responses import problem_bytes
 
 __all__ = ["protocols"]
 
+log = logging.getLogger("cadterm.server")
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline, a connection cap and typed 400s."""
+_ZERO_LINGER = struct.pack("ii", 1, 0)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Drop a connection now, with its unsent bytes.
+
+    `transport.abort()` alone closes the socket, but the kernel keeps the unsent bytes
+    and goes on offering them to a peer that never reads; a zero linger makes the close
+    a reset instead, which frees them at once.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ZERO_LINGER)
+    transport.abort()  # connection_lost follows, which ends any pending send cleanly
+
+
+class _SendStallGuard:
+    """Resets a connection whose send buffer stays above the high-water mark too long.
+
+    asyncio calls `pause_writing` when the transport's buffer passes its high-water
+    mark and `resume_writing` when it drains; a client that stops reading never lets
+    it drain.
+    """
+
+    limits: Limits
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    client: Any
+    _stall_timer: asyncio.TimerHandle | None = None
+
+    def _start_stall_timer(self) -> None:
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.limits.send_timeout, self._stalled)
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        log.info("resetting %s: its send buffer stayed full", self.client)
+        reset(self.transport)  # a no-op if the connection is already gone
+
+
+class GuardedH11Protocol(_SendStallGuard, H11Protocol):
+    """uvicorn's h11 protocol with deadlines, a connection cap and typed 400s."""
 
     limits: Limits  # set on the subclass `protocols` makes
 
@@ -57,20 +106,32 @@ class GuardedH11Protocol(H11Protocol):
             )
             transport.write(problem_bytes(problem, {"retry-after": "1"}))
             transport.close()
-            self.transport = transport  # so a stray connection_lost has something to close
+            self.transport = transport
             return
         super().connection_made(transport)
         self._start_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_stall_timer()
         if self.flow is None:  # refused in connection_made: uvicorn never saw it
             return
         super().connection_lost(exc)
 
+    def pause_writing(self) -> None:
+        if self.flow is None:
+            return
+        super().pause_writing()
+        self._start_stall_timer()
+
+    def resume_writing(self) -> None:
+        if self.flow is None:
+            return
+        super().resume_writing()
+        self._cancel_stall_timer()
+
     def data_received(self, data: bytes) -> None:
-        waiting = self.conn.their_state is h11.IDLE
-        if waiting and self._header_timer is None:
+        if self.conn.their_state is h11.IDLE and self._header_timer is None:
             # The first bytes of a request on a kept-alive connection: from here its
             # headers have `header_timeout` to arrive (uvicorn's keep-alive timer is
             # cancelled by any data at all).
@@ -78,6 +139,12 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._cancel_header_timer()  # the headers are in; the body has its own deadline
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The stream's protocol takes the transport over, with timers of its own.
+        self._cancel_header_timer()
+        self._cancel_stall_timer()
+        super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -104,7 +171,7 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
-        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+        if not self.conn.trailing_data[0]:
             # Nothing of a request was sent at all: just close, as keep-alive would.
             self.transport.close()
             return
@@ -116,26 +183,18 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol that aborts a stream stuck on a full buffer."""
+class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol that resets a stream stuck on a full buffer."""
 
     limits: Limits  # set on the subclass `protocols` makes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = self.limits.stream_close_timeout
-        self._stall_timer: asyncio.TimerHandle | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._stall_timer is None:
-            self._stall_timer = self.loop.call_later(
-                self.limits.stream_send_timeout, self._send_stalled
-            )
-
-    def _send_stalled(self) -> None:
-        self._stall_timer = None
-        self._abort("send buffer stayed full")
+        self._start_stall_timer()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -149,36 +208,21 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.close" and self.close_timer is not None:
             # uvicorn's close timer calls transport.close(), which waits for the send
-            # buffer to drain: for a client that never reads, for ever. Abort instead.
+            # buffer to drain: for a client that never reads, for ever. Reset instead.
             self.close_timer.cancel()
-            self.close_timer = self.loop.call_later(
-                self.close_timeout, self._abort, "closing handshake timed out"
-            )
+            self.close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
 
     async def run_asgi(self) -> None:
         await super().run_asgi()
         if not self.disconnected:
             # The app is done and uvicorn closed the transport gracefully, which still
             # waits on the buffer: bound that wait too.
-            self.loop.call_later(self.close_timeout, self._abort, "close did not finish")
+            self.loop.call_later(self.close_timeout, self._close_timed_out)
 
-    def _abort(self, why: str) -> None:
-        if self.disconnected or self.transport is None:
-            return
-        self.logger.info("aborting stream from %s: %s", self.client, why)
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            # Without this the kernel keeps the unsent bytes and goes on offering them
-            # to a peer that never reads; a zero linger resets the connection instead.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        # connection_lost follows: it ends the app's pending send and receive cleanly.
-        self.transport.abort()
-
-    def _cancel_stall_timer(self) -> None:
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+    def _close_timed_out(self) -> None:
+        if not self.disconnected:
+            log.info("resetting stream from %s: its close did not finish", self.client)
+            reset(self.transport)
 
 
 def protocols(limits: Limits) -> tuple[type[H11Protocol], type[WebSocketsSansIOProtocol]]:

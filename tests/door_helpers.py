@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 import uuid
@@ -10,12 +11,41 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from conftest import Backend
 
 from cadterm.protocol.domain import Role
 from cadterm.protocol.problems import PROBLEM_STATUS, ProblemCode
 
 STEP = 10.0  # seconds any one network step may take before the test fails
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors():
+    """Fail a test whose misbehaving client made the server log an error.
+
+    uvicorn logs an app that fails ("Exception in ASGI application") on its own logger,
+    which does not propagate to pytest's capture; watch it and cadterm's directly.
+    """
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "cadterm.server")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert not handler.records, [r.getMessage() for r in handler.records]
 
 
 def client(

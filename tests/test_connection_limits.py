@@ -25,6 +25,7 @@ from door_helpers import (
     client,
     closed_by_peer,
     head_seq,
+    no_server_errors,  # noqa: F401 - an autouse fixture
     raw_connect,
     read_response,
     wait_for,
@@ -236,7 +237,7 @@ def tcp_state(sock: socket.socket) -> int:
 def test_a_subscriber_that_never_reads_is_dropped_at_the_tcp_level(backend_factory) -> None:
     send_timeout = 1.0
     backend = backend_factory(
-        make_config(limits=limits(subscriber_queue=5, stream_send_timeout=send_timeout))
+        make_config(limits=limits(subscriber_queue=5, send_timeout=send_timeout))
     )
     before = head_seq(backend)
     sock = socket.socket()
@@ -266,6 +267,31 @@ def test_a_subscriber_that_never_reads_is_dropped_at_the_tcp_level(backend_facto
     finally:
         sock.close()
     assert head_seq(backend) > before  # the commands, not the misbehaving client
+    assert_serves(backend)
+
+
+def test_an_http_client_that_never_reads_its_answers_is_dropped(backend_factory) -> None:
+    send_timeout = 1.0
+    backend = backend_factory(make_config(limits=limits(send_timeout=send_timeout)))
+    with client(backend) as http:
+        for _ in range(20):  # a picture of about 330 KB
+            assert http.post("/v1/commands", json=big_incident()).status_code == 200
+    before = head_seq(backend)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(STEP)
+    try:
+        sock.connect((backend.host, backend.port))
+        token = backend.headers()["Authorization"].encode()
+        request = b"GET /v1/state HTTP/1.1\r\nHost: x\r\nAuthorization: " + token + b"\r\n\r\n"
+        sock.sendall(request * 30)  # pipelined: about 10 MB of answers, never read
+        start = time.monotonic()
+        wait_for(lambda: tcp_state(sock) != 1, STEP + send_timeout, "the TCP connection closing")
+        assert time.monotonic() - start <= STEP + send_timeout
+        wait_for(lambda: connections(backend) == 0, MARGIN, "the server forgetting it")
+    finally:
+        sock.close()
+    assert head_seq(backend) == before
     assert_serves(backend)
 
 

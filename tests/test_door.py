@@ -20,6 +20,7 @@ from door_helpers import (
     book_on,
     client,
     head_seq,
+    no_server_errors,  # noqa: F401 - an autouse fixture
     raw_connect,
     read_response,
 )
