@@ -38,14 +38,20 @@ _REFUSED = "cadterm.refused"  # scope["state"] flag: the app refused the request
 
 
 class TokenBucket:
-    """A rate limit per key: `rate` per second with bursts up to `burst`."""
+    """A rate limit per key: `rate` per second with bursts up to `burst`.
 
-    #: Keys remembered before full buckets are forgotten, so many addresses cost bounded memory.
-    MAX_KEYS = 10_000
+    At most `max_keys` keys are remembered. Past that, keys whose bucket has refilled
+    are forgotten (they would start full anyway), and if that is not enough the oldest
+    half goes: an attacker with that many addresses gains a fresh burst on some of them,
+    but memory and the cost of each request stay bounded.
+    """
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
+    def __init__(self, rate: float, burst: int, max_keys: int = 10_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def _tokens(self, key: str, now: float) -> float:
         tokens, last = self._buckets.get(key, (float(self.burst), now))
@@ -55,8 +61,8 @@ class TokenBucket:
         """Take one token; return 0 if allowed, else the seconds until one is free."""
         now = time.monotonic()
         tokens = self._tokens(key, now)
-        if len(self._buckets) >= self.MAX_KEYS and key not in self._buckets:
-            self._forget_full(now)
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            self._prune(now)
         if tokens >= 1:
             self._buckets[key] = (tokens - 1, now)
             return 0.0
@@ -68,9 +74,12 @@ class TokenBucket:
         tokens = self._tokens(key, time.monotonic())
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
-    def _forget_full(self, now: float) -> None:
-        for key in [k for k in self._buckets if self._tokens(k, now) >= self.burst]:
-            del self._buckets[key]
+    def _prune(self, now: float) -> None:
+        # Runs once per max_keys/2 new keys at most, so its cost is spread thin.
+        kept = {k: v for k, v in self._buckets.items() if self._tokens(k, now) < self.burst}
+        if len(kept) > self.max_keys // 2:
+            kept = dict(list(kept.items())[len(kept) - self.max_keys // 2 :])
+        self._buckets = kept
 
 
 def retry_after(wait: float) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from conftest import Backend, make_config
@@ -29,6 +30,7 @@ from websockets.sync.client import connect
 
 from cadterm.protocol.frames import SUBPROTOCOL, CloseCode
 from cadterm.server.config import Limits
+from cadterm.server.guard import TokenBucket, nesting_exceeds, retry_after
 
 DEEP = 10_000  # nesting depth of the hostile documents
 
@@ -254,3 +256,45 @@ def test_rate_limit_detail_agrees_with_retry_after(backend_factory) -> None:
     assert re.search(r"retry in (\d+) s\b", problem["detail"])[1] == str(seconds), problem
     assert head_seq(backend) == before
     assert_serves(backend)
+
+
+# --- the pieces, without a server ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "exceeds"),
+    [
+        ("[[[]]]", 3, False),
+        ("[[[[]]]]", 3, True),
+        ('{"a": {"b": {"c": [1]}}}', 3, True),
+        ('{"a": "[[[[[[[[", "b": 1}', 2, False),  # brackets in strings do not count
+        ('["\\"[[[[[[", 1]', 2, False),  # nor after an escaped quote
+        ("[[], [], [], [], []]", 2, False),  # wide is not deep
+        ('"unterminated [[[[[[', 2, True),  # invalid JSON: refused either way
+    ],
+)
+def test_nesting_is_counted_without_parsing(text: str, limit: int, exceeds: bool) -> None:
+    assert nesting_exceeds(text, limit) is exceeds
+
+
+def test_nesting_of_ten_thousand_is_counted_quickly() -> None:
+    start = time.perf_counter()
+    assert nesting_exceeds(deep_json(), 32)
+    assert nesting_exceeds('{"a":' * DEEP + "1" + "}" * DEEP, 32)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize(("wait", "seconds"), [(0.01, 1), (0.4, 1), (1.0, 1), (1.2, 2), (7.9, 8)])
+def test_retry_after_is_whole_seconds_never_zero(wait: float, seconds: int) -> None:
+    assert retry_after(wait) == seconds
+
+
+def test_token_bucket_remembers_a_bounded_number_of_addresses() -> None:
+    bucket = TokenBucket(rate=1.0, burst=2, max_keys=100)
+    for i in range(1000):
+        bucket.take(f"203.0.113.{i}")
+    assert len(bucket) <= 100
+    bucket.take("198.51.100.7")
+    bucket.take("198.51.100.7")
+    assert bucket.wait("198.51.100.7") > 0  # the newest key is still limited
+    assert bucket.take("198.51.100.7") > 0
