@@ -96,6 +96,37 @@ def test_headers_that_trickle_are_cut_off_with_408(door: Backend) -> None:
     assert_serves(door)
 
 
+def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(door: Backend) -> None:
+    with raw_connect(door) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _headers, _body = read_response(sock)
+        assert status == 200
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\n")  # ...and the rest never comes
+        start = time.monotonic()
+        status, headers, body = read_response(sock, HEADER_TIMEOUT + MARGIN)
+        assert_problem(status, headers, body, "request_timeout")
+        assert HEADER_TIMEOUT * 0.9 <= time.monotonic() - start <= HEADER_TIMEOUT + MARGIN
+        assert closed_by_peer(sock, MARGIN)
+    assert_serves(door)
+
+
+def test_a_body_sent_in_parts_within_the_deadline_is_accepted(door: Backend) -> None:
+    body = json.dumps(big_incident()).encode()
+    token = door.headers()["Authorization"].encode()
+    with raw_connect(door) as sock:
+        sock.sendall(
+            b"POST /v1/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Authorization: " + token + b"\r\n\r\n"
+        )
+        half = len(body) // 2
+        sock.sendall(body[:half])
+        time.sleep(BODY_TIMEOUT / 4)  # a slow link, well inside the deadline
+        sock.sendall(body[half:])
+        status, _headers, answer = read_response(sock)
+    assert status == 200, answer
+
+
 def test_a_connection_that_sends_nothing_is_closed(door: Backend) -> None:
     with raw_connect(door) as sock:
         start = time.monotonic()
