@@ -12,7 +12,8 @@ websockets-sansio protocols that do:
 - at most `max_connections` connections (HTTP and streams) are open at once; one more is
   answered `503 too_many_connections` and closed before anything is read;
 - a request uvicorn cannot parse gets a `400 malformed_request` problem document, not
-  uvicorn's plain text;
+  uvicorn's plain text, and a stream text frame that is not UTF-8 an `error` frame and
+  close `4002`, not a logged traceback and `1007`;
 - a connection whose send buffer stays full for `send_timeout`, or a stream whose
   closing handshake does not finish within `stream_close_timeout`, is reset: the socket
   and its buffers go, and the app's pending send ends as a disconnect, as if the client
@@ -32,6 +33,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from cadterm.protocol.frames import CloseCode, ErrorFrame
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .config import Limits
@@ -203,6 +205,33 @@ class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_stall_timer()
         super().connection_lost(exc)
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                # uvicorn would log the client's mistake as a server error with a
+                # traceback and close 1007, which a client retries for ever; it is a bad
+                # frame like any other: an error frame and 4002.
+                self.frames = []
+                self._refuse_frame(f"text frame is not valid UTF-8 (byte {exc.start})")
+                return
+        super().send_receive_event_to_app()
+
+    def _refuse_frame(self, detail: str) -> None:
+        error = ErrorFrame(code=CloseCode.BAD_FRAME.name.lower(), detail=detail)
+        self.conn.send_text(error.model_dump_json().encode())
+        self.conn.send_close(CloseCode.BAD_FRAME, detail[:120])
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        # The app sees the stream end; its next send finds the close already sent.
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.BAD_FRAME})
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()  # to read the client's half of the close
+        self.close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
 
     async def send(self, message: Any) -> None:
         await super().send(message)

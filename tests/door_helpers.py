@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -13,39 +14,39 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Backend
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
 
 from cadterm.protocol.domain import Role
+from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.protocol.problems import PROBLEM_STATUS, ProblemCode
 
 STEP = 10.0  # seconds any one network step may take before the test fails
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(autouse=True)
-def no_server_errors():
+def no_server_errors(monkeypatch: pytest.MonkeyPatch):
     """Fail a test whose misbehaving client made the server log an error.
 
-    uvicorn logs an app that fails ("Exception in ASGI application") on its own logger,
-    which does not propagate to pytest's capture; watch it and cadterm's directly.
+    uvicorn logs an app that fails ("Exception in ASGI application") on loggers it
+    configures itself when a server is built, replacing their handlers and stopping
+    propagation, so neither pytest's capture nor a handler added beforehand sees them:
+    watch every logger's records as they are handled instead.
     """
-    handler = _Records()
-    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "cadterm.server")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-    assert not handler.records, [r.getMessage() for r in handler.records]
+    seen: list[logging.LogRecord] = []
+    handle = logging.Logger.callHandlers
+
+    def call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR and record.name.split(".")[0] in _WATCHED:
+            seen.append(record)
+        handle(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", call_handlers)
+    yield
+    assert not seen, [record.getMessage() for record in seen]
+
+
+_WATCHED = ("uvicorn", "cadterm")
 
 
 def client(
@@ -175,3 +176,46 @@ def closed_by_peer(sock: socket.socket, timeout: float) -> bool:
         except ConnectionResetError:
             return True
     return False
+
+
+def handshake(backend: Backend, token: str | None = None) -> bytes:
+    """The bytes of a WebSocket handshake request for the stream."""
+    protocol = ClientProtocol(parse_uri(backend.ws_url), subprotocols=[SUBPROTOCOL])
+    request = protocol.connect()
+    bearer = token if token is not None else backend.headers()["Authorization"].split()[1]
+    request.headers["Authorization"] = f"Bearer {bearer}"
+    return request.serialize()
+
+
+def masked_text(payload: bytes) -> bytes:
+    """One masked (client) WebSocket text frame; payload under 64 KiB."""
+    mask = b"\x01\x02\x03\x04"
+    head = struct.pack("!BB", 0x81, 0x80 | 126) + struct.pack("!H", len(payload))
+    if len(payload) < 126:
+        head = struct.pack("!BB", 0x81, 0x80 | len(payload))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of `sock` (1 established, 7 closed), read without reading."""
+    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1))[0]
+
+
+def raw_stream(backend: Backend) -> tuple[socket.socket, ClientProtocol]:
+    """A stream opened over a plain socket, with websockets' sans-I/O client to read it."""
+    protocol = ClientProtocol(parse_uri(backend.ws_url), subprotocols=[SUBPROTOCOL])
+    request = protocol.connect()
+    request.headers["Authorization"] = backend.headers()["Authorization"]
+    protocol.send_request(request)
+    sock = raw_connect(backend)
+    sock.sendall(b"".join(protocol.data_to_send()))
+    data = b""
+    for _ in range(1000):
+        if b"\r\n\r\n" in data:
+            break
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed during the handshake"
+        data += chunk
+    protocol.receive_data(data)
+    assert protocol.handshake_exc is None, protocol.handshake_exc
+    return sock, protocol

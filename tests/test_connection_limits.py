@@ -11,7 +11,6 @@ import contextlib
 import json
 import re
 import socket
-import struct
 import time
 
 import pytest
@@ -24,16 +23,16 @@ from door_helpers import (
     big_incident,
     client,
     closed_by_peer,
+    handshake,
     head_seq,
+    masked_text,
     no_server_errors,  # noqa: F401 - an autouse fixture
     raw_connect,
     read_response,
+    tcp_state,
     wait_for,
 )
-from websockets.client import ClientProtocol
-from websockets.uri import parse_uri
 
-from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.server.config import Limits
 
 HEADER_TIMEOUT = 1.0
@@ -240,29 +239,6 @@ def test_bad_stream_handshakes_count_against_the_address(backend_factory) -> Non
 
 
 # --- streams that stop reading ------------------------------------------------------------
-
-
-def handshake(backend: Backend, token: str | None = None) -> bytes:
-    """The bytes of a WebSocket handshake request for the stream."""
-    protocol = ClientProtocol(parse_uri(backend.ws_url), subprotocols=[SUBPROTOCOL])
-    request = protocol.connect()
-    bearer = token if token is not None else backend.headers()["Authorization"].split()[1]
-    request.headers["Authorization"] = f"Bearer {bearer}"
-    return request.serialize()
-
-
-def masked_text(payload: bytes) -> bytes:
-    """One masked (client) WebSocket text frame; payload under 64 KiB."""
-    mask = b"\x01\x02\x03\x04"
-    head = struct.pack("!BB", 0x81, 0x80 | 126) + struct.pack("!H", len(payload))
-    if len(payload) < 126:
-        head = struct.pack("!BB", 0x81, 0x80 | len(payload))
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def tcp_state(sock: socket.socket) -> int:
-    """The kernel's TCP state of `sock` (1 established, 7 closed), read without reading."""
-    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1))[0]
 
 
 def test_a_subscriber_that_never_reads_is_dropped_at_the_tcp_level(backend_factory) -> None:

@@ -21,11 +21,14 @@ from door_helpers import (
     book_on,
     client,
     head_seq,
+    masked_text,
     no_server_errors,  # noqa: F401 - an autouse fixture
     raw_connect,
+    raw_stream,
     read_response,
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.sync.client import connect
 
 from cadterm.protocol.frames import SUBPROTOCOL, CloseCode
@@ -298,3 +301,30 @@ def test_token_bucket_remembers_a_bounded_number_of_addresses() -> None:
     bucket.take("198.51.100.7")
     assert bucket.wait("198.51.100.7") > 0  # the newest key is still limited
     assert bucket.take("198.51.100.7") > 0
+
+
+@pytest.mark.parametrize("subscribed", [False, True])
+def test_a_text_frame_that_is_not_utf8_gets_error_and_4002(door: Backend, subscribed: bool) -> None:
+    before = head_seq(door)
+    sock, protocol = raw_stream(door)
+    with sock:
+        if subscribed:
+            sock.sendall(masked_text(json.dumps({"type": "subscribe", "since": before}).encode()))
+        sock.sendall(masked_text(b'{"type": "subscribe\xff"}'))
+        frames: list[Frame] = []
+        for _ in range(100):
+            data = sock.recv(65536)
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            frames += [e for e in protocol.events_received() if isinstance(e, Frame)]
+            if not data or protocol.close_rcvd is not None:
+                break
+    texts = [json.loads(f.data) for f in frames if f.opcode is Opcode.TEXT]
+    assert texts[-1]["type"] == "error", texts
+    assert "UTF-8" in texts[-1]["detail"]
+    assert protocol.close_rcvd is not None
+    assert protocol.close_rcvd.code == CloseCode.BAD_FRAME
+    assert head_seq(door) == before
+    assert_serves(door)
