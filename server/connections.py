@@ -12,7 +12,8 @@ websockets-sansio protocols that do:
 - at most `max_connections` connections (HTTP and streams) are open at once; one more is
   answered `503 too_many_connections` and closed before anything is read;
 - a request uvicorn cannot parse gets a `400 malformed_request` problem document, not
-  uvicorn's plain text, and a stream text frame that is not UTF-8 an `error` frame and
+  uvicorn's plain text (a malformed WebSocket handshake `400 bad_handshake`), and a
+  stream text frame that is not UTF-8 an `error` frame and
   close `4002`, not a logged traceback and `1007`;
 - a connection whose send buffer stays full for `send_timeout`, or a stream whose
   closing handshake does not finish within `stream_close_timeout`, is reset: the socket
@@ -32,12 +33,14 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
+from websockets.http11 import Response
 
 from cadterm.protocol.frames import CloseCode, ErrorFrame
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .config import Limits
-from .responses import problem_bytes
+from .responses import PROBLEM_JSON, problem_bytes
 
 __all__ = ["protocols"]
 
@@ -193,6 +196,10 @@ class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = self.limits.stream_close_timeout
+        # websockets refuses a malformed handshake (no key, a wrong version) with a
+        # plain-text answer before the app sees it: give it a problem document instead.
+        accept = self.conn.accept
+        self.conn.accept = lambda request: _typed_refusal(accept(request))  # type: ignore[method-assign]
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -252,6 +259,24 @@ class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
         if not self.disconnected:
             log.info("resetting stream from %s: its close did not finish", self.client)
             reset(self.transport)
+
+
+def _typed_refusal(response: Response) -> Response:
+    """`response` as it is if it accepts the handshake, else as a problem document."""
+    if response.status_code == 101:
+        return response
+    why = bytes(response.body).decode("utf-8", "replace").strip()
+    problem = Problem.of(ProblemCode.BAD_HANDSHAKE, f"not a valid WebSocket handshake: {why}")
+    body = problem.model_dump_json(exclude_none=True).encode()
+    headers = Headers(
+        [
+            ("Date", response.headers.get("Date", "")),
+            ("Content-Type", PROBLEM_JSON),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(problem.status, "Bad Request", headers, body)
 
 
 def protocols(limits: Limits) -> tuple[type[H11Protocol], type[WebSocketsSansIOProtocol]]:

@@ -172,12 +172,35 @@ def test_unknown_path_and_method(door: Backend) -> None:
     assert_serves(door)
 
 
-def test_an_unparsable_request_gets_a_problem_document(door: Backend) -> None:
+UPGRADE = b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code"),
+    [
+        (b"GET /v1/health HTTP/1.1\r\nHost x\r\n\r\n", "malformed_request"),  # no colon
+        (b"GET /v1/units/\xff HTTP/1.1\r\nHost: x\r\n\r\n", "malformed_request"),
+        (
+            b"POST /v1/commands HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
+            "malformed_request",
+        ),
+        (UPGRADE + b"Sec-WebSocket-Version: 13\r\n\r\n", "bad_handshake"),  # no key
+        (
+            UPGRADE
+            + b"Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            "bad_handshake",
+        ),
+    ],
+    ids=["header-without-colon", "non-ascii-path", "bad-content-length", "ws-no-key", "ws-version"],
+)
+def test_an_unparsable_request_gets_a_problem_document(
+    door: Backend, request_bytes: bytes, code: str
+) -> None:
     before = head_seq(door)
     with raw_connect(door) as sock:
-        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost x\r\n\r\n")  # a header with no colon
+        sock.sendall(request_bytes)
         status, headers, body = read_response(sock)
-    assert_problem(status, headers, body, "malformed_request")
+    assert_problem(status, headers, body, code)
     assert head_seq(door) == before
     assert_serves(door)
 
