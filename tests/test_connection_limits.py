@@ -96,6 +96,7 @@ def test_headers_that_trickle_are_cut_off_with_408(door: Backend) -> None:
 
 
 def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(door: Backend) -> None:
+    before = head_seq(door)
     with raw_connect(door) as sock:
         sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _headers, _body = read_response(sock)
@@ -106,6 +107,7 @@ def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(door:
         assert_problem(status, headers, body, "request_timeout")
         assert HEADER_TIMEOUT * 0.9 <= time.monotonic() - start <= HEADER_TIMEOUT + MARGIN
         assert closed_by_peer(sock, MARGIN)
+    assert head_seq(door) == before
     assert_serves(door)
 
 
@@ -127,10 +129,12 @@ def test_a_body_sent_in_parts_within_the_deadline_is_accepted(door: Backend) -> 
 
 
 def test_a_connection_that_sends_nothing_is_closed(door: Backend) -> None:
+    before = head_seq(door)
     with raw_connect(door) as sock:
         start = time.monotonic()
         assert closed_by_peer(sock, HEADER_TIMEOUT + MARGIN)
         assert time.monotonic() - start >= HEADER_TIMEOUT * 0.9
+    assert head_seq(door) == before
     assert_serves(door)
 
 
@@ -218,24 +222,32 @@ def test_bad_tokens_from_one_address_are_limited(backend_factory) -> None:
 
 def test_malformed_requests_count_against_the_address(backend_factory) -> None:
     burst = 3
-    backend = backend_factory(make_config(limits=limits(bad_request_burst=burst)))
+    backend = backend_factory(
+        make_config(limits=limits(bad_request_burst=burst, bad_request_rate=2.0))
+    )
+    before = head_seq(backend)
     with client(backend) as http:
-        for _ in range(burst):
-            response = http.post(
-                "/v1/commands", content=b"\xff", headers={"Content-Type": "application/json"}
-            )
-            assert_http_problem(response, "malformed_json")
+        assert_http_problem(http.get("/v1/nowhere"), "not_found")
+        assert_http_problem(http.get("/v1/events", params={"after": -1}), "invalid_query")
+        response = http.post(
+            "/v1/commands", content=b"\xff", headers={"Content-Type": "application/json"}
+        )
+        assert_http_problem(response, "malformed_json")
         assert_http_problem(http.get("/v1/whoami"), "rate_limited")
+        assert head_seq(backend) == before
+        wait_for(lambda: http.get("/v1/whoami").status_code == 200, 1 + MARGIN, "serving again")
 
 
 def test_bad_stream_handshakes_count_against_the_address(backend_factory) -> None:
     burst = 3
     backend = backend_factory(make_config(limits=limits(bad_request_burst=burst)))
+    before = head_seq(backend)
     for expected in ["unauthenticated"] * burst + ["rate_limited"]:
         with raw_connect(backend) as sock:
             sock.sendall(handshake(backend, token="wrong"))
             status, headers, body = read_response(sock)
         assert_problem(status, headers, body, expected)
+    assert head_seq(backend) == before
 
 
 # --- streams that stop reading ------------------------------------------------------------
