@@ -13,6 +13,7 @@ import math
 import re
 import time
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -153,7 +154,8 @@ class GuardMiddleware:
         if status is not None or scope.get("state", {}).get(_REFUSED):
             self.bad_requests.take(address)
 
-    def _limited(self, address: str, wait: float):
+    def _limited(self, address: str, wait: float) -> Response:
+        """The 429 for an address over its budget: one whole number, said twice."""
         seconds = retry_after(wait)
         problem = Problem.of(
             ProblemCode.RATE_LIMITED,
