@@ -19,7 +19,11 @@ __all__ = ["PROBLEM_STATUS", "Problem", "ProblemCode"]
 class ProblemCode(StrEnum):
     """Every kind of refusal, each with one HTTP status (see `PROBLEM_STATUS`)."""
 
+    MALFORMED_REQUEST = "malformed_request"
     MALFORMED_JSON = "malformed_json"
+    NESTING_TOO_DEEP = "nesting_too_deep"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_QUERY = "invalid_query"
     BAD_HANDSHAKE = "bad_handshake"
     INVALID_COMMAND = "invalid_command"
     UNKNOWN_INCIDENT = "unknown_incident"
@@ -47,11 +51,17 @@ class ProblemCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TIMEOUT = "request_timeout"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL = "internal"
 
 
 PROBLEM_STATUS: dict[ProblemCode, int] = {
+    ProblemCode.MALFORMED_REQUEST: 400,
     ProblemCode.MALFORMED_JSON: 400,
+    ProblemCode.NESTING_TOO_DEEP: 400,
+    ProblemCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ProblemCode.INVALID_QUERY: 422,
     ProblemCode.BAD_HANDSHAKE: 400,
     ProblemCode.INVALID_COMMAND: 422,
     ProblemCode.UNKNOWN_INCIDENT: 404,
@@ -79,6 +89,8 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.RATE_LIMITED: 429,
     ProblemCode.NOT_FOUND: 404,
     ProblemCode.METHOD_NOT_ALLOWED: 405,
+    ProblemCode.REQUEST_TIMEOUT: 408,
+    ProblemCode.TOO_MANY_CONNECTIONS: 503,
     ProblemCode.INTERNAL: 500,
 }
 

@@ -1,151 +1,99 @@
 """The HTTP API and the WebSocket stream, on one port.
 
 ``POST /v1/commands`` takes a command; ``GET /v1/...`` answers queries; ``/v1/stream``
-is the live event stream (see docs/protocol.md). Every refusal is a problem document
+is the live event stream (see docs/protocol.md and `stream`). Every refusal is a problem
+document of a documented code, every route declares each status it can answer with,
 and no bad request can take the server down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect
 
 from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
 from cadterm.protocol.domain import Incident, IncidentStatus, Operator, Unit
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
-from cadterm.protocol.frames import (
-    CLIENT_FRAME_ADAPTER,
-    SUBPROTOCOL,
-    CaughtUp,
-    CloseCode,
-    ErrorFrame,
-    Heartbeat,
-)
+from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.protocol.problems import Problem, ProblemCode
 
-from .auth import Authenticator, bearer_token
+from .auth import Authenticator
 from .config import ServerConfig
-from .service import DispatchService, Outcome, utc_now
+from .guard import GuardMiddleware, TokenBucket, mark_refused, retry_after
+from .responses import PROBLEM_JSON, problem_response
+from .service import DispatchService, Outcome
+from .stream import serve_stream
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("cadterm.server")
 
-PROBLEM_JSON = "application/problem+json"
-_PUBLIC_PATHS = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+#: The largest seq or count a query may name: SQLite's (and JSON Schema's int64) limit.
+INT64_MAX = 2**63 - 1
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    """A problem document as an HTTP response."""
-    return Response(
-        problem.model_dump_json(exclude_none=True),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=headers,
-    )
+class Health(BaseModel):
+    """`GET /v1/health`: liveness, the head seq and the subscribers."""
+
+    status: str
+    seq: int
+    subscribers: int
+    cut_off: int
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
+    return {
+        status: {
+            "model": Problem,
+            "description": "Problem document",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in sorted(statuses)
+    }
+
+
+def _links(responses: dict[int | str, dict[str, Any]], **links: dict[str, Any]):
+    """`responses` with OpenAPI links from the 200 answer to the operations in `links`.
+
+    The links say where an answer's references lead (the incident a command touched,
+    the unit a list names), for clients and for schemathesis' stateful tests.
+    """
+    return {**responses, 200: {"description": "Successful Response", "links": links}}
+
+
+def _link(operation: str, parameters: dict[str, str] | None = None, body: Any = None):
+    link: dict[str, Any] = {"operationId": operation}
+    if parameters:
+        link["parameters"] = parameters
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_GET_INCIDENT = "get_incident"
+_GET_UNIT = "get_unit"
+_POST_COMMAND = "post_command"
+
+
+#: Statuses the guard can answer any authenticated route with: no or a bad token,
+#: a body too large, too slow or not JSON, a bad query, too many refusals, a failure.
+_GUARDED = (400, 401, 408, 413, 415, 422, 429, 500)
 
 
 def _outcome_response(outcome: Outcome) -> Response:
     media = "application/json" if outcome.status < 400 else PROBLEM_JSON
     return Response(outcome.body, status_code=outcome.status, media_type=media)
-
-
-class TokenBucket:
-    """Per-operator command rate limit: `rate` per second with bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> float:
-        """Take one token; return 0 if allowed, else the seconds until one is free."""
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-
-class GuardMiddleware:
-    """Authenticates HTTP requests under /v1 and bounds their body size.
-
-    Runs before routing and body parsing, so an anonymous or oversized request is
-    refused without the server reading more than the limit.
-    """
-
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, max_body: int) -> None:
-        self.app = app
-        self.authenticator = authenticator
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS:
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        operator = self.authenticator.operator_for(bearer_token(headers.get("authorization")))
-        if operator is None:
-            detail = (
-                "missing bearer token: send 'Authorization: Bearer <token>'"
-                if "authorization" not in headers
-                else "the bearer token is not valid"
-            )
-            response = problem_response(
-                Problem.of(ProblemCode.UNAUTHENTICATED, detail),
-                headers={"WWW-Authenticate": 'Bearer realm="cadterm"'},
-            )
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["operator"] = operator
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await self._too_large(scope, receive, send)
-            return
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await self._too_large(scope, receive, send)
-                return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = Problem.of(
-            ProblemCode.BODY_TOO_LARGE, f"request body is larger than {self.max_body} bytes"
-        )
-        await problem_response(problem, headers={"Connection": "close"})(scope, receive, send)
 
 
 def _operator(request: Request) -> Operator:
@@ -154,8 +102,10 @@ def _operator(request: Request) -> Operator:
 
 def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     """Build the ASGI app serving `service` with the limits and operators in `config`."""
+    limits = config.limits
     authenticator = Authenticator(config)
-    limiter = TokenBucket(config.limits.command_rate, config.limits.command_burst)
+    limiter = TokenBucket(limits.command_rate, limits.command_burst)
+    bad_requests = TokenBucket(limits.bad_request_rate, limits.bad_request_burst)
     streams: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
@@ -173,28 +123,48 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A redirect's Location would come from the Host header, and a client sent
+        # elsewhere learns nothing: a path with a trailing slash is simply not found.
+        redirect_slashes=False,
     )
     app.add_middleware(
-        GuardMiddleware, authenticator=authenticator, max_body=config.limits.max_body_bytes
+        GuardMiddleware, authenticator=authenticator, limits=limits, bad_requests=bad_requests
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _typed_documents(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         if any(err.get("type") == "json_invalid" for err in errors):
+            mark_refused(request.scope)
             return problem_response(
                 Problem.of(ProblemCode.MALFORMED_JSON, "request body is not valid JSON")
             )
-        return problem_response(_invalid(errors))
+        if all(err.get("loc", ("body",))[0] != "body" for err in errors):
+            mark_refused(request.scope)
+            return problem_response(_invalid(errors, ProblemCode.INVALID_QUERY))
+        return problem_response(_invalid(errors, ProblemCode.INVALID_COMMAND))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: ProblemCode.NOT_FOUND, 405: ProblemCode.METHOD_NOT_ALLOWED}.get(
-            exc.status_code, ProblemCode.INVALID_COMMAND
-        )
-        problem = Problem.of(code, str(exc.detail))
-        problem.status = exc.status_code
-        return problem_response(problem)
+        mark_refused(request.scope)
+        headers = None
+        if exc.status_code == 404:
+            code, detail = ProblemCode.NOT_FOUND, f"no such path {request.url.path!r}"
+        elif exc.status_code == 405:
+            code, headers = ProblemCode.METHOD_NOT_ALLOWED, exc.headers
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        elif exc.status_code < 500:
+            code, detail = ProblemCode.MALFORMED_REQUEST, str(exc.detail)
+        else:
+            code, detail = ProblemCode.INTERNAL, str(exc.detail)
+        return problem_response(Problem.of(code, detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -203,33 +173,51 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             Problem.of(ProblemCode.INTERNAL, "internal error; the command was not applied")
         )
 
-    problems: dict[int | str, dict[str, Any]] = {
-        status: {"model": Problem, "description": "Problem document"}
-        for status in (400, 401, 403, 404, 409, 413, 422, 429)
-    }
-
-    @app.post("/v1/commands", response_model=CommandResult, responses=problems)
+    @app.post(
+        "/v1/commands",
+        operation_id=_POST_COMMAND,
+        response_model=CommandResult,
+        responses=_links(
+            _problems(*_GUARDED, 403, 404, 409),
+            IncidentTouched=_link(_GET_INCIDENT, {"reference": "$response.body#/event/reference"}),
+            UnitTouched=_link(_GET_UNIT, {"callsign": "$response.body#/event/callsign"}),
+        ),
+    )
     async def post_command(command: Command, request: Request) -> Response:
         """Execute one command. The reply carries the seq of the event it caused."""
         operator = _operator(request)
         wait = limiter.take(operator.id)
         if wait:
+            seconds = retry_after(wait)  # one figure for the header and the words
             return problem_response(
                 Problem.of(
                     ProblemCode.RATE_LIMITED,
-                    f"more than {config.limits.command_rate:g} commands a second from "
-                    f"{operator.id}; retry in {wait:.1f} s",
+                    f"more than {limits.command_rate:g} commands a second from "
+                    f"{operator.id}; retry in {seconds} s",
                 ),
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+                headers={"Retry-After": str(seconds)},
             )
         return _outcome_response(await service.execute(command, operator))
 
-    @app.get("/v1/state", response_model=DispatchState, responses=problems)
+    @app.get(
+        "/v1/state",
+        operation_id="get_state",
+        response_model=DispatchState,
+        responses=_problems(*_GUARDED),
+    )
     async def get_state() -> Response:
         """The whole picture, with the seq it is at."""
         return Response(service.snapshot_json(), media_type="application/json")
 
-    @app.get("/v1/incidents", response_model=list[Incident], responses=problems)
+    @app.get(
+        "/v1/incidents",
+        operation_id="list_incidents",
+        response_model=list[Incident],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstIncident=_link(_GET_INCIDENT, {"reference": "$response.body#/0/reference"}),
+        ),
+    )
     async def list_incidents(status: IncidentStatus | None = None) -> list[Incident]:
         """Incidents, optionally only those with one status."""
         return [
@@ -238,7 +226,23 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             if status is None or incident.status == status
         ]
 
-    @app.get("/v1/incidents/{reference}", response_model=Incident, responses=problems)
+    @app.get(
+        "/v1/incidents/{reference}",
+        operation_id=_GET_INCIDENT,
+        response_model=Incident,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            AddNote=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "add_note",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "reference": "$response.body#/reference",
+                    "text": "Caller rang back: no change",
+                },
+            ),
+        ),
+    )
     async def get_incident(reference: str) -> Any:
         """One incident with its whole chronology."""
         incident = service.state.incidents.get(reference) or service.state.incidents.get(
@@ -250,12 +254,36 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             )
         return incident
 
-    @app.get("/v1/units", response_model=list[Unit], responses=problems)
+    @app.get(
+        "/v1/units",
+        operation_id="list_units",
+        response_model=list[Unit],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstUnit=_link(_GET_UNIT, {"callsign": "$response.body#/0/callsign"}),
+        ),
+    )
     async def list_units() -> list[Unit]:
         """Every unit known, on or off duty."""
         return list(service.state.units.values())
 
-    @app.get("/v1/units/{callsign}", response_model=Unit, responses=problems)
+    @app.get(
+        "/v1/units/{callsign}",
+        operation_id=_GET_UNIT,
+        response_model=Unit,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            LocateUnit=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "locate_unit",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "callsign": "$response.body#/callsign",
+                    "position": {"lat": 52.4862, "lon": -1.8904},
+                },
+            ),
+        ),
+    )
     async def get_unit(callsign: str) -> Any:
         """One unit."""
         unit = service.state.units.get(callsign) or service.state.units.get(callsign.upper())
@@ -265,28 +293,42 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
             )
         return unit
 
-    @app.get("/v1/events", response_model=list[Event], responses=problems)
-    async def get_events(after: int = 0, limit: int = 1000) -> Response:
+    @app.get(
+        "/v1/events",
+        operation_id="get_events",
+        response_model=list[Event],
+        responses=_problems(*_GUARDED),
+    )
+    async def get_events(
+        after: int = Query(0, ge=0, le=INT64_MAX, description="Only events with a later seq."),
+        limit: int = Query(
+            1000, ge=1, le=INT64_MAX, description="At most this many (capped at 5000)."
+        ),
+    ) -> Response:
         """Stored events after seq `after` (at most `limit`, capped at 5000)."""
-        limit = max(1, min(limit, 5000))
-        events = await service.run_read(service.store.read, max(0, after), limit)
+        events = await service.run_read(service.store.read, after, min(limit, 5000))
         body = "[" + ",".join(event.model_dump_json() for event in events) + "]"
         return Response(body, media_type="application/json")
 
-    @app.get("/v1/whoami", response_model=Operator, responses=problems)
+    @app.get(
+        "/v1/whoami",
+        operation_id="whoami",
+        response_model=Operator,
+        responses=_problems(*_GUARDED),
+    )
     async def whoami(request: Request) -> Operator:
         """The operator the bearer token belongs to."""
         return _operator(request)
 
-    @app.get("/v1/health")
-    async def health() -> dict[str, Any]:
+    @app.get("/v1/health", operation_id="health", response_model=Health, responses=_problems(500))
+    async def health() -> Health:
         """Liveness, the head seq and the number of live subscribers. No token needed."""
-        return {
-            "status": "ok",
-            "seq": service.head,
-            "subscribers": len(service.hub),
-            "cut_off": service.hub.cut_off,
-        }
+        return Health(
+            status="ok",
+            seq=service.head,
+            subscribers=len(service.hub),
+            cut_off=service.hub.cut_off,
+        )
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -295,7 +337,7 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         if task is not None:
             streams.add(task)
         try:
-            await _serve_stream(websocket, service, config, authenticator)
+            await serve_stream(websocket, service, config, authenticator)
         finally:
             if task is not None:
                 streams.discard(task)
@@ -303,8 +345,25 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     return app
 
 
-def _invalid(errors: list[dict[str, Any]]) -> Problem:
-    """A problem document naming every invalid field of a command body."""
+def _typed_documents(document: dict[str, Any]) -> dict[str, Any]:
+    """Mark `type` required wherever a schema pins it to one value.
+
+    Every command, event and frame names its `type`, and the server refuses a command
+    without one; the models give it a default (so code can build them without
+    repeating it), which would otherwise tell clients they may leave it out.
+    """
+    for component in document.get("components", {}).get("schemas", {}).values():
+        kind = component.get("properties", {}).get("type")
+        if isinstance(kind, dict) and "const" in kind:
+            kind.pop("default", None)
+            required = component.setdefault("required", [])
+            if "type" not in required:
+                required.insert(0, "type")
+    return document
+
+
+def _invalid(errors: list[dict[str, Any]], code: ProblemCode) -> Problem:
+    """A problem document naming every invalid field of a command body or query."""
     cleaned: list[dict[str, Any]] = []
     for err in errors:
         # Drop the body root and the union tag so the path reads like the JSON sent.
@@ -314,214 +373,4 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
         cleaned.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
     first = cleaned[0] if cleaned else {"field": "", "message": "invalid command"}
     detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in cleaned[:5])
-    return Problem.of(
-        ProblemCode.INVALID_COMMAND, detail, field=first["field"] or None, errors=cleaned
-    )
-
-
-# --- the stream ------------------------------------------------------------------------
-
-
-def _origin_allowed(origin: str | None, config: ServerConfig) -> bool:
-    # Consoles and scripts send no Origin; browsers always do, and only listed origins
-    # may open a stream from a page.
-    return origin is None or origin in config.allowed_origins
-
-
-async def _deny(websocket: WebSocket, problem: Problem) -> None:
-    """Refuse the handshake with an HTTP problem document."""
-    await websocket.send_denial_response(problem_response(problem))
-
-
-async def _serve_stream(
-    websocket: WebSocket,
-    service: DispatchService,
-    config: ServerConfig,
-    authenticator: Authenticator,
-) -> None:
-    headers = websocket.headers
-    if not _origin_allowed(headers.get("origin"), config):
-        await _deny(
-            websocket,
-            Problem.of(
-                ProblemCode.ORIGIN_NOT_ALLOWED,
-                f"origin {headers.get('origin')!r} is not in the server's allowlist",
-            ),
-        )
-        return
-    operator = authenticator.operator_for(bearer_token(headers.get("authorization")))
-    if operator is None:
-        await _deny(
-            websocket,
-            Problem.of(
-                ProblemCode.UNAUTHENTICATED,
-                "a valid bearer token is required in the Authorization header",
-            ),
-        )
-        return
-    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
-    if SUBPROTOCOL not in offered:
-        await _deny(
-            websocket,
-            Problem.of(
-                ProblemCode.BAD_HANDSHAKE,
-                f"the stream speaks subprotocol {SUBPROTOCOL!r}; the client offered {offered}",
-            ),
-        )
-        return
-    await websocket.accept(subprotocol=SUBPROTOCOL)
-    limits = config.limits
-    try:
-        try:
-            message = await asyncio.wait_for(websocket.receive(), limits.subscribe_timeout)
-        except TimeoutError:
-            await websocket.close(CloseCode.SUBSCRIBE_TIMEOUT, "no subscribe frame in time")
-            return
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is None:  # a binary frame: receive_text() would raise KeyError here
-            await _bad_frame(websocket, "binary frames are not accepted; send JSON text frames")
-            return
-        try:
-            subscribe = CLIENT_FRAME_ADAPTER.validate_json(text)
-        except ValidationError as exc:
-            await _bad_frame(websocket, _frame_error(text, exc))
-            return
-        await _stream_events(websocket, service, operator, subscribe.since, limits)
-    except (WebSocketDisconnect, RuntimeError):
-        # The client went away, possibly mid-send: nothing to clean but the subscription.
-        pass
-
-
-def _frame_error(text: str, exc: ValidationError) -> str:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return "frame is not valid JSON"
-    if not isinstance(data, dict) or "type" not in data:
-        return "frame must be a JSON object with a 'type'"
-    if data["type"] != "subscribe":
-        return f"unknown or unexpected frame type {data['type']!r}; expected 'subscribe'"
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"invalid subscribe frame: {where}: {err['msg']}"
-
-
-async def _bad_frame(
-    websocket: WebSocket, reason: str, code: CloseCode = CloseCode.BAD_FRAME
-) -> None:
-    frame = ErrorFrame(code=code.name.lower(), detail=reason)
-    with contextlib.suppress(Exception):
-        await websocket.send_text(frame.model_dump_json())
-    # Close reasons are limited to 123 bytes by the WebSocket protocol.
-    await websocket.close(code, reason[:120])
-
-
-async def _stream_events(
-    websocket: WebSocket,
-    service: DispatchService,
-    operator: Operator,
-    since: int | None,
-    limits: Any,
-) -> None:
-    hub = service.hub
-    # Register and read the head in one step with no await between: every event after
-    # `head` reaches the queue, every event up to it comes from the snapshot or replay.
-    subscriber = hub.subscribe(operator)
-    head = service.head
-    try:
-        first_kept = await service.run_read(service.store.first_retained)
-        reason = None
-        if since is None:
-            reason = "requested"
-        elif since > head:
-            reason = "ahead_of_server"
-        elif since + 1 < first_kept and since < head:
-            reason = "older_than_retention"
-        if reason is not None:
-            # Events may have been applied while the store was asked above: start the
-            # queue afresh at the head the snapshot is taken at, with no await between.
-            hub.unsubscribe(subscriber)
-            subscriber = hub.subscribe(operator)
-            head = service.head
-            snapshot = await _snapshot_at(service, head)
-            await websocket.send_text(
-                '{"type":"snapshot","reason":"' + reason + '","state":' + snapshot + "}"
-            )
-        else:
-            after = since
-            while after < head:
-                batch = await service.run_read(
-                    service.store.read_raw, after, min(limits.replay_batch, head - after)
-                )
-                if not batch or batch[0][0] != after + 1:
-                    # Events were pruned by a snapshot while we replayed: never send a
-                    # gap. The client resumes and, being behind retention, gets a snapshot.
-                    await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
-                    return
-                for _seq, body in batch:
-                    await websocket.send_text('{"type":"event","event":' + body + "}")
-                after = batch[-1][0]
-        await websocket.send_text(CaughtUp(seq=head).model_dump_json())
-        await _pump(websocket, subscriber, service, limits.heartbeat_interval)
-    finally:
-        hub.unsubscribe(subscriber)
-
-
-async def _snapshot_at(service: DispatchService, head: int) -> str:
-    """The picture at exactly `head`, taken before any later event was folded."""
-    text = service.snapshot_json()
-    if service.head != head:  # pragma: no cover - snapshot_json never awaits
-        raise RuntimeError("picture moved while taking a snapshot")
-    return text
-
-
-async def _pump(websocket: WebSocket, subscriber, service: DispatchService, interval: float):
-    """Send queued frames and heartbeats until the client leaves or falls behind."""
-    listener = asyncio.create_task(_listen(websocket))
-    listener.add_done_callback(lambda _task: subscriber.wake())
-    frames = subscriber.frames
-    overflowed = subscriber.overflowed
-    try:
-        while True:
-            ready = await subscriber.wait(interval)
-            if overflowed.is_set():
-                await websocket.close(CloseCode.RESUME, "fell behind; resume from last seq")
-                return
-            if listener.done():
-                reason = listener.result()
-                if reason == _ALREADY_SUBSCRIBED:
-                    await _bad_frame(websocket, reason, CloseCode.UNEXPECTED_FRAME)
-                elif reason is not None:
-                    await _bad_frame(websocket, reason)
-                return
-            if ready:
-                while frames and not overflowed.is_set():
-                    await websocket.send_text(frames.popleft())
-            else:
-                beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
-                await websocket.send_text(beat.model_dump_json())
-    finally:
-        listener.cancel()
-
-
-_ALREADY_SUBSCRIBED = "already subscribed; open a new connection to resubscribe"
-
-
-async def _listen(websocket: WebSocket) -> str | None:
-    """Wait for the client to leave (None) or to send a frame it should not (a reason)."""
-    message = await websocket.receive()
-    if message["type"] == "websocket.disconnect":
-        return None
-    text = message.get("text")
-    if text is None:
-        return "binary frames are not accepted; send JSON text frames"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return "frame is not valid JSON"
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind == "subscribe":
-        return _ALREADY_SUBSCRIBED
-    return f"unknown or unexpected frame type {kind!r}"
+    return Problem.of(code, detail, field=first["field"] or None, errors=cleaned)

@@ -68,6 +68,30 @@ class Limits(BaseModel):
         default=5000, ge=1, description="Frames queued for one subscriber before cut-off."
     )
     replay_batch: int = Field(default=2000, ge=1)
+    max_json_depth: int = Field(
+        default=32, ge=2, le=256, description="Nesting of arrays and objects in a body or frame."
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request may take to send its line and headers."
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request may take to send its whole body."
+    )
+    max_connections: int = Field(
+        default=512, ge=1, description="Open connections (HTTP and streams) the server holds."
+    )
+    bad_request_rate: float = Field(
+        default=5.0, gt=0, description="Refused requests/s allowed per client address."
+    )
+    bad_request_burst: int = Field(
+        default=50, ge=1, description="Refused requests allowed in a burst per client address."
+    )
+    send_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds a connection's send buffer may stay full."
+    )
+    stream_close_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a stream's closing handshake may take."
+    )
 
 
 class ServerConfig(BaseModel):

@@ -15,6 +15,7 @@ import uvicorn
 
 from .app import create_app
 from .config import ConfigError, ServerConfig, ensure_config
+from .connections import protocols
 from .service import DispatchService
 from .store.sqlite import SQLiteEventStore
 
@@ -51,12 +52,16 @@ def build_server(
     store = SQLiteEventStore(db_path, retain_events=config.retain_events)
     service = DispatchService(store, config)
     app = create_app(service, config)
+    # uvicorn's h11 and websockets-sansio protocols, with header and stream deadlines
+    # and a connection cap (see connections.py).
+    http_protocol, ws_protocol = protocols(config.limits)
     uv_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        ws="websockets-sansio",
+        http=http_protocol,
+        ws=ws_protocol,
         ws_max_size=config.limits.max_frame_bytes,
         ws_ping_interval=None,  # the protocol's own heartbeats keep the stream honest
         lifespan="on",

@@ -938,7 +938,7 @@ class TestQueries:
         assert [i["reference"] for i in cad.get("/v1/incidents", status="closed")] == [closed_ref]
         assert len(cad.get("/v1/incidents")) == 2
         problem = assert_problem(
-            cad.client.get("/v1/incidents", params={"status": "sleeping"}), 422, "invalid_command"
+            cad.client.get("/v1/incidents", params={"status": "sleeping"}), 422, "invalid_query"
         )
         assert problem["field"] == "query.status"
 

@@ -1,0 +1,251 @@
+"""The live event stream at ``/v1/stream``: handshake checks, subscribe, replay, fan-out.
+
+See docs/protocol.md for the frames and the resume rules. Every frame the client sends
+is checked before it is parsed; a bad one gets an `error` frame and close `4002`, never
+a dropped connection the client would reconnect and resend it over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import WebSocket
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from cadterm.protocol.domain import Operator
+from cadterm.protocol.frames import (
+    CLIENT_FRAME_ADAPTER,
+    SUBPROTOCOL,
+    CaughtUp,
+    CloseCode,
+    ErrorFrame,
+    Heartbeat,
+)
+from cadterm.protocol.problems import Problem, ProblemCode
+
+from .auth import Authenticator, bearer_token
+from .config import ServerConfig
+from .guard import nesting_exceeds
+from .responses import problem_response
+from .service import DispatchService, utc_now
+
+__all__ = ["serve_stream"]
+
+
+def _origin_allowed(origin: str | None, config: ServerConfig) -> bool:
+    # Consoles and scripts send no Origin; browsers always do, and only listed origins
+    # may open a stream from a page.
+    return origin is None or origin in config.allowed_origins
+
+
+async def _deny(websocket: WebSocket, problem: Problem) -> None:
+    """Refuse the handshake with an HTTP problem document."""
+    await websocket.send_denial_response(problem_response(problem))
+
+
+async def serve_stream(
+    websocket: WebSocket,
+    service: DispatchService,
+    config: ServerConfig,
+    authenticator: Authenticator,
+) -> None:
+    headers = websocket.headers
+    if not _origin_allowed(headers.get("origin"), config):
+        await _deny(
+            websocket,
+            Problem.of(
+                ProblemCode.ORIGIN_NOT_ALLOWED,
+                f"origin {headers.get('origin')!r} is not in the server's allowlist",
+            ),
+        )
+        return
+    operator = authenticator.operator_for(bearer_token(headers.get("authorization")))
+    if operator is None:
+        await _deny(
+            websocket,
+            Problem.of(
+                ProblemCode.UNAUTHENTICATED,
+                "a valid bearer token is required in the Authorization header",
+            ),
+        )
+        return
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
+    if SUBPROTOCOL not in offered:
+        await _deny(
+            websocket,
+            Problem.of(
+                ProblemCode.BAD_HANDSHAKE,
+                f"the stream speaks subprotocol {SUBPROTOCOL!r}; the client offered {offered}",
+            ),
+        )
+        return
+    await websocket.accept(subprotocol=SUBPROTOCOL)
+    limits = config.limits
+    try:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), limits.subscribe_timeout)
+        except TimeoutError:
+            await websocket.close(CloseCode.SUBSCRIBE_TIMEOUT, "no subscribe frame in time")
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:  # a binary frame: receive_text() would raise KeyError here
+            await _bad_frame(websocket, "binary frames are not accepted; send JSON text frames")
+            return
+        if nesting_exceeds(text, limits.max_json_depth):
+            await _bad_frame(websocket, _too_deep(limits.max_json_depth))
+            return
+        try:
+            subscribe = CLIENT_FRAME_ADAPTER.validate_json(text)
+        except ValidationError as exc:
+            await _bad_frame(websocket, _frame_error(text, exc))
+            return
+        await _stream_events(websocket, service, operator, subscribe.since, limits)
+    except (WebSocketDisconnect, RuntimeError):
+        # The client went away, possibly mid-send: nothing to clean but the subscription.
+        pass
+
+
+def _too_deep(limit: int) -> str:
+    return f"frame nests arrays and objects more than {limit} deep"
+
+
+def _frame_error(text: str, exc: ValidationError) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "frame is not valid JSON"
+    if not isinstance(data, dict) or "type" not in data:
+        return "frame must be a JSON object with a 'type'"
+    if data["type"] != "subscribe":
+        return f"unknown or unexpected frame type {data['type']!r}; expected 'subscribe'"
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"invalid subscribe frame: {where}: {err['msg']}"
+
+
+async def _bad_frame(
+    websocket: WebSocket, reason: str, code: CloseCode = CloseCode.BAD_FRAME
+) -> None:
+    frame = ErrorFrame(code=code.name.lower(), detail=reason)
+    with contextlib.suppress(Exception):
+        await websocket.send_text(frame.model_dump_json())
+    # Close reasons are limited to 123 bytes by the WebSocket protocol.
+    await websocket.close(code, reason[:120])
+
+
+async def _stream_events(
+    websocket: WebSocket,
+    service: DispatchService,
+    operator: Operator,
+    since: int | None,
+    limits: Any,
+) -> None:
+    hub = service.hub
+    # Register and read the head in one step with no await between: every event after
+    # `head` reaches the queue, every event up to it comes from the snapshot or replay.
+    subscriber = hub.subscribe(operator)
+    head = service.head
+    try:
+        first_kept = await service.run_read(service.store.first_retained)
+        reason = None
+        if since is None:
+            reason = "requested"
+        elif since > head:
+            reason = "ahead_of_server"
+        elif since + 1 < first_kept and since < head:
+            reason = "older_than_retention"
+        if reason is not None:
+            # Events may have been applied while the store was asked above: start the
+            # queue afresh at the head the snapshot is taken at, with no await between.
+            hub.unsubscribe(subscriber)
+            subscriber = hub.subscribe(operator)
+            head = service.head
+            snapshot = await _snapshot_at(service, head)
+            await websocket.send_text(
+                '{"type":"snapshot","reason":"' + reason + '","state":' + snapshot + "}"
+            )
+        else:
+            after = since
+            while after < head:
+                batch = await service.run_read(
+                    service.store.read_raw, after, min(limits.replay_batch, head - after)
+                )
+                if not batch or batch[0][0] != after + 1:
+                    # Events were pruned by a snapshot while we replayed: never send a
+                    # gap. The client resumes and, being behind retention, gets a snapshot.
+                    await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
+                    return
+                for _seq, body in batch:
+                    await websocket.send_text('{"type":"event","event":' + body + "}")
+                after = batch[-1][0]
+        await websocket.send_text(CaughtUp(seq=head).model_dump_json())
+        await _pump(websocket, subscriber, service, limits)
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def _snapshot_at(service: DispatchService, head: int) -> str:
+    """The picture at exactly `head`, taken before any later event was folded."""
+    text = service.snapshot_json()
+    if service.head != head:  # pragma: no cover - snapshot_json never awaits
+        raise RuntimeError("picture moved while taking a snapshot")
+    return text
+
+
+async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limits: Any):
+    """Send queued frames and heartbeats until the client leaves or falls behind."""
+    interval = limits.heartbeat_interval
+    listener = asyncio.create_task(_listen(websocket, limits.max_json_depth))
+    listener.add_done_callback(lambda _task: subscriber.wake())
+    frames = subscriber.frames
+    overflowed = subscriber.overflowed
+    try:
+        while True:
+            ready = await subscriber.wait(interval)
+            if overflowed.is_set():
+                await websocket.close(CloseCode.RESUME, "fell behind; resume from last seq")
+                return
+            if listener.done():
+                reason = listener.result()
+                if reason == _ALREADY_SUBSCRIBED:
+                    await _bad_frame(websocket, reason, CloseCode.UNEXPECTED_FRAME)
+                elif reason is not None:
+                    await _bad_frame(websocket, reason)
+                return
+            if ready:
+                while frames and not overflowed.is_set():
+                    await websocket.send_text(frames.popleft())
+            else:
+                beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
+                await websocket.send_text(beat.model_dump_json())
+    finally:
+        listener.cancel()
+
+
+_ALREADY_SUBSCRIBED = "already subscribed; open a new connection to resubscribe"
+
+
+async def _listen(websocket: WebSocket, max_depth: int) -> str | None:
+    """Wait for the client to leave (None) or to send a frame it should not (a reason)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is None:
+        return "binary frames are not accepted; send JSON text frames"
+    if nesting_exceeds(text, max_depth):
+        return _too_deep(max_depth)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "frame is not valid JSON"
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "subscribe":
+        return _ALREADY_SUBSCRIBED
+    return f"unknown or unexpected frame type {kind!r}"
