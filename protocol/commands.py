@@ -10,7 +10,7 @@ takes it from the bearer token.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,10 +19,13 @@ from pydantic import (
     Field,
     StrictInt,
     TypeAdapter,
-    field_validator,
+    WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from .domain import (
+    AVAILABLE_STATES,
+    STATE_WORDS,
     Caller,
     Capability,
     Grade,
@@ -225,21 +228,47 @@ class UnassignUnit(CommandBase):
     reason: _Reason | None = None
 
 
+def _state_among(allowed: frozenset[UnitState], refusal: str) -> Any:
+    """A unit state given as a number or words, refused outside `allowed`.
+
+    These refusals depend on no picture, so they are made at the door and the schema
+    lists exactly what is accepted.
+    """
+
+    def validate(value: object) -> UnitState:
+        state = value if isinstance(value, UnitState) else UnitState.parse(value)  # type: ignore[arg-type]
+        if state not in allowed:
+            raise PydanticCustomError(
+                "unit_state", refusal, {"state": f"{int(state)} {state.label}"}
+            )
+        return state
+
+    schema = {
+        "anyOf": [
+            {"type": "integer", "enum": sorted(int(s) for s in allowed)},
+            {"type": "string", "enum": sorted(w for w, s in STATE_WORDS.items() if s in allowed)},
+        ],
+        "description": "An Airwave state number, or its words (any case and spacing).",
+    }
+    return Annotated[UnitState, BeforeValidator(validate), WithJsonSchema(schema)]
+
+
+_NewState = _state_among(
+    frozenset(UnitState) - {UnitState.OFF_DUTY},
+    "a unit goes off duty with book_off, not with a state change",
+)
+_BookOnState = _state_among(
+    AVAILABLE_STATES | {UnitState.REFRESHMENTS},
+    "a unit books on as on duty, available or at refreshments, not {state}",
+)
+
+
 class SetUnitState(CommandBase):
     """Set a unit's Airwave state, given as a number (6) or words ("at scene")."""
 
     type: Literal["set_unit_state"] = "set_unit_state"
     callsign: _Callsign
-    state: UnitState
-
-    @field_validator("state", mode="before")
-    @classmethod
-    def _number_or_word(cls, value: object) -> UnitState:
-        if isinstance(value, UnitState):
-            return value
-        if isinstance(value, int | str):
-            return UnitState.parse(value)
-        raise ValueError("unit state must be a number 0-11 or a state name")
+    state: _NewState
 
 
 class LocateUnit(CommandBase):
@@ -294,13 +323,8 @@ class BookOn(CommandBase):
     unit_type: UnitType
     capabilities: list[Capability] = Field(default_factory=list, max_length=20)
     home_sector: Sector | None = None
-    state: UnitState = UnitState.AVAILABLE_ON_PATROL
+    state: _BookOnState = UnitState.AVAILABLE_ON_PATROL
     position: Position | None = None
-
-    @field_validator("state", mode="before")
-    @classmethod
-    def _number_or_word(cls, value: object) -> UnitState:
-        return SetUnitState._number_or_word(value)
 
 
 class BookOff(CommandBase):

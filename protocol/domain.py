@@ -20,6 +20,7 @@ __all__ = [
     "AVAILABLE_STATES",
     "COMMITTED_STATES",
     "DEPLOYABLE_STATES",
+    "STATE_WORDS",
     "Caller",
     "Capability",
     "ChronologyEntry",
@@ -96,6 +97,8 @@ class UnitState(IntEnum):
         and a few aliases dispatchers use are accepted (``"available"``, ``"scene"``).
         Raises ``ValueError`` naming the accepted forms when nothing matches.
         """
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 6.0 is 6
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError("unit state must be a number 0-11 or a state name")
         if isinstance(value, int):
@@ -108,7 +111,7 @@ class UnitState(IntEnum):
         if text.isascii() and text.isdigit():
             return cls.parse(int(text))
         key = "".join(ch for ch in text.lower() if ch.isalnum())
-        found = _STATE_WORDS.get(key)
+        found = STATE_WORDS.get(key)
         if found is None:
             raise ValueError(
                 f"unknown unit state {value!r}: give 0-11 or a name such as "
@@ -117,7 +120,8 @@ class UnitState(IntEnum):
         return found
 
 
-_STATE_WORDS: dict[str, UnitState] = {
+#: The words each state may be given as (compared without case, spaces or punctuation).
+STATE_WORDS: dict[str, UnitState] = {
     state.name.replace("_", "").lower(): state for state in UnitState
 } | {
     "urgentassistance": UnitState.EMERGENCY,

@@ -5,7 +5,8 @@ The protocol refuses what its readers cannot use, before it is stored:
 * **Times** (`UtcTime`) are RFC 3339 strings with a UTC offset (``2026-11-27T09:18:58Z``,
   ``...+01:00``), normalised to UTC on arrival. Naive times, bare dates and epoch
   numbers (as numbers or as strings) are refused.
-* **Counts** (`Seq`, `Version`) are JSON integers: ``true`` and ``"31647"`` are refused.
+* **Counts** (`Seq`, `Version`) are JSON integers (``3.0`` counts, as JSON Schema says):
+  ``true``, ``"31647"`` and ``1.5`` are refused.
 * **Grades and states** are integers or, for unit states, words; never booleans, and
   never digits outside ASCII (``"٦"``).
 * **Identifiers** (`Callsign`, `Reference`, `Code`, `Sector`, `WorkstationId`,
@@ -35,7 +36,6 @@ from pydantic import (
     AwareDatetime,
     BeforeValidator,
     Field,
-    StrictInt,
     WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
@@ -127,11 +127,14 @@ def sortable_time(value: object) -> datetime:
 
 
 def reject_non_integer(value: Any) -> Any:
-    """Refuse booleans and strings where an integer (or an integer enum) is meant.
+    """Refuse booleans, strings and fractions where an integer (or integer enum) is meant.
 
-    A before-validator for enum fields, where pydantic's strict mode would also refuse
-    plain integers given in Python code.
+    JSON has one number type, and JSON Schema counts ``3.0`` as an integer, so a
+    number with no fractional part is taken (as ``3``). pydantic's strict mode would
+    refuse it, and in Python code would also refuse a plain ``3`` for an enum.
     """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool | str | bytes | float):
         raise PydanticCustomError(
             "integer_required", "must be a JSON integer, not {kind}", {"kind": _kind(value)}
@@ -147,10 +150,10 @@ def _kind(value: object) -> str:
     return "a " + type(value).__name__
 
 
-Seq = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+Seq = Annotated[int, BeforeValidator(reject_non_integer), Field(ge=0, le=2**63 - 1)]
 """A position in the event log (0 means "before the first event")."""
 
-Version = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+Version = Annotated[int, BeforeValidator(reject_non_integer), Field(ge=0, le=2**63 - 1)]
 """A version number of an incident or unit."""
 
 # --- identifiers ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from door_helpers import (
     assert_http_problem,
     assert_problem,
     assert_serves,
+    big_incident,
     book_on,
     client,
     head_seq,
@@ -82,8 +83,8 @@ def test_deeply_nested_body_is_refused(door: Backend, shape: str) -> None:
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(door: Backend) -> None:
-    command = book_on()
-    command["home_sector"] = "[" * 39
+    command = big_incident()
+    command["description"] = "[" * 4000
     with client(door) as http:
         response = http.post("/v1/commands", json=command)
     assert response.status_code == 200, response.text

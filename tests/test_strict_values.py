@@ -103,7 +103,7 @@ async def test_a_time_with_an_offset_is_stored_in_utc(backend: Backend) -> None:
 # --- numbers -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grade", [True, "1", 1.0, "\u0661"])
+@pytest.mark.parametrize("grade", [True, "1", 1.5, "\u0661"])
 async def test_a_grade_must_be_a_json_integer(backend: Backend, grade: object) -> None:
     body = command(
         "create_incident", grade=grade, incident_type="RTC", location={"address": "1 High St"}
@@ -111,7 +111,18 @@ async def test_a_grade_must_be_a_json_integer(backend: Backend, grade: object) -
     await refused(backend, body, "grade")
 
 
-@pytest.mark.parametrize("state", ["\u0666", "\uff16", True, 6.0, "66"])
+async def test_a_whole_number_written_with_a_point_is_an_integer(backend: Backend) -> None:
+    """JSON has one number type and JSON Schema counts 2.0 as an integer: so does cadterm."""
+    body = command(
+        "create_incident", grade=2.0, incident_type="RTC", location={"address": "1 High St"}
+    )
+    async with http(backend) as client:
+        reply = await client.post("/v1/commands", json=body)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["event"]["grade"] == 2
+
+
+@pytest.mark.parametrize("state", ["\u0666", "\uff16", True, 6.5, "66"])
 async def test_a_unit_state_is_an_ascii_number_or_a_word(backend: Backend, state: object) -> None:
     await book_on(backend)
     await refused(backend, command("set_unit_state", callsign="AB12", state=state), "state")
@@ -125,7 +136,7 @@ async def test_coordinates_are_json_numbers(backend: Backend, lat: object) -> No
     await refused(backend, body, "position.lat")
 
 
-@pytest.mark.parametrize("version", [True, "3", -1, 2**63])
+@pytest.mark.parametrize("version", [True, "3", -1, 2**63, 2.5])
 async def test_expected_version_is_a_non_negative_integer(
     backend: Backend, version: object
 ) -> None:
