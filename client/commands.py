@@ -105,7 +105,9 @@ class CommandSender:
                 if response.status_code == 200:
                     return CommandResult.model_validate_json(response.content)
                 problem = _problem(response)
-                if response.status_code >= 500:
+                # 408: the request was too slow to arrive (a thin link); 5xx: the backend
+                # failed. Neither decided anything, and the key makes a retry safe.
+                if response.status_code >= 500 or response.status_code == 408:
                     last_failure = f"{url}: {response.status_code} {problem.detail}"
                 elif response.status_code == 429:
                     wait = _retry_after(response)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TOKENS, Backend, free_port, make_config
+from pydantic import ValidationError
 
 from cadterm.client import (
     BackendUnavailable,
@@ -40,7 +42,8 @@ from cadterm.client import (
     RateLimited,
     StreamStopped,
 )
-from cadterm.protocol.commands import CreateIncident
+from cadterm.client.commands import CommandSender
+from cadterm.protocol.commands import BookOn, CreateIncident
 from cadterm.protocol.domain import (
     Grade,
     IncidentStatus,
@@ -51,6 +54,7 @@ from cadterm.protocol.domain import (
     UnitType,
 )
 from cadterm.protocol.fold import Changes
+from cadterm.protocol.problems import Problem, ProblemCode
 from cadterm.server.config import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,10 +248,9 @@ async def test_malformed_commands_are_invalid(backend: Backend) -> None:
         assert refused.value.field == "incident_type"
 
         await book_on(client, "AB1")
-        with pytest.raises(InvalidCommand) as refused:
-            await client.execute(client.command("set_unit_state", callsign="AB1", state=11))
-        assert refused.value.code == "invalid_command"
-        assert refused.value.field == "state"
+        # A refusal that needs no picture is made before anything is sent.
+        with pytest.raises(ValidationError, match="off duty with book_off"):
+            client.command("set_unit_state", callsign="AB1", state=11)
 
         # A body that the server's schema refuses (built past the client's own checks).
         bad = CreateIncident.model_construct(
@@ -309,6 +312,42 @@ async def test_backend_unavailable_when_the_only_backend_is_down() -> None:
         await until(lambda: client.status.state == LinkState.RECONNECTING)
         assert client.status.reason
     assert time.monotonic() - started < 5
+
+
+async def test_a_request_timeout_is_retried_with_the_same_key(backend: Backend) -> None:
+    """A 408 (the body arrived too slowly, as on a thin link) decided nothing: the sender
+    tries again with the same key, and the command is applied once."""
+
+    class SlowOnce(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.real = httpx.AsyncHTTPTransport()
+            self.keys: list[str] = []
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.keys.append(json.loads(request.content)["idempotency_key"])
+            if len(self.keys) == 1:
+                problem = Problem.of(ProblemCode.REQUEST_TIMEOUT, "body too slow")
+                return httpx.Response(
+                    408,
+                    content=problem.model_dump_json(exclude_none=True),
+                    headers={"Content-Type": "application/problem+json"},
+                )
+            return await self.real.handle_async_request(request)
+
+    transport = SlowOnce()
+    sender = CommandSender(
+        [backend.url], DISPATCHER, transport=transport, backoff=Backoff(base=0.01, cap=0.02)
+    )
+    try:
+        command = BookOn(
+            idempotency_key="slow-link-0001", workstation="ws-test", callsign="AB1", unit_type="van"
+        )
+        result = await sender.send(command)
+    finally:
+        await sender.aclose()
+    assert transport.keys == ["slow-link-0001", "slow-link-0001"]
+    assert result.event.callsign == "AB1" and not result.replayed
+    assert [e["type"] for e in await server_events(backend)] == ["unit_booked_on"]
 
 
 async def test_same_command_object_twice_is_replayed_not_applied_twice(backend: Backend) -> None:
