@@ -75,7 +75,13 @@ class CommandBase(BaseModel):
         description="Client-generated unique key; a retry with the same key returns the "
         "first result.",
     )
-    workstation: str = Field(default="unknown", min_length=1, max_length=64)
+    workstation: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The workstation the command came from, as registered with the server "
+        "(its [[workstations]] config). An unknown one is refused as unknown_workstation; "
+        "one the operator may not use as workstation_not_allowed.",
+    )
     expected_version: int | None = Field(
         default=None,
         ge=0,

@@ -154,7 +154,8 @@ def _operator(request: Request) -> Operator:
 
 def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     """Build the ASGI app serving `service` with the limits and operators in `config`."""
-    authenticator = Authenticator(config)
+    # Swapped whole on a config reload; the guard and the stream both ask it.
+    authenticator = service.live
     limiter = TokenBucket(config.limits.command_rate, config.limits.command_burst)
     streams: set[asyncio.Task[Any]] = set()
 

@@ -25,6 +25,7 @@ The file is edited in place by `cadterm operator` and `cadterm workstation` (see
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -187,16 +188,26 @@ def write_config(path: str | os.PathLike[str], config: ServerConfig) -> None:
     create_config(path, config)
 
 
+def _first_workstation() -> str:
+    name = socket.gethostname()[:64]
+    try:
+        return WorkstationEntry(id=name).id
+    except ValidationError:
+        return "console1"
+
+
 def ensure_config(
     path: str | os.PathLike[str],
     *,
     operator_id: str = "dispatcher1",
-    workstation_id: str = "console1",
+    workstation_id: str | None = None,
 ) -> tuple[ServerConfig, str | None]:
     """Load the config, creating it with one dispatcher and one workstation on first start.
 
-    Returns the config and, only when it was just created, the new operator's token:
-    the one time it exists in clear, for the caller to print.
+    The workstation is this machine's host name (what a console on it sends unless told
+    otherwise), or ``console1`` if the host name is not a valid id. Returns the config
+    and, only when it was just created, the new operator's token: the one time it exists
+    in clear, for the caller to print.
     """
     from .config_edit import create_config
 
@@ -213,7 +224,9 @@ def ensure_config(
                 token_sha256=hash_token(token),
             )
         ],
-        workstations=[WorkstationEntry(id=workstation_id, description="First console")],
+        workstations=[
+            WorkstationEntry(id=workstation_id or _first_workstation(), description="First console")
+        ],
     )
     create_config(path, config)
     return config, token

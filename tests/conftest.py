@@ -14,7 +14,7 @@ import pytest
 
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import hash_token
-from cadterm.server.config import Limits, OperatorEntry, ServerConfig
+from cadterm.server.config import Limits, OperatorEntry, ServerConfig, WorkstationEntry
 from cadterm.server.run import build_server
 
 TOKENS = {
@@ -24,10 +24,36 @@ TOKENS = {
 }
 OPERATOR_IDS = {Role.DISPATCHER: "disp1", Role.SUPERVISOR: "sup1", Role.READ_ONLY: "view1"}
 
+#: Workstations every test backend knows: the ones the tests send from, the client's
+#: default ("cadterm"), and the control-room desks the strategies draw.
+WORKSTATIONS = (
+    "cadterm",
+    "console",
+    "history",
+    "other",
+    "replay",
+    "sim",
+    "ws",
+    "ws-1",
+    "ws-colleague",
+    "ws-faults",
+    "ws-offline",
+    "ws-test",
+    "ws1",
+    "y",
+    "CR1-WS01",
+    "CR1-WS04",
+    "CR1-WS07",
+    "CR2-WS02",
+    "FALLBACK-01",
+)
+
 
 def make_config(**overrides) -> ServerConfig:
-    """A server config with one operator of each role and the tokens in `TOKENS`."""
+    """A server config with one operator of each role, the tokens in `TOKENS` and the
+    workstations in `WORKSTATIONS` (open to every operator) unless `workstations=` says."""
     limits = overrides.pop("limits", None) or Limits()
+    overrides.setdefault("workstations", [WorkstationEntry(id=ws) for ws in WORKSTATIONS])
     return ServerConfig(
         operators=[
             OperatorEntry(
