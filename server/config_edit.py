@@ -30,7 +30,7 @@ from pathlib import Path
 import tomlkit
 from pydantic import ValidationError
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Table
+from tomlkit.items import AoT, Comment, Table, Whitespace
 from tomlkit.toml_document import TOMLDocument
 
 from cadterm.protocol.domain import Role
@@ -167,7 +167,32 @@ def _append(document: TOMLDocument, key: str, values: dict) -> None:
     if entries is None:
         document.append(key, tomlkit.aot())
         entries = document[key]
+    elif len(entries):
+        _move_trailing_comments(entries[-1], table)
     entries.append(table)
+
+
+def _move_trailing_comments(source: Table, target: Table) -> None:
+    """Move the comments trailing `source` (they introduce what follows) below `target`.
+
+    tomlkit keeps a comment written above the next table as the tail of the table
+    before it: left there, a new last entry would land between that comment and the
+    table it describes, and removing the last entry would take the comment with it.
+    """
+    body = source.value.body
+    tail = len(body)
+    while (
+        tail and body[tail - 1][0] is None and isinstance(body[tail - 1][1], Whitespace | Comment)
+    ):
+        tail -= 1
+    first_comment = next(
+        (i for i in range(tail, len(body)) if isinstance(body[i][1], Comment)), None
+    )
+    if first_comment is None:
+        return
+    moved = body[first_comment:]
+    del body[first_comment:]
+    target.value.body.extend(moved)
 
 
 def add_operator(path: str | os.PathLike[str], entry: OperatorEntry) -> ServerConfig:
@@ -186,7 +211,11 @@ def _remove(path: str | os.PathLike[str], key: str, kind: str, entry_id: str) ->
         index = _index(document, key, entry_id)
         if index is None:
             raise ConfigError(f"no {kind} {entry_id!r} in {path}")
-        del document[key][index]
+        entries = document[key]
+        if index == len(entries) - 1 and index > 0:
+            # Comments trailing the last entry introduce the next table: keep them.
+            _move_trailing_comments(entries[index], entries[index - 1])
+        del entries[index]
 
     return edit_config(path, change)
 
