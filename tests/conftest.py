@@ -100,9 +100,18 @@ class Backend:
 class BackendThread:
     """Runs a backend in its own thread and event loop, as a separate server would."""
 
-    def __init__(self, db_path: Path, config: ServerConfig, port: int | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        config: ServerConfig,
+        port: int | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
-        self.server = build_server(db_path=db_path, config=config, port=self.port)
+        # With a config_path the server reloads operators and workstations from it.
+        self.server = build_server(
+            db_path=db_path, config=config, port=self.port, config_path=config_path
+        )
         self.backend = Backend("127.0.0.1", self.port, db_path, config, self.server)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
