@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AccessLog", "access_line"]
+__all__ = ["AccessLog", "DropUvicornWebSocketLines", "access_line"]
 
 log = logging.getLogger("cadterm.access")
 
@@ -36,6 +36,18 @@ def access_line(scope: Scope, status: int | None, seconds: float) -> str:
     path = quote(scope.get("path", ""), safe=_SAFE)
     shown = "-" if status is None else str(status)
     return f"{who} {method} {path} {shown} {seconds * 1000:.1f}ms"
+
+
+class DropUvicornWebSocketLines(logging.Filter):
+    """Drops uvicorn's own WebSocket access lines from the ``uvicorn.error`` logger.
+
+    ``access_log=False`` silences uvicorn's HTTP access log only: it still logs each
+    WebSocket handshake (``"WebSocket /v1/stream?..." [accepted]``) with its query
+    string, on its error logger. `AccessLog` already writes those lines, without it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'))
 
 
 class AccessLog:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .access_log import AccessLog
+from .access_log import AccessLog, DropUvicornWebSocketLines
 from .app import create_app
 from .config import ConfigError, ServerConfig, ensure_config
 from .config_edit import write_atomically
@@ -43,6 +43,7 @@ class _DenialNoiseFilter(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
+logging.getLogger("uvicorn.error").addFilter(DropUvicornWebSocketLines())
 
 
 def build_server(

@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Backend, free_port
+from websockets.sync.client import connect
 
+from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.server.config import ensure_config, load_config
 from cadterm.server.run import FIRST_TOKEN_FILE, _hand_over_first_token
 from cadterm.server.store.sqlite import SQLiteEventStore
@@ -208,7 +210,12 @@ def test_first_start_of_cadterm_server_with_output_to_a_file(tmp_path: Path) -> 
         files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
         assert [mode(f) for f in files] == [0o600] * 3
         assert mode(data_dir) == 0o700
+        stream = f"ws://127.0.0.1:{port}/v1/stream?debug=SECRETQUERY"
+        with connect(stream, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ws:
+            ws.send('{"type": "subscribe"}')
+            assert '"snapshot"' in ws.recv(timeout=10)
         eventually(lambda: "POST /v1/commands 200" in out_path.read_text(), "access log line")
+        eventually(lambda: "WS /v1/stream 101" in out_path.read_text(), "stream log line")
         assert "SECRETQUERY" not in out_path.read_text()
     finally:
         proc.terminate()
