@@ -134,20 +134,24 @@ class LiveConfig:
         # One reload at a time (SIGHUP and a request may race); readers never wait.
         with self._lock:
             signature = _signature(self.path)
+            # Remember the file even when it is bad, so it is not re-read every second;
+            # a fix changes the signature again.
+            self._signature = signature
             try:
                 config = load_config(self.path)
+                self._swap(config, reason)
             except ConfigError as exc:
-                # Remember the bad file so it is not re-read every second; a fix changes
-                # the signature again.
-                self._signature = signature
                 log.error("config not reloaded (%s), keeping the previous one: %s", reason, exc)
                 return False
-            self._signature = signature
-            self._swap(config, reason)
+            except Exception:
+                # Whatever went wrong, the control room stays on the config it had.
+                log.exception("config not reloaded (%s), keeping the previous one", reason)
+                return False
             return True
 
     def _swap(self, config: ServerConfig, reason: str) -> None:
-        self.roster = Roster(config)  # one assignment: requests see old or new, never both
+        roster = Roster(config)  # built whole before anyone can see it
+        self.roster = roster  # one assignment: requests see old or new, never both
         self.config = config
         self.reloads += 1
         log.info(
