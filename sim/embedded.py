@@ -127,9 +127,7 @@ class EmbeddedBackend:
         self.host = host
         self.port = port
         self.tokens = tokens or EmbeddedTokens(new_token(), new_token())
-        self.config = embedded_config(
-            self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations)
-        )
+        self.config = embedded_config(self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations))
         self.log_level = log_level
         self.restarts = 0
         self._server = None
