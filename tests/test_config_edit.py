@@ -248,3 +248,10 @@ def test_write_config_round_trips_a_whole_config(tmp_path: Path) -> None:
     path = tmp_path / "server.toml"
     write_config(path, config)
     assert load_config(path) == config
+
+
+def test_a_hand_edited_duplicate_id_is_refused_by_name(config_path: Path, capsys) -> None:
+    doubled = FULL + '\n[[workstations]]\nid = "CR1-WS04"\n'
+    config_path.write_text(doubled, encoding="utf-8")
+    assert cli("workstation", "list", config=config_path) == 2
+    assert "workstation 'CR1-WS04' is listed twice" in capsys.readouterr().err

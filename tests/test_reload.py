@@ -98,6 +98,24 @@ def test_workstation_added_to_a_running_server_is_accepted(running: str, config_
     eventually(lambda: book_on().status_code == 200, "the new workstation accepted")
 
 
+def test_a_role_change_applies_to_the_next_command(running: str, config_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {TOKENS[Role.DISPATCHER]}"}
+
+    def book_on_status() -> int:
+        body = {
+            "type": "book_on",
+            "idempotency_key": uuid.uuid4().hex,
+            "workstation": "ws-test",
+            "callsign": f"R{uuid.uuid4().hex[:5]}",
+            "unit_type": "van",
+        }
+        return httpx.post(f"{running}/v1/commands", json=body, headers=headers).status_code
+
+    assert book_on_status() == 200
+    assert main(["operator", "role", "disp1", "read_only", "--config", str(config_path)]) == 0
+    eventually(lambda: book_on_status() == 403, "the dispatcher, now read-only, refused")
+
+
 def test_an_invalid_file_is_logged_and_the_previous_config_kept(
     running: str, config_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
