@@ -62,7 +62,13 @@ from cadterm.protocol.domain import (
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.server.auth import hash_token
-from cadterm.server.config import Limits, OperatorEntry, ServerConfig, write_config
+from cadterm.server.config import (
+    Limits,
+    OperatorEntry,
+    ServerConfig,
+    WorkstationEntry,
+    write_config,
+)
 from cadterm.server.rules import Codes, Refused, decide
 from cadterm.server.store.base import StoredCommand
 from cadterm.server.store.sqlite import SQLiteEventStore
@@ -119,13 +125,25 @@ def r(value: float, digits: int = 3) -> float:
 # --- config and processes --------------------------------------------------------------
 
 
+#: Workstations a bench server knows: two control rooms' desks and the bench tools' own.
+BENCH_WORKSTATIONS = (
+    *(f"CR1-WS{i:02d}" for i in range(1, 41)),
+    *(f"CR2-WS{i:02d}" for i in range(1, 6)),
+    "bench",
+    "bench-resume",
+    "cadterm",
+)
+
+
 def bench_config(**overrides: object) -> ServerConfig:
-    """A config with one operator of each role (the tokens in `TOKENS`).
+    """A config with one operator of each role (the tokens in `TOKENS`) and the
+    workstations in `BENCH_WORKSTATIONS`.
 
     Benchmarks send far more than one operator's 20 commands/s, so the per-operator rate
     limit is lifted unless `limits` is given.
     """
     limits = overrides.pop("limits", None) or Limits(command_rate=1e9, command_burst=10**9)
+    overrides.setdefault("workstations", [WorkstationEntry(id=ws) for ws in BENCH_WORKSTATIONS])
     return ServerConfig(
         operators=[
             OperatorEntry(

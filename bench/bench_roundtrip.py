@@ -106,8 +106,10 @@ async def console(
 async def worker(url: str, clients: int, seconds: float, think: float, seed: int) -> None:
     from cadterm.client import DispatchClient
 
+    # Each console at one of control room 1's registered desks (several may share one).
     consoles = [
-        DispatchClient([url], TOKEN, workstation=f"CR1-WS{seed:02d}{i:02d}") for i in range(clients)
+        DispatchClient([url], TOKEN, workstation=f"CR1-WS{(seed * clients + i) % 40 + 1:02d}")
+        for i in range(clients)
     ]
     try:
         for c in consoles:

@@ -8,6 +8,10 @@ known position, it books on two demo units first.
     CADTERM_URL=http://127.0.0.1:8740 CADTERM_TOKEN=... python examples/dispatch_flow.py
     python examples/dispatch_flow.py http://127.0.0.1:8740 TOKEN
 
+Commands are sent from the workstation in CADTERM_WORKSTATION, else this machine's host
+name (the one `cadterm server` registers on first start); the server must know it
+(`cadterm workstation add NAME`).
+
 Exit status: 0 when the incident was closed, 1 when the backend refused or could not be
 reached, 2 when no token was given.
 """
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import math
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterable
 
@@ -80,9 +85,9 @@ async def wait_until(
             await anext(changes)
 
 
-async def dispatch(url: str, token: str) -> int:
+async def dispatch(url: str, token: str, workstation: str) -> int:
     """Run the whole flow against the backend at `url`; returns the exit status."""
-    async with DispatchClient([url], token, workstation="dispatch-flow-example") as client:
+    async with DispatchClient([url], token, workstation=workstation) as client:
         await client.wait_live()
         print(
             f"live on {client.status.url} at seq {client.seq}: "
@@ -175,7 +180,8 @@ def main(argv: list[str]) -> int:
         )
         return 2
     try:
-        return asyncio.run(dispatch(url, token))
+        workstation = os.environ.get("CADTERM_WORKSTATION") or socket.gethostname()
+        return asyncio.run(dispatch(url, token, workstation))
     except (ClientError, TimeoutError) as exc:
         print(f"dispatch failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

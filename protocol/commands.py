@@ -144,7 +144,11 @@ class CommandBase(BaseModel):
         description="Client-generated unique key; a retry with the same key returns the "
         "first result.",
     )
-    workstation: WorkstationId = Field(default="unknown")
+    workstation: WorkstationId = Field(
+        description="The workstation the command came from, as registered with the server "
+        "(its [[workstations]] config). An unknown one is refused as unknown_workstation; "
+        "one the operator may not use as workstation_not_allowed.",
+    )
     expected_version: Version | None = Field(
         default=None,
         description="Version of the target incident (or unit, for unit commands) the "

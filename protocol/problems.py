@@ -46,6 +46,8 @@ class ProblemCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
+    UNKNOWN_WORKSTATION = "unknown_workstation"
+    WORKSTATION_NOT_ALLOWED = "workstation_not_allowed"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     RATE_LIMITED = "rate_limited"
@@ -84,6 +86,10 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.IDEMPOTENCY_KEY_REUSED: 422,
     ProblemCode.UNAUTHENTICATED: 401,
     ProblemCode.FORBIDDEN: 403,
+    # The workstation is part of the body, so an unknown one is invalid input (422);
+    # a registered one the operator may not use is a refusal of who they are (403).
+    ProblemCode.UNKNOWN_WORKSTATION: 422,
+    ProblemCode.WORKSTATION_NOT_ALLOWED: 403,
     ProblemCode.ORIGIN_NOT_ALLOWED: 403,
     ProblemCode.BODY_TOO_LARGE: 413,
     ProblemCode.RATE_LIMITED: 429,

@@ -42,6 +42,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "IDENTIFIER_PATTERN",
+    "MAX_INTEGER",
     "Callsign",
     "Code",
     "Note",
@@ -150,10 +151,15 @@ def _kind(value: object) -> str:
     return "a " + type(value).__name__
 
 
-Seq = Annotated[int, BeforeValidator(reject_non_integer), Field(ge=0, le=2**63 - 1)]
+#: The largest count the protocol carries: 2**53 - 1, the largest integer every JSON
+#: reader (JavaScript's included) holds exactly.
+MAX_INTEGER = 2**53 - 1
+
+# Constraints before the validator, so the JSON Schema shows them as minimum/maximum.
+Seq = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(reject_non_integer)]
 """A position in the event log (0 means "before the first event")."""
 
-Version = Annotated[int, BeforeValidator(reject_non_integer), Field(ge=0, le=2**63 - 1)]
+Version = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(reject_non_integer)]
 """A version number of an incident or unit."""
 
 # --- identifiers ------------------------------------------------------------------------

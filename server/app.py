@@ -27,7 +27,6 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.protocol.problems import Problem, ProblemCode
 
-from .auth import Authenticator
 from .config import ServerConfig
 from .guard import GuardMiddleware, TokenBucket, mark_refused, retry_after
 from .responses import PROBLEM_JSON, problem_response
@@ -103,7 +102,8 @@ def _operator(request: Request) -> Operator:
 def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     """Build the ASGI app serving `service` with the limits and operators in `config`."""
     limits = config.limits
-    authenticator = Authenticator(config)
+    # Swapped whole on a config reload; the guard and the stream both ask it.
+    authenticator = service.live
     limiter = TokenBucket(limits.command_rate, limits.command_burst)
     bad_requests = TokenBucket(limits.bad_request_rate, limits.bad_request_burst)
     streams: set[asyncio.Task[Any]] = set()

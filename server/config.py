@@ -10,20 +10,31 @@ file does not let anyone log in.
     role = "dispatcher"
     token_sha256 = "9f86d0..."
 
+    [[workstations]]
+    id = "CR1-WS04"
+    description = "Control room 1, desk 4"
+    operators = ["op1"]          # optional: only these operators may use it
+
     [limits]
     max_frame_bytes = 65536
+
+The file is edited in place by `cadterm operator` and `cadterm workstation` (see
+`config_edit`), which keep every other table and comment as written.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import Role
+from cadterm.protocol.types import OperatorId
 
 from .auth import hash_token, new_token
 
@@ -32,6 +43,8 @@ __all__ = [
     "Limits",
     "OperatorEntry",
     "ServerConfig",
+    "WorkstationEntry",
+    "describe_errors",
     "ensure_config",
     "load_config",
     "write_config",
@@ -42,15 +55,48 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid."""
 
 
+def _printable(text: str) -> str:
+    # A newline or control character in a name would break the record and the TOML file
+    # the next edit writes; refuse it where it is typed.
+    if not text.isprintable():
+        raise ValueError("must be printable text on one line (no newline or control characters)")
+    return text
+
+
+#: An operator or workstation id, as it appears in the audit trail: the protocol's own
+#: identifier rule, so every id the config accepts is one a command can carry.
+ConfigId = OperatorId
+#: A display name or description: printable, one line.
+ConfigText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+
+
 class OperatorEntry(BaseModel):
     """One operator who may log in, with the hash of their bearer token."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    id: ConfigId
+    name: ConfigText
     role: Role
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class WorkstationEntry(BaseModel):
+    """One workstation commands may come from: the "where" of the audit trail.
+
+    `operators`, when given, is the allow-list of operator ids who may work at it;
+    without it any operator may.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: ConfigId
+    description: ConfigText | None = None
+    operators: list[ConfigId] | None = None
+
+    def allows(self, operator_id: str) -> bool:
+        """Whether `operator_id` may send commands from this workstation."""
+        return self.operators is None or operator_id in self.operators
 
 
 class Limits(BaseModel):
@@ -100,6 +146,10 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     operators: list[OperatorEntry] = Field(default_factory=list)
+    workstations: list[WorkstationEntry] = Field(
+        default_factory=list,
+        description="Workstations commands may name; a command from any other is refused.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins a browser-based client may connect from. Clients that send "
@@ -114,6 +164,19 @@ class ServerConfig(BaseModel):
     incident_types: dict[str, str] = Field(default_factory=lambda: dict(INCIDENT_TYPES))
     closing_codes: dict[str, str] = Field(default_factory=lambda: dict(CLOSING_CODES))
 
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ServerConfig:
+        for kind, ids in (
+            ("operator", [op.id for op in self.operators]),
+            ("workstation", [ws.id for ws in self.workstations]),
+        ):
+            seen: set[str] = set()
+            for item in ids:
+                if item in seen:
+                    raise ValueError(f"{kind} {item!r} is listed twice")
+                seen.add(item)
+        return self
+
 
 def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     """Read and validate a config file. Raises `ConfigError` saying what is wrong."""
@@ -127,56 +190,50 @@ def load_config(path: str | os.PathLike[str]) -> ServerConfig:
     try:
         return ServerConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid config file {path}: {problems}") from None
+        raise ConfigError(f"invalid config file {path}: {describe_errors(exc)}") from None
 
 
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def describe_errors(exc: ValidationError) -> str:
+    """Every error of `exc` as ``field.path: message``, joined by semicolons."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 def write_config(path: str | os.PathLike[str], config: ServerConfig) -> None:
-    """Write `config` as TOML, readable only by its owner (it names operators)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# cadterm server configuration", ""]
-    if config.allowed_origins:
-        origins = ", ".join(_toml_string(o) for o in config.allowed_origins)
-        lines += [f"allowed_origins = [{origins}]", ""]
-    lines += [f"timezone = {_toml_string(config.timezone)}"]
-    lines += [f"snapshot_every = {config.snapshot_every}"]
-    lines += [f"retain_events = {config.retain_events}", ""]
-    for op in config.operators:
-        lines += [
-            "[[operators]]",
-            f"id = {_toml_string(op.id)}",
-            f"name = {_toml_string(op.name)}",
-            f"role = {_toml_string(op.role.value)}",
-            f"token_sha256 = {_toml_string(op.token_sha256)}",
-            "",
-        ]
-    lines += ["[limits]"]
-    for key, value in config.limits.model_dump().items():
-        lines.append(f"{key} = {value}")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write `config` as a new file at `path` (mode 0600, replaced atomically).
+
+    For making a file from scratch; to change one entry of an existing file and keep
+    the rest as written, use `config_edit`.
+    """
+    from .config_edit import create_config
+
+    create_config(path, config)
+
+
+def _first_workstation() -> str:
+    name = socket.gethostname()[:64]
+    try:
+        return WorkstationEntry(id=name).id
+    except ValidationError:
+        return "console1"
 
 
 def ensure_config(
-    path: str | os.PathLike[str], *, operator_id: str = "dispatcher1"
+    path: str | os.PathLike[str],
+    *,
+    operator_id: str = "dispatcher1",
+    workstation_id: str | None = None,
 ) -> tuple[ServerConfig, str | None]:
-    """Load the config, creating it with one dispatcher on first start.
+    """Load the config, creating it with one dispatcher and one workstation on first start.
 
-    Returns the config and, only when it was just created, the new operator's token:
-    the one time it exists in clear, for the caller to print.
+    The workstation is this machine's host name (what a console on it sends unless told
+    otherwise), or ``console1`` if the host name is not a valid id. Returns the config
+    and, only when it was just created, the new operator's token: the one time it exists
+    in clear, for the caller to print.
     """
+    from .config_edit import create_config
+
     path = Path(path)
     if path.exists():
         return load_config(path), None
@@ -189,7 +246,10 @@ def ensure_config(
                 role=Role.DISPATCHER,
                 token_sha256=hash_token(token),
             )
-        ]
+        ],
+        workstations=[
+            WorkstationEntry(id=workstation_id or _first_workstation(), description="First console")
+        ],
     )
-    write_config(path, config)
+    create_config(path, config)
     return config, token

@@ -13,15 +13,21 @@ from pathlib import Path
 
 import uvicorn
 
+from .access_log import AccessLog, DropUvicornWebSocketLines
 from .app import create_app
 from .config import ConfigError, ServerConfig, ensure_config
+from .config_edit import write_atomically
 from .connections import protocols
+from .live_config import LiveConfig
 from .service import DispatchService
 from .store.sqlite import SQLiteEventStore
 
 __all__ = ["build_server", "serve"]
 
 log = logging.getLogger("cadterm.server")
+
+#: Where the first-start token goes, beside the config, when stdout is not a terminal.
+FIRST_TOKEN_FILE = "first-token"
 
 
 class _DenialNoiseFilter(logging.Filter):
@@ -38,6 +44,7 @@ class _DenialNoiseFilter(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
+logging.getLogger("uvicorn.error").addFilter(DropUvicornWebSocketLines())
 
 
 def build_server(
@@ -47,11 +54,19 @@ def build_server(
     host: str = "127.0.0.1",
     port: int = 8740,
     log_level: str = "warning",
+    config_path: str | os.PathLike[str] | None = None,
+    live: LiveConfig | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server running the backend on `db_path`; call `.serve()` in a loop."""
+    """A uvicorn server running the backend on `db_path`; call `.serve()` in a loop.
+
+    With `config_path` (or a `live` config made from it) the server re-reads operators
+    and workstations from that file whenever it changes; see `server.live_config`.
+    """
+    if live is None:
+        live = LiveConfig(config, config_path)
     store = SQLiteEventStore(db_path, retain_events=config.retain_events)
-    service = DispatchService(store, config)
-    app = create_app(service, config)
+    service = DispatchService(store, config, live=live)
+    app = AccessLog(create_app(service, config))
     # uvicorn's h11 and websockets-sansio protocols, with header and stream deadlines
     # and a connection cap (see connections.py).
     http_protocol, ws_protocol = protocols(config.limits)
@@ -62,12 +77,52 @@ def build_server(
         log_level=log_level,
         http=http_protocol,
         ws=ws_protocol,
+        # uvicorn's access log prints query strings; `AccessLog` writes ours without.
+        access_log=False,
         ws_max_size=config.limits.max_frame_bytes,
         ws_ping_interval=None,  # the protocol's own heartbeats keep the stream honest
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(uv_config)
+
+
+def _hand_over_first_token(config_path: Path, config: ServerConfig, token: str) -> None:
+    """Give the first operator's token to the person starting the server, and no one else.
+
+    On a terminal it is printed. Otherwise stdout is a journal, a pipe or a log file,
+    which keep it for anyone who can read them: it goes to a 0600 file beside the config
+    and only that file's path is printed.
+    """
+    who = f"operator {config.operators[0].id!r} (dispatcher)"
+    if sys.stdout.isatty():
+        print(
+            f"First start: created {config_path} with {who}.\n"
+            f"Token (shown once, stored only as a hash):\n\n    {token}\n",
+            flush=True,
+        )
+        return
+    token_path = config_path.parent / FIRST_TOKEN_FILE
+    write_atomically(token_path, token + "\n")
+    print(
+        f"First start: created {config_path} with {who}. Its token is in {token_path} "
+        "(readable by this user only): read it, then delete the file.",
+        flush=True,
+    )
+
+
+async def _serve_reloading(server: uvicorn.Server, live: LiveConfig, on_main: bool) -> None:
+    """Run `server`, reloading the config on SIGHUP (only the main thread gets signals)."""
+    loop = asyncio.get_running_loop()
+    if on_main:
+        # Through the loop, not signal.signal: the reload then runs between requests,
+        # never in the middle of one.
+        loop.add_signal_handler(signal.SIGHUP, live.reload, "SIGHUP")
+    try:
+        await server.serve()
+    finally:
+        if on_main:
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 def serve(
@@ -80,8 +135,9 @@ def serve(
 ) -> int:
     """Run the backend until SIGINT or SIGTERM; return the process exit status.
 
-    On first start the config file is created with one dispatcher, whose token is
-    printed once: it is stored only as a hash.
+    On first start the config file is created with one dispatcher and one workstation;
+    the dispatcher's token is handed over once (see `_hand_over_first_token`): it is
+    stored only as a hash. SIGHUP re-reads operators and workstations from the config.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -90,14 +146,11 @@ def serve(
         print(f"cadterm server: {exc}", file=sys.stderr)
         return 2
     if token is not None:
-        print(
-            f"First start: created {config_path} with operator "
-            f"{config.operators[0].id!r} (dispatcher).\n"
-            f"Token (shown once, stored only as a hash):\n\n    {token}\n",
-            flush=True,
-        )
-    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    server = build_server(db_path=db_path, config=config, host=host, port=port, log_level=log_level)
+        _hand_over_first_token(Path(config_path), config, token)
+    live = LiveConfig(config, config_path)
+    server = build_server(
+        db_path=db_path, config=config, host=host, port=port, log_level=log_level, live=live
+    )
     # The rebuilt picture lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stall every command for ~100 ms with a
     # large picture and free nothing. Only here, in a process that is only the server.
@@ -118,7 +171,7 @@ def serve(
     on_main = threading.current_thread() is threading.main_thread()  # else signals can't
     previous = {sig: signal.signal(sig, stop) for sig in handled} if on_main else {}
     try:
-        asyncio.run(server.serve())
+        asyncio.run(_serve_reloading(server, live, on_main))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -27,6 +27,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .config import ServerConfig
 from .hub import Hub
+from .live_config import LiveConfig
 from .rules import Codes, Refused, decide
 from .store.base import EventStore, StoredCommand
 
@@ -73,9 +74,12 @@ class DispatchService:
         config: ServerConfig,
         *,
         clock: Callable[[], datetime] = utc_now,
+        live: LiveConfig | None = None,
     ) -> None:
         self.store = store
         self.config = config
+        # Operators and workstations, swapped whole when the config file is reloaded.
+        self.live = live if live is not None else LiveConfig(config)
         self.codes = Codes(config.incident_types, config.closing_codes, config.timezone)
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
@@ -114,11 +118,15 @@ class DispatchService:
                     f"operator {operator.id} ({operator.role.value}) may not {command.type}",
                 )
             )
+        # Before the key is looked at: a refused workstation leaves no trace to retry.
+        refusal = self.live.roster.workstation_problem(operator, command.workstation)
+        if refusal is not None:
+            return _problem_outcome(refusal)
         print_ = fingerprint(command)
         loop = asyncio.get_running_loop()
         async with self._lock:
             stored = await loop.run_in_executor(
-                self._writer, self.store.find_command, command.idempotency_key
+                self._writer, self.store.find_command, operator.id, command.idempotency_key
             )
             if stored is not None:
                 return self._replay(stored, operator, print_)
@@ -144,8 +152,10 @@ class DispatchService:
             return outcome
 
     def _replay(self, stored: StoredCommand, operator: Operator, print_: str) -> Outcome:
-        """The first answer to a command retried with the same key."""
-        if stored.operator != operator.id or stored.fingerprint != print_:
+        """The first answer to a command this operator retried with the same key."""
+        # Only this operator's own commands are found, so a mismatch can reveal nothing
+        # about anyone else's.
+        if stored.fingerprint != print_:
             return _problem_outcome(
                 Problem.of(
                     ProblemCode.IDEMPOTENCY_KEY_REUSED,

@@ -9,8 +9,10 @@ This is the one module of `cadterm.sim` that imports the server, and only to sta
 the simulator still drives it over HTTP and the WebSocket stream, through the client.
 The server listens on a free 127.0.0.1 port (or the one given), with a config made up on
 the spot: one dispatcher ("dispatcher") and one simulator ("sim", also a dispatcher),
-each with a fresh random token, and command-rate limits raised so that a simulator at
-high speed is not throttled.
+each with a fresh random token, the workstations in `EMBEDDED_WORKSTATIONS` (those the
+simulator, scenarios, replay, demo, pytest fixtures and the client's default use; pass
+`workstations=` for more), and command-rate limits raised so that a simulator at high
+speed is not throttled.
 
 `start`, `stop` and `restart` block until the server is up or down; from async code use
 `astart`, `astop` and `arestart`, which run them in a worker thread so that clients on
@@ -30,16 +32,18 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import hash_token, new_token
-from cadterm.server.config import Limits, OperatorEntry, ServerConfig
+from cadterm.server.config import Limits, OperatorEntry, ServerConfig, WorkstationEntry
 from cadterm.server.run import build_server
 
 __all__ = [
     "DISPATCHER_ID",
+    "EMBEDDED_WORKSTATIONS",
     "SIMULATOR_ID",
     "EmbeddedBackend",
     "EmbeddedBackendError",
@@ -50,6 +54,9 @@ __all__ = [
 
 DISPATCHER_ID = "dispatcher"
 SIMULATOR_ID = "sim"
+#: Workstations an embedded backend registers: the client's default ("cadterm") and the
+#: names cadterm's own tools send from.
+EMBEDDED_WORKSTATIONS = ("cadterm", "console", "demo", "pytest", "replay", "scenario", "sim")
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
 
@@ -72,8 +79,12 @@ class Running(NamedTuple):
     tokens: EmbeddedTokens
 
 
-def embedded_config(tokens: EmbeddedTokens, limits: Limits | None = None) -> ServerConfig:
-    """The server config for an embedded backend holding `tokens`."""
+def embedded_config(
+    tokens: EmbeddedTokens,
+    limits: Limits | None = None,
+    workstations: Sequence[str] = EMBEDDED_WORKSTATIONS,
+) -> ServerConfig:
+    """The server config for an embedded backend holding `tokens` and `workstations`."""
     return ServerConfig(
         operators=[
             OperatorEntry(
@@ -89,6 +100,7 @@ def embedded_config(tokens: EmbeddedTokens, limits: Limits | None = None) -> Ser
                 token_sha256=hash_token(tokens.simulator),
             ),
         ],
+        workstations=[WorkstationEntry(id=name) for name in dict.fromkeys(workstations)],
         limits=limits or Limits(command_rate=2000.0, command_burst=4000),
     )
 
@@ -104,6 +116,7 @@ class EmbeddedBackend:
         port: int = 0,
         tokens: EmbeddedTokens | None = None,
         limits: Limits | None = None,
+        workstations: Sequence[str] = (),
         log_level: str = "warning",
     ) -> None:
         self._tempdir: Path | None = None
@@ -114,7 +127,7 @@ class EmbeddedBackend:
         self.host = host
         self.port = port
         self.tokens = tokens or EmbeddedTokens(new_token(), new_token())
-        self.config = embedded_config(self.tokens, limits)
+        self.config = embedded_config(self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations))
         self.log_level = log_level
         self.restarts = 0
         self._server = None

@@ -431,6 +431,7 @@ class _Parser:
                 raise _Bad(f"{where}.{key}", "is filled in by the runner; leave it out")
         trial = _substitute(dict(command), lambda alias: _PLACEHOLDER_REF)
         trial["idempotency_key"] = "scenario-check"
+        trial["workstation"] = "scenario"  # the runner's own, as for the key
         try:
             parse_command(trial)
         except ValidationError as exc:

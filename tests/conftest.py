@@ -14,7 +14,7 @@ import pytest
 
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import hash_token
-from cadterm.server.config import Limits, OperatorEntry, ServerConfig
+from cadterm.server.config import Limits, OperatorEntry, ServerConfig, WorkstationEntry
 from cadterm.server.run import build_server
 
 TOKENS = {
@@ -24,10 +24,36 @@ TOKENS = {
 }
 OPERATOR_IDS = {Role.DISPATCHER: "disp1", Role.SUPERVISOR: "sup1", Role.READ_ONLY: "view1"}
 
+#: Workstations every test backend knows: the ones the tests send from, the client's
+#: default ("cadterm"), and the control-room desks the strategies draw.
+WORKSTATIONS = (
+    "cadterm",
+    "console",
+    "history",
+    "other",
+    "replay",
+    "sim",
+    "ws",
+    "ws-1",
+    "ws-colleague",
+    "ws-faults",
+    "ws-offline",
+    "ws-test",
+    "ws1",
+    "y",
+    "CR1-WS01",
+    "CR1-WS04",
+    "CR1-WS07",
+    "CR2-WS02",
+    "FALLBACK-01",
+)
+
 
 def make_config(**overrides) -> ServerConfig:
-    """A server config with one operator of each role and the tokens in `TOKENS`."""
+    """A server config with one operator of each role, the tokens in `TOKENS` and the
+    workstations in `WORKSTATIONS` (open to every operator) unless `workstations=` says."""
     limits = overrides.pop("limits", None) or Limits()
+    overrides.setdefault("workstations", [WorkstationEntry(id=ws) for ws in WORKSTATIONS])
     return ServerConfig(
         operators=[
             OperatorEntry(
@@ -74,9 +100,18 @@ class Backend:
 class BackendThread:
     """Runs a backend in its own thread and event loop, as a separate server would."""
 
-    def __init__(self, db_path: Path, config: ServerConfig, port: int | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        config: ServerConfig,
+        port: int | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
-        self.server = build_server(db_path=db_path, config=config, port=self.port)
+        # With a config_path the server reloads operators and workstations from it.
+        self.server = build_server(
+            db_path=db_path, config=config, port=self.port, config_path=config_path
+        )
         self.backend = Backend("127.0.0.1", self.port, db_path, config, self.server)
         self._thread = threading.Thread(target=self._run, daemon=True)
 

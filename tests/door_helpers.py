@@ -96,6 +96,7 @@ def book_on(callsign: str | None = None) -> dict[str, Any]:
     return {
         "type": "book_on",
         "idempotency_key": uuid.uuid4().hex,
+        "workstation": "ws-test",
         "callsign": callsign or f"U{uuid.uuid4().hex[:6].upper()}",
         "unit_type": "patrol_car",
     }
@@ -107,6 +108,7 @@ def big_incident() -> dict[str, Any]:
     return {
         "type": "create_incident",
         "idempotency_key": uuid.uuid4().hex,
+        "workstation": "ws-test",
         "grade": 2,
         "incident_type": "ASSAULT",
         "location": {"address": "14 Corporation Street, Birmingham"},

@@ -85,6 +85,7 @@ def seed(base_url: str) -> None:
             command = {
                 "type": "book_on",
                 "idempotency_key": uuid.uuid4().hex,
+                "workstation": "ws-test",
                 "callsign": callsign,
                 "unit_type": "patrol_car",
             }
@@ -93,6 +94,7 @@ def seed(base_url: str) -> None:
             command = {
                 "type": "create_incident",
                 "idempotency_key": uuid.uuid4().hex,
+                "workstation": "ws-test",
                 "grade": grade,
                 "incident_type": "ASSAULT",
                 "location": {"address": "14 Corporation Street, Birmingham"},
@@ -146,6 +148,8 @@ def fresh_key(case: Case) -> None:
     positive = meta is None or meta.generation.mode.is_positive
     if positive and isinstance(case.body, dict) and "idempotency_key" in case.body:
         case.body["idempotency_key"] = uuid.uuid4().hex
+        # Any typeable workstation is valid input, but only registered ones are known.
+        case.body["workstation"] = "ws-test"
 
 
 ANSWERS: Counter[tuple[str, str, int]] = Counter()

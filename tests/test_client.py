@@ -509,7 +509,11 @@ def test_no_client_module_imports_textual_or_rich() -> None:
 
 def run_example(backend: Backend, *argv: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADTERM_")}
-    env |= {"CADTERM_URL": backend.url, "CADTERM_TOKEN": DISPATCHER}
+    env |= {
+        "CADTERM_URL": backend.url,
+        "CADTERM_TOKEN": DISPATCHER,
+        "CADTERM_WORKSTATION": "ws-test",
+    }
     return subprocess.run(
         [sys.executable, str(EXAMPLE), *argv],
         capture_output=True,

@@ -309,12 +309,14 @@ class ClientUnderFaults(RuleBasedStateMachine):
         return [
             AddNote(
                 idempotency_key=key("traffic"),
+                workstation="ws-test",
                 reference=references[i % len(references)],
                 text=f"traffic {i}: caller rang back",
             )
             if references
             else CreateIncident(
                 idempotency_key=key("traffic"),
+                workstation="ws-test",
                 grade=Grade.PRIORITY,
                 incident_type="ASB",
                 location=Location(address=f"{i} Market Street, Anytown"),
@@ -330,6 +332,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             BookOn(
                 idempotency_key=key("book-on"),
+                workstation="ws-test",
                 callsign=data.draw(st.sampled_from(self._off_duty()), label="callsign"),
                 unit_type=UnitType.PATROL_CAR,
                 state=state,
@@ -345,6 +348,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             CreateIncident(
                 idempotency_key=key("create"),
+                workstation="ws-test",
                 grade=grade,
                 incident_type=incident_type,
                 location=Location(address=f"{number} High Street, Anytown"),
@@ -361,6 +365,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             AssignUnit(
                 idempotency_key=key("assign"),
+                workstation="ws-test",
                 reference=data.draw(st.sampled_from(references), label="reference"),
                 callsign=data.draw(st.sampled_from(callsigns), label="callsign"),
                 divert=divert,
@@ -377,6 +382,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             SetUnitState(
                 idempotency_key=key("state"),
+                workstation="ws-test",
                 callsign=data.draw(st.sampled_from(callsigns), label="callsign"),
                 state=state,
             )
@@ -392,6 +398,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             AddNote(
                 idempotency_key=key("note"),
+                workstation="ws-test",
                 reference=data.draw(st.sampled_from(references), label="reference"),
                 text="caller update " + "x" * size,  # big notes: frames split across reads
             )
@@ -407,6 +414,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self._send(
             CloseIncident(
                 idempotency_key=key("close"),
+                workstation="ws-test",
                 reference=data.draw(st.sampled_from(references), label="reference"),
                 closing_code=code,
             )

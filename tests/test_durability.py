@@ -28,7 +28,7 @@ from conftest import TOKENS, free_port, make_config
 from cadterm.protocol.domain import Role
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState, fold
-from cadterm.server.config import Limits, write_config
+from cadterm.server.config import Limits, load_config, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -173,13 +173,20 @@ def key() -> str:
 
 
 def book_on(callsign: str) -> dict[str, Any]:
-    return {"type": "book_on", "idempotency_key": key(), "callsign": callsign, "unit_type": "van"}
+    return {
+        "type": "book_on",
+        "idempotency_key": key(),
+        "workstation": "ws-test",
+        "callsign": callsign,
+        "unit_type": "van",
+    }
 
 
 def create_incident(n: int) -> dict[str, Any]:
     return {
         "type": "create_incident",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "grade": 2,
         "incident_type": "ASB",
         "location": {"address": f"{n} Station Road"},
@@ -190,6 +197,7 @@ def add_note(reference: str, n: int) -> dict[str, Any]:
     return {
         "type": "add_note",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "reference": reference,
         "text": f"update {n}: " + "x" * 200,
     }
@@ -369,23 +377,27 @@ def test_sigterm_with_an_open_stream_still_exits_cleanly(tmp_path: Path, config_
 # --- first start ---------------------------------------------------------------------------
 
 
-def test_first_start_prints_a_token_once(tmp_path: Path) -> None:
+def test_first_start_hands_over_a_token_once(tmp_path: Path) -> None:
+    # The server's output goes to a pipe here, not a terminal: the token goes to a
+    # private file beside the config and only that file's path is printed.
     config = tmp_path / "fresh" / "server.toml"
     db = tmp_path / "cad.db"
     assert not config.exists()
     with server_process(tmp_path, db, config, "first") as server:
         output = server.output()
-        tokens = re.findall(r"^\s{4}(\S{40,})$", output, flags=re.MULTILINE)
-        assert len(tokens) == 1, output
-        token = tokens[0]
-        assert output.count(token) == 1
+        token_file = config.parent / "first-token"
+        assert str(token_file) in output, output
+        token = token_file.read_text(encoding="utf-8").strip()
+        assert re.fullmatch(r"\S{40,}", token)
+        assert token not in output
         assert token not in config.read_text(encoding="utf-8")
+        [desk] = load_config(config).workstations
         with server.client({"Authorization": f"Bearer {token}"}) as client:
             who = client.get("/v1/whoami")
             assert who.status_code == 200, who.text
             assert who.json()["id"] == "dispatcher1"
             assert who.json()["role"] == "dispatcher"
-            post(client, book_on("FIRST1"))
+            post(client, book_on("FIRST1") | {"workstation": desk.id})
         with server.client({"Authorization": "Bearer wrong"}) as client:
             assert client.get("/v1/whoami").status_code == 401
         server.proc.send_signal(signal.SIGTERM)

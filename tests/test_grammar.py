@@ -63,7 +63,7 @@ PROPERTY = settings(max_examples=300, deadline=None)
 def validate(command: dict) -> None:
     """The command must be one the server's protocol accepts."""
     assert "idempotency_key" not in command and "workstation" not in command
-    COMMAND_ADAPTER.validate_python({**command, "idempotency_key": "x" * 16})
+    COMMAND_ADAPTER.validate_python({**command, "idempotency_key": "x" * 16, "workstation": "ws1"})
 
 
 def commands(line: str, ctx: ParseContext = CTX) -> list[dict]:

@@ -275,6 +275,7 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
         created = await client.execute(
             CreateIncident(
                 idempotency_key=new_key(),
+                workstation="ws-offline",
                 grade=2,
                 incident_type="BURGLARY",
                 location=Location(address="4 Mill Lane"),

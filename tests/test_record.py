@@ -110,7 +110,8 @@ async def test_replayed_recording_gives_the_same_final_state(backend_factory, tm
     created = {e.reference: e.reference for e in events if e.type == "incident_created"}
     for event in events:  # every event becomes a well-formed command of the right type
         command = command_for(event, created)
-        assert parse_command({**command, "idempotency_key": "k" * 8}).type == command["type"]
+        keyed = {**command, "idempotency_key": "k" * 8, "workstation": event.workstation}
+        assert parse_command(keyed).type == command["type"]
 
     references = await replay(events, copy.url, SUPERVISOR)
 
@@ -196,7 +197,7 @@ def test_recording_needs_the_whole_history(backend_factory, tmp_path: Path) -> N
     with httpx.Client(base_url=trimmed.url, headers=trimmed.headers(), trust_env=False) as http:
         for n in range(12):
             body = {"type": "book_on", "callsign": f"T{n}", "unit_type": "patrol_car",
-                    "idempotency_key": f"trim-{n:04d}-key"}  # fmt: skip
+                    "workstation": "ws-test", "idempotency_key": f"trim-{n:04d}-key"}  # fmt: skip
             assert http.post("/v1/commands", json=body).status_code == 200
     with pytest.raises(RecordError, match="no longer stored"):
         record(trimmed.url, SUPERVISOR, tmp_path / "x.jsonl")

@@ -38,6 +38,7 @@ def book_on(callsign: str | None = None) -> dict[str, Any]:
     return {
         "type": "book_on",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "callsign": callsign or f"U{uuid.uuid4().hex[:6].upper()}",
         "unit_type": "patrol_car",
     }
@@ -298,6 +299,7 @@ async def test_body_at_limit_is_read_normally(backend_factory) -> None:
     command = {
         "type": "create_incident",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "grade": 2,
         "incident_type": "THEFT",
         "location": {"address": "1 High Street"},

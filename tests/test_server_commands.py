@@ -795,14 +795,16 @@ class TestIdempotency:
         assert cad.head() == 1
         assert [u["callsign"] for u in cad.get("/v1/units")] == ["AB12"]
 
-    def test_same_key_from_another_operator_is_refused(self, cad, supervisor):
+    def test_same_key_from_another_operator_is_their_own_command(self, cad, supervisor):
+        # Keys are scoped to the operator: the supervisor's command with the dispatcher's
+        # key is simply executed, and reveals nothing about the dispatcher's.
         key = new_key()
         assert cad.post("book_on", key=key, callsign="AB12", unit_type="van").status_code == 200
-        assert_problem(
-            supervisor.post("book_on", key=key, callsign="AB12", unit_type="van"),
-            422,
-            "idempotency_key_reused",
-        )
+        theirs = supervisor.post("book_on", key=key, callsign="CD34", unit_type="van")
+        assert theirs.status_code == 200, theirs.text
+        assert theirs.json()["replayed"] is False
+        assert theirs.json()["event"]["operator"] == "sup1"
+        assert cad.head() == 2
 
     def test_refusal_is_replayed_even_after_things_change(self, cad):
         ref = cad.create_incident()
@@ -901,7 +903,9 @@ class TestReadOnlyOperator:
     def test_every_command_type_has_a_sample(self):
         assert set(SAMPLE_BODIES) == set(COMMAND_TYPES)
         for kind, body in SAMPLE_BODIES.items():
-            COMMAND_TYPES[kind].model_validate({"idempotency_key": new_key(), **body})
+            COMMAND_TYPES[kind].model_validate(
+                {"idempotency_key": new_key(), "workstation": "ws-test", **body}
+            )
 
     def test_every_command_is_forbidden(self, cad, viewer):
         ref = cad.create_incident()

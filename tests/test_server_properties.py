@@ -142,7 +142,7 @@ def test_rebuild_at_start_equals_folding_the_log(data: st.DataObject) -> None:
             assert by_hand.model_dump() == expected
             # Every command's stored answer outlives pruning.
             for event in events:
-                found = store.find_command(f"prop-{event.seq:06d}")
+                found = store.find_command(event.operator, f"prop-{event.seq:06d}")
                 assert found is not None and found.seq == event.seq
 
         rebuilt = asyncio.run(rebuild_like_the_server(path, retain))

@@ -67,7 +67,9 @@ class FakeBackend:
 
     def execute(self, kind: str, fields: dict, now: float) -> str | None:
         """Apply one command at sim time `now`; the problem code if refused."""
-        command = parse_command({"type": kind, "idempotency_key": "k" * 16, **fields})
+        command = parse_command(
+            {"type": kind, "idempotency_key": "k" * 16, "workstation": "sim", **fields}
+        )
         try:
             event = decide(
                 self.state, command, self.operator, self.start + timedelta(seconds=now), self.codes
@@ -140,7 +142,12 @@ def test_grade_mix_over_many_calls_matches_the_defaults() -> None:
     for call in calls[:200]:
         assert call.location.position is not None and call.location.sector is not None
         parse_command(
-            {"type": "create_incident", "idempotency_key": "k" * 8, **call.command_fields()}
+            {
+                "type": "create_incident",
+                "idempotency_key": "k" * 8,
+                "workstation": "sim",
+                **call.command_fields(),
+            }
         )
 
 

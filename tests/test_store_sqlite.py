@@ -44,7 +44,7 @@ from cadterm.server.store import (
     StoredCommand,
     StoreError,
 )
-from cadterm.server.store.sqlite import SCHEMA_VERSION
+from cadterm.server.store.sqlite import _MIGRATIONS, SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 REF = "0001-27NOV26"
@@ -140,7 +140,7 @@ def test_empty_store(store: SQLiteEventStore, path: Path) -> None:
     assert store.first_retained() == 1
     assert store.read(0, 10) == []
     assert store.load_snapshot() is None
-    assert store.find_command("nope") is None
+    assert store.find_command("op1", "nope") is None
     assert list(store.events_after(0)) == []
 
 
@@ -184,7 +184,7 @@ def test_bad_seq_rejected_and_nothing_written(store: SQLiteEventStore, bad_seq: 
         store.append(event, command("late", bad_seq))
 
     assert store.head() == 2
-    assert store.find_command("late") is None
+    assert store.find_command("op1", "late") is None
     assert [e.seq for e in store.read(0, 100)] == [1, 2]
 
 
@@ -206,7 +206,7 @@ def test_duplicate_idempotency_key_rejected_and_event_not_written(
 
     assert store.head() == 1
     assert store.read(0, 10) == [first]
-    assert store.find_command("same") == command("same", 1)
+    assert store.find_command("op1", "same") == command("same", 1)
     store.append(second, command("other", 2))  # the log carries on at the same seq
     assert store.head() == 2
 
@@ -227,8 +227,8 @@ def test_rollback_when_the_event_insert_fails_after_the_command_insert(path: Pat
         a.append(event, command("from-a", 1))
         with pytest.raises(SequenceConflict, match="already stored"):
             b.append(event, command("from-b", 1))
-        assert a.find_command("from-b") is None
-        assert b.find_command("from-b") is None
+        assert a.find_command("op1", "from-b") is None
+        assert b.find_command("op1", "from-b") is None
         assert a.read(0, 10) == [event]
 
 
@@ -236,12 +236,12 @@ def test_command_seq_must_match_its_event(store: SQLiteEventStore) -> None:
     with pytest.raises(StoreError, match="claims seq 7"):
         store.append(history(1)[0], command("k", 7))
     assert store.head() == 0
-    assert store.find_command("k") is None
+    assert store.find_command("op1", "k") is None
 
 
 def test_command_without_seq_is_stored_with_the_events_seq(store: SQLiteEventStore) -> None:
     store.append(history(1)[0], command("k", None))
-    found = store.find_command("k")
+    found = store.find_command("op1", "k")
     assert found is not None and found.seq == 1
 
 
@@ -253,29 +253,42 @@ def test_find_command_returns_accepted_and_refused_results(store: SQLiteEventSto
     refusal = command("refused-1", None, status=422)
     store.remember_refusal(refusal)
 
-    assert store.find_command("key-2") == command("key-2", 2)
-    assert store.find_command("refused-1") == refusal
-    assert store.find_command("refused-1").seq is None
+    assert store.find_command("op1", "key-2") == command("key-2", 2)
+    assert store.find_command("op1", "refused-1") == refusal
+    assert store.find_command("op1", "refused-1").seq is None
     assert store.head() == 3  # a refusal is not an event
 
 
 def test_remember_refusal_keeps_the_first_answer(store: SQLiteEventStore) -> None:
     first = command("r", None, status=409)
     store.remember_refusal(first)
-    store.remember_refusal(StoredCommand("r", "op2", "other", 400, "{}", None))
-    assert store.find_command("r") == first
+    store.remember_refusal(StoredCommand("r", "op1", "other", 400, "{}", None))
+    assert store.find_command("op1", "r") == first
+
+
+def test_keys_are_scoped_to_the_operator(store: SQLiteEventStore) -> None:
+    # Another operator's command under the same key is theirs: stored, found apart.
+    mine = command("shared-key", None, status=409)
+    theirs = StoredCommand("shared-key", "op2", "fp-theirs", 422, "{}", None)
+    store.remember_refusal(mine)
+    store.remember_refusal(theirs)
+    store.append(history(1)[0], StoredCommand("shared-key", "op3", "fp", 201, "{}", 1))
+    assert store.find_command("op1", "shared-key") == mine
+    assert store.find_command("op2", "shared-key") == theirs
+    assert store.find_command("op3", "shared-key").seq == 1
+    assert store.find_command("op4", "shared-key") is None
 
 
 def test_remember_refusal_leaves_an_accepted_answer_alone(store: SQLiteEventStore) -> None:
     store.append(history(1)[0], command("k", 1))
     store.remember_refusal(command("k", None, status=409))
-    assert store.find_command("k") == command("k", 1)
+    assert store.find_command("op1", "k") == command("k", 1)
 
 
 def test_refusal_with_a_seq_is_a_bug(store: SQLiteEventStore) -> None:
     with pytest.raises(StoreError):
         store.remember_refusal(command("r", 1))
-    assert store.find_command("r") is None
+    assert store.find_command("op1", "r") is None
 
 
 # --- on disk ------------------------------------------------------------------------------
@@ -292,8 +305,8 @@ def test_reopen_keeps_everything(path: Path) -> None:
     with SQLiteEventStore(path) as store:
         assert store.head() == 5
         assert store.read(0, 100) == events
-        assert store.find_command("key-3") == command("key-3", 3)
-        assert store.find_command("refused") == command("refused", None, status=409)
+        assert store.find_command("op1", "key-3") == command("key-3", 3)
+        assert store.find_command("op1", "refused") == command("refused", None, status=409)
         loaded = store.load_snapshot()
         assert loaded is not None and loaded.model_dump() == snapshot.model_dump()
         store.append(NoteAdded(**_common(6), reference=REF, text="after reopen"), command("k6", 6))
@@ -311,6 +324,44 @@ def test_pragmas(store: SQLiteEventStore, path: Path) -> None:
     with raw(path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_migration_2_keeps_the_commands_of_a_version_1_file(path: Path) -> None:
+    # A file exactly as schema version 1 left it: commands keyed by the key alone.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    event = history(1)[0]
+    with raw(path) as conn:
+        for statement in _MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO events (seq, type, at, body) VALUES (1, ?, ?, ?)",
+            (event.type, event.at.isoformat(), event.model_dump_json()),
+        )
+        conn.executemany(
+            "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("key-1", "op1", "fp-key-1", 201, json.dumps({"seq": 1}), 1),
+                ("refused", "op2", "fp-refused", 409, "{}", None),
+            ],
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+
+    with SQLiteEventStore(path) as store:
+        assert store.head() == 1
+        assert store.find_command("op1", "key-1") == command("key-1", 1)
+        assert store.find_command("op2", "refused") == StoredCommand(
+            "refused", "op2", "fp-refused", 409, "{}", None
+        )
+        # Now scoped: op1 cannot see op2's key, and may store its own under it.
+        assert store.find_command("op1", "refused") is None
+        store.remember_refusal(command("refused", None, status=422))
+        assert store.find_command("op1", "refused") == command("refused", None, status=422)
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = conn.execute("PRAGMA table_info(commands)").fetchall()
+        assert [(c[1], c[5]) for c in columns if c[5]] == [("operator", 1), ("idempotency_key", 2)]
+        assert conn.execute("SELECT COUNT(*) FROM commands").fetchone()[0] == 3
 
 
 def test_newer_schema_version_refused_and_file_untouched(path: Path) -> None:
@@ -399,7 +450,7 @@ def test_append_survives_sigkill_right_after_it_returned(tmp_path: Path, path: P
         assert store.head() == 1
         [event] = store.read(0, 10)
         assert isinstance(event, UnitBookedOn) and event.callsign == "AB12"
-        assert store.find_command("k1") == StoredCommand(
+        assert store.find_command("op1", "k1") == StoredCommand(
             "k1", "op1", "fp", 201, json.dumps({"seq": 1}), 1
         )
 
@@ -435,7 +486,7 @@ def test_snapshot_round_trip_and_pruning(path: Path) -> None:
         assert store.first_retained() == 8  # pruning never moves backwards
 
         # The commands of pruned events stay: a late retry still finds its answer.
-        assert store.find_command("key-1") == command("key-1", 1)
+        assert store.find_command("op1", "key-1") == command("key-1", 1)
 
 
 def test_rebuild_from_snapshot_and_events_after(path: Path) -> None:

@@ -48,6 +48,7 @@ def book_on(callsign: str) -> dict[str, Any]:
     return {
         "type": "book_on",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "callsign": callsign,
         "unit_type": "patrol_car",
     }
@@ -57,6 +58,7 @@ def create_incident(address: str = "1 High Street") -> dict[str, Any]:
     return {
         "type": "create_incident",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "grade": 2,
         "incident_type": "THEFT",
         "location": {"address": address},
@@ -65,13 +67,20 @@ def create_incident(address: str = "1 High Street") -> dict[str, Any]:
 
 
 def add_note(reference: str, text: str = "caller rang back") -> dict[str, Any]:
-    return {"type": "add_note", "idempotency_key": key(), "reference": reference, "text": text}
+    return {
+        "type": "add_note",
+        "idempotency_key": key(),
+        "workstation": "ws-test",
+        "reference": reference,
+        "text": text,
+    }
 
 
 def assign(reference: str, callsign: str) -> dict[str, Any]:
     return {
         "type": "assign_unit",
         "idempotency_key": key(),
+        "workstation": "ws-test",
         "reference": reference,
         "callsign": callsign,
     }

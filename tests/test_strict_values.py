@@ -136,7 +136,7 @@ async def test_coordinates_are_json_numbers(backend: Backend, lat: object) -> No
     await refused(backend, body, "position.lat")
 
 
-@pytest.mark.parametrize("version", [True, "3", -1, 2**63, 2.5])
+@pytest.mark.parametrize("version", [True, "3", -1, 2**53, 2.5])
 async def test_expected_version_is_a_non_negative_integer(
     backend: Backend, version: object
 ) -> None:
@@ -145,7 +145,7 @@ async def test_expected_version_is_a_non_negative_integer(
     await refused(backend, body, "expected_version")
 
 
-@pytest.mark.parametrize("since", [True, "31647", 1.5, -1, 2**63])
+@pytest.mark.parametrize("since", [True, "31647", 1.5, -1, 2**53])
 async def test_subscribe_since_must_be_an_integer(backend: Backend, since: object) -> None:
     async with asyncio.timeout(TIMEOUT), ws(backend) as conn:
         await conn.send(json.dumps({"type": "subscribe", "since": since}))

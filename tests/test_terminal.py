@@ -161,6 +161,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 def _post(url: str, **command: object) -> dict:
     command.setdefault("idempotency_key", uuid.uuid4().hex)
+    command.setdefault("workstation", "ws-test")
     response = httpx.post(
         f"{url}/v1/commands", json=command, headers={"Authorization": f"Bearer {TOKEN}"}
     )
@@ -188,7 +189,7 @@ def test_whole_dispatch_flow_in_a_real_terminal(server: str, tmux: Tmux, tmp_pat
         f"TERM=xterm-256color"
     )
     cadterm = Path(sys.executable).parent / "cadterm"
-    tmux.start(f"env {env} {cadterm} console {server} --token {TOKEN}")
+    tmux.start(f"env {env} {cadterm} console {server} --token {TOKEN} --workstation ws-test")
     wait_for(lambda: "| LIVE |" in tmux.screen(), 20, "the console to go live")
     assert "NC11" in tmux.screen()
 
@@ -252,7 +253,11 @@ def test_hostile_text_stays_literal_on_a_real_terminal(
     )
     env = f"CADTERM_DATA_DIR={tmp_path / 'data'} CADTERM_CONFIG_DIR={tmp_path / 'conf'}"
     cadterm = Path(sys.executable).parent / "cadterm"
-    tmux.start(f"env {env} {cadterm} console {server} --token {TOKEN}", width=160, height=40)
+    tmux.start(
+        f"env {env} {cadterm} console {server} --token {TOKEN} --workstation ws-test",
+        width=160,
+        height=40,
+    )
     wait_for(lambda: "| LIVE |" in tmux.screen(), 20, "the console to go live")
     tmux.key("F4")
     wait_for(lambda: "Chronology" in tmux.screen(), 10, "the detail pane")

@@ -2,7 +2,8 @@
 
     cadterm server      run the embedded dispatch backend
     cadterm schema      write the protocol's JSON Schemas
-    cadterm operator    add or list the operators who may log in
+    cadterm operator    add, remove, re-role or list the operators who may log in
+    cadterm workstation add, remove or list the workstations commands may come from
     cadterm locate      show where cadterm keeps its files
 
 This module must stay cheap to import: Textual, Rich and the server's web stack are
@@ -115,38 +116,36 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 # --- cadterm operator ------------------------------------------------------------------
 
 
-def _cmd_operator_add(args: argparse.Namespace) -> int:
+def _entry_or_refuse(model, kind: str, **fields):
+    """Build a config entry, or refuse with every invalid field named (file untouched)."""
     from pydantic import ValidationError
 
+    from cadterm.server.config import describe_errors
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise CliError(f"invalid {kind}: {describe_errors(exc)}") from None
+
+
+def _cmd_operator_add(args: argparse.Namespace) -> int:
     from cadterm.server.auth import hash_token, new_token
-    from cadterm.server.config import (
-        OperatorEntry,
-        ServerConfig,
-        load_config,
-        write_config,
-    )
+    from cadterm.server.config import OperatorEntry
+    from cadterm.server.config_edit import add_operator
 
     path = _config_path(args)
+    token = new_token()
+    entry = _entry_or_refuse(
+        OperatorEntry,
+        "operator",
+        id=args.id,
+        name=args.name,
+        role=args.role,
+        token_sha256=hash_token(token),
+    )
     # A missing config starts empty: the operator added here is the first one, and no
     # default dispatcher is created whose token nobody would ever see.
-    config = load_config(path) if path.exists() else ServerConfig()
-    if any(op.id == args.id for op in config.operators):
-        raise CliError(f"operator {args.id!r} already exists in {path}; choose another id")
-    token = new_token()
-    try:
-        entry = OperatorEntry(
-            id=args.id, name=args.name, role=args.role, token_sha256=hash_token(token)
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise CliError(f"invalid operator: {problems}") from None
-    config = config.model_copy(update={"operators": [*config.operators, entry]})
-    try:
-        write_config(path, config)
-    except OSError as exc:
-        raise CliError(f"cannot write config file {path}: {exc}", EXIT_FAILURE) from None
+    add_operator(path, entry)
     print(f"added operator {entry.id} ({entry.name}, {entry.role.value}) to {path}")
     print(f"token: {token}")
     print(
@@ -156,24 +155,98 @@ def _cmd_operator_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_operator_list(args: argparse.Namespace) -> int:
-    from cadterm.server.config import load_config
+def _cmd_operator_remove(args: argparse.Namespace) -> int:
+    from cadterm.server.config_edit import remove_operator
 
     path = _config_path(args)
+    remove_operator(path, args.id)
+    print(f"removed operator {args.id} from {path}; their token stops working at once")
+    return EXIT_OK
+
+
+def _cmd_operator_role(args: argparse.Namespace) -> int:
+    from cadterm.protocol.domain import Role
+    from cadterm.server.config_edit import set_operator_role
+
+    path = _config_path(args)
+    set_operator_role(path, args.id, Role(args.role))
+    print(f"operator {args.id} is now {args.role} in {path}")
+    return EXIT_OK
+
+
+def _existing_config(path: Path):
+    from cadterm.server.config import load_config
+
     if not path.exists():
         raise CliError(
             f"no server config at {path} yet; `cadterm server` creates it on first start, "
             "or add an operator with `cadterm operator add`"
         )
-    config = load_config(path)
+    return load_config(path)
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+
+
+def _cmd_operator_list(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    config = _existing_config(path)
     if not config.operators:
         print(f"no operators in {path}")
         return EXIT_OK
-    rows = [("ID", "NAME", "ROLE")] + [(op.id, op.name, op.role.value) for op in config.operators]
-    id_width = max(len(row[0]) for row in rows)
-    name_width = max(len(row[1]) for row in rows)
-    for op_id, name, role in rows:
-        print(f"{op_id:<{id_width}}  {name:<{name_width}}  {role}")
+    _print_table(
+        [("ID", "NAME", "ROLE")] + [(op.id, op.name, op.role.value) for op in config.operators]
+    )
+    return EXIT_OK
+
+
+# --- cadterm workstation ---------------------------------------------------------------
+
+
+def _cmd_workstation_add(args: argparse.Namespace) -> int:
+    from cadterm.server.config import WorkstationEntry
+    from cadterm.server.config_edit import add_workstation
+
+    path = _config_path(args)
+    entry = _entry_or_refuse(
+        WorkstationEntry,
+        "workstation",
+        id=args.id,
+        description=args.description,
+        operators=args.operator or None,
+    )
+    add_workstation(path, entry)
+    who = ", ".join(entry.operators) if entry.operators else "any operator"
+    print(f"added workstation {entry.id} ({who}) to {path}")
+    return EXIT_OK
+
+
+def _cmd_workstation_remove(args: argparse.Namespace) -> int:
+    from cadterm.server.config_edit import remove_workstation
+
+    path = _config_path(args)
+    remove_workstation(path, args.id)
+    print(f"removed workstation {args.id} from {path}; commands from it are refused")
+    return EXIT_OK
+
+
+def _cmd_workstation_list(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    config = _existing_config(path)
+    if not config.workstations:
+        print(f"no workstations in {path}")
+        return EXIT_OK
+    _print_table(
+        [("ID", "DESCRIPTION", "OPERATORS")]
+        + [
+            (ws.id, ws.description or "", ", ".join(ws.operators) if ws.operators else "(any)")
+            for ws in config.workstations
+        ]
+    )
     return EXIT_OK
 
 
@@ -330,9 +403,43 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=ROLES, help="what they may do")
     add.add_argument("--config", type=Path, default=None, help=config_help)
     add.set_defaults(handler=_cmd_operator_add)
+    remove = op_sub.add_parser("remove", help="remove an operator (their token stops working)")
+    remove.add_argument("id", metavar="ID")
+    remove.add_argument("--config", type=Path, default=None, help=config_help)
+    remove.set_defaults(handler=_cmd_operator_remove)
+    role = op_sub.add_parser("role", help="change what an operator may do")
+    role.add_argument("id", metavar="ID")
+    role.add_argument("role", choices=ROLES)
+    role.add_argument("--config", type=Path, default=None, help=config_help)
+    role.set_defaults(handler=_cmd_operator_role)
     listing = op_sub.add_parser("list", help="list operators (id, name, role)")
     listing.add_argument("--config", type=Path, default=None, help=config_help)
     listing.set_defaults(handler=_cmd_operator_list)
+
+    workstation = sub.add_parser(
+        "workstation", help="manage the workstations commands may come from"
+    )
+    ws_sub = workstation.add_subparsers(dest="workstation_command", metavar="ACTION")
+    ws_sub.required = True
+    ws_add = ws_sub.add_parser("add", help="register a workstation")
+    ws_add.add_argument("id", metavar="ID", help="workstation id, e.g. CR1-WS04")
+    ws_add.add_argument("--description", default=None, help="where it is, for people")
+    ws_add.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        metavar="OPERATOR_ID",
+        help="only this operator may use it (repeat for more; default: anyone)",
+    )
+    ws_add.add_argument("--config", type=Path, default=None, help=config_help)
+    ws_add.set_defaults(handler=_cmd_workstation_add)
+    ws_remove = ws_sub.add_parser("remove", help="unregister a workstation")
+    ws_remove.add_argument("id", metavar="ID")
+    ws_remove.add_argument("--config", type=Path, default=None, help=config_help)
+    ws_remove.set_defaults(handler=_cmd_workstation_remove)
+    ws_list = ws_sub.add_parser("list", help="list workstations (id, description, operators)")
+    ws_list.add_argument("--config", type=Path, default=None, help=config_help)
+    ws_list.set_defaults(handler=_cmd_workstation_list)
 
     demo = sub.add_parser(
         "demo", help="embedded backend + simulated shift + console, in one command"

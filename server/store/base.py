@@ -2,7 +2,7 @@
 
 The server keeps the dispatch picture in memory and the store keeps the truth on disk:
 every accepted command appends exactly one event, together with the command's stored
-result under its idempotency key, in one durable transaction. At start the server loads
+result under its operator and idempotency key, in one durable transaction. At start the server loads
 the newest snapshot and folds the events after it.
 
 Errors::
@@ -33,7 +33,7 @@ class SequenceConflict(StoreError):
 
 @dataclass(frozen=True)
 class StoredCommand:
-    """The remembered outcome of a command, found again by its idempotency key."""
+    """The remembered outcome of a command, found again by its operator and key."""
 
     idempotency_key: str
     operator: str
@@ -58,7 +58,7 @@ class EventStore(Protocol):
         """Durably append `event` (seq must be head + 1) with its command's result.
 
         Returns only once both are on disk. Raises `SequenceConflict` on a bad seq and
-        `StoreError` if the idempotency key is already stored.
+        `StoreError` if the operator's idempotency key is already stored.
         """
         ...
 
@@ -66,8 +66,12 @@ class EventStore(Protocol):
         """Durably store the outcome of a refused command so a retry gets the same answer."""
         ...
 
-    def find_command(self, idempotency_key: str) -> StoredCommand | None:
-        """The stored outcome of the command with this key, if any."""
+    def find_command(self, operator: str, idempotency_key: str) -> StoredCommand | None:
+        """The stored outcome of `operator`'s command with this key, if any.
+
+        Keys are scoped to the operator: another operator's command with the same key
+        is not found, so nobody can use up or detect someone else's keys.
+        """
         ...
 
     def read(self, after: int, limit: int) -> list[Event]:

@@ -1,11 +1,11 @@
 """The event store on SQLite: one file, written through a write-ahead log.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     events(seq, type, at, body)          one row per event, body = the event's JSON
-    commands(idempotency_key, operator,  the first answer to every command, accepted
-             fingerprint, status, body,  (seq set) or refused (seq NULL)
-             seq)
+    commands(operator, idempotency_key,  the first answer to every command, accepted
+             fingerprint, status, body,  (seq set) or refused (seq NULL); keyed by
+             seq)                        (operator, idempotency_key)
     snapshots(seq, body)                 the newest two pictures, body = DispatchState JSON
 
 `PRAGMA user_version` holds the schema version. Opening a file migrates it forward to
@@ -106,9 +106,53 @@ _MIGRATIONS: dict[int, tuple[_Step, ...]] = {
         )
         """,
     ),
+    # Idempotency keys belong to the operator who sent them: one operator can neither
+    # use up nor detect another's key, so the key is unique per operator, not overall.
+    2: (
+        """
+        CREATE TABLE commands_by_operator (
+            operator        TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            fingerprint     TEXT NOT NULL,
+            status          INTEGER NOT NULL,
+            body            TEXT NOT NULL,
+            seq             INTEGER,
+            PRIMARY KEY (operator, idempotency_key)
+        )
+        """,
+        """
+        INSERT INTO commands_by_operator
+            (operator, idempotency_key, fingerprint, status, body, seq)
+        SELECT operator, idempotency_key, fingerprint, status, body, seq FROM commands
+        """,
+        "DROP TABLE commands",
+        "ALTER TABLE commands_by_operator RENAME TO commands",
+    ),
     # Times without a UTC offset, accepted before the door refused them.
-    2: (_repair_legacy_values,),
+    3: (_repair_legacy_values,),
 }
+
+
+def _private_file(path: Path) -> None:
+    """Make sure the database exists readable by its owner only, in a private folder.
+
+    The log holds callers' names, addresses and phone numbers. SQLite creates the -wal
+    and -shm files with the database file's mode, so creating the file 0600 before SQLite
+    opens it keeps all three private whatever the umask allows. A folder made here is
+    0700; an existing folder is left as its owner set it.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    # A file from an older cadterm may be 0644: tighten it and its companions.
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
+
 
 #: The schema version this code writes. Files with a higher `user_version` are refused.
 SCHEMA_VERSION = max(_MIGRATIONS)
@@ -143,7 +187,7 @@ class SQLiteEventStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             # isolation_level=None: the module must not open transactions behind our back;
             # every write says BEGIN IMMEDIATE itself. check_same_thread=False: the lock
             # below, not the thread that opened it, guards the connection.
@@ -299,7 +343,8 @@ class SQLiteEventStore:
                     )
                 except sqlite3.IntegrityError as exc:
                     raise StoreError(
-                        f"idempotency key {command.idempotency_key!r} is already stored"
+                        f"idempotency key {command.idempotency_key!r} of operator "
+                        f"{command.operator!r} is already stored"
                     ) from exc
                 try:
                     conn.execute(
@@ -318,7 +363,8 @@ class SQLiteEventStore:
     def remember_refusal(self, command: StoredCommand) -> None:
         """Durably store the outcome of a refused command so a retry gets the same answer.
 
-        The first answer stored under a key wins; later calls with that key do nothing.
+        The first answer stored under an operator's key wins; later calls with that
+        operator and key do nothing.
         """
         if command.seq is not None:
             raise StoreError(
@@ -338,13 +384,13 @@ class SQLiteEventStore:
                 ),
             )
 
-    def find_command(self, idempotency_key: str) -> StoredCommand | None:
-        """The stored outcome of the command with this key, if any."""
+    def find_command(self, operator: str, idempotency_key: str) -> StoredCommand | None:
+        """The stored outcome of `operator`'s command with this key, if any."""
         with self._connection() as conn:
             row = conn.execute(
                 "SELECT idempotency_key, operator, fingerprint, status, body, seq"
-                " FROM commands WHERE idempotency_key = ?",
-                (idempotency_key,),
+                " FROM commands WHERE operator = ? AND idempotency_key = ?",
+                (operator, idempotency_key),
             ).fetchone()
         if row is None:
             return None
