@@ -307,3 +307,21 @@ def test_readers_never_raise_on_any_picture(
         officer_safety(unit, now)
     officer_safety_due(state, now)
     emergencies(state)
+
+
+async def test_the_stale_banner_follows_the_link_at_once() -> None:
+    """Going live hides the banner and losing the link shows it without waiting for the
+    once-a-second tick: the screen never says "not live" of a live link, or the reverse."""
+    client = DispatchClient(["http://127.0.0.1:9"], "token", workstation="ws-1")
+    client.store.load_snapshot(legacy_picture())
+    settings = ConsoleSettings(url=["http://127.0.0.1:9"], token="token", workstation="ws-1")
+    app = CadApp(client, settings, operator="disp1", clock=lambda: NOW, connect=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.query_one("#stale", Static)
+        assert banner.has_class("-shown")  # connecting
+        for state, shown in ((LinkState.LIVE, False), (LinkState.RECONNECTING, True)):
+            status = LinkStatus(state, NOW, "test")
+            client.subscription.status = status
+            client._status_changed(status)
+            await pilot.pause()
+            assert banner.has_class("-shown") is shown, state

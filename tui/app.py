@@ -15,6 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.css.query import NoMatches
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
@@ -156,6 +157,9 @@ class CadApp(CommandActions, App[None]):
         self._reload()
         self.query_one(CommandInput).focus()
         self.set_interval(1.0, self._tick)
+        # The banner and the status line say at once when the link changes, not at the
+        # next once-a-second tick: "not live" must never outlive the outage, or hide one.
+        self.client.add_status_listener(lambda _status: self.call_later(self._refresh_status))
         self._follow_changes()
         if self.connect:
             self._learn_operator()
@@ -267,7 +271,11 @@ class CadApp(CommandActions, App[None]):
     def _refresh_status(self) -> None:
         now = self.clock()
         status = self.client.status
-        self.query_one(StatusBar).show(
+        try:
+            bar, banner = self.query_one(StatusBar), self.query_one(StaleBanner)
+        except NoMatches:
+            return  # the screen is going away (a status change while quitting)
+        bar.show(
             operator=self.operator,
             status=status,
             last_event=self._last_event_at,
@@ -276,7 +284,7 @@ class CadApp(CommandActions, App[None]):
             safety=self._safety_due,
             now=now,
         )
-        self.query_one(StaleBanner).show(status, now)
+        banner.show(status, now)
 
     # --- selection and the detail pane ---------------------------------------------------
 
