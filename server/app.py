@@ -26,6 +26,7 @@ from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.protocol.problems import Problem, ProblemCode
+from cadterm.protocol.types import normalise_callsign
 
 from .config import ServerConfig
 from .guard import GuardMiddleware, TokenBucket, mark_refused, retry_after
@@ -245,9 +246,9 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     )
     async def get_incident(reference: str) -> Any:
         """One incident with its whole chronology."""
-        incident = service.state.incidents.get(reference) or service.state.incidents.get(
-            reference.upper()
-        )
+        # Looked up as stored, then as the door would have normalised it ("0042-27nov26").
+        incidents = service.state.incidents
+        incident = incidents.get(reference) or incidents.get(normalise_callsign(reference))
         if incident is None:
             return problem_response(
                 Problem.of(ProblemCode.UNKNOWN_INCIDENT, f"no incident {reference!r}")
@@ -286,7 +287,8 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     )
     async def get_unit(callsign: str) -> Any:
         """One unit."""
-        unit = service.state.units.get(callsign) or service.state.units.get(callsign.upper())
+        units = service.state.units
+        unit = units.get(callsign) or units.get(normalise_callsign(callsign))
         if unit is None:
             return problem_response(
                 Problem.of(ProblemCode.UNKNOWN_CALLSIGN, f"no unit with callsign {callsign!r}")

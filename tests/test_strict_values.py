@@ -219,6 +219,9 @@ async def test_a_callsign_is_normalised_before_it_is_checked(backend: Backend) -
     async with http(backend) as client:
         unit = (await client.get("/v1/units/ARV 1")).json()
         assert unit["callsign"] == "ARV 1"
+        # Read back by the same rule it was written by.
+        again = (await client.get("/v1/units/arv%20%201")).json()
+        assert again["callsign"] == "ARV 1"
 
 
 @pytest.mark.parametrize(
