@@ -21,13 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TOKENS, BackendThread, make_config
+from console_helpers import screen_text, until
 from dispatch_strategies import valid_event_sequences
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_console import open_console
 from textual.widgets import Static
 
-from cadterm.client import DispatchClient, LinkState, LinkStatus
+from cadterm.client import DispatchClient, JournalError, LinkState, LinkStatus
 from cadterm.client.recommend import recommend
 from cadterm.client.timers import (
     Level,
@@ -325,3 +326,46 @@ async def test_the_stale_banner_follows_the_link_at_once() -> None:
             client._status_changed(status)
             await pilot.pause()
             assert banner.has_class("-shown") is shown, state
+
+
+async def test_a_failing_worker_is_reported_and_the_console_carries_on() -> None:
+    """A full disk under the journal, or a bug in drawing one change, must not close the
+    fallback console: the fault is said on screen and the boards keep following."""
+    client = DispatchClient(["http://127.0.0.1:9"], "token", workstation="ws-1")
+    client.store.load_snapshot(legacy_picture())
+    settings = ConsoleSettings(url=["http://127.0.0.1:9"], token="token", workstation="ws-1")
+    app = CadApp(client, settings, operator="disp1", clock=lambda: NOW, connect=False)
+    app.bell = lambda: None  # type: ignore[method-assign]
+
+    async def disk_full(command: object) -> None:
+        raise JournalError("cannot write journal: database or disk is full")
+
+    client.issue = disk_full  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        for key in "+caller rang back":
+            await pilot.press("space" if key == " " else key)
+        await pilot.press("enter")
+        feedback = app.query_one("#command-feedback", Static)
+        await until(pilot, lambda: "disk is full" in str(feedback.render()), what="the fault")
+        assert "the console carries on" in str(feedback.render())
+        assert app.is_running and app.return_code is None
+
+        original = app.apply_changes
+        failures = []
+
+        def broken_once(incidents: set[str], units: set[str]) -> None:
+            if not failures:
+                failures.append(True)
+                raise ValueError("a formatter bug")
+            original(incidents, units)
+
+        app.apply_changes = broken_once  # type: ignore[method-assign]
+        client.store._dirty.units.add("CD34")
+        client._changed.set()
+        await until(pilot, lambda: "formatter bug" in str(feedback.render()), what="the bug")
+        # The boards follow the picture again: a later change is drawn.
+        client.store.units["CD34"].__dict__["home_sector"] = "North"
+        client.store._dirty.units.add("CD34")
+        client._changed.set()
+        await until(pilot, lambda: "North" in screen_text(app), what="the redraw")
+        assert app.is_running and app.return_code is None

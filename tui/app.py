@@ -8,6 +8,7 @@ are drained at most once per frame and applied to the boards in one batch.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.css.query import NoMatches
+from textual.worker import Worker, WorkerState
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
@@ -36,6 +38,8 @@ from .theming import textual_themes
 from .unit_board import Grouping, UnitBoard
 
 __all__ = ["CadApp"]
+
+log = logging.getLogger("cadterm.console")
 
 FRAME = 0.004  # pause between drains: batches events without adding a frame of delay
 
@@ -196,7 +200,33 @@ class CadApp(CommandActions, App[None]):
         self.client.take_changes()
         self._refresh_alarms()
 
-    @work(group="live", exclusive=True)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is dealt with: say so, keep the console up.
+
+        The console is the fallback when everything else has failed, so a fault in one
+        piece of background work (a full disk under the journal, a bug in a formatter)
+        is reported on screen and in the log, never allowed to close it.
+        """
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, NoMatches):
+            return  # the screen went away under it: the console is quitting
+        log.error("%s failed", event.worker.name, exc_info=error)
+        detail = f"{type(error).__name__}: {error}" if error is not None else "no detail"
+        try:
+            self.command_line.feedback(
+                f"internal error in {event.worker.name} (the console carries on): {detail}",
+                error=True,
+            )
+        except NoMatches:
+            return  # quitting: there is nothing left to say it on, or to restart for
+        self._ring()
+        if event.worker.group == "live":
+            # Without this worker the boards would stop following the picture.
+            self._follow_changes()
+
+    @work(group="live", exclusive=True, exit_on_error=False)
     async def _follow_changes(self) -> None:
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():

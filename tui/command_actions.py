@@ -161,7 +161,7 @@ class CommandActions:
         else:
             self.command_line.feedback("alarms acknowledged", ok=True)
 
-    @work(group="commands")
+    @work(group="commands", exit_on_error=False)
     async def _dispatch(self, action: grammar.Dispatch) -> None:
         """Issue each command of one line, in order, and report the outcome."""
         outcomes = []
