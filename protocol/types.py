@@ -26,6 +26,7 @@ Readers stay forgiving: what a model reads from the picture may predate a rule, 
 from __future__ import annotations
 
 import re
+import socket
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ __all__ = [
     "reject_non_integer",
     "sortable_time",
     "type_required",
+    "workstation_for_this_machine",
 ]
 
 # --- times ------------------------------------------------------------------------------
@@ -235,6 +237,20 @@ WorkstationId = Annotated[str, *_identifier("workstation", 64, upper=False)]
 
 OperatorId = Annotated[str, *_identifier("operator id", 64, upper=False)]
 """An operator's id, e.g. ``disp1`` (case kept)."""
+
+
+def workstation_for_this_machine() -> str:
+    """This machine's host name when it is a valid workstation id, else ``console1``.
+
+    The default on both sides: a first-start server registers it, and a console on the
+    same machine sends it, so the two agree without anyone typing a name.
+    """
+    name = socket.gethostname()[:64]
+    try:
+        return check_identifier(name, "workstation", 64)
+    except PydanticCustomError:
+        return "console1"
+
 
 # --- free text --------------------------------------------------------------------------
 

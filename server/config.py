@@ -25,7 +25,6 @@ The file is edited in place by `cadterm operator` and `cadterm workstation` (see
 from __future__ import annotations
 
 import os
-import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import Role
-from cadterm.protocol.types import OperatorId
+from cadterm.protocol.types import OperatorId, workstation_for_this_machine
 
 from .auth import hash_token, new_token
 
@@ -212,11 +211,7 @@ def write_config(path: str | os.PathLike[str], config: ServerConfig) -> None:
 
 
 def _first_workstation() -> str:
-    name = socket.gethostname()[:64]
-    try:
-        return WorkstationEntry(id=name).id
-    except ValidationError:
-        return "console1"
+    return workstation_for_this_machine()
 
 
 def ensure_config(

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -435,3 +436,15 @@ async def test_submit_needs_a_journal(backend: Backend) -> None:
             await client.submit(book_on())
         assert client.pending() == [] and client.rejected() == []
         assert client.journal_entry("anything-0000") is None
+
+
+def test_the_journal_is_private_to_its_user(tmp_path: Path) -> None:
+    path = tmp_path / "console" / "journal.db"
+    journal = Journal(path)
+    try:
+        journal.add(note(text="caller: J Smith, 07700 900123"), T0)
+        for made in (path, Path(f"{path}-wal")):
+            assert stat.S_IMODE(made.stat().st_mode) == 0o600, made
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    finally:
+        journal.close()

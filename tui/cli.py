@@ -264,6 +264,7 @@ def _cmd_locate(args: argparse.Namespace) -> int:
         ("server config", locations.default_server_config_path()),
         ("console settings", settings_path()),
         ("console journal", ConsoleSettings().journal_path),
+        ("console log", ConsoleSettings().log_path),
     ]
     width = max(len(label) for label, _ in rows)
     for label, path in rows:

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import os
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
 
 from .settings import ConsoleSettings
 
-__all__ = ["run_console", "tune_gc_for_a_live_picture"]
+__all__ = ["keep_a_log", "run_console", "tune_gc_for_a_live_picture"]
+
+#: The log is kept to this size, with this many older files beside it.
+LOG_BYTES, LOG_BACKUPS = 5 * 1024 * 1024, 3
+
+
+def keep_a_log(path: Path) -> logging.Handler | None:
+    """Send cadterm's log records (INFO and up) to `path`, rotated, readable by its owner.
+
+    After an incident the log is what a control-room engineer reads: link changes,
+    journal outcomes, internal errors. A file that cannot be opened is no reason to
+    refuse a console to a dispatcher, so then there is no file log (None).
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS)
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("cadterm")
+    root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    return handler
 
 
 def tune_gc_for_a_live_picture(client: DispatchClient) -> None:
@@ -47,9 +76,17 @@ async def _run(settings: ConsoleSettings) -> int:
         journal_path=settings.journal_path,
     )
     tune_gc_for_a_live_picture(client)
+    handler = keep_a_log(settings.log_path)
+    logging.getLogger("cadterm.console").info(
+        "console started: %s as workstation %s", ", ".join(settings.url), settings.workstation
+    )
     app = CadApp(client, settings)
     try:
         await app.run_async()
     finally:
         await client.close()
+        logging.getLogger("cadterm.console").info("console stopped")
+        if handler is not None:
+            logging.getLogger("cadterm").removeHandler(handler)
+            handler.close()
     return app.return_code or 0

@@ -19,7 +19,6 @@ then command-line flags. Example ``console.toml``::
 from __future__ import annotations
 
 import os
-import socket
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cadterm.protocol.types import WorkstationId, workstation_for_this_machine
 from cadterm.themes import THEMES
 
 __all__ = [
@@ -76,7 +76,7 @@ class ConsoleSettings(BaseModel):
 
     url: list[str] = Field(default_factory=list, description="Backend URLs, tried in order.")
     token: str | None = Field(default=None, description="Bearer token for this operator.")
-    workstation: str = Field(default_factory=lambda: socket.gethostname()[:64] or "console")
+    workstation: WorkstationId = Field(default_factory=workstation_for_this_machine)
     theme: str = "cadterm-dark"
     group_units_by: Grouping = Grouping.SECTOR
     bell: bool = True
@@ -84,6 +84,9 @@ class ConsoleSettings(BaseModel):
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)
     journal: Path | None = Field(
         default=None, description="Offline journal file (default: data dir/journal.db)."
+    )
+    log: Path | None = Field(
+        default=None, description="The console's own log (default: data dir/console.log)."
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
@@ -107,6 +110,11 @@ class ConsoleSettings(BaseModel):
     def journal_path(self) -> Path:
         """The journal file to use."""
         return self.journal or data_dir() / "journal.db"
+
+    @property
+    def log_path(self) -> Path:
+        """The console's log file: what it did and what went wrong, to read afterwards."""
+        return self.log or data_dir() / "console.log"
 
 
 _ENV = {

@@ -1,0 +1,42 @@
+"""The console keeps its own log: something to read after an incident."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+from cadterm.tui.main import keep_a_log
+from cadterm.tui.settings import ConsoleSettings
+
+
+def test_records_go_to_a_private_rotated_file(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "console.log"
+    handler = keep_a_log(path)
+    assert handler is not None
+    try:
+        logging.getLogger("cadterm.client").warning("link reconnecting (server closed)")
+        logging.getLogger("cadterm.console").info("console started")
+        logging.getLogger("elsewhere").warning("not ours")
+        handler.flush()
+        text = path.read_text(encoding="utf-8")
+        assert "WARNING cadterm.client: link reconnecting (server closed)" in text
+        assert "INFO cadterm.console: console started" in text
+        assert "not ours" not in text
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    finally:
+        logging.getLogger("cadterm").removeHandler(handler)
+        handler.close()
+
+
+def test_a_log_that_cannot_be_opened_does_not_stop_the_console(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert keep_a_log(blocker / "console.log") is None  # its folder is a file
+
+
+def test_the_log_lives_beside_the_journal_unless_set(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CADTERM_DATA_DIR", str(tmp_path))
+    assert ConsoleSettings().log_path == tmp_path / "console.log"
+    assert ConsoleSettings(log=tmp_path / "x.log").log_path == tmp_path / "x.log"
