@@ -6,6 +6,8 @@ import logging
 import stat
 from pathlib import Path
 
+import platformdirs
+
 from cadterm.tui.main import keep_a_log
 from cadterm.tui.settings import ConsoleSettings
 
@@ -36,7 +38,13 @@ def test_a_log_that_cannot_be_opened_does_not_stop_the_console(tmp_path: Path) -
     assert keep_a_log(blocker / "console.log") is None  # its folder is a file
 
 
-def test_the_log_lives_beside_the_journal_unless_set(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("CADTERM_DATA_DIR", str(tmp_path))
-    assert ConsoleSettings().log_path == tmp_path / "console.log"
+def test_the_log_lives_in_the_platform_log_dir_unless_moved(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("CADTERM_DATA_DIR", raising=False)
+    monkeypatch.delenv("CADTERM_LOG_DIR", raising=False)
+    platform = Path(platformdirs.user_log_dir("cadterm")) / "console.log"
+    assert ConsoleSettings().log_path == platform
+    monkeypatch.setenv("CADTERM_DATA_DIR", str(tmp_path / "data"))
+    assert ConsoleSettings().log_path == tmp_path / "data" / "console.log"
+    monkeypatch.setenv("CADTERM_LOG_DIR", str(tmp_path / "logs"))
+    assert ConsoleSettings().log_path == tmp_path / "logs" / "console.log"
     assert ConsoleSettings(log=tmp_path / "x.log").log_path == tmp_path / "x.log"

@@ -64,6 +64,18 @@ def data_dir() -> Path:
     return Path(value).expanduser() if value else Path(platformdirs.user_data_dir("cadterm"))
 
 
+def log_dir() -> Path:
+    """``$CADTERM_LOG_DIR``, else the data dir when ``$CADTERM_DATA_DIR`` moves it, else
+    the platform's user log directory for cadterm (on Linux ``~/.local/state/cadterm/log``).
+    """
+    value = os.environ.get("CADTERM_LOG_DIR", "").strip()
+    if value:
+        return Path(value).expanduser()
+    if os.environ.get("CADTERM_DATA_DIR", "").strip():
+        return data_dir()
+    return Path(platformdirs.user_log_dir("cadterm"))
+
+
 def settings_path() -> Path:
     """Where the console reads its settings."""
     return config_dir() / "console.toml"
@@ -86,7 +98,7 @@ class ConsoleSettings(BaseModel):
         default=None, description="Offline journal file (default: data dir/journal.db)."
     )
     log: Path | None = Field(
-        default=None, description="The console's own log (default: data dir/console.log)."
+        default=None, description="The console's own log (default: log dir/console.log)."
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
@@ -114,7 +126,7 @@ class ConsoleSettings(BaseModel):
     @property
     def log_path(self) -> Path:
         """The console's log file: what it did and what went wrong, to read afterwards."""
-        return self.log or data_dir() / "console.log"
+        return self.log or log_dir() / "console.log"
 
 
 _ENV = {
