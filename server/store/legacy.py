@@ -88,6 +88,13 @@ def _check_identifiers(data: dict[str, Any], where: str, report: LegacyReport) -
             report.note(report.kept, f"{key} that today's rules refuse", f"{where} {value!r}")
 
 
+def _count(fixes: list[str], where: str, report: LegacyReport) -> None:
+    """Add each "field: what was done" fix to the report."""
+    for fix in fixes:
+        field_path, what = fix.split(": ", 1)
+        report.note(report.repaired, what, f"{where} {field_path}")
+
+
 def repair_event(data: dict[str, Any], report: LegacyReport) -> bool:
     """Repair one stored event body in place; return True when it changed.
 
@@ -98,8 +105,7 @@ def repair_event(data: dict[str, Any], report: LegacyReport) -> bool:
     _repair_times(data, "", fixes)
     where = f"event seq {data.get('seq')}"
     _check_identifiers(data, where, report)
-    for fix in fixes:
-        report.note(report.repaired, fix.split(": ", 1)[1], f"{where} {fix.split(':')[0]}")
+    _count(fixes, where, report)
     if fixes:
         data["amended"] = [*data.get("amended", ()), *fixes]
     return bool(fixes)
@@ -112,6 +118,5 @@ def repair_state(data: dict[str, Any], report: LegacyReport) -> bool:
     where = f"snapshot at seq {data.get('seq')}"
     for callsign in data.get("units", {}):
         _check_identifiers({"callsign": callsign}, where, report)
-    for fix in fixes:
-        report.note(report.repaired, fix.split(": ", 1)[1], f"{where} {fix.split(':')[0]}")
+    _count(fixes, where, report)
     return bool(fixes)
