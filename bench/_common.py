@@ -3,7 +3,7 @@
 - `Workload`: a seeded, realistic dispatch workload. It drives the server's own rules
   (`decide`) and the protocol fold (`apply`) on a shadow picture, so every event it
   yields is valid in sequence for the picture it started from.
-- `ServerProcess`: the embedded backend as a subprocess (``python -m cadterm.tui.cli
+- `ServerProcess`: the embedded backend as a subprocess (``python -m cadterm.cli.main
   server``), with its CPU time read from ``/proc/<pid>/stat`` (or psutil if installed).
 - `seed_store`: write events straight into a SQLite store (seeding only, not durable).
 - Small helpers: percentiles, JSON-line output, a bench config with the test tokens.
@@ -221,7 +221,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "cadterm.tui.cli",
+            "cadterm.cli.main",
             "server",
             "--db",
             str(self.db),

@@ -1,7 +1,7 @@
 """The simulator and scenario runner: a synthetic city and force, calls, AVL, scenarios.
 
 Everything here drives a backend through `cadterm.client`, as any console would; only
-`cadterm.sim.embedded` imports the server, to start one in this process.
+`cadterm.server.embedded` imports the server, to start one in this process.
 
 - the world, as data: `city` (Brackley, its sectors and places), `force` (36 units),
   `calls` (what the public reports), `movement` (speeds), `resulting` (how jobs end);
@@ -9,8 +9,8 @@ Everything here drives a backend through `cadterm.client`, as any console would;
   virtual dispatcher), `core` (`SimCore`, one step at a time);
 - the driver: `clock` (`SimClock`, time scaling), `simulator` (`Simulator`),
   `background` (`simulation()`, for the demo console and load runs);
-- `embedded` (a backend in a thread), `scenario` (scripted scenarios, with
-  `scenario_model`, `scenario_format`, `scenario_run`, `scenario_checks`), `record`
+- `scenario` (scripted scenarios, with
+  `scenario.model`, `scenario.format`, `scenario.run`, `scenario.checks`), `record`
   (record and replay event streams), `rest` (GET queries), `pytest_plugin` (fixtures).
 """
 

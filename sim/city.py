@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from cadterm.client.recommend import haversine_km
+from cadterm.domain.geography import haversine_km, offset
 from cadterm.protocol.domain import Location, Position
 
 __all__ = ["BRACKLEY", "City", "Place", "Sector", "Street", "UnknownPlace"]
@@ -151,13 +151,6 @@ class City:
         distance = chosen.radius_km * math.sqrt(rng.random())
         bearing = rng.uniform(0, 2 * math.pi)
         return offset(chosen.centre, distance * math.cos(bearing), distance * math.sin(bearing))
-
-
-def offset(origin: Position, north_km: float, east_km: float) -> Position:
-    """The point `north_km` north and `east_km` east of `origin` (flat-earth, city scale)."""
-    lat = origin.lat + north_km / 111.195
-    lon = origin.lon + east_km / (111.195 * math.cos(math.radians(origin.lat)))
-    return Position(lat=round(lat, 6), lon=round(lon, 6))
 
 
 def _key(name: str) -> str:

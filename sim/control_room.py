@@ -21,7 +21,7 @@ import math
 import random
 from datetime import datetime, timedelta
 
-from cadterm.client.recommend import needs_for, recommend
+from cadterm.domain.recommend import needs_for, recommend
 from cadterm.protocol.domain import Incident, IncidentStatus, UnitState
 from cadterm.protocol.fold import DispatchState
 

@@ -7,7 +7,7 @@ roads wind. Emergency (grade 1) trips run on blue lights, faster.
 
 from __future__ import annotations
 
-from cadterm.client.recommend import haversine_km
+from cadterm.domain.geography import haversine_km
 from cadterm.protocol.domain import Position, UnitType
 
 __all__ = ["ROAD_FACTOR", "SPEEDS_KMH", "interpolate", "speed_kmh", "travel_seconds"]

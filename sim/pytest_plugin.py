@@ -32,8 +32,8 @@ import pytest
 # and the server stack are imported only when a test asks for a fixture.
 if TYPE_CHECKING:
     from cadterm.client import DispatchClient
+    from cadterm.server.embedded import EmbeddedBackend, Running
 
-    from .embedded import EmbeddedBackend, Running
     from .force import UnitSpec
 
 try:
@@ -66,7 +66,7 @@ class CadtermBackend:
 @pytest.fixture
 def cadterm_backend(tmp_path: Path) -> Iterator[CadtermBackend]:
     """A fresh cadterm backend on a free loopback port with its own SQLite file."""
-    from .embedded import EmbeddedBackend
+    from cadterm.server.embedded import EmbeddedBackend
 
     embedded = EmbeddedBackend(tmp_path / "cadterm.db")
     with embedded as (url, tokens):

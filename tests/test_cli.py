@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from cadterm.cli.main import DEFAULT_PORT, main
 from cadterm.protocol.domain import Role
 from cadterm.protocol.schema import render_schemas
 from cadterm.server.auth import Authenticator
 from cadterm.server.config import load_config
-from cadterm.tui.cli import DEFAULT_PORT, main
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m cadterm.tui.cli ARGS` in a child process, as a user would."""
+    """Run `python -m cadterm.cli.main ARGS` in a child process, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "cadterm.tui.cli", *args],
+        [sys.executable, "-m", "cadterm.cli.main", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

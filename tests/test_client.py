@@ -487,23 +487,6 @@ def test_client_imports_and_works_without_textual_or_rich(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_no_client_module_imports_textual_or_rich() -> None:
-    # Block only httpx's CLI (`httpx._main`, which imports rich and click whenever they
-    # are installed) and nothing else: whatever UI module is then loaded, cadterm loaded.
-    code = (
-        "import sys\n"
-        "sys.modules['httpx._main'] = None\n"
-        "import cadterm.client, cadterm.client.client, cadterm.client.journal\n"
-        "ui = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
-        "print(ui)\n"
-        "sys.exit(1 if ui else 0)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 # --- the example in docs/client.md -------------------------------------------------------
 
 

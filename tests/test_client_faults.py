@@ -516,7 +516,7 @@ class ServerProcess:
         )
 
     async def start(self) -> None:
-        argv = [sys.executable, "-m", "cadterm.tui.cli", "server"]
+        argv = [sys.executable, "-m", "cadterm.cli.main", "server"]
         argv += ["--db", str(self.db), "--config", str(self.config), "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(

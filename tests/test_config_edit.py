@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from cadterm.cli.main import main
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import Authenticator, hash_token
 from cadterm.server.config import OperatorEntry, ServerConfig, load_config, write_config
-from cadterm.tui.cli import main
 
 HASH = hash_token("an-existing-operators-token")
 

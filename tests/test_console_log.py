@@ -8,7 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
-from cadterm.tui.main import keep_a_log
+from cadterm.cli.console import journal_file, keep_a_log, log_file
 from cadterm.tui.settings import ConsoleSettings
 
 
@@ -42,9 +42,11 @@ def test_the_log_lives_in_the_platform_log_dir_unless_moved(tmp_path: Path, monk
     monkeypatch.delenv("CADTERM_DATA_DIR", raising=False)
     monkeypatch.delenv("CADTERM_LOG_DIR", raising=False)
     platform = Path(platformdirs.user_log_dir("cadterm")) / "console.log"
-    assert ConsoleSettings().log_path == platform
+    assert log_file(ConsoleSettings()) == platform
     monkeypatch.setenv("CADTERM_DATA_DIR", str(tmp_path / "data"))
-    assert ConsoleSettings().log_path == tmp_path / "data" / "console.log"
+    assert log_file(ConsoleSettings()) == tmp_path / "data" / "console.log"
+    assert journal_file(ConsoleSettings()) == tmp_path / "data" / "journal.db"
     monkeypatch.setenv("CADTERM_LOG_DIR", str(tmp_path / "logs"))
-    assert ConsoleSettings().log_path == tmp_path / "logs" / "console.log"
-    assert ConsoleSettings(log=tmp_path / "x.log").log_path == tmp_path / "x.log"
+    assert log_file(ConsoleSettings()) == tmp_path / "logs" / "console.log"
+    assert log_file(ConsoleSettings(log=tmp_path / "x.log")) == tmp_path / "x.log"
+    assert journal_file(ConsoleSettings(journal=tmp_path / "j.db")) == tmp_path / "j.db"

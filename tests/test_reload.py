@@ -22,10 +22,10 @@ import httpx
 import pytest
 from conftest import TOKENS, BackendThread, free_port, make_config
 
+from cadterm.cli.main import main
 from cadterm.protocol.domain import Role
 from cadterm.server.config import load_config, write_config
 from cadterm.server.live_config import LiveConfig
-from cadterm.tui.cli import main
 
 DEADLINE = 15.0
 
@@ -172,7 +172,7 @@ def test_sighup_reloads_the_config_of_cadterm_server(
     server = ["server", "--port", str(port), "--db", str(tmp_path / "cad.db")]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cadterm.tui.cli", *server, "--config", str(config_path)],
+            [sys.executable, "-m", "cadterm.cli.main", *server, "--config", str(config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cadterm.sim.scenario import EXIT_FAILED, EXIT_MALFORMED, EXIT_PASSED, main
-from cadterm.sim.scenario_format import (
+from cadterm.sim.scenario.format import (
     ACTIONS,
     CHECKS,
     ScenarioError,

@@ -7,14 +7,10 @@ against real embedded backends on loopback ports.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import collections
 import math
 import re
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cadterm.client import DispatchClient
-from cadterm.client.recommend import haversine_km
+from cadterm.domain.geography import haversine_km
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import (
@@ -35,6 +31,7 @@ from cadterm.protocol.domain import (
     UnitType,
 )
 from cadterm.protocol.fold import DispatchState, apply
+from cadterm.server.embedded import SIMULATOR_ID, EmbeddedBackend
 from cadterm.server.rules import Codes, Refused, decide
 from cadterm.sim.background import main as background_main
 from cadterm.sim.background import simulation
@@ -42,7 +39,6 @@ from cadterm.sim.calls import GRADE_MIX, plan_calls
 from cadterm.sim.city import BRACKLEY, UnknownPlace
 from cadterm.sim.clock import SimClock
 from cadterm.sim.core import SimCore
-from cadterm.sim.embedded import SIMULATOR_ID, EmbeddedBackend
 from cadterm.sim.force import FORCE, book_on_fields, seed_force
 from cadterm.sim.movement import ROAD_FACTOR, speed_kmh
 from cadterm.sim.planned import Planned, SimSettings
@@ -357,59 +353,6 @@ async def test_a_running_simulator_plays_units_a_person_dispatches() -> None:
             finally:
                 await sim.stop()
             assert sim.task is None
-
-
-def test_simulator_modules_drive_the_backend_only_through_the_client() -> None:
-    """Only `embedded` imports the server; the rest import the protocol, the client, stdlib.
-
-    The modules that start a backend (the launcher itself, the scenario runner and the
-    pytest fixtures) load the server through `embedded`; nothing else may load it at all.
-    """
-    allowed_third_party = {"pytest", "pytest_asyncio", "pydantic"}
-    for path in sorted((ROOT / "sim").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            for name in names:
-                top = name.split(".")[0]
-                if name.startswith("cadterm.server"):
-                    assert path.name == "embedded.py", f"{path.name} imports {name}"
-                elif top == "cadterm":
-                    assert name.split(".")[1] in ("protocol", "client", "sim"), (path.name, name)
-                elif top in ("pytest", "pytest_asyncio"):
-                    assert path.name == "pytest_plugin.py", (path.name, name)
-                else:
-                    assert top in sys.stdlib_module_names or top in allowed_third_party, (
-                        path.name,
-                        name,
-                    )
-    script = textwrap.dedent(
-        """
-        import importlib, pkgutil, sys
-        import cadterm.sim as sim
-        for info in pkgutil.iter_modules(sim.__path__):
-            if info.name not in LAUNCHERS:
-                importlib.import_module(f"cadterm.sim.{info.name}")
-        heavy = sorted(m for m in sys.modules
-                       if m.split(".")[0] in ("uvicorn", "fastapi", "starlette")
-                       or m.startswith("cadterm.server"))
-        print(" ".join(heavy))
-        """
-    )
-    launchers = {"embedded", "pytest_plugin", "scenario", "scenario_run", "scenario_checks"}
-    # (scenario_model and scenario_format, which only read files, stay server-free.)
-    script = f"LAUNCHERS = {sorted(launchers)!r}\n" + script
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
-    modules = {path.stem for path in (ROOT / "sim").glob("*.py")}
-    assert {"simulator", "core", "background", "record"} <= modules - launchers
 
 
 async def test_every_event_of_a_run_comes_from_the_simulators_client() -> None:

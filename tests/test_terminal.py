@@ -49,7 +49,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "cadterm.tui.cli",
+            "cadterm.cli.main",
             "server",
             "--db",
             str(tmp_path / "cad.db"),

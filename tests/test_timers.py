@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cadterm.client.timers import (
+from cadterm.domain.timers import (
     DEFAULT_POLICY,
     AgeingAlert,
     Level,

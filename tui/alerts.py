@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from cadterm.client.timers import emergencies
+from cadterm.domain.timers import emergencies
 from cadterm.protocol.domain import Grade, IncidentStatus, UnitState
 from cadterm.protocol.fold import DispatchState
 

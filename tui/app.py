@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.journal import JournalStatus
-from cadterm.client.timers import TimerPolicy, officer_safety_due
+from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
 
 from . import grammar

@@ -16,8 +16,8 @@ from textual import work
 
 from cadterm.client import DispatchClient, Issued
 from cadterm.client.errors import CommandConflict, CommandError
-from cadterm.client.recommend import needs_for, recommend
-from cadterm.client.timers import TimerPolicy
+from cadterm.domain.recommend import needs_for, recommend
+from cadterm.domain.timers import TimerPolicy
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
 

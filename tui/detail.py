@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from cadterm.client.recommend import Recommendation
-from cadterm.client.timers import DEFAULT_POLICY, TimerPolicy, attendance_alert, format_age
+from cadterm.domain.recommend import Recommendation
+from cadterm.domain.timers import DEFAULT_POLICY, TimerPolicy, attendance_alert, format_age
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from cadterm.client.timers import DEFAULT_POLICY, Level, TimerPolicy, attendance_alert, format_age
+from cadterm.domain.timers import DEFAULT_POLICY, Level, TimerPolicy, attendance_alert, format_age
 from cadterm.protocol.domain import Incident, IncidentStatus
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time

@@ -1,7 +1,7 @@
-"""Console settings: one typed object, from TOML at the platform config path, then env.
+"""Console settings: one typed object, from a TOML file, then the environment.
 
-Precedence, lowest first: built-in defaults, ``console.toml`` in the config directory
-(``cadterm locate`` prints where), environment variables (``CADTERM_URL``,
+Precedence, lowest first: built-in defaults, ``console.toml`` (the app shell passes its
+path; ``cadterm locate`` prints it), environment variables (``CADTERM_URL``,
 ``CADTERM_TOKEN``, ``CADTERM_THEME``, ``CADTERM_WORKSTATION``, ``CADTERM_JOURNAL``),
 then command-line flags. Example ``console.toml``::
 
@@ -24,7 +24,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cadterm.protocol.types import WorkstationId, workstation_for_this_machine
@@ -34,10 +33,7 @@ __all__ = [
     "ConsoleSettings",
     "Grouping",
     "SettingsError",
-    "config_dir",
-    "data_dir",
     "load_settings",
-    "settings_path",
 ]
 
 
@@ -50,35 +46,6 @@ class Grouping(StrEnum):
 
 class SettingsError(Exception):
     """The console settings file or environment holds something unusable."""
-
-
-def config_dir() -> Path:
-    """``$CADTERM_CONFIG_DIR``, else the platform's user config directory for cadterm."""
-    value = os.environ.get("CADTERM_CONFIG_DIR", "").strip()
-    return Path(value).expanduser() if value else Path(platformdirs.user_config_dir("cadterm"))
-
-
-def data_dir() -> Path:
-    """``$CADTERM_DATA_DIR``, else the platform's user data directory for cadterm."""
-    value = os.environ.get("CADTERM_DATA_DIR", "").strip()
-    return Path(value).expanduser() if value else Path(platformdirs.user_data_dir("cadterm"))
-
-
-def log_dir() -> Path:
-    """``$CADTERM_LOG_DIR``, else the data dir when ``$CADTERM_DATA_DIR`` moves it, else
-    the platform's user log directory for cadterm (on Linux ``~/.local/state/cadterm/log``).
-    """
-    value = os.environ.get("CADTERM_LOG_DIR", "").strip()
-    if value:
-        return Path(value).expanduser()
-    if os.environ.get("CADTERM_DATA_DIR", "").strip():
-        return data_dir()
-    return Path(platformdirs.user_log_dir("cadterm"))
-
-
-def settings_path() -> Path:
-    """Where the console reads its settings."""
-    return config_dir() / "console.toml"
 
 
 class ConsoleSettings(BaseModel):
@@ -95,10 +62,10 @@ class ConsoleSettings(BaseModel):
     officer_safety_minutes: float = Field(default=20, gt=0)
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)
     journal: Path | None = Field(
-        default=None, description="Offline journal file (default: data dir/journal.db)."
+        default=None, description="Offline journal file (default: journal.db in the data dir)."
     )
     log: Path | None = Field(
-        default=None, description="The console's own log (default: log dir/console.log)."
+        default=None, description="The console's own log (default: console.log in the log dir)."
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
@@ -118,16 +85,6 @@ class ConsoleSettings(BaseModel):
             raise ValueError(f"unknown theme {value!r}; built-in: {', '.join(THEMES)}")
         return value
 
-    @property
-    def journal_path(self) -> Path:
-        """The journal file to use."""
-        return self.journal or data_dir() / "journal.db"
-
-    @property
-    def log_path(self) -> Path:
-        """The console's log file: what it did and what went wrong, to read afterwards."""
-        return self.log or log_dir() / "console.log"
-
 
 _ENV = {
     "CADTERM_URL": "url",
@@ -139,7 +96,7 @@ _ENV = {
 
 
 def load_settings(
-    path: Path | None = None,
+    path: Path,
     environ: dict[str, str] | None = None,
     **overrides: Any,
 ) -> ConsoleSettings:
@@ -148,7 +105,6 @@ def load_settings(
     `overrides` whose value is None are ignored, so command-line flags can be passed
     straight through. Raises `SettingsError` saying which file and field is wrong.
     """
-    path = path or settings_path()
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     if path.exists():

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from cadterm.client.stream import LinkState, LinkStatus
-from cadterm.client.timers import format_age
+from cadterm.domain.timers import format_age
 
 from .safe_text import clean_line
 

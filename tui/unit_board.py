@@ -8,7 +8,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from cadterm.client.timers import (
+from cadterm.domain.timers import (
     DEFAULT_POLICY,
     TimerPolicy,
     format_age,

@@ -16,7 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import ConsoleSettings, data_dir
+from cadterm.tui.settings import ConsoleSettings
+
+from .locations import data_dir
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -40,11 +42,11 @@ def run_demo(options: DemoOptions) -> int:
 
 async def _run(options: DemoOptions) -> int:
     from cadterm.client import DispatchClient
+    from cadterm.server.embedded import EmbeddedBackend
     from cadterm.sim.background import simulation
-    from cadterm.sim.embedded import EmbeddedBackend
+    from cadterm.tui.app import CadApp
 
-    from .app import CadApp
-    from .main import tune_gc_for_a_live_picture
+    from .console import tune_gc_for_a_live_picture
 
     scratch = Path(tempfile.mkdtemp(prefix="cadterm-demo-")) if options.fresh else None
     home = scratch or data_dir() / "demo"
@@ -71,7 +73,7 @@ async def _run(options: DemoOptions) -> int:
                 settings.url,
                 tokens.dispatcher,
                 workstation=settings.workstation,
-                journal_path=settings.journal_path,
+                journal_path=home / "journal.db",
             )
             tune_gc_for_a_live_picture(client)
             app = CadApp(client, settings)

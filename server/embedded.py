@@ -5,8 +5,9 @@
         ...DispatchClient(url, tokens.dispatcher)...
         backend.restart(down_for=2.0)            # same port, same database
 
-This is the one module of `cadterm.sim` that imports the server, and only to start it:
-the simulator still drives it over HTTP and the WebSocket stream, through the client.
+It lives with the server so that the simulator, the scenarios and the pytest plugin can
+start a backend while importing nothing else of it: they still drive it over HTTP and the
+WebSocket stream, through the client.
 The server listens on a free 127.0.0.1 port (or the one given), with a config made up on
 the spot: one dispatcher ("dispatcher") and one simulator ("sim", also a dispatcher),
 each with a fresh random token, the workstations in `EMBEDDED_WORKSTATIONS` (those the

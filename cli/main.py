@@ -60,7 +60,7 @@ def _port(text: str) -> int:
 def _config_path(args: argparse.Namespace) -> Path:
     if args.config is not None:
         return args.config
-    from cadterm.server.locations import default_server_config_path
+    from cadterm.cli.locations import default_server_config_path
 
     return default_server_config_path()
 
@@ -71,7 +71,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 def _cmd_server(args: argparse.Namespace) -> int:
     import logging
 
-    from cadterm.server.locations import default_db_path
+    from cadterm.cli.locations import default_db_path
     from cadterm.server.run import serve
 
     logging.basicConfig(
@@ -254,17 +254,16 @@ def _cmd_workstation_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_locate(args: argparse.Namespace) -> int:
-    from cadterm.server import locations
-    from cadterm.tui.settings import ConsoleSettings, settings_path
+    from cadterm.cli import locations
 
     rows = [
         ("data dir", locations.data_dir()),
         ("database", locations.default_db_path()),
         ("config dir", locations.config_dir()),
         ("server config", locations.default_server_config_path()),
-        ("console settings", settings_path()),
-        ("console journal", ConsoleSettings().journal_path),
-        ("console log", ConsoleSettings().log_path),
+        ("console settings", locations.console_settings_path()),
+        ("console journal", locations.console_journal_path()),
+        ("console log", locations.console_log_path()),
     ]
     width = max(len(label) for label, _ in rows)
     for label, path in rows:
@@ -276,10 +275,12 @@ def _cmd_locate(args: argparse.Namespace) -> int:
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
+    from cadterm.cli.locations import console_settings_path
     from cadterm.tui.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(
+            console_settings_path(),
             url=list(args.url) or None,
             token=args.token,
             theme=args.theme,
@@ -298,7 +299,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
             "no token: pass --token, set CADTERM_TOKEN, or put token = ... in the console "
             "settings (cadterm locate)"
         )
-    from cadterm.tui.main import run_console
+    from cadterm.cli.console import run_console
 
     return run_console(settings)
 
@@ -307,7 +308,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cadterm.tui.demo import DemoOptions, run_demo
+    from cadterm.cli.demo import DemoOptions, run_demo
 
     return run_demo(
         DemoOptions(

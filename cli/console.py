@@ -1,4 +1,8 @@
-"""Starting the console from settings: build the client, run the app, close cleanly."""
+"""Starting the console from settings: build the client, run the app, close cleanly.
+
+The app shell's part of the console: the process-wide things (its log file, the garbage
+collector, the default file locations) that the Textual app itself must not decide.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,30 @@ from pathlib import Path
 
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
+from cadterm.tui.settings import ConsoleSettings
 
-from .settings import ConsoleSettings
+from .locations import console_journal_path, console_log_path
 
-__all__ = ["keep_a_log", "run_console", "tune_gc_for_a_live_picture"]
+__all__ = [
+    "journal_file",
+    "keep_a_log",
+    "log_file",
+    "run_console",
+    "tune_gc_for_a_live_picture",
+]
 
 #: The log is kept to this size, with this many older files beside it.
 LOG_BYTES, LOG_BACKUPS = 5 * 1024 * 1024, 3
+
+
+def journal_file(settings: ConsoleSettings) -> Path:
+    """The offline journal this console uses: its settings' file, else the default."""
+    return settings.journal or console_journal_path()
+
+
+def log_file(settings: ConsoleSettings) -> Path:
+    """The console's own log: its settings' file, else the default in the log dir."""
+    return settings.log or console_log_path()
 
 
 def keep_a_log(path: Path) -> logging.Handler | None:
@@ -67,16 +88,16 @@ def run_console(settings: ConsoleSettings) -> int:
 
 
 async def _run(settings: ConsoleSettings) -> int:
-    from .app import CadApp
+    from cadterm.tui.app import CadApp
 
     client = DispatchClient(
         settings.url,
         settings.token or "",
         workstation=settings.workstation,
-        journal_path=settings.journal_path,
+        journal_path=journal_file(settings),
     )
     tune_gc_for_a_live_picture(client)
-    handler = keep_a_log(settings.log_path)
+    handler = keep_a_log(log_file(settings))
     logging.getLogger("cadterm.console").info(
         "console started: %s as workstation %s", ", ".join(settings.url), settings.workstation
     )

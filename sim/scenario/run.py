@@ -27,19 +27,20 @@ from cadterm.client import (
     DispatchClient,
     RateLimited,
 )
-from cadterm.client.recommend import Recommendation, needs_for, recommend
+from cadterm.domain.recommend import Recommendation, needs_for, recommend
 from cadterm.protocol.commands import CommandResult
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.problems import Problem
+from cadterm.server.embedded import EmbeddedBackend
 
-from .city import BRACKLEY
-from .clock import SimClock
-from .embedded import EmbeddedBackend
-from .force import FORCE, book_on_fields
-from .rest import fetch_events, fetch_head, fetch_state
-from .scenario_format import substitute_aliases
-from .scenario_model import (
+from ..city import BRACKLEY
+from ..clock import SimClock
+from ..force import FORCE, book_on_fields
+from ..rest import fetch_events, fetch_head, fetch_state
+from ..simulator import Sent, Simulator
+from .format import substitute_aliases
+from .model import (
     AssignStep,
     CallStep,
     CommandStep,
@@ -49,7 +50,6 @@ from .scenario_model import (
     Step,
     UnitStateStep,
 )
-from .simulator import Sent, Simulator
 
 __all__ = ["Probe", "RunRecord", "StepOutcome", "run_scenario"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.fold import DispatchState
 
-from .scenario_model import (
+from .model import (
     TARGETS,
     CommandConflicts,
     Expectation,
@@ -22,7 +22,7 @@ from .scenario_model import (
     Recommended,
     ResourcedWithinTarget,
 )
-from .scenario_run import RunRecord
+from .run import RunRecord
 
 __all__ = ["CheckResult", "evaluate", "format_duration", "title_of"]
 

@@ -10,8 +10,8 @@ expectation and prints a report with timings. Exit status: 0 when every expectat
 passed and every step went as expected, 1 when anything failed, 2 when the file is
 malformed (the message names the field).
 
-The format is documented in docs/scenarios.md; `scenario_format` reads it into the
-dataclasses of `scenario_model`, `scenario_run` runs it, `scenario_checks` judges it.
+The format is documented in docs/scenarios.md; `format` reads it into the
+dataclasses of `model`, `run` runs it, `checks` judges it.
 This module ties them together.
 """
 
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .scenario_checks import CheckResult, evaluate, format_duration
-from .scenario_format import ScenarioError, load_scenario
-from .scenario_model import (
+from .checks import CheckResult, evaluate, format_duration
+from .format import ScenarioError, load_scenario
+from .model import (
     AssignStep,
     CallStep,
     CommandStep,
@@ -34,7 +34,7 @@ from .scenario_model import (
     Scenario,
     UnitStateStep,
 )
-from .scenario_run import RunRecord, run_scenario
+from .run import RunRecord, run_scenario
 
 __all__ = [
     "EXIT_FAILED",

@@ -1,7 +1,7 @@
 """What a scenario is, once read: its steps, its expectations and its settings.
 
-Plain frozen dataclasses; `scenario_format` builds them from a TOML file (checking
-every field), `scenario_run` plays them and `scenario_checks` judges them.
+Plain frozen dataclasses; `format` builds them from a TOML file (checking
+every field), `run` plays them and `checks` judges them.
 """
 
 from __future__ import annotations

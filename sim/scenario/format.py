@@ -41,8 +41,8 @@ from cadterm.protocol.commands import COMMAND_TYPES, parse_command
 from cadterm.protocol.domain import Grade, IncidentStatus, SourceChannel, UnitState
 from cadterm.protocol.problems import ProblemCode
 
-from .city import BRACKLEY, City, UnknownPlace
-from .scenario_model import (
+from ..city import BRACKLEY, City, UnknownPlace
+from .model import (
     TARGETS,
     AssignStep,
     CallStep,

@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,19 +47,16 @@ from cadterm.protocol.domain import (
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
+from .geography import haversine_km
+
 __all__ = [
     "DEFAULT_NEEDS",
-    "EARTH_RADIUS_KM",
     "NEVER_OFFERED",
     "Recommendation",
-    "haversine_km",
     "needs_for",
     "parse_capability",
     "recommend",
 ]
-
-#: Mean Earth radius (IUGG), used for straight-line distances.
-EARTH_RADIUS_KM = 6371.0088
 
 #: States in which a unit is never recommended, free or as a diversion.
 NEVER_OFFERED = frozenset(
@@ -111,16 +107,6 @@ class Recommendation:
     stale: bool
     reason: str
     diverts_from: str | None = None
-
-
-def haversine_km(a: Position, b: Position) -> float:
-    """Great-circle distance between two WGS84 points, in kilometres."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
 
 
 def parse_capability(value: Capability | str) -> Capability:
