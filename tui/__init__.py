@@ -1,1 +1,1 @@
-"""The Textual console for dispatchers, and the `cadterm` command line."""
+"""The Textual console for dispatchers: screens, widgets, keys, settings, the grammar."""
