@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.tui.settings import ConsoleSettings
 
 from .locations import console_journal_path, console_log_path
+from .terminal import end_on_hang_up
 
 __all__ = [
+    "close_journal",
     "journal_file",
     "keep_a_log",
     "log_file",
@@ -82,6 +85,16 @@ def tune_gc_for_a_live_picture(client: DispatchClient) -> None:
     client.add_status_listener(freeze)
 
 
+def close_journal(client: DispatchClient) -> Callable[[], None]:
+    """A function that closes `client`'s journal, for a process that must end now."""
+
+    def close() -> None:
+        if client.journal is not None:
+            client.journal.close()
+
+    return close
+
+
 def run_console(settings: ConsoleSettings) -> int:
     """Run the console until the operator quits; returns the exit status."""
     return asyncio.run(_run(settings))
@@ -102,6 +115,11 @@ async def _run(settings: ConsoleSettings) -> int:
         "console started: %s as workstation %s", ", ".join(settings.url), settings.workstation
     )
     app = CadApp(client, settings)
+    end_on_hang_up(
+        asyncio.get_running_loop(),
+        stop=lambda reason: app.exit(return_code=1, message=f"cadterm console: {reason}"),
+        last_words=close_journal(client),
+    )
     try:
         await app.run_async()
     finally:

@@ -46,7 +46,8 @@ async def _run(options: DemoOptions) -> int:
     from cadterm.sim.background import simulation
     from cadterm.tui.app import CadApp
 
-    from .console import tune_gc_for_a_live_picture
+    from .console import close_journal, tune_gc_for_a_live_picture
+    from .terminal import end_on_hang_up
 
     scratch = Path(tempfile.mkdtemp(prefix="cadterm-demo-")) if options.fresh else None
     home = scratch or data_dir() / "demo"
@@ -77,6 +78,11 @@ async def _run(options: DemoOptions) -> int:
             )
             tune_gc_for_a_live_picture(client)
             app = CadApp(client, settings)
+            end_on_hang_up(
+                asyncio.get_running_loop(),
+                stop=lambda reason: app.exit(return_code=1, message=f"cadterm demo: {reason}"),
+                last_words=close_journal(client),
+            )
             try:
                 await app.run_async()
             finally:

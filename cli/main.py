@@ -274,6 +274,15 @@ def _cmd_locate(args: argparse.Namespace) -> int:
 # --- cadterm console -------------------------------------------------------------------
 
 
+def _need_a_terminal() -> None:
+    import os
+
+    from cadterm.cli.terminal import terminal_problem
+
+    if problem := terminal_problem(sys.stdin, sys.stdout, os.environ.get("TERM")):
+        raise CliError(problem, status=EXIT_FAILURE)
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     from cadterm.cli.locations import console_settings_path
     from cadterm.tui.settings import SettingsError, load_settings
@@ -299,6 +308,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
             "no token: pass --token, set CADTERM_TOKEN, or put token = ... in the console "
             "settings (cadterm locate)"
         )
+    _need_a_terminal()
     from cadterm.cli.console import run_console
 
     return run_console(settings)
@@ -308,6 +318,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _need_a_terminal()
     from cadterm.cli.demo import DemoOptions, run_demo
 
     return run_demo(
