@@ -1,9 +1,13 @@
 """The ``cadterm`` command line: one console script, one subcommand per job.
 
+    cadterm console     open the dispatcher console (the default)
+    cadterm demo        a simulated control room: backend, simulator and console
     cadterm server      run the embedded dispatch backend
+    cadterm scenario    run a scripted scenario against a fresh backend
     cadterm schema      write the protocol's JSON Schemas
     cadterm operator    add, remove, re-role or list the operators who may log in
     cadterm workstation add, remove or list the workstations commands may come from
+    cadterm ssh-account set up a console-only SSH account for a dispatcher
     cadterm locate      show where cadterm keeps its files
 
 This module must stay cheap to import: Textual, Rich and the server's web stack are
@@ -314,6 +318,69 @@ def _cmd_console(args: argparse.Namespace) -> int:
     return run_console(settings)
 
 
+# --- cadterm ssh-account ----------------------------------------------------------------
+
+
+def _read_token(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read the token from {path}: {exc}") from None
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("operator's token: ").strip()
+    return sys.stdin.readline().strip()
+
+
+def _cmd_ssh_account(args: argparse.Namespace) -> int:
+    import os
+    import pwd
+
+    from pydantic import ValidationError
+
+    from cadterm.cli.ssh_account import (
+        ConsoleAccount,
+        console_command,
+        python_problem,
+        sshd_block,
+        write_account_settings,
+    )
+    from cadterm.tui.settings import ConsoleSettings
+
+    try:
+        entry = pwd.getpwnam(args.user)
+    except KeyError:
+        entry = None
+    if args.home is None and entry is None:
+        raise CliError(f"no account named {args.user!r} here: create it first, or pass --home")
+    token = _read_token(args.token_file)
+    if not token:
+        raise CliError("no token: give it on standard input or with --token-file")
+    try:
+        checked = ConsoleSettings(url=args.url, token=token, workstation=args.workstation)
+    except ValidationError as exc:
+        raise CliError(f"invalid account settings: {exc.errors()[0]['msg']}") from None
+    account = ConsoleAccount(
+        user=args.user,
+        home=args.home or Path(entry.pw_dir),
+        urls=tuple(checked.url),
+        token=token,
+        workstation=args.workstation and checked.workstation,
+    )
+    owner = (entry.pw_uid, entry.pw_gid) if entry is not None and os.geteuid() == 0 else None
+    try:
+        path = write_account_settings(account, owner=owner)
+    except OSError as exc:
+        raise CliError(f"cannot write {account.settings_path}: {exc.strerror}") from None
+    print(f"wrote {path} (mode 0640)", file=sys.stderr)
+    if problem := python_problem():
+        print(f"warning: {problem}", file=sys.stderr)
+    print(sshd_block(args.user, console_command()), end="")
+    return EXIT_OK
+
+
 # --- cadterm demo -----------------------------------------------------------------------
 
 
@@ -428,6 +495,24 @@ def build_parser() -> argparse.ArgumentParser:
     listing = op_sub.add_parser("list", help="list operators (id, name, role)")
     listing.add_argument("--config", type=Path, default=None, help=config_help)
     listing.set_defaults(handler=_cmd_operator_list)
+
+    ssh = sub.add_parser(
+        "ssh-account",
+        help="set up a console-only SSH account: write its settings, print its sshd block",
+    )
+    ssh.add_argument("user", metavar="USER", help="the dispatcher's login on this machine")
+    ssh.add_argument(
+        "--url", action="append", required=True, help="backend URL (repeat to fail over)"
+    )
+    ssh.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding the operator's token (default: read from standard input)",
+    )
+    ssh.add_argument("--workstation", default=None, help="workstation id for the record")
+    ssh.add_argument("--home", type=Path, default=None, help="the account's home directory")
+    ssh.set_defaults(handler=_cmd_ssh_account)
 
     workstation = sub.add_parser(
         "workstation", help="manage the workstations commands may come from"
