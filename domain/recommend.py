@@ -1,4 +1,4 @@
-"""Which units to send: the nearest suitable ones, and why each was picked.
+"""Which units to send: the ones that would get there first, and why each was picked.
 
 Pure code over a `DispatchState`: no I/O, no clock (the caller passes ``now``), no UI.
 The console shows the result as a short list the dispatcher picks from with one key.
@@ -14,9 +14,15 @@ Rules (UK police defaults, see ``DESIGN.md`` "Domain defaults"):
   incident: units committed to a live incident of a *lower* priority (a higher grade
   number), in states 1-7. Each carries ``diverts_from``.
 * Units lacking any needed capability are left out. If nobody qualifies the list is empty.
-* Within each group units are ranked by straight-line (haversine) distance from their
-  last fix to the incident. Units with no fix (or all units, when the incident has no
-  coordinates) come after the positioned ones with ``distance_km=None``.
+* Within each group units are ranked by estimated travel time from their last fix to the
+  incident (`cadterm.domain.travel`: road distance as 1.3 times the straight line, at the
+  unit type's speed, on blue lights for a grade 1). Units with no fix come after the
+  positioned ones, those whose home sector is the incident's first.
+* An incident with no coordinates cannot be ranked by travel time, and the reason says
+  so: units are ranked by sector instead (the incident's sector first, ``basis`` is
+  ``"sector"``). With neither coordinates nor a sector, no order is better than another:
+  the units that could go are listed by callsign with ``basis="unranked"``, and the
+  console must not present them as a recommendation.
 * A fix older than ``stale_after`` (or a fix with no time) is flagged ``stale``; stale
   units are still ranked by that fix, so the dispatcher sees them and the warning.
 
@@ -24,13 +30,14 @@ Example::
 
     recs = recommend(state, incident, now, needs=needs_for(incident.incident_type))
     for r in recs:
-        print(r.callsign, r.reason)   # "AR21 1.2 km, available on patrol, has firearms"
+        print(r.callsign, r.reason)
+        # AR21 3 min (1.2 km), available on patrol, has firearms (nearest of 3)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -40,7 +47,6 @@ from cadterm.protocol.domain import (
     Grade,
     Incident,
     IncidentStatus,
-    Position,
     Unit,
     UnitState,
 )
@@ -48,10 +54,14 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
 from .geography import haversine_km
+from .travel import speed_kmh, travel_seconds
 
 __all__ = [
+    "BY_SECTOR",
+    "BY_TRAVEL_TIME",
     "DEFAULT_NEEDS",
     "NEVER_OFFERED",
+    "UNRANKED",
     "Recommendation",
     "needs_for",
     "parse_capability",
@@ -77,6 +87,9 @@ NEVER_OFFERED = frozenset(
 DEFAULT_NEEDS: Mapping[str, tuple[Capability, ...]] = MappingProxyType(
     {"FIREARMS": (Capability.FIREARMS,)}
 )
+
+#: How a list of recommendations was ranked (`Recommendation.basis`).
+BY_TRAVEL_TIME, BY_SECTOR, UNRANKED = "travel time", "sector", "unranked"
 
 # How a free unit's state reads in a reason.
 _FREE_WORDS = {
@@ -107,6 +120,10 @@ class Recommendation:
     stale: bool
     reason: str
     diverts_from: str | None = None
+    #: Estimated seconds to the incident from the last fix (None without both positions).
+    travel_seconds: float | None = None
+    #: How the list was ranked: `BY_TRAVEL_TIME`, `BY_SECTOR` or `UNRANKED`.
+    basis: str = BY_TRAVEL_TIME
 
 
 def parse_capability(value: Capability | str) -> Capability:
@@ -156,6 +173,9 @@ def recommend(
     if limit <= 0:
         return []
     target = incident.location.position
+    sector = incident.location.sector
+    basis = BY_TRAVEL_TIME if target else (BY_SECTOR if sector else UNRANKED)
+    blue_lights = incident.grade == Grade.EMERGENCY
     assigned = set(incident.assigned)
     free: list[tuple[tuple, Recommendation]] = []
     diversions: list[tuple[tuple, Recommendation]] = []
@@ -182,10 +202,14 @@ def recommend(
             )
         else:
             continue
-        rec = _recommendation(unit, target, now, stale_after, required, state_words, committed)
+        rec = _recommendation(
+            unit, incident, now, stale_after, required, state_words, committed, blue_lights
+        )
+        rec = replace(rec, basis=basis)
         key = (
-            rec.distance_km is None,
-            rec.distance_km or 0.0,
+            rec.travel_seconds is None,
+            rec.travel_seconds or 0.0,
+            sector is None or unit.home_sector != sector,
             _STATE_PREFERENCE.get(unit.state, 9),
             unit.callsign,
         )
@@ -193,27 +217,43 @@ def recommend(
 
     free.sort(key=lambda item: item[0])
     diversions.sort(key=lambda item: item[0])
-    return [rec for _, rec in free + diversions][:limit]
+    picks = [rec for _, rec in free + diversions][:limit]
+    if required and picks and picks[0].travel_seconds is not None:
+        # The reason ends "has <capabilities>": say how many such units there were.
+        ranked = sum(1 for _, rec in free + diversions if rec.travel_seconds is not None)
+        among = "the only one" if ranked == 1 else f"nearest of {ranked}"
+        picks[0] = replace(picks[0], reason=f"{picks[0].reason} ({among})")
+    return picks
 
 
 def _recommendation(
     unit: Unit,
-    target: Position | None,
+    incident: Incident,
     now: datetime,
     stale_after: timedelta,
     required: tuple[Capability, ...],
     state_words: str,
     committed: Incident | None,
+    blue_lights: bool,
 ) -> Recommendation:
     parts: list[str] = []
     distance: float | None = None
+    seconds: float | None = None
+    target, sector = incident.location.position, incident.location.sector
     if target is None:
-        parts.append("incident has no coordinates")
+        if sector is None:
+            parts.append("incident has no location or sector: not ranked")
+        elif unit.home_sector == sector:
+            parts.append(f"incident has no location; same sector ({sector})")
+        else:
+            parts.append(f"incident has no location; sector {unit.home_sector or 'unknown'}")
     elif unit.position is None:
         parts.append("no location fix")
     else:
         distance = haversine_km(unit.position, target)
-        parts.append(_format_km(distance))
+        kmh = speed_kmh(unit.unit_type, blue_lights=blue_lights)
+        seconds = travel_seconds(unit.position, target, kmh)
+        parts.append(f"{_format_minutes(seconds)} ({_format_km(distance)})")
 
     stale = False
     if unit.position is not None:
@@ -238,7 +278,13 @@ def _recommendation(
         stale=stale,
         reason=", ".join(parts),
         diverts_from=committed.reference if committed is not None else None,
+        travel_seconds=seconds,
     )
+
+
+def _format_minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return "under 1 min" if minutes < 1 else f"{minutes} min"
 
 
 def _format_km(km: float) -> str:

@@ -443,7 +443,7 @@ async def test_recommend_shows_picks_with_reasons_and_flags_stale_fixes(backend,
         await console.line("rec")
         lines = console.detail.splitlines()
         assert lines[0] == f"Recommended for {reference}:"
-        assert lines[1].split()[:3] == ["1.", "AB12", "0.1"]
+        assert lines[1].split()[:2] == ["1.", "AB12"] and "(0.1 km)" in lines[1]
         assert "available on patrol" in lines[1] and "STALE" not in lines[1]
         assert lines[2].split()[:2] == ["2.", "AB13"]
         assert lines[3].split()[:2] == ["3.", "AB14"]
@@ -454,6 +454,24 @@ async def test_recommend_shows_picks_with_reasons_and_flags_stale_fixes(backend,
         # `rec firearms` asks for a capability nobody has.
         await console.line("rec firearms")
         assert "no deployable unit has what this incident needs" in console.detail
+
+
+async def test_units_for_an_incident_with_no_location_are_not_called_recommended(backend, tmp_path):
+    book_on(backend, "ARV1", at=(53.801, -1.55))
+    book_on(backend, "AB12", at=(53.81, -1.55))
+    reference = create(backend, "somewhere on the ring road", incident_type="RTC", at=None)
+    async with open_console(backend.url, tmp_path) as console:
+        await seen(console, reference)
+        await console.line(number(reference))
+        await console.line("rec")
+        lines = console.detail.splitlines()
+        assert (
+            lines[0] == f"Units that could go to {reference} (no location or sector: not ranked):"
+        )
+        assert "could go; no location or sector to rank them by" in console.said
+        await console.keys.type("a ")
+        await console.keys.press("tab")
+        assert "(recommended)" not in console.said
 
 
 async def test_tab_completes_the_recommended_callsign_and_cycles(backend, tmp_path):

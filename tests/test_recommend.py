@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from cadterm.domain.geography import haversine_km
 from cadterm.domain.recommend import (
+    BY_SECTOR,
+    BY_TRAVEL_TIME,
     DEFAULT_NEEDS,
+    UNRANKED,
     Recommendation,
     needs_for,
     parse_capability,
@@ -222,7 +225,7 @@ def test_excludes_units_missing_a_needed_capability() -> None:
     recs = recommend(state, incident, NOW, needs=[Capability.FIREARMS])
     assert callsigns(recs) == ["AR1"]
     assert recs[0].capabilities == ("firearms", "taser")
-    assert recs[0].reason == "3.0 km, available on patrol, has firearms"
+    assert recs[0].reason == "4 min (3.0 km), available on patrol, has firearms (the only one)"
     # Words work as well as the enum, and every need must be met.
     assert callsigns(recommend(state, incident, NOW, needs=["Firearms", "taser"])) == ["AR1"]
     assert recommend(state, incident, NOW, needs=["firearms", "dog"]) == []
@@ -266,7 +269,7 @@ def test_grade1_offers_diversions_from_lower_priority_after_free_units() -> None
     assert callsigns(recs) == ["F1", "D1", "D2"]  # free first, never another grade 1
     assert recs[0].diverts_from is None
     assert recs[1].diverts_from == "0031-27NOV26"
-    assert recs[1].reason == "0.2 km, at scene, diverts from 0031-27NOV26 (grade 3)"
+    assert recs[1].reason == "under 1 min (0.2 km), at scene, diverts from 0031-27NOV26 (grade 3)"
     assert recs[2].diverts_from == "0035-27NOV26"
     assert "diverts from 0035-27NOV26 (grade 2)" in recs[2].reason
 
@@ -308,7 +311,7 @@ def test_units_without_fix_rank_after_positioned_ones() -> None:
     assert recs[1].distance_km is None
     assert recs[1].reason == "no location fix, available on patrol"
     assert recs[1].stale is False
-    assert recs[0].reason == "40 km, available on patrol"
+    assert recs[0].reason == "52 min (40 km), available on patrol"
 
 
 def test_incident_without_coordinates() -> None:
@@ -317,7 +320,8 @@ def test_incident_without_coordinates() -> None:
     recs = recommend(make_state([incident], units), incident, NOW)
     assert callsigns(recs) == ["A1", "B2"]  # no distance: by callsign
     assert all(r.distance_km is None for r in recs)
-    assert recs[0].reason == "incident has no coordinates, available on patrol"
+    assert recs[0].reason == "incident has no location or sector: not ranked, available on patrol"
+    assert {r.basis for r in recs} == {UNRANKED}
 
 
 def test_stale_fix_is_flagged_with_its_age() -> None:
@@ -330,7 +334,7 @@ def test_stale_fix_is_flagged_with_its_age() -> None:
     ]
     recs = {r.callsign: r for r in recommend(make_state([incident], units), incident, NOW)}
     assert recs["OLD"].stale is True
-    assert recs["OLD"].reason == "0.3 km, fix 12 min old, available on patrol"
+    assert recs["OLD"].reason == "under 1 min (0.3 km), fix 12 min old, available on patrol"
     assert recs["NEW"].stale is False
     assert "fix" not in recs["NEW"].reason
     assert recs["ANCIENT"].stale is True
@@ -369,7 +373,9 @@ def test_future_fix_is_not_stale() -> None:
 def test_reason_names_the_state(state: UnitState, words: str) -> None:
     incident = make_incident()
     units = [make_unit("A", km=0.4, state=state)]
-    assert recommend(make_state([incident], units), incident, NOW)[0].reason == (f"0.4 km, {words}")
+    assert recommend(make_state([incident], units), incident, NOW)[0].reason == (
+        f"1 min (0.4 km), {words}"
+    )
 
 
 def test_reason_lists_several_needs() -> None:
@@ -377,7 +383,62 @@ def test_reason_lists_several_needs() -> None:
     caps = (Capability.FIRST_AID, Capability.TRAFFIC, Capability.DOG)
     units = [make_unit("A", km=1.24, caps=caps)]
     rec = recommend(make_state([incident], units), incident, NOW, needs=caps)[0]
-    assert rec.reason == "1.2 km, available on patrol, has first aid, traffic and dog"
+    assert rec.reason == (
+        "2 min (1.2 km), available on patrol, has first aid, traffic and dog (the only one)"
+    )
+
+
+# --- travel time, sectors, and saying when there is no basis ---------------------------
+
+
+def test_units_are_ranked_by_travel_time_not_distance() -> None:
+    # An officer on foot 0.5 km away takes ~8 min; a car 1.5 km away takes ~3 min.
+    incident = make_incident(grade=Grade.PRIORITY)
+    foot = make_unit("FOOT1", km=0.5).model_copy(update={"unit_type": UnitType.FOOT})
+    car = make_unit("CAR1", km=1.5)
+    recs = recommend(make_state([incident], [foot, car]), incident, NOW)
+    assert callsigns(recs) == ["CAR1", "FOOT1"]
+    assert recs[0].travel_seconds == pytest.approx(1.5 * 1.3 / 40 * 3600, rel=0.01)
+    assert recs[1].reason.startswith("8 min (0.5 km)")
+    assert {r.basis for r in recs} == {BY_TRAVEL_TIME}
+
+
+def test_a_grade_1_is_reckoned_on_blue_lights() -> None:
+    units = [make_unit("CAR1", km=2.0)]
+    emergency, routine = make_incident(grade=Grade.EMERGENCY), make_incident(grade=Grade.SCHEDULED)
+    fast = recommend(make_state([emergency], units), emergency, NOW)[0].travel_seconds
+    slow = recommend(make_state([routine], units), routine, NOW)[0].travel_seconds
+    assert fast == pytest.approx(slow * 40 / 60)
+
+
+def test_the_first_of_several_capable_units_says_it_is_the_nearest() -> None:
+    incident = make_incident(incident_type="FIREARMS")
+    armed = [make_unit(f"ARV{i}", km=float(i), caps=(Capability.FIREARMS,)) for i in (3, 1, 2)]
+    recs = recommend(
+        make_state([incident], [*armed, make_unit("CAR1", km=0.1)]),
+        incident,
+        NOW,
+        needs=needs_for(incident.incident_type),
+    )
+    assert callsigns(recs) == ["ARV1", "ARV2", "ARV3"]
+    assert recs[0].reason.endswith("has firearms (nearest of 3)")
+    assert recs[1].reason.endswith("has firearms")
+
+
+def test_without_coordinates_the_incidents_sector_comes_first_and_says_so() -> None:
+    incident = make_incident(position=None)
+    incident = incident.model_copy(
+        update={"location": Location(address="Market Place", sector="North")}
+    )
+    units = [
+        make_unit("A1").model_copy(update={"home_sector": "South"}),
+        make_unit("Z9").model_copy(update={"home_sector": "North"}),
+    ]
+    recs = recommend(make_state([incident], units), incident, NOW)
+    assert callsigns(recs) == ["Z9", "A1"]
+    assert {r.basis for r in recs} == {BY_SECTOR}
+    assert recs[0].reason.startswith("incident has no location; same sector (North)")
+    assert recs[1].reason.startswith("incident has no location; sector South")
 
 
 def test_needs_for_defaults() -> None:

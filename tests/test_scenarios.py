@@ -54,8 +54,8 @@ def test_wrong_expectation_fails_and_says_which_and_why(capsys) -> None:
     out = capsys.readouterr().out
     assert status == EXIT_FAILED, out
     assert re.search(
-        r"FAIL  recommended shoplifter at 1 s: expected DOG1, got CF31 \(0\.1 km, "
-        r"available on patrol\); DOG1 was not among the \d recommended",
+        r"FAIL  recommended shoplifter at 1 s: expected DOG1, got SGT1 \(under 1 min "
+        r"\(0\.1 km\), available on patrol\); DOG1 was not among the \d recommended",
         out,
     ), out
     assert "FAIL  incident_status shoplifter: 0001-" in out

@@ -16,7 +16,7 @@ from textual import work
 
 from cadterm.client import DispatchClient, Issued
 from cadterm.client.errors import CommandConflict, CommandError
-from cadterm.domain.recommend import needs_for, recommend
+from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.domain.timers import TimerPolicy
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
@@ -60,7 +60,8 @@ class CommandActions:
             picks = recommend(
                 state, incident, self.clock(), needs=needs_for(incident.incident_type)
             )
-            recommended = tuple(pick.callsign for pick in picks)
+            # Tab offers "(recommended)" only for a real ranking, never an arbitrary order.
+            recommended = tuple(pick.callsign for pick in picks if pick.basis != UNRANKED)
         return grammar.ParseContext(
             selected=selected,
             references=list(state.incidents),
@@ -126,7 +127,12 @@ class CommandActions:
         self._detail_mode = "recommend"
         self.detail.show_text(recommendation_text(action.reference, picks))
         self.screen.add_class("-detail")
-        best = f"best: {picks[0].callsign} ({picks[0].reason})" if picks else "no unit fits"
+        if not picks:
+            best = "no unit fits"
+        elif picks[0].basis == UNRANKED:
+            best = f"{len(picks)} could go; no location or sector to rank them by"
+        else:
+            best = f"best: {picks[0].callsign} ({picks[0].reason})"
         self.command_line.feedback(f"recommend {short_reference(action.reference)}: {best}")
 
     def _find(self, text: str) -> None:

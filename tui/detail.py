@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from cadterm.domain.recommend import Recommendation
+from cadterm.domain.recommend import BY_SECTOR, BY_TRAVEL_TIME, UNRANKED, Recommendation
 from cadterm.domain.timers import DEFAULT_POLICY, TimerPolicy, attendance_alert, format_age
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.fold import DispatchState
@@ -68,8 +68,19 @@ def incident_text(
 
 
 def recommendation_text(reference: str, picks: Sequence[Recommendation]) -> Text:
-    """Recommendations for an incident, best first, each with its reason."""
-    out = Text(f"Recommended for {reference}:\n", style="bold")
+    """Recommendations for an incident, best first, each with its reason.
+
+    Units listed with no basis for an order (no location and no sector) are headed as
+    what they are, units that could go, so nobody reads the first as the best.
+    """
+    basis = picks[0].basis if picks else BY_TRAVEL_TIME
+    if basis == UNRANKED:
+        heading = f"Units that could go to {reference} (no location or sector: not ranked):"
+    elif basis == BY_SECTOR:
+        heading = f"Recommended for {reference} (by sector: it has no location):"
+    else:
+        heading = f"Recommended for {reference}:"
+    out = Text(heading + "\n", style="bold")
     if not picks:
         out.append("  no deployable unit has what this incident needs\n")
     for number, pick in enumerate(picks, 1):
