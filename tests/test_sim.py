@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cadterm.client import DispatchClient
+from cadterm.client.queries import fetch_events
 from cadterm.domain.geography import haversine_km
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
@@ -42,7 +43,6 @@ from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields, seed_force
 from cadterm.sim.movement import ROAD_FACTOR, speed_kmh
 from cadterm.sim.planned import Planned, SimSettings
-from cadterm.sim.rest import fetch_events
 from cadterm.sim.simulator import Simulator, SimulatorError
 
 ROOT = Path(__file__).resolve().parent.parent
