@@ -209,13 +209,14 @@ class _Run:
         command = client.command(kind, **fields)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _PATIENCE
-        while True:
+        delays = _BACKOFF.delays()
+        while True:  # bounded by `give_up`
             try:
                 result = await client.execute(command, timeout=10.0)
             except RateLimited as limited:
                 wait = max(limited.retry_after, 0.05)
             except (BackendUnavailable, TimeoutError):
-                wait = 0.2
+                wait = next(delays)
             else:
                 self.record.acknowledged.append(result.event)
                 return result
