@@ -1,25 +1,7 @@
 """The scenario file: a timed script of dispatch actions and what must come of them.
 
-A scenario is TOML (see docs/scenarios.md for every field with examples)::
-
-    name = "Grade 1 RTC"
-    speed = 20                      # simulated seconds per real second
-    duration = 600                  # simulated seconds the run lasts
-
-    [simulator]                     # optional: background calls, units played
-    rate = 0.5
-
-    [[steps]]
-    at = 0
-    action = "call"
-    alias = "rtc"
-    grade = 1
-    type = "RTC"
-    place = "Moor Road Roundabout"
-
-    [[expect]]
-    check = "resourced_within_target"
-    incident = "rtc"
+A scenario is TOML: settings at the top, a ``[simulator]`` table, ``[[steps]]`` and
+``[[expect]]`` (docs/scenarios.md shows every field with examples).
 
 `load_scenario` reads and checks a file completely before anything runs. Each table is
 validated by its pydantic model (`model`); what spans tables (aliases, step ids, times,
@@ -282,8 +264,9 @@ class _Checker:
 
     def scenario(self) -> Scenario:
         file = self.file
-        for index, item in enumerate([*file.steps, *file.expect]):
-            item._index = index if index < len(file.steps) else index - len(file.steps)
+        for array in (file.steps, file.expect):
+            for index, item in enumerate(array):
+                item.number(index)
         for step in file.steps:
             self.names(step)
             if isinstance(step, CommandStep):

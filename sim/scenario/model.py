@@ -1,8 +1,8 @@
 """What a scenario is: its steps, its expectations and its settings, as the file gives them.
 
 The steps, expectations and the ``[simulator]`` table are strict pydantic models of the
-TOML tables (an unknown field or a wrong type is refused); each validator that needs
-today's wording raises it (`bad`). `format` validates a file into them, checks what
+TOML tables (an unknown field or a wrong type is refused); a validator with words of its
+own for a problem raises them with `bad`. `format` validates a file into them, checks what
 spans tables (aliases, step ids, times) and builds the `Scenario`; `run` plays them and
 `checks` judges them.
 """
@@ -201,6 +201,10 @@ class _Numbered(TomlTable):
     def index(self) -> int:
         """Its place in the file's array (0-based)."""
         return self._index
+
+    def number(self, index: int) -> None:
+        """Record its place in the file's array (`format` does, once validated)."""
+        self._index = index
 
 
 # --- steps ---------------------------------------------------------------------------------
