@@ -24,12 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cadterm.client.queries import QueryError, fetch_health
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import (
     AddNote,
@@ -241,15 +241,14 @@ class ServerProcess:
             try:
                 self.health()
                 return self
-            except OSError:
+            except QueryError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError("server did not start in time") from None
                 time.sleep(0.05)
 
     def health(self) -> dict[str, object]:
-        with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as response:
-            return json.loads(response.read())
+        return fetch_health(self.url, timeout=2).model_dump()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

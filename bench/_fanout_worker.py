@@ -254,13 +254,11 @@ async def run_load(mode: str, url: str, token: str, rate: float, seconds: float,
     out["go"] = asyncio.Event()
     if mode == "http":
         host, port = url.split("//", 1)[1].split(":")
-        import urllib.request
+        # Imported here: the subscriber processes stay free of cadterm client code.
+        from cadterm.client.queries import Queries
 
-        req = urllib.request.Request(
-            url + "/v1/units", headers={"Authorization": f"Bearer {token}"}
-        )
-        with urllib.request.urlopen(req) as response:  # noqa: ASYNC210 - once, before the load
-            callsigns = [u["callsign"] for u in json.loads(response.read()) if u["on_duty"]]
+        async with Queries(url, token) as queries:
+            callsigns = [unit.callsign for unit in await queries.units() if unit.on_duty]
         workers = [
             asyncio.create_task(
                 http_worker(

@@ -27,7 +27,6 @@ import asyncio
 import gc
 import os
 import time
-import urllib.request
 from pathlib import Path
 
 from _common import (
@@ -43,6 +42,7 @@ from _common import (
 )
 
 from cadterm.client import DispatchClient
+from cadterm.client.queries import fetch_state
 from cadterm.protocol.fold import DispatchState
 
 BENCH = "resume"
@@ -108,11 +108,8 @@ def main() -> int:
         config = bench_config(retain_events=10**9)
         results: dict[str, dict] = {}
         with ServerProcess(db, config, workdir) as server:
-            req = urllib.request.Request(
-                server.url + "/v1/state", headers={"Authorization": f"Bearer {TOKEN}"}
-            )
-            with urllib.request.urlopen(req) as response:
-                snapshot_bytes = len(response.read())
+            # The server sends the picture as this very serialisation of it.
+            snapshot_bytes = len(fetch_state(server.url, TOKEN).model_dump_json().encode())
             cases: list[tuple[str, int | None]] = [(f"replay_{n}", n) for n in missed]
             cases.append(("snapshot", None))
             for name, n in cases:

@@ -4,6 +4,7 @@ Works without any UI. `DispatchClient` is the entry point; errors to catch are i
 `cadterm.client.errors`.
 """
 
+from .backoff import Backoff
 from .client import DispatchClient, Issued
 from .commands import CommandSender, new_key
 from .errors import (
@@ -20,7 +21,7 @@ from .errors import (
 )
 from .journal import Journal, JournalEntry, JournalStatus
 from .store import LocalStore
-from .stream import Backoff, LinkState, LinkStatus, Subscription
+from .stream import LinkState, LinkStatus, Subscription
 
 __all__ = [
     "BackendUnavailable",

@@ -21,8 +21,8 @@ from cadterm.protocol.commands import Command, CommandResult
 from cadterm.protocol.domain import Operator
 from cadterm.protocol.problems import Problem, ProblemCode
 
+from .backoff import Backoff
 from .errors import BackendUnavailable, RateLimited, error_for_problem
-from .stream import Backoff
 
 __all__ = ["CommandSender", "new_key"]
 

@@ -37,6 +37,7 @@ from websockets.exceptions import (
 
 from cadterm.protocol.frames import SUBPROTOCOL
 
+from .backoff import Backoff
 from .link import Applied, Effect, LinkRules, Live, Resume, Send, Stop
 from .store import LocalStore
 
@@ -92,18 +93,6 @@ def stream_url(base_url: str) -> str:
     raise ValueError(
         f"backend URL must start with http://, https://, ws:// or wss://: {base_url!r}"
     )
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Jittered exponential backoff: base * 2**n capped at `cap`, times 0.5-1.0."""
-
-    base: float = 0.2
-    cap: float = 10.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * rng.uniform(0.5, 1.0)
 
 
 def _now() -> datetime:

@@ -11,7 +11,8 @@ Everything here drives a backend through `cadterm.client`, as any console would;
   `background` (`simulation()`, for the demo console and load runs);
 - `scenario` (scripted scenarios, with
   `scenario.model`, `scenario.format`, `scenario.run`, `scenario.checks`), `record`
-  (record and replay event streams), `rest` (GET queries), `pytest_plugin` (fixtures).
+  (record and replay event streams), `pytest_plugin` (fixtures). The GET queries
+  (events, state, head) are the client library's, `cadterm.client.queries`.
 """
 
 from .city import BRACKLEY, City

@@ -45,11 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from cadterm.client import ClientError, CommandError, DispatchClient
+from cadterm.client.queries import QueryError, fetch_events
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.problems import Problem
-
-from .rest import QueryError, fetch_events
 
 __all__ = [
     "RecordError",

@@ -34,6 +34,7 @@ from typing import Any
 
 from cadterm.client import (
     BackendUnavailable,
+    Backoff,
     CommandError,
     DispatchClient,
     RateLimited,
@@ -53,6 +54,10 @@ log = logging.getLogger("cadterm.sim")
 # Passes at one simulated instant before moving on (each pass reacts to the last one's
 # commands; more than a handful means something keeps refusing).
 _MAX_PASSES = 20
+
+# Waits between tries of a command while the backend is away (the link's own reconnects
+# have theirs); short, as a simulated shift goes on meanwhile.
+_RETRY = Backoff(base=0.05, cap=1.0)
 
 
 class SimulatorError(Exception):
@@ -210,9 +215,10 @@ class Simulator:
         command = self.client.command(planned.type, **planned.fields)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.patience
+        delays = _RETRY.delays()
         problem: str | None = None
         event: Event | None = None
-        while True:
+        while True:  # bounded by `give_up`
             try:
                 result = await self.client.execute(command, timeout=self.command_timeout)
             except RateLimited as limited:
@@ -222,7 +228,7 @@ class Simulator:
                 log.debug("refused %s (%s): %s", planned.type, planned.why, refused.detail)
                 break
             except (BackendUnavailable, TimeoutError) as exc:
-                wait, why = 0.2, str(exc) or type(exc).__name__
+                wait, why = next(delays), str(exc) or type(exc).__name__
             else:
                 event = result.event
                 self._own.add(result.seq)

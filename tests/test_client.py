@@ -43,6 +43,15 @@ from cadterm.client import (
     StreamStopped,
 )
 from cadterm.client.commands import CommandSender
+from cadterm.client.queries import (
+    Queries,
+    QueryError,
+    fetch_events,
+    fetch_head,
+    fetch_health,
+    fetch_state,
+    fetch_units,
+)
 from cadterm.protocol.commands import BookOn, CreateIncident
 from cadterm.protocol.domain import (
     Grade,
@@ -601,3 +610,68 @@ def test_every_python_snippet_in_the_docs_compiles() -> None:
     for block in blocks:
         # Snippets may use top-level `await`, as they would in `python -m asyncio`.
         compile(block, "docs/client.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+# --- the read side: cadterm.client.queries ---------------------------------------------------
+
+
+async def test_queries_read_what_the_server_stored(backend: Backend) -> None:
+    async with live(backend) as client:
+        for callsign in ("Q1", "Q2", "Q3"):
+            await book_on(client, callsign)
+        reference = await create_incident(client)
+        await client.execute(client.command("assign_unit", reference=reference, callsign="Q2"))
+        async with Queries(backend.url, DISPATCHER) as queries:
+            head = await queries.head()
+            assert head == client.seq == 5
+            await client.subscription.wait_for_seq(head, timeout=TIMEOUT)
+            assert await queries.state() == client.state
+            stored = await server_events(backend)
+            events = await queries.events()
+            assert [e.model_dump(mode="json") for e in events] == stored
+            assert await queries.events(after=2, limit=2) == events[2:4]
+            assert await queries.all_events(page=2) == events  # three pages of two
+            assert await queries.all_events(after=4, page=2) == events[4:]
+            units = await queries.units()
+            assert sorted(u.callsign for u in units) == ["Q1", "Q2", "Q3"]
+            assert {u.callsign: u for u in units} == client.units
+            health = await queries.health()
+            assert (health.status, health.seq) == ("ok", 5)
+            assert health.subscribers >= 1
+
+
+async def test_blocking_queries_answer_as_the_async_ones(backend: Backend) -> None:
+    async with live(backend) as client:
+        await book_on(client, "Q1")
+        await create_incident(client)
+        async with Queries(backend.url, DISPATCHER) as queries:
+            state, events, units = (
+                await queries.state(),
+                await queries.events(),
+                await queries.units(),
+            )
+    url = backend.url
+    assert await asyncio.to_thread(fetch_state, url, DISPATCHER) == state
+    assert await asyncio.to_thread(fetch_events, url, DISPATCHER, 0, 1) == events[:1]
+    assert await asyncio.to_thread(fetch_units, url, DISPATCHER) == units
+    assert await asyncio.to_thread(fetch_head, url) == state.seq == 2  # no token needed
+    assert (await asyncio.to_thread(fetch_health, url)).seq == 2
+
+
+async def test_a_refused_or_unanswered_query_raises_query_error(backend: Backend) -> None:
+    async with Queries(backend.url, "wrong-token-0123456789") as queries:
+        with pytest.raises(QueryError, match=r"GET /v1/state: HTTP 401: ") as refused:
+            await queries.state()
+        assert refused.value.status == 401
+        assert isinstance(refused.value, ClientError)
+        assert (await queries.health()).seq == 0  # health needs no token
+    with pytest.raises(QueryError, match="HTTP 422") as invalid:
+        await asyncio.to_thread(fetch_events, backend.url, DISPATCHER, -1)
+    assert invalid.value.status == 422
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(QueryError, match="not reachable") as unreachable:
+        await asyncio.to_thread(fetch_state, nowhere, DISPATCHER, timeout=2)
+    assert unreachable.value.status is None
+    async with Queries(nowhere, DISPATCHER, timeout=2) as queries:
+        with pytest.raises(QueryError, match=f"backend at {nowhere} not reachable"):
+            await queries.head()

@@ -17,6 +17,7 @@ import pytest
 from conftest import TOKENS, make_config
 
 from cadterm.client import DispatchClient
+from cadterm.client.queries import fetch_events, fetch_state
 from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import AVAILABLE_STATES, Role, UnitState
 from cadterm.protocol.events import EVENT_TYPES, Event, NoteAdded
@@ -35,7 +36,6 @@ from cadterm.sim.record import (
     record,
     replay,
 )
-from cadterm.sim.rest import fetch_events, fetch_state
 from cadterm.sim.simulator import Simulator
 
 SUPERVISOR = TOKENS[Role.SUPERVISOR]

@@ -164,6 +164,56 @@ def test_malformed_file_exits_2_naming_the_field(tmp_path: Path, capsys, text, m
     assert message in err, err
 
 
+LINES = [
+    # The line of the field itself...
+    (NAME + "speed = 0\n" + CALL, 2, "scenario.speed", "speed = 0"),
+    (swap("grade = 1", "grade = 7"), 6, "steps[0].grade", "grade = 7"),
+    (swap("Market Square", "Market Sqare"), 8, "steps[0].place", "place ="),
+    (NAME + "[simulator]\nrat = 1\n" + CALL, 3, "simulator.rat", "rat = 1"),
+    # ...of the table a missing field belongs in...
+    (swap('alias = "a"\n', ""), 2, "steps[0]", "[[steps]]"),
+    (
+        NAME + CALL + CHECK + '"recommended"\nincident = "a"\ncallsign = "CC11"\n',
+        9,
+        "expect[0]",
+        "[[expect]]",
+    ),
+    # ...of the second of two tables of the same array, past a multi-line string...
+    (
+        'name = """two\nlines = 1\n"""\n' + CALL + LATER + '"outage"\nseconds = 0\n',
+        14,
+        "steps[1].seconds",
+        "seconds = 0",
+    ),
+    # ...and of the inline table a command's field is in.
+    (
+        NAME + CALL + LATER + '"command"\ncommand = { type = "assign_unit", reference = "@a" }\n',
+        12,
+        "steps[1].command.callsign",
+        "command = {",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "field", "there"), LINES)
+def test_the_error_gives_the_line_of_the_field(tmp_path: Path, text, line, field, there) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as bad:
+        load_scenario(path)
+    assert (bad.value.line, bad.value.field) == (line, field)
+    assert str(bad.value).startswith(f"{path}: line {line}: {field}: ")
+    assert text.splitlines()[line - 1].startswith(there)
+
+
+def test_a_problem_of_the_whole_file_has_no_line(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text(NAME, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"empty\.toml: scenario: has no") as bad:
+        load_scenario(path)
+    assert bad.value.line is None
+
+
 def test_missing_file_and_bad_usage_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["run", str(tmp_path / "nowhere.toml")]) == EXIT_MALFORMED
     assert "cannot read the file" in capsys.readouterr().err

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import math
+import random
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cadterm.client import DispatchClient
+from cadterm.client import Backoff, DispatchClient
+from cadterm.client.queries import fetch_events
 from cadterm.domain.geography import haversine_km
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
@@ -42,7 +45,6 @@ from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields, seed_force
 from cadterm.sim.movement import ROAD_FACTOR, speed_kmh
 from cadterm.sim.planned import Planned, SimSettings
-from cadterm.sim.rest import fetch_events
 from cadterm.sim.simulator import Simulator, SimulatorError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,3 +432,14 @@ async def test_simulator_gives_up_when_the_backend_stays_away() -> None:
             assert isinstance(sim.failure, SimulatorError)
             assert "gave up on create_incident after 1 s" in str(sim.failure)
             await sim.stop()
+
+
+def test_retries_are_paced_by_the_clients_backoff() -> None:
+    # The simulator and the scenario runner wait `Backoff.delays()` between tries: each
+    # wait is half to all of a step that doubles from `base` up to `cap`.
+    backoff = Backoff(base=0.05, cap=1.0)
+    waits = list(itertools.islice(backoff.delays(random.Random(4)), 10))
+    steps = [min(1.0, 0.05 * 2**n) for n in range(10)]
+    assert all(step / 2 <= wait <= step for wait, step in zip(waits, steps, strict=True))
+    assert waits[-1] > waits[0] * 5
+    assert list(itertools.islice(backoff.delays(random.Random(4)), 10)) == waits

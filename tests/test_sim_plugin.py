@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from cadterm.client import DispatchClient
+from cadterm.client.queries import fetch_state
 from cadterm.protocol.domain import IncidentStatus, UnitState
 from cadterm.sim.city import BRACKLEY
-from cadterm.sim.rest import fetch_state
 
 pytest_plugins = ["cadterm.sim.pytest_plugin"]
 

@@ -11,7 +11,7 @@ passed and every step went as expected, 1 when anything failed, 2 when the file 
 malformed (the message names the field).
 
 The format is documented in docs/scenarios.md; `format` reads it into the
-dataclasses of `model`, `run` runs it, `checks` judges it.
+pydantic models of `model`, `run` runs it, `checks` judges it.
 This module ties them together.
 """
 
@@ -26,14 +26,7 @@ from pathlib import Path
 
 from .checks import CheckResult, evaluate, format_duration
 from .format import ScenarioError, load_scenario
-from .model import (
-    AssignStep,
-    CallStep,
-    CommandStep,
-    OutageStep,
-    Scenario,
-    UnitStateStep,
-)
+from .model import Scenario
 from .run import RunRecord, run_scenario
 
 __all__ = [
@@ -47,14 +40,6 @@ __all__ = [
     "main",
     "run_file",
 ]
-
-_ACTION_NAMES = {
-    CallStep: "call",
-    UnitStateStep: "unit_state",
-    AssignStep: "assign",
-    OutageStep: "outage",
-    CommandStep: "command",
-}
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -96,10 +81,9 @@ class Report:
             lines += ["", "Steps"]
         for outcome in record.steps:
             step = outcome.step
-            action = _ACTION_NAMES[type(step)]
             mark = "ok  " if outcome.ok else "FAIL"
             lines.append(
-                f"  {mark} t={step.at:>6.0f}s  {step.label:<14} {action:<10} "
+                f"  {mark} t={step.at:>6.0f}s  {step.label:<14} {step.action:<10} "
                 f"{outcome.detail}  ({outcome.real_seconds:.2f} s)"
             )
         if self.checks:

@@ -1,48 +1,33 @@
 """The scenario file: a timed script of dispatch actions and what must come of them.
 
-A scenario is TOML (see docs/scenarios.md for every field with examples)::
+A scenario is TOML: settings at the top, a ``[simulator]`` table, ``[[steps]]`` and
+``[[expect]]`` (docs/scenarios.md shows every field with examples).
 
-    name = "Grade 1 RTC"
-    speed = 20                      # simulated seconds per real second
-    duration = 600                  # simulated seconds the run lasts
-
-    [simulator]                     # optional: background calls, units played
-    rate = 0.5
-
-    [[steps]]
-    at = 0
-    action = "call"
-    alias = "rtc"
-    grade = 1
-    type = "RTC"
-    place = "Moor Road Roundabout"
-
-    [[expect]]
-    check = "resourced_within_target"
-    incident = "rtc"
-
-`load_scenario` reads and checks a file completely before anything runs: every problem
-is a `ScenarioError` whose message names the file and the field (``steps[2].grade``).
+`load_scenario` reads and checks a file completely before anything runs. Each table is
+validated by its pydantic model (`model`); what spans tables (aliases, step ids, times,
+the commands) is checked here. Every problem is a `ScenarioError` whose message names
+the file, the line and the field (``bad.toml: line 12: steps[2].grade: ...``).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from cadterm.protocol.codes import INCIDENT_TYPES
 from cadterm.protocol.commands import COMMAND_TYPES, parse_command
-from cadterm.protocol.domain import Grade, IncidentStatus, SourceChannel, UnitState
-from cadterm.protocol.problems import ProblemCode
 
-from ..city import BRACKLEY, City, UnknownPlace
+from ..city import BRACKLEY, City
 from .model import (
+    ACTIONS,
+    CHECKS,
+    EXPECTATION_MODELS,
+    STEP_MODELS,
     TARGETS,
     AssignStep,
     CallStep,
@@ -50,14 +35,19 @@ from .model import (
     CommandStep,
     Expectation,
     IncidentStatusIs,
-    NoEventLost,
+    NonNegative,
     OutageStep,
+    Positive,
     Recommended,
     ResourcedWithinTarget,
     Scenario,
     SimulatorPart,
     Step,
-    UnitStateStep,
+    Text,
+    TomlTable,
+    did_you_mean,
+    kind,
+    show,
 )
 
 __all__ = [
@@ -69,25 +59,31 @@ __all__ = [
     "substitute_aliases",
 ]
 
-#: What a step's `expect` may say besides a problem code.
-_EXPECT_WORDS = {"ok", "conflict"}
 _PLACEHOLDER_REF = "0001-01JAN00"
+
+#: A field's place in the file: keys and array indexes, ``("steps", 2, "grade")``.
+FieldPath = tuple[str | int, ...]
 
 
 class ScenarioError(Exception):
-    """The scenario file is malformed; the message names the file and the field."""
+    """The scenario file is malformed; the message names the file, the line and the field."""
+
+    def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.field, self.line = field, line
 
 
-# --- reading -------------------------------------------------------------------------------
+class _File(TomlTable):
+    """The top level of a scenario file."""
 
-ACTIONS = ("call", "unit_state", "assign", "outage", "command")
-CHECKS = (
-    "resourced_within_target",
-    "recommended",
-    "no_event_lost",
-    "command_conflicts",
-    "incident_status",
-)
+    name: Text
+    description: Text = ""
+    speed: Positive = 10.0
+    duration: NonNegative | None = None
+    force: bool = True
+    simulator: SimulatorPart = SimulatorPart()
+    steps: list[Annotated[Step, Field(discriminator="action")]] = []
+    expect: list[Annotated[Expectation, Field(discriminator="check")]] = []
 
 
 def load_scenario(path: str | Path, city: City = BRACKLEY) -> Scenario:
@@ -103,354 +99,240 @@ def load_scenario(path: str | Path, city: City = BRACKLEY) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    return parse_scenario(data, str(path), city)
+    return parse_scenario(data, str(path), city, text=text)
 
 
 def parse_scenario(
-    data: Mapping[str, Any], source: str = "<scenario>", city: City = BRACKLEY
+    data: Mapping[str, Any],
+    source: str = "<scenario>",
+    city: City = BRACKLEY,
+    *,
+    text: str | None = None,
 ) -> Scenario:
-    """Check a decoded scenario. Raises `ScenarioError` naming `source` and the field."""
+    """Check a decoded scenario. Raises `ScenarioError` naming `source` and the field.
+
+    With the file's `text`, the error also gives the line the field is on.
+    """
     try:
-        return _Parser(source, city).scenario(data)
+        try:
+            file = _File.model_validate(data, context={"city": city})
+        except ValidationError as exc:
+            raise _explain(exc.errors()[0]) from None
+        return _Checker(file, source).scenario()
     except _Bad as bad:
-        raise ScenarioError(f"{source}: {bad.where}: {bad.message}") from None
+        line = _line_of(bad.path, _key_lines(text)) if text is not None else None
+        where = _dotted(bad.path)
+        at = f"line {line}: " if line is not None else ""
+        raise ScenarioError(f"{source}: {at}{where}: {bad.message}", where, line) from None
 
 
 class _Bad(Exception):
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.where, self.message = where, message
+    def __init__(self, path: FieldPath, message: str) -> None:
+        super().__init__(f"{_dotted(path)}: {message}")
+        self.path, self.message = path, message
 
 
-class _Table:
-    """Takes fields out of one TOML table, checking each; `done()` rejects the rest."""
+# --- what pydantic found, in the format's words ---------------------------------------------
 
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise _Bad(where, f"must be a table, not {_kind(data)}")
-        self.data = dict(data)
-        self.where = where
-        self.known: list[str] = []
 
-    def _get(self, key: str, required: bool) -> Any:
-        self.known.append(key)
-        if key not in self.data:
-            if required:
-                typo = difflib.get_close_matches(key, [str(k) for k in self.data], n=1)
-                hint = f" (is {typo[0]!r} a misspelling of it?)" if typo else ""
-                raise _Bad(self.where, f"missing required field {key!r}{hint}")
-            return None
-        return self.data.pop(key)
-
-    def text(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise _Bad(f"{self.where}.{key}", f"must be a non-empty string, not {_show(value)}")
-        return value.strip()
-
-    def number(
-        self,
-        key: str,
-        *,
-        required: bool = False,
-        default: float | None = None,
-        minimum: float | None = None,
-        positive: bool = False,
-    ) -> float | None:
-        value = self._get(key, required)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Bad(f"{self.where}.{key}", f"must be a number, not {_show(value)}")
-        if not math.isfinite(value):
-            raise _Bad(f"{self.where}.{key}", f"must be a finite number, not {value}")
-        if positive and not value > 0:
-            raise _Bad(f"{self.where}.{key}", f"must be more than 0, not {value}")
-        if minimum is not None and value < minimum:
-            raise _Bad(f"{self.where}.{key}", f"must be {minimum:g} or more, not {value}")
-        return float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self._get(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise _Bad(f"{self.where}.{key}", f"must be true or false, not {_show(value)}")
-        return value
-
-    def raw(self, key: str, *, required: bool = False) -> Any:
-        return self._get(key, required)
-
-    def done(self) -> None:
-        for key in self.data:
-            close = difflib.get_close_matches(key, self.known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _Bad(
-                f"{self.where}.{key}",
-                f"unknown field{hint}; fields here: {', '.join(self.known)}",
+def _explain(error: Mapping[str, Any]) -> _Bad:
+    """The first validation error as the field it is about and what is wrong with it."""
+    raw: FieldPath = tuple(error["loc"])
+    path, model = _path_and_model(raw)
+    kind_, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind_ == "scenario":
+        return _Bad(path, ctx["why"])
+    if kind_ in ("missing", "union_tag_not_found"):
+        name = str(raw[-1]) if kind_ == "missing" else ctx["discriminator"].strip("'")
+        if kind_ == "missing":
+            path = path[:-1]
+        given = [str(k) for k in value] if isinstance(value, Mapping) else []
+        typo = difflib.get_close_matches(name, given, n=1)
+        hint = f" (is {typo[0]!r} a misspelling of it?)" if typo else ""
+        return _Bad(path, f"missing required field {name!r}{hint}")
+    if kind_ == "union_tag_invalid":
+        tag = ctx["tag"]
+        if ctx["discriminator"] == "'action'":
+            return _Bad(
+                (*path, "action"), f"unknown action {tag!r}; expected one of {', '.join(ACTIONS)}"
             )
+        hint = did_you_mean(tag, CHECKS)
+        return _Bad((*path, "check"), f"unknown check {tag!r}{hint}; one of {', '.join(CHECKS)}")
+    if kind_ == "extra_forbidden":
+        known = [f.alias or name for name, f in model.model_fields.items()]
+        hint = did_you_mean(str(path[-1]), known)
+        return _Bad(path, f"unknown field{hint}; fields here: {', '.join(known)}")
+    if kind_ == "list_type" and path in (("steps",), ("expect",)):
+        return _Bad(path, f"must be an array of tables ([[{path[0]}]]), not {kind(value)}")
+    if kind_ in ("model_type", "model_attributes_type", "dict_type"):
+        return _Bad(path, f"must be a table, not {kind(value)}")
+    if kind_ == "float_type":
+        return _Bad(path, f"must be a number, not {show(value)}")
+    if kind_ == "int_type":
+        return _Bad(path, f"must be a whole number, not {show(value)}")
+    if kind_ == "finite_number":
+        return _Bad(path, f"must be a finite number, not {value}")
+    if kind_ == "greater_than":
+        return _Bad(path, f"must be more than {ctx['gt']:g}, not {value}")
+    if kind_ == "greater_than_equal":
+        return _Bad(path, f"must be {ctx['ge']:g} or more, not {value}")
+    if kind_ == "less_than_equal":
+        return _Bad(path, f"must be {ctx['le']:g} or less, not {value}")
+    if kind_ in ("string_type", "string_too_short"):
+        return _Bad(path, f"must be a non-empty string, not {show(value)}")
+    if kind_ == "bool_type":
+        return _Bad(path, f"must be true or false, not {show(value)}")
+    return _Bad(path, error["msg"])
 
 
-class _Parser:
-    def __init__(self, source: str, city: City) -> None:
-        self.source = source
-        self.city = city
+def _path_and_model(raw: FieldPath) -> tuple[FieldPath, type[TomlTable]]:
+    """The field's path without the tag pydantic adds to a step's or an expectation's, and
+    the model of the table the field is in."""
+    if raw[:1] in (("steps",), ("expect",)) and len(raw) >= 3:
+        models = STEP_MODELS if raw[0] == "steps" else EXPECTATION_MODELS
+        return (raw[0], raw[1], *raw[3:]), models[str(raw[2])]
+    if raw[:1] == ("simulator",) and len(raw) >= 2:
+        return raw, SimulatorPart
+    return raw, _File
+
+
+def _dotted(path: FieldPath) -> str:
+    """``("steps", 2, "grade")`` as ``steps[2].grade``; the top level as ``scenario.x``."""
+    if not path or path[0] not in ("steps", "expect", "simulator"):
+        path = ("scenario", *path)
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+# --- where a field is in the file -----------------------------------------------------------
+
+_ARRAY_TABLE = re.compile(r"\[\[\s*([\w.-]+)\s*\]\]")
+_TABLE = re.compile(r"\[\s*([\w.-]+)\s*\]")
+_KEY = re.compile(r"([\w-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[FieldPath, int]:
+    """Line numbers (1-based) of the tables and keys a scenario file defines.
+
+    Enough TOML for a scenario: ``[table]``, ``[[array]]`` and ``key = value`` at the
+    start of a line; a key inside an inline table is found by the line of its table.
+    """
+    lines: dict[FieldPath, int] = {}
+    table: FieldPath = ()
+    counts: dict[str, int] = {}
+    in_string = False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        quotes = stripped.count('"""') + stripped.count("'''")
+        if in_string:
+            in_string = quotes % 2 == 0
+            continue
+        if match := _ARRAY_TABLE.match(stripped):
+            name = match[1]
+            table = (name, counts.get(name, 0))
+            counts[name] = table[1] + 1  # type: ignore[operator]
+            lines[table] = number
+        elif match := _TABLE.match(stripped):
+            table = (match[1],)
+            lines[table] = number
+        elif match := _KEY.match(stripped):
+            lines.setdefault((*table, match[1]), number)
+        in_string = quotes % 2 == 1
+    return lines
+
+
+def _line_of(path: FieldPath, lines: Mapping[FieldPath, int]) -> int | None:
+    """The line of the field at `path`, else of the nearest table holding it."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+# --- what spans tables ----------------------------------------------------------------------
+
+
+class _Checker:
+    """Checks what one table alone cannot: ids, aliases, commands, times; builds the scenario."""
+
+    def __init__(self, file: _File, source: str) -> None:
+        self.file, self.source = file, source
         self.calls: dict[str, CallStep] = {}
         self.step_ids: dict[str, Step] = {}
-        self.steps: list[Step] = []
 
-    def scenario(self, data: Mapping[str, Any]) -> Scenario:
-        top = _Table(data, "scenario")
-        name = top.text("name", required=True)
-        description = top.text("description", default="") or ""
-        speed = top.number("speed", default=10.0, positive=True)
-        duration = top.number("duration", minimum=0)
-        force = top.flag("force", True)
-        simulator = self.simulator(top.raw("simulator"))
-        raw_steps = self.array(top.raw("steps"), "steps")
-        raw_expect = self.array(top.raw("expect"), "expect")
-        top.done()
-
-        steps = [self.step(raw, i) for i, raw in enumerate(raw_steps)]
-        steps.sort(key=lambda s: (s.at, s.index))
+    def scenario(self) -> Scenario:
+        file = self.file
+        for array in (file.steps, file.expect):
+            for index, item in enumerate(array):
+                item.number(index)
+        for step in file.steps:
+            self.names(step)
+            if isinstance(step, CommandStep):
+                self.command(step)
+        steps = sorted(file.steps, key=lambda s: (s.at, s.index))
         for step in steps:
-            self.check_references(step)
-        self.steps = steps
-        expectations = tuple(self.expectation(raw, i) for i, raw in enumerate(raw_expect))
-        if not steps and not expectations:
-            raise _Bad("scenario", "has no [[steps]] and no [[expect]]: nothing to run")
-
-        latest = 0.0
-        for step in steps:
-            end = step.at + (step.seconds if isinstance(step, OutageStep) else 0.0)
-            latest = max(latest, end)
-        for expectation in expectations:
-            if isinstance(expectation, Recommended):
-                latest = max(latest, expectation.at)
-        if duration is None:
-            duration = latest + 30.0
-        elif duration < latest:
-            raise _Bad(
-                "scenario.duration", f"is {duration:g} s but the script runs to {latest:g} s"
-            )
-        assert name is not None and speed is not None
+            self.references(step)
+        for expectation in file.expect:
+            self.expectation(expectation, steps)
+        if not steps and not file.expect:
+            raise _Bad((), "has no [[steps]] and no [[expect]]: nothing to run")
         return Scenario(
-            name=name,
-            description=description,
-            speed=speed,
-            duration=duration,
-            force=force,
-            simulator=simulator,
+            name=file.name,
+            description=file.description,
+            speed=file.speed,
+            duration=self.duration(steps),
+            force=file.force,
+            simulator=file.simulator,
             steps=tuple(steps),
-            expectations=expectations,
+            expectations=tuple(file.expect),
             source=self.source,
             calls=dict(self.calls),
         )
 
-    @staticmethod
-    def array(value: Any, where: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise _Bad(where, f"must be an array of tables ([[{where}]]), not {_kind(value)}")
-        return value
-
-    def simulator(self, value: Any) -> SimulatorPart:
-        if value is None:
-            return SimulatorPart()
-        table = _Table(value, "simulator")
-        seed = table.raw("seed")
-        if seed is None:
-            seed = 1
-        elif isinstance(seed, bool) or not isinstance(seed, int | str):
-            raise _Bad("simulator.seed", f"must be an integer or a string, not {_show(seed)}")
-        part = SimulatorPart(
-            seed=seed,
-            rate=table.number("rate", default=0.0, minimum=0),
-            auto_dispatch=table.flag("auto_dispatch", False),
-            play_units=table.flag("play_units", True),
-            avl_every=table.number("avl_every", default=30.0, minimum=0),
-            scene_time_factor=table.number("scene_time_factor", default=1.0, positive=True),
-            emergency_chance=table.number("emergency_chance", default=0.0, minimum=0),
-            hands_off=self.callsigns(table.raw("hands_off"), "simulator.hands_off"),
-        )
-        if part.emergency_chance > 1:
-            raise _Bad("simulator.emergency_chance", f"must be 0-1, not {part.emergency_chance}")
-        table.done()
-        return part
-
-    @staticmethod
-    def callsigns(value: Any, where: str) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise _Bad(where, f"must be a list of callsigns, not {_show(value)}")
-        return tuple(v.upper() for v in value)
-
-    # --- steps -------------------------------------------------------------------------
-
-    def step(self, raw: Any, index: int) -> Step:
-        where = f"steps[{index}]"
-        table = _Table(raw, where)
-        at = table.number("at", required=True, minimum=0)
-        action = table.text("action", required=True)
-        step_id = table.text("id")
-        if step_id is not None and step_id in self.step_ids:
-            raise _Bad(f"{where}.id", f"{step_id!r} is already the id of another step")
-        parse = _STEP_PARSERS.get(action or "")
-        if parse is None:
-            raise _Bad(
-                f"{where}.action",
-                f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}",
-            )
-        assert at is not None
-        step = parse(self, table, at, index, step_id)
-        table.done()
-        if step_id is not None:
-            self.step_ids[step_id] = step
-        return step
-
-    def expect_word(self, table: _Table) -> str | None:
-        value = table.text("expect")
-        if value is None:
-            return None
-        value = value.lower()
-        codes = {code.value for code in ProblemCode}
-        if value not in codes | _EXPECT_WORDS:
-            close = difflib.get_close_matches(value, sorted(codes | _EXPECT_WORDS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _Bad(
-                f"{table.where}.expect",
-                f"unknown outcome {value!r}{hint}; give 'ok', 'conflict' (any 409 refusal) "
-                "or a problem code such as 'version_conflict' or 'unit_committed'",
-            )
-        return value
-
-    def call(self, table: _Table, at: float, index: int, step_id: str | None) -> CallStep:
-        where = table.where
-        alias = table.text("alias", required=True)
-        assert alias is not None
-        if alias in self.calls:
-            raise _Bad(f"{where}.alias", f"{alias!r} is already the alias of another call")
-        grade_value = table.raw("grade", required=True)
-        if isinstance(grade_value, bool) or grade_value not in (1, 2, 3, 4, 5):
-            raise _Bad(f"{where}.grade", f"must be an integer 1-5, not {_show(grade_value)}")
-        incident_type = (table.text("type", required=True) or "").upper()
-        if incident_type not in INCIDENT_TYPES:
-            close = difflib.get_close_matches(incident_type, list(INCIDENT_TYPES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _Bad(f"{where}.type", f"unknown incident type {incident_type!r}{hint}")
-        place = table.text("place", required=True)
-        assert place is not None
-        try:
-            self.city.find(place)
-        except UnknownPlace as exc:
-            raise _Bad(f"{where}.place", str(exc)) from None
-        house = table.raw("house")
-        if house is not None and (
-            isinstance(house, bool) or not isinstance(house, int) or house < 1
-        ):
-            raise _Bad(f"{where}.house", f"must be a house number (1 or more), not {_show(house)}")
-        source_text = table.text("source")
-        try:
-            source = (
-                SourceChannel(source_text)
-                if source_text
-                else (
-                    SourceChannel.EMERGENCY_999
-                    if grade_value <= 2
-                    else SourceChannel.NON_EMERGENCY_101
+    def names(self, step: Step) -> None:
+        """Step ids and call aliases are unique."""
+        if step.id is not None:
+            if step.id in self.step_ids:
+                raise _Bad(_at(step, "id"), f"{step.id!r} is already the id of another step")
+            self.step_ids[step.id] = step
+        if isinstance(step, CallStep):
+            if step.alias in self.calls:
+                raise _Bad(
+                    _at(step, "alias"), f"{step.alias!r} is already the alias of another call"
                 )
-            )
-        except ValueError:
-            known = ", ".join(s.value for s in SourceChannel)
+            self.calls[step.alias] = step
+
+    def command(self, step: CommandStep) -> None:
+        """The command is well-formed, with a stand-in reference for each "@alias"."""
+        command = step.command
+        kind_ = command.get("type")
+        if kind_ not in COMMAND_TYPES:
             raise _Bad(
-                f"{where}.source", f"unknown source {source_text!r}; one of {known}"
-            ) from None
-        step = CallStep(
-            at,
-            index,
-            step_id,
-            alias=alias,
-            grade=Grade(grade_value),
-            incident_type=incident_type,
-            place=place,
-            house=house,
-            description=table.text("description", default="") or "",
-            source=source,
-            expect=self.expect_word(table),
-        )
-        self.calls[alias] = step
-        return step
-
-    def unit_state(
-        self, table: _Table, at: float, index: int, step_id: str | None
-    ) -> UnitStateStep:
-        callsign = (table.text("callsign", required=True) or "").upper()
-        value = table.raw("state", required=True)
-        try:
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                raise ValueError(f"must be a number 0-10 or a state name, not {_show(value)}")
-            state = UnitState.parse(value)
-        except ValueError as exc:
-            raise _Bad(f"{table.where}.state", str(exc)) from None
-        if state == UnitState.OFF_DUTY:
-            raise _Bad(
-                f"{table.where}.state",
-                "off duty (11) is not a state change: use a command step with type 'book_off'",
-            )
-        return UnitStateStep(at, index, step_id, callsign, state, self.expect_word(table))
-
-    def assign(self, table: _Table, at: float, index: int, step_id: str | None) -> AssignStep:
-        incident = table.text("incident", required=True)
-        callsign = table.text("callsign", required=True)
-        assert incident is not None and callsign is not None
-        callsign = "recommended" if callsign.lower() == "recommended" else callsign.upper()
-        divert = table.flag("divert", False)
-        return AssignStep(at, index, step_id, incident, callsign, divert, self.expect_word(table))
-
-    def outage(self, table: _Table, at: float, index: int, step_id: str | None) -> OutageStep:
-        seconds = table.number("seconds", required=True, positive=True)
-        assert seconds is not None
-        return OutageStep(at, index, step_id, seconds)
-
-    def command(self, table: _Table, at: float, index: int, step_id: str | None) -> CommandStep:
-        where = f"{table.where}.command"
-        command = table.raw("command", required=True)
-        if not isinstance(command, Mapping):
-            raise _Bad(where, f"must be a table of command fields, not {_kind(command)}")
-        kind = command.get("type")
-        if kind not in COMMAND_TYPES:
-            raise _Bad(
-                f"{where}.type", f"unknown command type {kind!r}; one of {', '.join(COMMAND_TYPES)}"
+                _at(step, "command", "type"),
+                f"unknown command type {kind_!r}; one of {', '.join(COMMAND_TYPES)}",
             )
         for key in ("idempotency_key", "workstation"):
             if key in command:
-                raise _Bad(f"{where}.{key}", "is filled in by the runner; leave it out")
-        trial = _substitute(dict(command), lambda alias: _PLACEHOLDER_REF)
-        trial["idempotency_key"] = "scenario-check"
-        trial["workstation"] = "scenario"  # the runner's own, as for the key
+                raise _Bad(_at(step, "command", key), "is filled in by the runner; leave it out")
+        trial = _substitute(command, lambda alias: _PLACEHOLDER_REF)
+        trial |= {"idempotency_key": "scenario-check", "workstation": "scenario"}
         try:
             parse_command(trial)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"][1:])  # loc[0] is the command type
-            raise _Bad(f"{where}.{path}" if path else where, err["msg"]) from None
-        return CommandStep(at, index, step_id, dict(command), self.expect_word(table))
+            error = exc.errors()[0]
+            raise _Bad(_at(step, "command", *error["loc"][1:]), error["msg"]) from None
 
-    def check_references(self, step: Step) -> None:
-        """Aliases a step uses must belong to a call made no later than the step."""
-        where = f"steps[{step.index}]"
+    def references(self, step: Step) -> None:
+        """Aliases a step uses belong to a call made no later than the step."""
         if isinstance(step, AssignStep):
-            self.known_alias(step.incident, f"{where}.incident", step.at)
+            self.known_alias(step.incident, _at(step, "incident"), step.at)
         elif isinstance(step, CommandStep):
-            _substitute(
-                dict(step.command), lambda a: self.known_alias(a, f"{where}.command", step.at)
-            )
+            where = _at(step, "command")
+            _substitute(step.command, lambda alias: self.known_alias(alias, where, step.at))
 
-    def known_alias(self, alias: str, where: str, at: float | None = None) -> str:
+    def known_alias(self, alias: str, where: FieldPath, at: float | None = None) -> str:
         call = self.calls.get(alias)
         if call is None:
             known = ", ".join(sorted(self.calls)) or "none"
@@ -459,75 +341,46 @@ class _Parser:
             raise _Bad(where, f"{alias!r} is only called at {call.at:g} s, after this ({at:g} s)")
         return alias
 
-    # --- expectations ----------------------------------------------------------------------
-
-    def expectation(self, raw: Any, index: int) -> Expectation:
-        where = f"expect[{index}]"
-        table = _Table(raw, where)
-        check = table.text("check", required=True)
-        if check == "resourced_within_target":
-            incident = self.known_alias(
-                table.text("incident", required=True) or "", f"{where}.incident"
-            )
-            target = table.number("target", positive=True)
-            grade = int(self.calls[incident].grade)
-            if target is None and grade not in TARGETS:
+    def expectation(self, expectation: Expectation, steps: list[Step]) -> None:
+        where = ("expect", expectation.index)
+        if isinstance(expectation, ResourcedWithinTarget | IncidentStatusIs):
+            self.known_alias(expectation.incident, (*where, "incident"))
+        if isinstance(expectation, Recommended):
+            self.known_alias(expectation.incident, (*where, "incident"), expectation.at)
+        if isinstance(expectation, ResourcedWithinTarget) and expectation.target is None:
+            grade = int(self.calls[expectation.incident].grade)
+            if grade not in TARGETS:
                 raise _Bad(
-                    f"{where}.target",
+                    (*where, "target"),
                     f"grade {grade} has no attendance target; give target = seconds",
                 )
-            result: Expectation = ResourcedWithinTarget(index, incident, target)
-        elif check == "recommended":
-            incident = table.text("incident", required=True) or ""
-            at = table.number("at", required=True, minimum=0)
-            assert at is not None
-            self.known_alias(incident, f"{where}.incident", at)
-            callsign = (table.text("callsign", required=True) or "").upper()
-            result = Recommended(index, incident, at, callsign)
-        elif check == "no_event_lost":
-            result = NoEventLost(index)
-        elif check == "command_conflicts":
-            step_id = table.text("step")
-            if step_id is not None:
-                step = self.step_ids.get(step_id)
+        if isinstance(expectation, CommandConflicts):
+            if expectation.step is not None:
+                step = self.step_ids.get(expectation.step)
                 if step is None:
-                    raise _Bad(f"{where}.step", f"no step has id {step_id!r}")
+                    raise _Bad((*where, "step"), f"no step has id {expectation.step!r}")
                 if not getattr(step, "expect", None):
-                    raise _Bad(f"{where}.step", f"step {step_id!r} has no 'expect' to check")
-            elif not any(getattr(s, "expect", None) for s in self.steps):
+                    raise _Bad(
+                        (*where, "step"), f"step {expectation.step!r} has no 'expect' to check"
+                    )
+            elif not any(getattr(s, "expect", None) for s in steps):
                 raise _Bad(where, "no step has an 'expect' for this check to look at")
-            result = CommandConflicts(index, step_id)
-        elif check == "incident_status":
-            incident = self.known_alias(
-                table.text("incident", required=True) or "", f"{where}.incident"
-            )
-            status_text = (table.text("status", required=True) or "").lower()
-            try:
-                status = IncidentStatus(status_text)
-            except ValueError:
-                known = ", ".join(s.value for s in IncidentStatus)
-                raise _Bad(
-                    f"{where}.status", f"unknown status {status_text!r}; one of {known}"
-                ) from None
-            code = table.text("closing_code")
-            result = IncidentStatusIs(index, incident, status, code.upper() if code else None)
-        else:
-            close = difflib.get_close_matches(check or "", CHECKS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _Bad(
-                f"{where}.check", f"unknown check {check!r}{hint}; one of {', '.join(CHECKS)}"
-            )
-        table.done()
-        return result
+
+    def duration(self, steps: list[Step]) -> float:
+        """The file's duration, checked to cover the script; by default 30 s past its end."""
+        ends = [s.at + (s.seconds if isinstance(s, OutageStep) else 0.0) for s in steps]
+        ends += [e.at for e in self.file.expect if isinstance(e, Recommended)]
+        latest = max(ends, default=0.0)
+        duration = self.file.duration
+        if duration is None:
+            return latest + 30.0
+        if duration < latest:
+            raise _Bad(("duration",), f"is {duration:g} s but the script runs to {latest:g} s")
+        return duration
 
 
-_STEP_PARSERS: dict[str, Callable[..., Step]] = {
-    "call": _Parser.call,
-    "unit_state": _Parser.unit_state,
-    "assign": _Parser.assign,
-    "outage": _Parser.outage,
-    "command": _Parser.command,
-}
+def _at(step: Step, *fields: str | int) -> FieldPath:
+    return ("steps", step.index, *fields)
 
 
 def _substitute(value: Any, reference: Callable[[str], str]) -> Any:
@@ -544,13 +397,3 @@ def _substitute(value: Any, reference: Callable[[str], str]) -> Any:
 def substitute_aliases(command: Mapping[str, Any], references: Mapping[str, str]) -> dict[str, Any]:
     """`command` with every "@alias" replaced by the incident reference it stands for."""
     return _substitute(dict(command), lambda alias: references[alias])
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _show(value: Any) -> str:
-    return repr(value) if not isinstance(value, dict | list) else _kind(value)

@@ -27,6 +27,7 @@ from cadterm.client import (
     DispatchClient,
     RateLimited,
 )
+from cadterm.client.queries import Queries
 from cadterm.domain.recommend import Recommendation, needs_for, recommend
 from cadterm.protocol.commands import CommandResult
 from cadterm.protocol.events import Event
@@ -37,7 +38,6 @@ from cadterm.server.embedded import EmbeddedBackend
 from ..city import BRACKLEY
 from ..clock import SimClock
 from ..force import FORCE, book_on_fields
-from ..rest import fetch_events, fetch_head, fetch_state
 from ..simulator import Sent, Simulator
 from .format import substitute_aliases
 from .model import (
@@ -209,13 +209,14 @@ class _Run:
         command = client.command(kind, **fields)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _PATIENCE
-        while True:
+        delays = _BACKOFF.delays()
+        while True:  # bounded by `give_up`
             try:
                 result = await client.execute(command, timeout=10.0)
             except RateLimited as limited:
                 wait = max(limited.retry_after, 0.05)
             except (BackendUnavailable, TimeoutError):
-                wait = 0.2
+                wait = next(delays)
             else:
                 self.record.acknowledged.append(result.event)
                 return result
@@ -349,21 +350,14 @@ class _Run:
 
     async def collect(self) -> None:
         """Let the operator's picture catch up with the server, then keep both."""
-        url, token = self.backend.url, self.backend.tokens.dispatcher
-        head = await asyncio.to_thread(fetch_head, url, token)
-        with contextlib.suppress(TimeoutError):
-            await self.operator.subscription.wait_for_seq(head, timeout=15)
-        self.record.observer_state = self.operator.state.model_copy(deep=True)
-        self.record.observer_resumes = self.operator.subscription.resumes
-        self.record.server_state = await asyncio.to_thread(fetch_state, url, token)
-        events: list[Event] = []
-        for _ in range(head // 1000 + 2):  # pages of 1000; the bound is the head
-            after = events[-1].seq if events else 0
-            page = await asyncio.to_thread(fetch_events, url, token, after)
-            if not page:
-                break
-            events += page
-        self.record.server_events = events
+        async with Queries(self.backend.url, self.backend.tokens.dispatcher) as server:
+            head = await server.head()
+            with contextlib.suppress(TimeoutError):
+                await self.operator.subscription.wait_for_seq(head, timeout=15)
+            self.record.observer_state = self.operator.state.model_copy(deep=True)
+            self.record.observer_resumes = self.operator.subscription.resumes
+            self.record.server_state = await server.state()
+            self.record.server_events = await server.all_events()
 
 
 class _References(dict):
