@@ -19,6 +19,7 @@ from .errors import (
     StreamStopped,
 )
 from .journal import Journal, JournalEntry, JournalStatus
+from .pending import Pending
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
 
@@ -41,6 +42,7 @@ __all__ = [
     "LinkStatus",
     "LocalStore",
     "NotAuthorised",
+    "Pending",
     "RateLimited",
     "StreamStopped",
     "Subscription",
