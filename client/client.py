@@ -34,7 +34,7 @@ from cadterm.protocol.fold import Changes, DispatchState
 
 from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
-from .journal import Journal, JournalEntry, JournalStatus
+from .journal import Journal, JournalEntry
 from .pending import Pending
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
@@ -281,12 +281,12 @@ class DispatchClient:
         entry = await self.submit(command)
         async with self._journal_lock:
             assert self.journal is not None
-            pending = await asyncio.to_thread(self.journal.pending)
-            if not pending or pending[0].key != entry.key:
+            if self.journal.next_pending_key != entry.key:
                 # Either older entries go first, or the journal's sender took this one
                 # while we waited for the lock: report the entry as it stands.
-                current = self.journal_entry(entry.key) or entry
-                return Issued(current, queued=current.status == JournalStatus.PENDING)
+                if self.journal.is_pending(entry.key):
+                    return Issued(entry, queued=True)
+                return Issued(self.journal_entry(entry.key) or entry)
             if self.status.state != LinkState.LIVE:
                 return Issued(entry, queued=True)
             outcome = await self._send_entry(entry)

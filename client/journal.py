@@ -99,14 +99,16 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
         self._lock = threading.Lock()
-        # Keys of the entries still waiting, by status; changed only under `_lock`.
-        self._waiting: dict[JournalStatus, set[str]] = {
-            JournalStatus.PENDING: set(),
-            JournalStatus.REJECTED: set(),
+        # Keys of the entries still waiting, by status, in journal order (a dict keeps
+        # the order keys were added in, and entries are added in order); changed only
+        # under `_lock`.
+        self._waiting: dict[JournalStatus, dict[str, None]] = {
+            JournalStatus.PENDING: {},
+            JournalStatus.REJECTED: {},
         }
         self._set_aside_unreadable()
         for entry in self.entries(JournalStatus.PENDING, JournalStatus.REJECTED):
-            self._waiting[entry.status].add(entry.key)
+            self._waiting[entry.status][entry.key] = None
 
     def close(self) -> None:
         """Close the file."""
@@ -123,9 +125,9 @@ class Journal:
                 cursor = self._conn.execute(sql, args)
                 if key is not None and cursor.rowcount:
                     for keys in self._waiting.values():
-                        keys.discard(key)
+                        keys.pop(key, None)
                     if now in self._waiting:
-                        self._waiting[now].add(key)
+                        self._waiting[now][key] = None
                 return cursor
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
@@ -134,6 +136,16 @@ class Journal:
     def pending_count(self) -> int:
         """How many commands are not yet acknowledged (from memory, not the file)."""
         return len(self._waiting[JournalStatus.PENDING])
+
+    def is_pending(self, key: str) -> bool:
+        """Whether the command with idempotency key `key` is still to be sent (from memory)."""
+        return key in self._waiting[JournalStatus.PENDING]
+
+    @property
+    def next_pending_key(self) -> str | None:
+        """The key of the oldest command not yet acknowledged: the next to send."""
+        with self._lock:
+            return next(iter(self._waiting[JournalStatus.PENDING]), None)
 
     @property
     def rejected_keys(self) -> frozenset[str]:

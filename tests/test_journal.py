@@ -63,8 +63,12 @@ def set_state(callsign: str, state: int | str) -> SetUnitState:
 
 def tally_matches_file(journal: Journal) -> None:
     """The journal's in-memory tally of waiting entries says what its file says."""
-    assert journal.pending_count == len(journal.pending())
+    pending = journal.pending()
+    assert journal.pending_count == len(pending)
+    assert journal.next_pending_key == (pending[0].key if pending else None)
+    assert all(journal.is_pending(e.key) for e in pending)
     assert journal.rejected_keys == {e.key for e in journal.rejected()}
+    assert not any(journal.is_pending(key) for key in journal.rejected_keys)
 
 
 async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
