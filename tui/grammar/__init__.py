@@ -3,7 +3,10 @@
 The command-line widget is a thin view over three functions: `parse` turns a line into
 an `Action` (or a `ParseError` that says what was wrong and where), `complete` offers
 what may come next at the end of a line, and `help_text` describes the verbs. All three
-read the live picture only through a `ParseContext` of plain data.
+read the live picture only through a `ParseContext` of plain data. A line that commands
+the server becomes a `Dispatch` of command drafts (`cadterm.protocol.drafts`), each
+validated by the protocol's rules as it is built, so what the server's door would refuse
+is a `ParseError` here; the client adds the idempotency key and workstation when it sends.
 
 The grammar is layered, each module one job, and this module is its public face:
 `tokens` splits a line into words; `resolve` reads an argument's words against the
