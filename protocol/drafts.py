@@ -25,6 +25,17 @@ __all__ = ["DRAFT_ADAPTER", "DRAFT_TYPES", "CommandDraft", "draft", "draft_of"]
 _KEYING = ("idempotency_key", "workstation")
 
 
+#: Checks the two fields a client adds, by the rules `CommandBase` gives them.
+_Keying = create_model(  # type: ignore[call-overload]
+    "Keying",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        name: (CommandBase.model_fields[name].annotation, CommandBase.model_fields[name])
+        for name in _KEYING
+    },
+)
+
+
 class CommandDraft(BaseModel):
     """A command without its idempotency key and workstation; see the module notes."""
 
@@ -44,17 +55,6 @@ class CommandDraft(BaseModel):
         return command_type.model_construct(  # type: ignore[return-value]
             self.model_fields_set | set(_KEYING), **values, **dict(keying)
         )
-
-
-#: Checks the two fields a client adds, by the rules `CommandBase` gives them.
-_Keying = create_model(  # type: ignore[call-overload]
-    "Keying",
-    __config__=ConfigDict(extra="forbid"),
-    **{
-        name: (CommandBase.model_fields[name].annotation, CommandBase.model_fields[name])
-        for name in _KEYING
-    },
-)
 
 
 def _draft_model(command_type: type[CommandBase]) -> type[CommandDraft]:
