@@ -148,6 +148,11 @@ class Journal:
             return next(iter(self._waiting[JournalStatus.PENDING]), None)
 
     @property
+    def rejected_count(self) -> int:
+        """How many refused commands wait for an operator (from memory, not the file)."""
+        return len(self._waiting[JournalStatus.REJECTED])
+
+    @property
     def rejected_keys(self) -> frozenset[str]:
         """Idempotency keys of the rejected entries waiting for an operator (from memory)."""
         with self._lock:

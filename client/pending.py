@@ -55,7 +55,7 @@ class Pending:
     @property
     def rejected(self) -> int:
         """How many journalled commands were refused and wait for an operator."""
-        return len(self.rejected_keys)
+        return self._journal.rejected_count if self._journal is not None else 0
 
     def entries(self) -> list[JournalEntry]:
         """The unsent journal entries, oldest first (read from the journal's file)."""

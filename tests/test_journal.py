@@ -68,6 +68,7 @@ def tally_matches_file(journal: Journal) -> None:
     assert journal.next_pending_key == (pending[0].key if pending else None)
     assert all(journal.is_pending(e.key) for e in pending)
     assert journal.rejected_keys == {e.key for e in journal.rejected()}
+    assert journal.rejected_count == len(journal.rejected())
     assert not any(journal.is_pending(key) for key in journal.rejected_keys)
 
 
