@@ -20,6 +20,7 @@ from .errors import (
     StreamStopped,
 )
 from .journal import Journal, JournalEntry, JournalStatus
+from .pending import Pending
 from .store import LocalStore
 from .stream import LinkState, LinkStatus, Subscription
 
@@ -42,6 +43,7 @@ __all__ = [
     "LinkStatus",
     "LocalStore",
     "NotAuthorised",
+    "Pending",
     "RateLimited",
     "StreamStopped",
     "Subscription",

@@ -4,8 +4,12 @@
 
     async with DispatchClient(["http://127.0.0.1:8740"], token) as client:
         await client.wait_live()
-        result = await client.execute(CreateIncident(...))   # waits until applied
+        result = await client.execute(client.command("create_incident", ...))  # waits
         incident = client.incidents[result.event.reference]
+
+Commands come in whole, or as drafts (`cadterm.protocol.drafts`) that the client keys:
+it adds a fresh idempotency key and its workstation, and that is the only check they
+get here; the server validates every command again, strictly, at its door.
 
 Used by the console and by anyone scripting a dispatch flow; it never imports a UI.
 """
@@ -25,11 +29,13 @@ import httpx
 
 from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
 from cadterm.protocol.domain import Incident, Unit
+from cadterm.protocol.drafts import CommandDraft
 from cadterm.protocol.fold import Changes, DispatchState
 
 from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
-from .journal import Journal, JournalEntry, JournalStatus
+from .journal import Journal, JournalEntry
+from .pending import Pending
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
 
@@ -55,7 +61,9 @@ class DispatchClient:
     - `status`: the link's state, since when and why (`LinkStatus`);
     - `take_changes()` / `watch()`: which incidents and units changed since last look;
     - `execute()`: send a command now and wait until its event is applied locally;
-    - `submit()`: journal a command durably and send it in order when a backend is up.
+    - `submit()`: journal a command durably and send it in order when a backend is up;
+    - `issue()`: the console's way: journal it, and send it now if that keeps the order;
+    - `pending`: what was issued and is not in the picture yet (`Pending`).
     """
 
     def __init__(
@@ -84,7 +92,7 @@ class DispatchClient:
             token,
             self.store,
             on_status=self._status_changed,
-            on_change=self._changed.set,
+            on_change=self._applied,
             backoff=backoff,
             silence_after=silence_after,
         )
@@ -97,6 +105,7 @@ class DispatchClient:
             backoff=backoff,
         )
         self.journal = Journal(journal_path) if journal_path is not None else None
+        self.pending = Pending(lambda: self.store.seq, self.journal)
         self._flush_wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._journal_lock = asyncio.Lock()
@@ -181,6 +190,10 @@ class DispatchClient:
             if changes or replaced:
                 yield changes
 
+    def _applied(self) -> None:
+        self.pending.applied()
+        self._changed.set()
+
     def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:
         """Call `listener` with the new `LinkStatus` whenever the link changes state."""
         self._status_listeners.append(listener)
@@ -201,8 +214,14 @@ class DispatchClient:
         fields.setdefault("workstation", self.workstation)
         return cls(**fields)  # type: ignore[return-value]
 
+    def keyed(self, command: Command | CommandDraft) -> Command:
+        """`command` as sent: a draft gets a fresh idempotency key and this workstation."""
+        if isinstance(command, CommandDraft):
+            return command.keyed(new_key(), self.workstation)
+        return command
+
     async def execute(
-        self, command: Command, *, wait: bool = True, timeout: float = 10.0
+        self, command: Command | CommandDraft, *, wait: bool = True, timeout: float = 10.0
     ) -> CommandResult:
         """Send `command` now; by default wait until its event is applied locally.
 
@@ -210,12 +229,15 @@ class DispatchClient:
         backend answered. Waiting gives read-your-writes: when this returns, `incidents`
         and `units` already show the command's effect.
         """
-        result = await self.sender.send(command)
+        result = await self.sender.send(self.keyed(command))
+        self.pending.accepted(result.seq)
         if wait:
-            await self.subscription.wait_for_seq(result.seq, timeout)
+            await self.pending.seen(result.seq, timeout)
         return result
 
-    async def submit(self, command: Command, issued_at: datetime | None = None) -> JournalEntry:
+    async def submit(
+        self, command: Command | CommandDraft, issued_at: datetime | None = None
+    ) -> JournalEntry:
         """Journal `command` durably, then send it in order as soon as a backend is up.
 
         Returns the pending entry at once; `journal_entry(key)` later says what became
@@ -223,17 +245,20 @@ class DispatchClient:
         """
         if self.journal is None:
             raise RuntimeError("this client has no journal: pass journal_path")
-        entry = await asyncio.to_thread(self.journal.add, command, issued_at or datetime.now(UTC))
+        keyed, at = self.keyed(command), issued_at or datetime.now(UTC)
+        entry = await asyncio.to_thread(self.journal.add, keyed, at)
         self._flush_wakeup.set()
         return entry
-
-    def pending(self) -> list[JournalEntry]:
-        """Journalled commands not yet acknowledged, oldest first."""
-        return self.journal.pending() if self.journal is not None else []
 
     def rejected(self) -> list[JournalEntry]:
         """Journalled commands the backend refused, waiting for an operator."""
         return self.journal.rejected() if self.journal is not None else []
+
+    def dismiss(self, key: str) -> None:
+        """Set the rejected entry `key` aside once an operator has dealt with it."""
+        if self.journal is None:
+            raise RuntimeError("this client has no journal: pass journal_path")
+        self.journal.dismiss(key)
 
     def journal_entry(self, key: str) -> JournalEntry | None:
         """The journal entry for idempotency key `key`."""
@@ -244,7 +269,7 @@ class DispatchClient:
                 return entry
         return None
 
-    async def issue(self, command: Command) -> Issued:
+    async def issue(self, command: Command | CommandDraft) -> Issued:
         """Journal `command`, then send it now if that keeps the journal's order.
 
         The console's way to act: the command is on disk before anything is sent, so a
@@ -256,12 +281,12 @@ class DispatchClient:
         entry = await self.submit(command)
         async with self._journal_lock:
             assert self.journal is not None
-            pending = await asyncio.to_thread(self.journal.pending)
-            if not pending or pending[0].key != entry.key:
+            if self.journal.next_pending_key != entry.key:
                 # Either older entries go first, or the journal's sender took this one
                 # while we waited for the lock: report the entry as it stands.
-                current = self.journal_entry(entry.key) or entry
-                return Issued(current, queued=current.status == JournalStatus.PENDING)
+                if self.journal.is_pending(entry.key):
+                    return Issued(entry, queued=True)
+                return Issued(self.journal_entry(entry.key) or entry)
             if self.status.state != LinkState.LIVE:
                 return Issued(entry, queued=True)
             outcome = await self._send_entry(entry)
@@ -291,6 +316,9 @@ class DispatchClient:
             log.info("journal entry %s not delivered: %s", entry.key, exc)
             await asyncio.to_thread(self.journal.mark_attempt, entry.key)
             return None
+        # Pending from here until the stream shows it: counted as sent before the journal
+        # stops counting it as unsent, so the count never dips below the truth.
+        self.pending.accepted(result.seq)
         await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq)
         self._changed.set()
         return result

@@ -7,6 +7,10 @@ or as `rejected` with the server's problem document, where it stays until an ope
 deals with it (`dismiss` keeps it, marked dismissed; a corrected command is a new entry).
 Nothing is ever deleted, so the journal is also the record of what was done while the
 backend was away.
+
+The file is the truth; the keys of the entries still waiting (pending, or rejected and
+not yet dealt with) are also kept in memory, updated with every write, so that a console
+can show how many there are as often as it likes without reading the file.
 """
 
 from __future__ import annotations
@@ -95,19 +99,64 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
         self._lock = threading.Lock()
+        # Keys of the entries still waiting, by status, in journal order (a dict keeps
+        # the order keys were added in, and entries are added in order); changed only
+        # under `_lock`.
+        self._waiting: dict[JournalStatus, dict[str, None]] = {
+            JournalStatus.PENDING: {},
+            JournalStatus.REJECTED: {},
+        }
         self._set_aside_unreadable()
+        for entry in self.entries(JournalStatus.PENDING, JournalStatus.REJECTED):
+            self._waiting[entry.status][entry.key] = None
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
             self._conn.close()
 
-    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
+    def _write(
+        self, sql: str, args: tuple, key: str | None = None, now: JournalStatus | None = None
+    ) -> sqlite3.Cursor:
+        """Run one write; if it changed entry `key`, record that the entry is `now` in
+        the in-memory tally (None: no longer waiting)."""
         try:
             with self._lock:
-                return self._conn.execute(sql, args)
+                cursor = self._conn.execute(sql, args)
+                if key is not None and cursor.rowcount:
+                    for keys in self._waiting.values():
+                        keys.pop(key, None)
+                    if now in self._waiting:
+                        self._waiting[now][key] = None
+                return cursor
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+
+    @property
+    def pending_count(self) -> int:
+        """How many commands are not yet acknowledged (from memory, not the file)."""
+        return len(self._waiting[JournalStatus.PENDING])
+
+    def is_pending(self, key: str) -> bool:
+        """Whether the command with idempotency key `key` is still to be sent (from memory)."""
+        return key in self._waiting[JournalStatus.PENDING]
+
+    @property
+    def next_pending_key(self) -> str | None:
+        """The key of the oldest command not yet acknowledged: the next to send."""
+        with self._lock:
+            return next(iter(self._waiting[JournalStatus.PENDING]), None)
+
+    @property
+    def rejected_count(self) -> int:
+        """How many refused commands wait for an operator (from memory, not the file)."""
+        return len(self._waiting[JournalStatus.REJECTED])
+
+    @property
+    def rejected_keys(self) -> frozenset[str]:
+        """Idempotency keys of the rejected entries waiting for an operator (from memory)."""
+        with self._lock:
+            return frozenset(self._waiting[JournalStatus.REJECTED])
 
     def add(self, command: Command, issued_at: datetime) -> JournalEntry:
         """Durably append `command` as pending; returns once it is on disk."""
@@ -119,6 +168,8 @@ class Journal:
                 issued_at.isoformat(),
                 JournalStatus.PENDING.value,
             ),
+            command.idempotency_key,
+            JournalStatus.PENDING,
         )
         position = cursor.lastrowid or 0  # always set after an INSERT
         return JournalEntry(position, command, issued_at, JournalStatus.PENDING)
@@ -129,6 +180,8 @@ class Journal:
             "UPDATE entries SET status = ?, seq = ?, attempts = attempts + 1"
             " WHERE idempotency_key = ?",
             (JournalStatus.SENT.value, seq, key),
+            key,
+            JournalStatus.SENT,
         )
 
     def mark_rejected(self, key: str, problem: Problem) -> None:
@@ -137,6 +190,8 @@ class Journal:
             "UPDATE entries SET status = ?, problem = ?, attempts = attempts + 1"
             " WHERE idempotency_key = ?",
             (JournalStatus.REJECTED.value, problem.model_dump_json(exclude_none=True), key),
+            key,
+            JournalStatus.REJECTED,
         )
 
     def mark_attempt(self, key: str) -> None:
@@ -150,6 +205,8 @@ class Journal:
         changed = self._write(
             "UPDATE entries SET status = ? WHERE idempotency_key = ? AND status = ?",
             (JournalStatus.DISMISSED.value, key, JournalStatus.REJECTED.value),
+            key,
+            JournalStatus.DISMISSED,
         ).rowcount
         if not changed:
             raise JournalError(f"no rejected journal entry with key {key!r}")

@@ -62,6 +62,7 @@ from cadterm.protocol.domain import (
     UnitState,
     UnitType,
 )
+from cadterm.protocol.drafts import draft, draft_of
 from cadterm.protocol.fold import Changes
 from cadterm.protocol.problems import Problem, ProblemCode
 from cadterm.server.config import Limits
@@ -204,6 +205,26 @@ async def test_execute_gives_read_your_writes(backend: Backend) -> None:
 
     server = await server_get(backend, "/v1/state")
     assert client.state.model_dump(mode="json") == server
+
+
+async def test_a_draft_is_keyed_by_the_client_and_pending_until_seen(backend: Backend) -> None:
+    """A draft gets a fresh key and the client's workstation; what a backend accepted
+    stays pending until the stream shows it, then nothing is pending."""
+    async with live(backend) as client:
+        unit_draft = draft("book_on", callsign="AB5", unit_type="van")
+        first, second = client.keyed(unit_draft), client.keyed(unit_draft)
+        assert first.idempotency_key != second.idempotency_key
+        assert first.workstation == client.workstation
+        assert draft_of(first) == unit_draft
+
+        result = await client.execute(unit_draft, wait=False)
+        # Either the stream already showed it, or it is pending until it does.
+        assert client.pending.sent == ({result.seq} if client.seq < result.seq else set())
+        await client.pending.seen(result.seq, timeout=10)
+        assert client.seq >= result.seq and "AB5" in client.units
+        assert client.pending.sent == frozenset() and client.pending.count == 0
+
+    assert [e["workstation"] for e in await server_events(backend)] == [client.workstation]
 
 
 async def test_unknown_callsign_is_rejected_with_code_and_field(backend: Backend) -> None:

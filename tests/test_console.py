@@ -36,6 +36,7 @@ from textual.widgets import Static
 from cadterm.client import Backoff, DispatchClient, LinkState
 from cadterm.client.journal import JournalStatus
 from cadterm.protocol.domain import Role
+from cadterm.protocol.drafts import draft
 from cadterm.themes import THEMES
 from cadterm.tui.app import CadApp
 from cadterm.tui.command_line import CommandInput
@@ -702,6 +703,32 @@ async def test_backend_loss_shows_not_live_journals_commands_and_recovers(
             what="the note in the picture",
         )
         assert not status.has_class("-stale")
+
+
+async def test_status_bar_counts_commands_accepted_but_not_yet_on_the_stream(backend, tmp_path):
+    """Pending is the client's to know: a command the backend accepted counts until its
+    event is applied from the stream, and the status bar shows the client's count."""
+    client = DispatchClient(
+        [backend.url], TOKENS[Role.DISPATCHER], workstation="ws-test", backoff=FAST
+    )
+    settings = ConsoleSettings(url=[backend.url], workstation="ws-test")
+    app = CadApp(client, settings, connect=False)  # no stream until the test starts it
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            status = app.query_one("#status", Static)
+            result = await client.execute(
+                draft("book_on", callsign="AB12", unit_type="patrol_car"), wait=False
+            )
+            assert client.pending.sent == {result.seq} and client.pending.count == 1
+            app.refresh_status()
+            await until(pilot, lambda: "pending 1" in body_text(status), what="pending 1")
+
+            client.start()
+            await until(pilot, lambda: "AB12" in client.units, 10, what="the event applied")
+            assert client.pending.count == 0
+            await until(pilot, lambda: "pending 0" in body_text(status), what="pending 0")
+    finally:
+        await client.close()
 
 
 # --- keys, history, help, errors, quit -----------------------------------------------------

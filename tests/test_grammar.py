@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
-from cadterm.protocol.commands import COMMAND_ADAPTER
+from cadterm.protocol.commands import COMMAND_ADAPTER, LocationInput
+from cadterm.protocol.drafts import CommandDraft, draft
 from cadterm.tui.grammar import (
     VERBS,
     Acknowledge,
@@ -58,14 +59,25 @@ NOTHING_SELECTED = ParseContext(
 PROPERTY = settings(max_examples=300, deadline=None)
 
 
-def validate(command: dict) -> None:
-    """The command must be one the server's protocol accepts."""
-    assert "idempotency_key" not in command and "workstation" not in command
-    COMMAND_ADAPTER.validate_python({**command, "idempotency_key": "x" * 16, "workstation": "ws1"})
+def validate(command: CommandDraft) -> None:
+    """The draft, once keyed, must be a command the server's door accepts as sent."""
+    assert isinstance(command, CommandDraft), command
+    keyed = command.keyed("x" * 16, "ws1")
+    assert COMMAND_ADAPTER.validate_json(keyed.model_dump_json(exclude_none=True)) == keyed
 
 
-def commands(line: str, ctx: ParseContext = CTX) -> list[dict]:
-    """Parse a line that must produce commands; check each against the protocol."""
+def typed_fields(command: CommandDraft) -> dict:
+    """The fields the grammar gave a draft (not those left to their defaults)."""
+    return {"type": command.type, **command.model_dump(exclude_unset=True, exclude={"type"})}
+
+
+def drafts(*commands: dict) -> list[CommandDraft]:
+    """Drafts of commands written as plain data."""
+    return [draft(**command) for command in commands]
+
+
+def commands(line: str, ctx: ParseContext = CTX) -> list[CommandDraft]:
+    """Parse a line that must produce command drafts; check each against the protocol."""
     action = parse(line, ctx)
     assert isinstance(action, Dispatch), action
     assert action.summary
@@ -84,8 +96,8 @@ def error(line: str, ctx: ParseContext = CTX) -> tuple[str, str]:
     return err.message, line[err.start : err.end]
 
 
-def assign(callsign: str, reference: str = SELECTED, **extra) -> dict:
-    return {"type": "assign_unit", "reference": reference, "callsign": callsign, **extra}
+def assign(callsign: str, reference: str = SELECTED, **extra) -> CommandDraft:
+    return draft("assign_unit", reference=reference, callsign=callsign, **extra)
 
 
 # --------------------------------------------------------------------------- every verb
@@ -412,8 +424,11 @@ DISPATCH_CASES = [
 
 
 @pytest.mark.parametrize(("line", "expected"), [c for c in DISPATCH_CASES if c[1] is not None])
-def test_verbs_produce_valid_commands(line: str, expected: list[dict]) -> None:
-    assert commands(line) == expected
+def test_verbs_produce_valid_commands(line: str, expected: list) -> None:
+    written = [typed_fields(c) if isinstance(c, CommandDraft) else c for c in expected]
+    parsed = commands(line)
+    assert [typed_fields(command) for command in parsed] == written
+    assert parsed == drafts(*written)
 
 
 OTHER_ACTIONS = [
@@ -473,8 +488,10 @@ def test_verbs_are_case_insensitive() -> None:
     ],
 )
 def test_note_text_is_kept_exactly(text: str) -> None:
-    assert commands(f"note {text}") == [{"type": "add_note", "reference": SELECTED, "text": text}]
-    assert commands(f"+{text}")[0]["text"] == text
+    assert commands(f"note {text}") == drafts(
+        {"type": "add_note", "reference": SELECTED, "text": text}
+    )
+    assert commands(f"+{text}")[0].text == text
 
 
 @pytest.mark.parametrize(
@@ -493,47 +510,47 @@ def test_note_with_control_characters_is_refused_naming_the_character(
 
 def test_short_reference_means_the_newest_with_that_number() -> None:
     assert parse("42", CTX) == Select("0042-27NOV26")
-    assert commands("g 0042 2")[0]["reference"] == "0042-27NOV26"
-    assert commands("g #42 2")[0]["reference"] == "0042-27NOV26"
-    assert commands("g 0042-26NOV26 2")[0]["reference"] == "0042-26NOV26"
+    assert commands("g 0042 2")[0].reference == "0042-27NOV26"
+    assert commands("g #42 2")[0].reference == "0042-27NOV26"
+    assert commands("g 0042-26NOV26 2")[0].reference == "0042-26NOV26"
 
 
 def test_optional_reference_is_left_out_when_only_the_required_words_remain() -> None:
-    assert commands("g 1")[0]["reference"] == SELECTED  # 0001 exists, yet "1" is the grade
-    assert commands("link 43")[0]["reference"] == SELECTED
-    assert commands("link 43")[0]["other"] == "0043-27NOV26"
-    assert commands("note #43")[0] == {"type": "add_note", "reference": SELECTED, "text": "#43"}
+    assert commands("g 1")[0].reference == SELECTED  # 0001 exists, yet "1" is the grade
+    assert commands("link 43")[0].reference == SELECTED
+    assert commands("link 43")[0].other == "0043-27NOV26"
+    assert commands("note #43")[0] == draft("add_note", reference=SELECTED, text="#43")
 
 
 def test_optional_reference_is_taken_when_more_words_remain() -> None:
-    assert commands("g 43 1")[0]["reference"] == "0043-27NOV26"
-    assert commands("g 43 1", NOTHING_SELECTED)[0]["reference"] == "0043-27NOV26"
-    assert commands("cl 43 resolved")[0]["reference"] == "0043-27NOV26"
-    assert commands("sd 1 AB12")[0]["reference"] == "0001-27NOV26"
+    assert commands("g 43 1")[0].reference == "0043-27NOV26"
+    assert commands("g 43 1", NOTHING_SELECTED)[0].reference == "0043-27NOV26"
+    assert commands("cl 43 resolved")[0].reference == "0043-27NOV26"
+    assert commands("sd 1 AB12")[0].reference == "0001-27NOV26"
 
 
 def test_free_text_needs_an_explicit_reference() -> None:
     # "3" and "42" name incidents, but before free text they are the text.
-    assert commands("note 3 males")[0] == {
+    assert typed_fields(commands("note 3 males")[0]) == {
         "type": "add_note",
         "reference": SELECTED,
         "text": "3 males",
     }
-    assert commands("loc 3 Low Lane")[0]["location"] == {"address": "3 Low Lane"}
-    assert commands("note #3 males")[0]["reference"] == "0003-27NOV26"
-    assert commands("note 0003-27nov26 males")[0]["reference"] == "0003-27NOV26"
+    assert commands("loc 3 Low Lane")[0].location == LocationInput(address="3 Low Lane")
+    assert commands("note #3 males")[0].reference == "0003-27NOV26"
+    assert commands("note 0003-27nov26 males")[0].reference == "0003-27NOV26"
 
 
 def test_reference_in_explicit_form_is_checked_not_misread() -> None:
     assert error("rec #99")[1] == "#99"  # not "unknown capability"
     assert error("note #99 hello")[1] == "#99"
     # A full reference this console has not seen goes to the server, which knows.
-    assert commands("risk 0099-27NOV26 harm=low")[0]["reference"] == "0099-27NOV26"
+    assert commands("risk 0099-27NOV26 harm=low")[0].reference == "0099-27NOV26"
 
 
 def test_selected_incident_is_not_needed_when_a_reference_is_given() -> None:
     assert commands("a 43 AB12", NOTHING_SELECTED) == [assign("AB12", "0043-27NOV26")]
-    assert commands("note #43 hello", NOTHING_SELECTED)[0]["reference"] == "0043-27NOV26"
+    assert commands("note #43 hello", NOTHING_SELECTED)[0].reference == "0043-27NOV26"
 
 
 # --------------------------------------------------------------------------- errors
@@ -636,8 +653,8 @@ def test_error_messages_escape_control_characters() -> None:
 
 def test_empty_code_tables_accept_any_single_word() -> None:
     bare = ParseContext(SELECTED, REFERENCES, CALLSIGNS, {}, {})
-    assert commands("n 1 whatever 1 Road", bare)[0]["incident_type"] == "WHATEVER"
-    assert commands("cl done", bare)[0]["closing_code"] == "DONE"
+    assert commands("n 1 whatever 1 Road", bare)[0].incident_type == "WHATEVER"
+    assert commands("cl done", bare)[0].closing_code == "DONE"
 
 
 # --------------------------------------------------------------------------- tokens
@@ -663,7 +680,9 @@ def test_unterminated_quote_runs_to_the_end() -> None:
 
 
 def test_quoted_field_is_plain_text() -> None:
-    assert commands('loc "pos=1,2" Road')[0]["location"] == {"address": "pos=1,2 Road"}
+    assert commands('loc "pos=1,2" Road')[0].location == LocationInput(
+        **{"address": "pos=1,2 Road"}
+    )
 
 
 # --------------------------------------------------------------------------- completion
@@ -737,7 +756,7 @@ def test_complete_after_a_reference() -> None:
 def test_complete_references_before_free_text_are_explicit() -> None:
     assert texts("note ")[:2] == ["#43", "#42"]
     assert parse(tab("note ") + "hello", CTX) == Dispatch(
-        ({"type": "add_note", "reference": "0043-27NOV26", "text": "hello"},),
+        (draft("add_note", reference="0043-27NOV26", text="hello"),),
         "note on 0043-27NOV26",
     )
 
@@ -750,13 +769,13 @@ def test_complete_states() -> None:
     completion = complete("s AB12 at s", CTX)
     assert completion.start == len("s AB12 ")
     assert [c.text for c in completion.candidates] == ["at scene"]
-    assert commands(tab("s AB12 at s"))[0]["state"] == 6
+    assert commands(tab("s AB12 at s"))[0].state == 6
 
 
 def test_every_completed_state_word_parses() -> None:
     for letter in "abcdefghijklmnopqrstuvwxyz":
         for candidate in complete(f"s AB12 {letter}", CTX).candidates:
-            assert commands(f"s AB12 {candidate.text}")[0]["state"] == int(candidate.label)
+            assert commands(f"s AB12 {candidate.text}")[0].state == int(candidate.label)
 
 
 def test_complete_codes() -> None:
@@ -779,7 +798,7 @@ def test_complete_field_keys_and_values() -> None:
 def test_field_completed_with_a_space_still_parses() -> None:
     line = tab("n 1 rtc 12 High St d") + '"two cars"'
     assert line == 'n 1 rtc 12 High St desc= "two cars"'
-    assert commands(line)[0]["description"] == "two cars"
+    assert commands(line)[0].description == "two cars"
 
 
 def test_complete_unit_types_and_capabilities() -> None:
@@ -882,15 +901,17 @@ def test_core_flows_take_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     for name, (keys, command_type) in CORE_FLOWS.items():
         line = type_keys(keys, CTX)
         (command,) = commands(line)
-        assert command["type"] == command_type, name
+        assert command.type == command_type, name
         results[name] = command
-    assert results["create grade 1 incident"]["grade"] == 1
-    assert results["create grade 1 incident"]["location"] == {"address": "12 High Street"}
+    assert results["create grade 1 incident"].grade == 1
+    assert results["create grade 1 incident"].location == LocationInput(
+        **{"address": "12 High Street"}
+    )
     assert results["assign recommended unit"] == assign(CTX.recommended[0])
-    assert results["unit at scene"]["state"] == 6
-    assert results["add note"]["text"] == "suspect left on foot"
-    assert results["close incident"]["closing_code"] == "RESOLVED"
-    assert results["close incident"]["reference"] == SELECTED
+    assert results["unit at scene"].state == 6
+    assert results["add note"].text == "suspect left on foot"
+    assert results["close incident"].closing_code == "RESOLVED"
+    assert results["close incident"].reference == SELECTED
     with capsys.disabled():
         print("\nkeystrokes per core flow (Enter included):")
         for name, count in KEYSTROKES.items():
@@ -1012,7 +1033,7 @@ def test_any_known_callsign_is_found_typed_or_quoted(callsigns: list[str], data)
     typed = commands(f"a {callsign.lower()}", ctx)
     # Typed as words, a longer known callsign may not swallow a shorter one's words.
     assert typed == [assign(callsign)] or len(typed) > 1
-    assert commands(f"s {callsign.lower()} at scene", ctx)[0]["callsign"] == callsign
+    assert commands(f"s {callsign.lower()} at scene", ctx)[0].callsign == callsign
 
 
 PRINTABLE_TEXT = st.text(
@@ -1030,4 +1051,6 @@ def test_note_text_is_the_rest_of_the_line(text: str) -> None:
     first = text.split()[0]
     if first.startswith("#") or first.upper() in REFERENCES:
         return  # an explicit reference: the note is about that incident
-    assert commands(f"note {text}") == [{"type": "add_note", "reference": SELECTED, "text": text}]
+    assert commands(f"note {text}") == drafts(
+        {"type": "add_note", "reference": SELECTED, "text": text}
+    )

@@ -61,6 +61,17 @@ def set_state(callsign: str, state: int | str) -> SetUnitState:
     )
 
 
+def tally_matches_file(journal: Journal) -> None:
+    """The journal's in-memory tally of waiting entries says what its file says."""
+    pending = journal.pending()
+    assert journal.pending_count == len(pending)
+    assert journal.next_pending_key == (pending[0].key if pending else None)
+    assert all(journal.is_pending(e.key) for e in pending)
+    assert journal.rejected_keys == {e.key for e in journal.rejected()}
+    assert journal.rejected_count == len(journal.rejected())
+    assert not any(journal.is_pending(key) for key in journal.rejected_keys)
+
+
 async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -96,6 +107,7 @@ def test_add_keeps_order_time_and_command(journal: Journal) -> None:
     assert all(e.seq is None and e.problem is None for e in pending)
     assert pending == added
     assert journal.rejected() == []
+    assert journal.pending_count == 3 and journal.rejected_keys == frozenset()
 
 
 def test_sent_rejected_and_dismissed_leave_pending_but_stay_on_file(journal: Journal) -> None:
@@ -107,6 +119,8 @@ def test_sent_rejected_and_dismissed_leave_pending_but_stay_on_file(journal: Jou
 
     assert [e.key for e in journal.pending()] == [third.key, fourth.key]
     assert journal.pending()[0].attempts == 1
+    assert journal.pending_count == 2 and journal.rejected_keys == {second.key}
+    tally_matches_file(journal)
     [rejected] = journal.rejected()
     assert rejected.key == second.key
     assert rejected.status == JournalStatus.REJECTED
@@ -115,6 +129,7 @@ def test_sent_rejected_and_dismissed_leave_pending_but_stay_on_file(journal: Jou
 
     journal.dismiss(second.key)
     assert journal.rejected() == []
+    assert journal.pending_count == 2 and journal.rejected_keys == frozenset()
     by_key = {e.key: e for e in journal.entries()}
     assert by_key[first.key].status == JournalStatus.SENT and by_key[first.key].seq == 7
     assert by_key[second.key].status == JournalStatus.DISMISSED
@@ -139,6 +154,7 @@ def test_dismissing_anything_but_a_rejected_entry_is_an_error(journal: Journal) 
     with pytest.raises(JournalError):  # only once
         journal.dismiss(rejected.key)
     assert journal.pending()[0].key == pending.key
+    tally_matches_file(journal)
     assert {e.key: e.status for e in journal.entries()} == {
         pending.key: JournalStatus.PENDING,
         sent.key: JournalStatus.SENT,
@@ -172,10 +188,12 @@ def test_entries_survive_close_and_reopen(tmp_path: Path) -> None:
         assert entries[1].problem is not None
         assert entries[1].problem.code == ProblemCode.UNKNOWN_INCIDENT
         assert entries[2].command.state == UnitState.AT_SCENE
+        assert reopened.pending_count == 1 and reopened.rejected_keys == {kept[1].key}
         # New entries go after the old ones.
         later = reopened.add(book_on("AB9"), T0)
         assert later.position > entries[-1].position
         assert [e.key for e in reopened.pending()] == [kept[2].key, later.key]
+        tally_matches_file(reopened)
     finally:
         reopened.close()
 
@@ -205,6 +223,7 @@ def test_a_command_journalled_before_todays_rules_is_set_aside_not_sent(tmp_path
         assert [e.key for e in reopened.pending()] == [kept.key]
         (rejected,) = reopened.rejected()
         assert rejected.key == old.key and rejected.kind == "add_note"
+        assert reopened.pending_count == 1 and reopened.rejected_keys == {old.key}
         assert rejected.command is None
         assert rejected.problem is not None
         assert "older cadterm" in rejected.problem.detail
@@ -306,24 +325,25 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     after = datetime.now(UTC)
 
     assert all(e.status == JournalStatus.PENDING for e in submitted)
-    pending = offline.pending()
+    assert offline.pending.unsent == offline.pending.count == 5
+    pending = offline.pending.entries()
     assert [e.command for e in pending] == commands
     assert pending[0].issued_at == typed_at
     assert all(before <= e.issued_at <= after for e in pending[1:])
     assert [e.issued_at for e in pending[1:]] == sorted(e.issued_at for e in pending[1:])
     await asyncio.sleep(0.3)  # the flusher has nothing to send to
     assert offline.status.state in (LinkState.CONNECTING, LinkState.RECONNECTING)
-    assert summary(offline.pending()) == summary(pending)
+    assert summary(offline.pending.entries()) == summary(pending)
     assert offline.journal_entry(commands[2].idempotency_key) == pending[2]
     await offline.close()  # the console is restarted
 
     # After the restart, still down: the journal is read back as it was.
     restarted = journalled_client(backend, journal_path)
     async with restarted:
-        assert summary(restarted.pending()) == summary(pending)
-        assert [e.command for e in restarted.pending()] == commands
+        assert summary(restarted.pending.entries()) == summary(pending)
+        assert [e.command for e in restarted.pending.entries()] == commands
         await asyncio.sleep(0.2)
-        assert summary(restarted.pending()) == summary(pending)
+        assert summary(restarted.pending.entries()) == summary(pending)
 
     # The backend returns on the same port with the same data. Before this console
     # reconnects, a colleague elsewhere updates the incident.
@@ -335,7 +355,8 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
         assert colleague.incidents[reference].version == seen_version + 1
 
     async with journalled_client(backend, journal_path) as console:
-        await until(lambda: not console.pending())
+        await until(lambda: not console.pending.entries())
+        assert console.pending.unsent == 0 and console.pending.rejected == 2
         entries = console.journal.entries()
         assert [e.key for e in entries] == [c.idempotency_key for c in commands]
         assert [e.status for e in entries] == [
@@ -409,7 +430,8 @@ async def test_submit_while_live_is_sent_at_once_and_applied(backend: Backend, t
         assert done.seq == 1 and done.attempts == 1
         await until(lambda: client.seq == 1)
         assert "AB3" in client.units
-        assert client.pending() == [] and client.rejected() == []
+        assert client.pending.entries() == [] and client.rejected() == []
+        assert client.pending.count == 0 and client.pending.sent == frozenset()
 
 
 async def test_rate_limiting_delays_the_journal_but_refuses_nothing(
@@ -421,7 +443,7 @@ async def test_rate_limiting_delays_the_journal_but_refuses_nothing(
         commands = [book_on(f"AB{i}") for i in range(5)]
         for command in commands:
             await client.submit(command)
-        await until(lambda: not client.pending(), timeout=20)
+        await until(lambda: not client.pending.entries(), timeout=20)
         entries = client.journal.entries()
         assert [e.status for e in entries] == [JournalStatus.SENT] * 5, [
             (e.status, e.problem) for e in entries
@@ -434,7 +456,7 @@ async def test_submit_needs_a_journal(backend: Backend) -> None:
     async with DispatchClient([backend.url], DISPATCHER, backoff=FAST) as client:
         with pytest.raises(RuntimeError, match="journal_path"):
             await client.submit(book_on())
-        assert client.pending() == [] and client.rejected() == []
+        assert client.pending.entries() == [] and client.rejected() == []
         assert client.journal_entry("anything-0000") is None
 
 

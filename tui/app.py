@@ -3,6 +3,10 @@
 The app never awaits the network on the UI path: the client runs its own tasks, and
 commands go out in workers whose outcomes come back to the command line. Live changes
 are drained at most once per frame and applied to the boards in one batch.
+
+The app is the screen: the boards, the detail pane, the status line. What a command
+line does is decided by the `CommandController` it holds, which asks of the app only
+what `ConsoleViews` lists; what is pending is read from the client.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -21,14 +26,13 @@ from textual.worker import Worker, WorkerState
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
-from cadterm.client.journal import JournalStatus
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
 
 from . import grammar
 from .alerts import AlarmTracker
 from .board import Board
-from .command_actions import CommandActions, lines_text
+from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .incident_queue import IncidentQueue
@@ -48,7 +52,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CadApp(CommandActions, App[None]):
+class CadApp(App[None]):
     """The console. Give it a `DispatchClient`; it starts it if it is not running."""
 
     TITLE = "cadterm"
@@ -105,14 +109,10 @@ class CadApp(CommandActions, App[None]):
             officer_safety_after=timedelta(minutes=settings.officer_safety_minutes),
         )
         self.alarms = AlarmTracker()
-        self._awaiting: set[int] = set()  # seqs of our commands not yet seen on the stream
+        self.controller = CommandController(client, self, self.alarms, clock)
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
-        self._journal_counts = (0, 0)
         self._safety_due = 0
-        # Rejected journal entries the operator has been told about (on the command line
-        # when the refusal came back at once, or by the tick when it came later).
-        self._rejections_reported: set[str] = set()
         self._detail_mode = "incident"
         for theme in textual_themes():
             self.register_theme(theme)
@@ -134,7 +134,7 @@ class CadApp(CommandActions, App[None]):
                 state, self.clock, self.policy, self.settings.group_units_by, id="units"
             )
             yield DetailPane(id="detail")
-        yield CommandLine(self.parse_context, id="command")
+        yield CommandLine(self.controller.parse_context, id="command")
         yield StatusBar(id="status")
 
     @property
@@ -163,7 +163,7 @@ class CadApp(CommandActions, App[None]):
         self.set_interval(1.0, self._tick)
         # The banner and the status line say at once when the link changes, not at the
         # next once-a-second tick: "not live" must never outlive the outage, or hide one.
-        self.client.add_status_listener(lambda _status: self.call_later(self._refresh_status))
+        self.client.add_status_listener(lambda _status: self.call_later(self.refresh_status))
         self._follow_changes()
         if self.connect:
             self._learn_operator()
@@ -182,7 +182,7 @@ class CadApp(CommandActions, App[None]):
                 await asyncio.sleep(2.0)
                 continue
             self.operator = f"{operator.id} ({operator.role.value})"
-            self._refresh_status()
+            self.refresh_status()
             return
 
     def on_resize(self) -> None:
@@ -198,7 +198,7 @@ class CadApp(CommandActions, App[None]):
         self.units.reload(state)
         self.alarms.prime(state)
         self.client.take_changes()
-        self._refresh_alarms()
+        self.refresh_alarms()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed worker is dealt with: say so, keep the console up.
@@ -221,7 +221,7 @@ class CadApp(CommandActions, App[None]):
             )
         except NoMatches:
             return  # quitting: there is nothing left to say it on, or to restart for
-        self._ring()
+        self.ring()
         if event.worker.group == "live":
             # Without this worker the boards would stop following the picture.
             self._follow_changes()
@@ -243,62 +243,49 @@ class CadApp(CommandActions, App[None]):
                 self.queue.apply_changes(incidents)
                 self.units.apply_changes(units)
             if self.alarms.update(self.client.state, incidents, units):
-                self._ring()
-            self._refresh_alarms()
-        self._awaiting = {seq for seq in self._awaiting if seq > self.client.seq}
+                self.ring()
+            self.refresh_alarms()
         for seq in [s for s in self._select_after if s <= self.client.seq]:
             reference = self._select_after.pop(seq)
             if self.queue.move_cursor_to(reference) and self.detail.shown:
-                self._show_incident(reference)
+                self.show_incident(reference)
         selected = self.queue.cursor_key
-        if self.detail.shown and self._detail_mode == "incident" and selected in incidents:
-            self._show_incident(selected)
-        self._refresh_status()
+        if self.showing("incident") and selected in incidents:
+            self.show_incident(selected)
+        self.refresh_status()
 
-    def _select_when_shown(self, seq: int, reference: str) -> None:
+    def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
+        self.controller.submit(message.line)
+
+    def select_when_shown(self, seq: int, reference: str) -> None:
         """Select an incident this operator opened, now or as soon as its row exists."""
         if not self.queue.move_cursor_to(reference):
             self._select_after[seq] = reference
         elif self.detail.shown:
-            self._show_incident(reference)
+            self.show_incident(reference)
 
-    def _ring(self) -> None:
+    def ring(self) -> None:
+        """Ring the bell, unless the settings keep it quiet."""
         if self.settings.bell:
             self.bell()
 
-    def _refresh_alarms(self) -> None:
+    def refresh_alarms(self) -> None:
+        """Redraw the alarm banner from the tracker."""
         self.query_one(AlarmBanner).show(self.alarms.lines(self.client.state))
 
     def _tick(self) -> None:
         """Once a second: ageing, safety timers, the clock and the link's freshness."""
-        # One read of the journal a second, for both counts.
-        waiting = (
-            self.client.journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED)
-            if self.client.journal is not None
-            else []
-        )
-        rejected = [entry for entry in waiting if entry.status == JournalStatus.REJECTED]
-        counts = (len(waiting) - len(rejected), len(rejected))
-        fresh = [entry for entry in rejected if entry.key not in self._rejections_reported]
-        if fresh:
-            self._rejections_reported.update(entry.key for entry in rejected)
-            newest = fresh[-1]
-            detail = newest.problem.detail if newest.problem else "refused"
-            self.command_line.feedback(
-                f"journalled {newest.kind} was REJECTED: {detail} (F7 lists them)",
-                error=True,
-            )
-            self._ring()
-        self._journal_counts = counts
+        self.controller.report_rejections()
         now = self.clock()
         # Once a second is often enough for a timer counted in minutes, and keeps a
         # pass over every unit off the per-frame path.
         self._safety_due = len(officer_safety_due(self.client.state, now, self.policy))
         self.queue.tick()
         self.units.tick()
-        self._refresh_status()
+        self.refresh_status()
 
-    def _refresh_status(self) -> None:
+    def refresh_status(self) -> None:
+        """Redraw the status line and the stale banner."""
         now = self.clock()
         status = self.client.status
         try:
@@ -309,8 +296,8 @@ class CadApp(CommandActions, App[None]):
             operator=self.operator,
             status=status,
             last_event=self._last_event_at,
-            pending=self._journal_counts[0] + len(self._awaiting),
-            rejected=self._journal_counts[1],
+            pending=self.client.pending.count,
+            rejected=self.client.pending.rejected,
             safety=self._safety_due,
             now=now,
         )
@@ -319,21 +306,30 @@ class CadApp(CommandActions, App[None]):
     # --- selection and the detail pane ---------------------------------------------------
 
     def on_board_highlighted(self, message: Board.Highlighted) -> None:
-        if message.board is self.queue and self.detail.shown and self._detail_mode == "incident":
-            self._show_incident(message.key)
+        if message.board is self.queue and self.showing("incident"):
+            self.show_incident(message.key)
 
     def on_board_chosen(self, message: Board.Chosen) -> None:
         if message.board is self.queue:
-            self._show_incident(message.key)
+            self.show_incident(message.key)
 
-    def _show_incident(self, reference: str | None) -> None:
+    def show_incident(self, reference: str | None) -> None:
+        """Show an incident in the detail pane (nothing if it is not in the picture)."""
         incident = self.client.state.incidents.get(reference) if reference else None
         if incident is None:
             return
-        self._detail_mode = "incident"
         text = incident_text(incident, self.client.state, self.clock(), self.policy)
+        self.show_text(text, "incident")
+
+    def show_text(self, text: Text, mode: str) -> None:
+        """Open the detail pane on `text`, the `mode` view (incident, help, journal, ...)."""
+        self._detail_mode = mode
         self.detail.show_text(text)
         self.screen.add_class("-detail")
+
+    def showing(self, mode: str) -> bool:
+        """Whether the detail pane is open on the `mode` view."""
+        return self.detail.shown and self._detail_mode == mode
 
     def action_toggle_detail(self) -> None:
         """Show or hide the selected incident's detail."""
@@ -341,7 +337,7 @@ class CadApp(CommandActions, App[None]):
             self.detail.hide()
             self.screen.remove_class("-detail")
         else:
-            self._show_incident(self.queue.cursor_key)
+            self.show_incident(self.queue.cursor_key)
 
     def action_focus_queue(self) -> None:
         """Move focus to the incident queue."""
@@ -380,36 +376,12 @@ class CadApp(CommandActions, App[None]):
 
     def action_help(self) -> None:
         """List every verb with an example."""
-        self._detail_mode = "help"
-        self.detail.show_text(lines_text(grammar.help_text(None)))
-        self.screen.add_class("-detail")
+        self.show_text(lines_text(grammar.help_text(None)), "help")
 
     def action_journal(self) -> None:
         """List journalled commands that are pending or were rejected."""
-        self._detail_mode = "journal"
-        entries = (
-            self.client.journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED)
-            if (self.client.journal is not None)
-            else []
-        )
-        lines = ["Journal (pending and rejected):"]
-        rejected = 0
-        for entry in entries:
-            when = entry.issued_at.astimezone().strftime("%H:%M:%S")
-            if entry.status == JournalStatus.REJECTED:
-                rejected += 1
-                label = f"REJECTED {rejected}"
-            else:
-                label = "PENDING"
-            problem = f" - {entry.problem.detail}" if entry.problem else ""
-            lines.append(f"{when} {label} {entry.kind}{problem}")
-        if not entries:
-            lines.append("nothing pending or rejected")
-        if rejected:
-            lines.append("'j retry N' sends rejected entry N again; 'j dismiss N' sets it aside")
-        self.detail.show_text(lines_text(lines))
-        self.screen.add_class("-detail")
+        self.controller.show_journal()
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""
-        self._run_action(grammar.Acknowledge(None), "ack")
+        self.controller.run(grammar.Acknowledge(None))

@@ -1,59 +1,109 @@
 """What the command line does: from a parsed line to commands, searches and answers.
 
-A mixin of `CadApp`, kept apart so the app module holds the screen and the live picture
-and this one holds the operator's actions. Everything here reaches the network only
-through the client, in workers; outcomes come back to the command line.
+`CommandController` is the console's controller: the app holds one, hands it each
+submitted line, and shows what it reports. It reaches the network only through the
+client (in workers), and the screen only through `ConsoleViews`, the few things it asks
+of the app. What is pending is the client's to know (`DispatchClient.pending`); the
+controller only remembers which refusals the operator has already been told about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from pydantic import ValidationError
 from rich.text import Text
-from textual import work
 
-from cadterm.client import DispatchClient, Issued
+from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError
+from cadterm.client.journal import JournalStatus
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
-from cadterm.domain.timers import TimerPolicy
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
+from cadterm.protocol.drafts import draft, draft_of
 
 from . import grammar
 from .alerts import AlarmTracker
 from .command_line import CommandLine
 from .detail import recommendation_text
 from .incident_queue import IncidentQueue, short_reference
+from .unit_board import UnitBoard
 
-if TYPE_CHECKING:
-    from .detail import DetailPane
-    from .unit_board import UnitBoard
-
-__all__ = ["CommandActions", "lines_text"]
+__all__ = ["CommandController", "ConsoleViews", "lines_text"]
 
 
-class CommandActions:
-    """The console's handling of command lines (mixed into `CadApp`)."""
+class ConsoleViews(Protocol):
+    """What the controller needs of the screen: the boards, the command line, the detail
+    pane, the status line and the bell (the app provides them)."""
 
-    # Provided by the app this is mixed into.
-    client: DispatchClient
-    clock: Callable[[], datetime]
-    policy: TimerPolicy
-    alarms: AlarmTracker
-    queue: IncidentQueue
-    units: UnitBoard
-    detail: DetailPane
-    command_line: CommandLine
-    _awaiting: set[int]
-    _rejections_reported: set[str]
-    _detail_mode: str
+    @property
+    def queue(self) -> IncidentQueue: ...
+
+    @property
+    def units(self) -> UnitBoard: ...
+
+    @property
+    def command_line(self) -> CommandLine: ...
+
+    def show_incident(self, reference: str | None) -> None:
+        """Show an incident in the detail pane."""
+
+    def show_text(self, text: Text, mode: str) -> None:
+        """Show `text` in the detail pane, as the `mode` view (help, journal, ...)."""
+
+    def showing(self, mode: str) -> bool:
+        """Whether the detail pane is open on the `mode` view."""
+
+    def select_when_shown(self, seq: int, reference: str) -> None:
+        """Select an incident now, or once the event `seq` that creates it is applied."""
+
+    def refresh_alarms(self) -> None:
+        """Redraw the alarm banner."""
+
+    def refresh_status(self) -> None:
+        """Redraw the status line."""
+
+    def ring(self) -> None:
+        """Ring the bell (when the settings allow)."""
+
+    def run_worker(
+        self,
+        work: Coroutine[Any, Any, None],
+        name: str | None = "",
+        group: str = "default",
+        description: str = "",
+        exit_on_error: bool = True,
+    ) -> object:
+        """Run `work` in the background; a failure is reported, never fatal."""
+
+    def exit(self) -> None:
+        """Leave the console."""
+
+
+class CommandController:
+    """The console's handling of command lines, journal fixes and refusals."""
+
+    def __init__(
+        self,
+        client: DispatchClient,
+        views: ConsoleViews,
+        alarms: AlarmTracker,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.client = client
+        self.views = views
+        self.alarms = alarms
+        self.clock = clock
+        # Rejected journal entries the operator has been told about (on the command line
+        # when the refusal came back at once, or by `report_rejections` when it came later).
+        self._rejections_reported: set[str] = set()
 
     def parse_context(self) -> grammar.ParseContext:
         """What the grammar needs to resolve and complete names, from the live picture."""
         state = self.client.state
-        selected = self.queue.cursor_key
+        selected = self.views.queue.cursor_key
         recommended: tuple[str, ...] = ()
         incident = state.incidents.get(selected) if selected else None
         if incident is not None:
@@ -71,168 +121,209 @@ class CommandActions:
             recommended=recommended,
         )
 
-    def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
-        line = message.line
+    def submit(self, line: str) -> None:
+        """Read one line the operator entered and do what it says."""
         if not line.strip():
             return
         try:
             action = grammar.parse(line, self.parse_context())
         except grammar.ParseError as error:
-            self.command_line.show_error(line, error.message, error.start, error.end)
+            self.views.command_line.show_error(line, error.message, error.start, error.end)
             return
-        self._run_action(action, line)
+        self.run(action)
 
-    def _run_action(self, action: object, line: str) -> None:
+    def run(self, action: grammar.Action) -> None:
+        """Carry out one action of the grammar."""
+        feedback = self.views.command_line.feedback
         if isinstance(action, grammar.Dispatch):
-            self.command_line.feedback(f"sending: {action.summary}")
-            self._dispatch(action)
+            feedback(f"sending: {action.summary}")
+            self.dispatch(action)
         elif isinstance(action, grammar.Recommend):
             self._recommend(action)
         elif isinstance(action, grammar.Filter):
-            self.queue.set_filter(action.text)
-            self.units.set_filter(action.text)
-            self.command_line.feedback(
-                f"filter: {action.text}" if action.text else "filter cleared"
-            )
+            self.views.queue.set_filter(action.text)
+            self.views.units.set_filter(action.text)
+            feedback(f"filter: {action.text}" if action.text else "filter cleared")
         elif isinstance(action, grammar.Find):
             self._find(action.text)
         elif isinstance(action, grammar.Select):
-            if self.queue.move_cursor_to(action.reference):
-                self._show_incident(action.reference)
+            if self.views.queue.move_cursor_to(action.reference):
+                self.views.show_incident(action.reference)
             else:
-                self.command_line.feedback(
-                    f"{action.reference} is not in the queue (closed or filtered)", error=True
-                )
+                feedback(f"{action.reference} is not in the queue (closed or filtered)", error=True)
         elif isinstance(action, grammar.Acknowledge):
             self._acknowledge(action.callsign)
         elif isinstance(action, grammar.Help):
-            self._detail_mode = "help"
-            self.detail.show_text(lines_text(grammar.help_text(action.verb)))
-            self.screen.add_class("-detail")
+            self.views.show_text(lines_text(grammar.help_text(action.verb)), "help")
         elif isinstance(action, grammar.JournalAction):
             if action.action == "list":
-                self.action_journal()
+                self.show_journal()
             else:
                 self._journal_entry_fix(action)
         elif isinstance(action, grammar.Quit):
-            self.exit()
+            self.views.exit()
 
     def _recommend(self, action: grammar.Recommend) -> None:
         incident = self.client.state.incidents.get(action.reference)
         if incident is None:
-            self.command_line.feedback(f"no incident {action.reference}", error=True)
+            self.views.command_line.feedback(f"no incident {action.reference}", error=True)
             return
         needs = action.capabilities or needs_for(incident.incident_type)
         picks = recommend(self.client.state, incident, self.clock(), needs=needs)
-        self._detail_mode = "recommend"
-        self.detail.show_text(recommendation_text(action.reference, picks))
-        self.screen.add_class("-detail")
+        self.views.show_text(recommendation_text(action.reference, picks), "recommend")
         if not picks:
             best = "no unit fits"
         elif picks[0].basis == UNRANKED:
             best = f"{len(picks)} could go; no location or sector to rank them by"
         else:
             best = f"best: {picks[0].callsign} ({picks[0].reason})"
-        self.command_line.feedback(f"recommend {short_reference(action.reference)}: {best}")
+        self.views.command_line.feedback(f"recommend {short_reference(action.reference)}: {best}")
 
     def _find(self, text: str) -> None:
         needle = text.strip().lower()
+        feedback = self.views.command_line.feedback
         for reference in reversed(list(self.client.state.incidents)):
             incident = self.client.state.incidents[reference]
             haystack = f"{reference} {incident.incident_type} {incident.location.address}"
-            if needle in haystack.lower() and self.queue.move_cursor_to(reference):
-                self._show_incident(reference)
-                self.command_line.feedback(f"found {short_reference(reference)}")
+            if needle in haystack.lower() and self.views.queue.move_cursor_to(reference):
+                self.views.show_incident(reference)
+                feedback(f"found {short_reference(reference)}")
                 return
         for callsign in self.client.state.units:
-            if needle in callsign.lower() and self.units.move_cursor_to(callsign):
-                self.command_line.feedback(f"found unit {callsign}")
+            if needle in callsign.lower() and self.views.units.move_cursor_to(callsign):
+                feedback(f"found unit {callsign}")
                 return
-        self.command_line.feedback(f"nothing open matches {text!r}", error=True)
+        feedback(f"nothing open matches {text!r}", error=True)
 
     def _acknowledge(self, callsign: str | None) -> None:
         self.alarms.acknowledge_grade_ones()
         targets = [callsign] if callsign else sorted(self.alarms.emergency_callsigns)
-        commands = tuple(
-            {"type": "acknowledge_emergency", "callsign": target}
+        units = self.client.state.units
+        in_emergency = [
+            target
             for target in targets
-            if self.client.state.units.get(target) is not None
-            and self.client.state.units[target].state == UnitState.EMERGENCY
-        )
-        self._refresh_alarms()
+            if units.get(target) is not None and units[target].state == UnitState.EMERGENCY
+        ]
+        self.views.refresh_alarms()
+        feedback = self.views.command_line.feedback
+        try:
+            commands = tuple(draft("acknowledge_emergency", callsign=c) for c in in_emergency)
+        except ValidationError as error:  # a callsign stored before today's rules
+            feedback(f"cannot acknowledge: {error.errors()[0]['msg']}", error=True)
+            return
         if commands:
-            self._dispatch(grammar.Dispatch(commands, f"acknowledge {', '.join(targets)}"))
+            self.dispatch(grammar.Dispatch(commands, f"acknowledge {', '.join(targets)}"))
         elif callsign:
-            self.command_line.feedback(f"{callsign} has no emergency to acknowledge", error=True)
+            feedback(f"{callsign} has no emergency to acknowledge", error=True)
         else:
-            self.command_line.feedback("alarms acknowledged", ok=True)
+            feedback("alarms acknowledged", ok=True)
 
-    @work(group="commands", exit_on_error=False)
-    async def _dispatch(self, action: grammar.Dispatch) -> None:
+    def dispatch(self, action: grammar.Dispatch) -> None:
+        """Issue the commands of one line in a worker; the outcome comes back on the line."""
+        self.views.run_worker(
+            self._issue(action), name="dispatch", group="commands", exit_on_error=False
+        )
+
+    async def _issue(self, action: grammar.Dispatch) -> None:
         """Issue each command of one line, in order, and report the outcome."""
+        feedback = self.views.command_line.feedback
         outcomes = []
-        for fields in action.commands:
-            command = self.client.command(**fields)
-            issued: Issued = await self.client.issue(command)
+        for command in action.commands:
+            issued = await self.client.issue(command)
             if issued.error is not None:
                 self._rejections_reported.add(issued.entry.key)
-                self.command_line.feedback(_describe_error(issued.error), error=True)
-                self._ring()
+                feedback(_describe_error(issued.error), error=True)
+                self.views.ring()
                 return
             if issued.result is not None:
                 event = issued.result.event
                 if event.type == "incident_created":
-                    self._select_when_shown(event.seq, event.reference)
-                if issued.result.seq > self.client.seq:
-                    self._awaiting.add(issued.result.seq)
+                    self.views.select_when_shown(event.seq, event.reference)
                 outcomes.append(f"#{issued.result.seq}")
             else:
                 outcomes.append("journalled")
-        queued = outcomes.count("journalled")
-        if queued:
-            self.command_line.feedback(
+        if outcomes.count("journalled"):
+            feedback(
                 f"{action.summary}: journalled, sends when the backend is reachable", error=True
             )
         else:
-            self.command_line.feedback(f"done: {action.summary} ({' '.join(outcomes)})", ok=True)
-        self._refresh_status()
+            feedback(f"done: {action.summary} ({' '.join(outcomes)})", ok=True)
+        self.views.refresh_status()
+
+    def report_rejections(self) -> None:
+        """Say once, and ring, when a journalled command was refused after it was typed.
+
+        Reads only the client's in-memory tally, and the journal's file only when there
+        is a refusal the operator has not been told about.
+        """
+        rejected = self.client.pending.rejected_keys
+        fresh = rejected - self._rejections_reported
+        if not fresh:
+            return
+        self._rejections_reported |= rejected
+        news = [entry for entry in self.client.rejected() if entry.key in fresh]
+        if not news:
+            return  # dealt with in the meantime
+        newest = news[-1]
+        detail = newest.problem.detail if newest.problem else "refused"
+        self.views.command_line.feedback(
+            f"journalled {newest.kind} was REJECTED: {detail} (F7 lists them)", error=True
+        )
+        self.views.ring()
+
+    def show_journal(self) -> None:
+        """List journalled commands that are pending or were rejected."""
+        journal = self.client.journal
+        entries = journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED) if journal else []
+        lines = ["Journal (pending and rejected):"]
+        rejected = 0
+        for entry in entries:
+            when = entry.issued_at.astimezone().strftime("%H:%M:%S")
+            if entry.status == JournalStatus.REJECTED:
+                rejected += 1
+                label = f"REJECTED {rejected}"
+            else:
+                label = "PENDING"
+            problem = f" - {entry.problem.detail}" if entry.problem else ""
+            lines.append(f"{when} {label} {entry.kind}{problem}")
+        if not entries:
+            lines.append("nothing pending or rejected")
+        if rejected:
+            lines.append("'j retry N' sends rejected entry N again; 'j dismiss N' sets it aside")
+        self.views.show_text(lines_text(lines), "journal")
 
     def _journal_entry_fix(self, action: grammar.JournalAction) -> None:
         """Deal with a rejected journal entry: set it aside, or send it again."""
+        feedback = self.views.command_line.feedback
         rejected = self.client.rejected()
         if action.number is None or action.number > len(rejected):
-            self.command_line.feedback(
+            feedback(
                 f"no rejected entry {action.number}: {len(rejected)} rejected (F7 lists them)",
                 error=True,
             )
             return
         entry = rejected[action.number - 1]
-        assert self.client.journal is not None
         # The entry stays on file as dismissed either way: the record of what was
         # refused and what the operator did about it is never lost.
-        self.client.journal.dismiss(entry.key)
+        self.client.dismiss(entry.key)
         self._rejections_reported.add(entry.key)
         if action.action == "retry" and entry.command is None:
             why = entry.problem.detail if entry.problem else "unreadable"
-            self.command_line.feedback(
+            feedback(
                 f"rejected {entry.kind} cannot be retried as stored ({why}); type it again. "
                 "Set aside (kept in the journal)",
                 error=True,
             )
         elif action.action == "retry":
             # A retry is the operator's fresh decision on the picture as it is now, so
-            # it carries a new key and no expected version.
-            fields = entry.command.model_dump(
-                mode="json", exclude={"idempotency_key", "workstation", "expected_version"}
-            )
-            self._dispatch(grammar.Dispatch((fields,), f"retry of {entry.kind}"))
+            # it carries a new key (the client's) and no expected version.
+            again = draft_of(entry.command).model_copy(update={"expected_version": None})
+            self.dispatch(grammar.Dispatch((again,), f"retry of {entry.kind}"))
         else:
-            self.command_line.feedback(
-                f"rejected {entry.kind} set aside (kept in the journal)", ok=True
-            )
-        self._tick()
-        if self._detail_mode == "journal" and self.detail.shown:
-            self.action_journal()
+            feedback(f"rejected {entry.kind} set aside (kept in the journal)", ok=True)
+        self.views.refresh_status()
+        if self.views.showing("journal"):
+            self.show_journal()
 
 
 def _describe_error(error: CommandError) -> str:

@@ -3,7 +3,10 @@
 The command-line widget is a thin view over three functions: `parse` turns a line into
 an `Action` (or a `ParseError` that says what was wrong and where), `complete` offers
 what may come next at the end of a line, and `help_text` describes the verbs. All three
-read the live picture only through a `ParseContext` of plain data.
+read the live picture only through a `ParseContext` of plain data. A line that commands
+the server becomes a `Dispatch` of command drafts (`cadterm.protocol.drafts`), each
+validated by the protocol's rules as it is built, so what the server's door would refuse
+is a `ParseError` here; the client adds the idempotency key and workstation when it sends.
 
 The grammar is layered, each module one job, and this module is its public face:
 `tokens` splits a line into words; `resolve` reads an argument's words against the
@@ -60,8 +63,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from cadterm.protocol.commands import COMMAND_ADAPTER
 
 from .completion import Candidate, Completion, complete
 from .resolve import FIELDS, READERS, Kind, ParseContext, Slot, Vocabulary, too_long
@@ -144,10 +145,7 @@ def parse(line: str, ctx: ParseContext) -> Action:
     else:
         verb, verb_token, args = head.verb, head.verb_token, head.args
     parsed = _parse_arguments(verb, verb_token, args, line, vocab)
-    action = verb.build(parsed)
-    if isinstance(action, Dispatch):
-        _validate(action, parsed)
-    return action
+    return verb.build(parsed)
 
 
 def _check_encodable(line: str) -> None:
@@ -310,21 +308,6 @@ def _read_slot(slot: Slot, cur: Cursor, vocab: Vocabulary) -> tuple[Any, tuple[i
     value = _READERS[slot.kind](cur, vocab)
     end = cur.tokens[cur.index - 1].end
     return value, (start.start, end)
-
-
-def _validate(action: Dispatch, parsed: Parsed) -> None:
-    """Last guard: every command must be one the protocol accepts."""
-    for command in action.commands:
-        try:
-            # Key and workstation are the client's to add; stand-ins check the rest.
-            COMMAND_ADAPTER.validate_python(
-                {**command, "idempotency_key": "x" * 16, "workstation": "console"}
-            )
-        except ValueError as error:
-            problems = error.errors() if hasattr(error, "errors") else [{"msg": str(error)}]
-            where = ".".join(str(part) for part in problems[0].get("loc", ())[1:])
-            message = f"{parsed.verb.name}: {where + ': ' if where else ''}{problems[0]['msg']}"
-            raise parsed.error(message) from None
 
 
 # --------------------------------------------------------------------------- help

@@ -1,13 +1,14 @@
 """The verbs: what each is called, what it takes, and the action it makes.
 
-A line becomes an `Action`: a `Dispatch` of protocol commands for the server, or
+A line becomes an `Action`: a `Dispatch` of command drafts for the server, or
 something the console does itself (`Recommend`, `Filter`, `Find`, `Select`,
 `Acknowledge`, `Help`, `Quit`). `VERBS` is the registry of every `Verb`, in the order
 help lists them: its name and aliases, its positional `Slot`s and ``key=value`` fields,
 an example, notes for help, and the builder that turns its arguments, once read into a
 `Parsed`, into an action. Usage lines are generated from the slots and fields. A builder
 checks what only the verb knows (a risk assessment needs a heading; state 11 is for
-booking off) and raises `ParseError` over the argument at fault.
+booking off) and raises `ParseError` over the argument at fault; `Parsed.draft` makes
+each command draft, so whatever the protocol refuses is reported as the line is read.
 
 `BY_WORD`, `PREFIX_VERBS`, `verb_named` and `head_of` say which verb a line names;
 `field_key` which field a word sets.
@@ -19,7 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from cadterm.protocol.domain import Capability, Grade, LinkRelation, UnitState, UnitType
+from cadterm.protocol.drafts import CommandDraft, draft
 
 from .resolve import FIELDS, STATE_WORDS, THRIVE, Kind, Slot
 from .tokens import ParseError, Token, closest, shown, tokenize
@@ -52,9 +56,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Dispatch:
-    """Commands to send to the server, in order, each without key or workstation."""
+    """Commands to send to the server, in order: drafts the client keys and sends."""
 
-    commands: tuple[dict, ...]
+    commands: tuple[CommandDraft, ...]
     summary: str
 
 
@@ -139,6 +143,17 @@ class Parsed:
         """An error about argument `name` (or the verb itself)."""
         return ParseError(message, *self.spans.get(name or "", self.verb_span))
 
+    def draft(self, type: str, **fields: Any) -> CommandDraft:
+        """A draft of a `type` command; what the protocol refuses is a `ParseError`."""
+        try:
+            return draft(type, **fields)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise self.error(
+                f"{self.verb.name}: {where + ': ' if where else ''}{problem['msg']}"
+            ) from None
+
 
 @dataclass(frozen=True)
 class Verb:
@@ -187,40 +202,41 @@ def _location(p: Parsed, name: str = "address") -> dict[str, Any]:
     return location
 
 
-def _one(command: dict, summary: str) -> Dispatch:
+def _one(command: CommandDraft, summary: str) -> Dispatch:
     return Dispatch((command,), summary)
 
 
 def _build_new(p: Parsed) -> Action:
     v, f = p.values, p.fields
-    command: dict[str, Any] = {
-        "type": "create_incident",
+    fields: dict[str, Any] = {
         "grade": v["grade"],
         "incident_type": v["type"],
         "location": _location(p, "location"),
     }
     if "desc" in f:
-        command["description"] = f["desc"]
+        fields["description"] = f["desc"]
     if "src" in f:
-        command["source"] = f["src"]
+        fields["source"] = f["src"]
     caller = {k: f[key] for k, key in (("name", "caller"), ("phone", "phone")) if key in f}
     if caller:
-        command["caller"] = caller
-    return _one(command, f"new grade {v['grade']} {v['type']} at {v['location']}")
+        fields["caller"] = caller
+    return _one(
+        p.draft("create_incident", **fields),
+        f"new grade {v['grade']} {v['type']} at {v['location']}",
+    )
 
 
 def _build_grade(p: Parsed) -> Action:
     ref, grade = p.values["ref"], p.values["grade"]
-    command = {"type": "grade_incident", "reference": ref, "grade": grade}
-    if p.values["reason"]:
-        command["reason"] = p.values["reason"]
+    reason = {"reason": p.values["reason"]} if p.values["reason"] else {}
+    command = p.draft("grade_incident", reference=ref, grade=grade, **reason)
     return _one(command, f"grade {ref} to {grade} {Grade(grade).label}")
 
 
 def _build_type(p: Parsed) -> Action:
     ref, code = p.values["ref"], p.values["type"]
     return _one(
-        {"type": "retype_incident", "reference": ref, "incident_type": code},
+        p.draft("retype_incident", reference=ref, incident_type=code),
         f"retype {ref} as {code}",
     )
 
@@ -228,7 +244,7 @@ def _build_type(p: Parsed) -> Action:
 def _build_loc(p: Parsed) -> Action:
     ref = p.values["ref"]
     return _one(
-        {"type": "relocate_incident", "reference": ref, "location": _location(p)},
+        p.draft("relocate_incident", reference=ref, location=_location(p)),
         f"relocate {ref} to {p.values['address']}",
     )
 
@@ -255,31 +271,31 @@ def _build_risk(p: Parsed) -> Action:
     if not risk:
         raise p.error("risk: give at least one heading: threat=.. harm=.. risk=.. inv=.. ...")
     return _one(
-        {"type": "assess_risk", "reference": ref, "risk": risk},
+        p.draft("assess_risk", reference=ref, risk=risk),
         f"risk assessment for {ref}: {', '.join(risk)}",
     )
 
 
 def _build_note(p: Parsed) -> Action:
     ref = p.values["ref"]
-    return _one({"type": "add_note", "reference": ref, "text": p.values["text"]}, f"note on {ref}")
+    return _one(p.draft("add_note", reference=ref, text=p.values["text"]), f"note on {ref}")
 
 
 def _build_assign(p: Parsed) -> Action:
     ref, divert = p.values["ref"], p.verb.name == "divert"
     callsigns = tuple(dict.fromkeys(p.values["callsign"]))
-    commands = []
-    for callsign in callsigns:
-        command = {"type": "assign_unit", "reference": ref, "callsign": callsign}
-        commands.append({**command, "divert": True} if divert else command)
-    return Dispatch(tuple(commands), f"{p.verb.name} {', '.join(callsigns)} to {ref}")
+    diverting = {"divert": True} if divert else {}
+    commands = tuple(
+        p.draft("assign_unit", reference=ref, callsign=callsign, **diverting)
+        for callsign in callsigns
+    )
+    return Dispatch(commands, f"{p.verb.name} {', '.join(callsigns)} to {ref}")
 
 
 def _build_unassign(p: Parsed) -> Action:
     ref, callsign = p.values["ref"], p.values["callsign"]
-    command = {"type": "unassign_unit", "reference": ref, "callsign": callsign}
-    if p.values["reason"]:
-        command["reason"] = p.values["reason"]
+    reason = {"reason": p.values["reason"]} if p.values["reason"] else {}
+    command = p.draft("unassign_unit", reference=ref, callsign=callsign, **reason)
     return _one(command, f"stand {callsign} down from {ref}")
 
 
@@ -288,7 +304,7 @@ def _build_state(p: Parsed) -> Action:
     if state is UnitState.OFF_DUTY:
         raise p.error(f"state 11 (off duty) is set by booking off: use 'off {callsign}'", "state")
     return _one(
-        {"type": "set_unit_state", "callsign": callsign, "state": state.value},
+        p.draft("set_unit_state", callsign=callsign, state=state.value),
         f"{callsign} state {state.value} {state.label}",
     )
 
@@ -296,23 +312,22 @@ def _build_state(p: Parsed) -> Action:
 def _build_locate(p: Parsed) -> Action:
     callsign, position = p.values["callsign"], p.values["position"]
     return _one(
-        {"type": "locate_unit", "callsign": callsign, "position": position},
+        p.draft("locate_unit", callsign=callsign, position=position),
         f"{callsign} at {position['lat']:.5f},{position['lon']:.5f}",
     )
 
 
 def _build_close(p: Parsed) -> Action:
     ref, code = p.values["ref"], p.values["code"]
-    command = {"type": "close_incident", "reference": ref, "closing_code": code}
-    if p.values["summary"]:
-        command["summary"] = p.values["summary"]
+    summary = {"summary": p.values["summary"]} if p.values["summary"] else {}
+    command = p.draft("close_incident", reference=ref, closing_code=code, **summary)
     return _one(command, f"close {ref} as {code}")
 
 
 def _build_reopen(p: Parsed) -> Action:
     ref = p.values["ref"]
     return _one(
-        {"type": "reopen_incident", "reference": ref, "reason": p.values["reason"]},
+        p.draft("reopen_incident", reference=ref, reason=p.values["reason"]),
         f"reopen {ref}",
     )
 
@@ -324,29 +339,28 @@ def _build_link(p: Parsed) -> Action:
     if ref == other:
         raise p.error(f"cannot link {ref} to itself", "other")
     return _one(
-        {"type": "link_incidents", "reference": ref, "other": other, "relation": relation},
+        p.draft("link_incidents", reference=ref, other=other, relation=relation),
         f"link {ref} to {other} ({relation})",
     )
 
 
 def _build_bookon(p: Parsed) -> Action:
     callsign, unit_type = p.values["callsign"], p.values["type"]
-    command: dict[str, Any] = {
-        "type": "book_on",
+    fields: dict[str, Any] = {
         "callsign": callsign,
         "unit_type": unit_type,
         "capabilities": list(dict.fromkeys(p.values["capability"])),
     }
     if "sector" in p.fields:
-        command["home_sector"] = p.fields["sector"]
+        fields["home_sector"] = p.fields["sector"]
     if "pos" in p.fields:
-        command["position"] = p.fields["pos"]
-    return _one(command, f"book on {callsign} ({unit_type})")
+        fields["position"] = p.fields["pos"]
+    return _one(p.draft("book_on", **fields), f"book on {callsign} ({unit_type})")
 
 
 def _build_bookoff(p: Parsed) -> Action:
     callsign = p.values["callsign"]
-    return _one({"type": "book_off", "callsign": callsign}, f"book off {callsign}")
+    return _one(p.draft("book_off", callsign=callsign), f"book off {callsign}")
 
 
 def _build_recommend(p: Parsed) -> Action:
