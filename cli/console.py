@@ -19,7 +19,7 @@ from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.tui.settings import ConsoleSettings
 
 from .locations import console_journal_path, console_log_path
-from .terminal import end_on_hang_up
+from .terminal import TerminalTraits, end_on_hang_up, terminal_traits
 
 __all__ = [
     "close_journal",
@@ -95,13 +95,47 @@ def close_journal(client: DispatchClient) -> Callable[[], None]:
     return close
 
 
+def fit_to_terminal(settings: ConsoleSettings) -> tuple[ConsoleSettings, TerminalTraits]:
+    """What this terminal can take, with the settings' choices resolved for it.
+
+    Call before Textual is imported: its colour system is read from the environment
+    then (``TEXTUAL_COLOR_SYSTEM``; ``NO_COLOR`` for none).
+    """
+    traits = terminal_traits(
+        os.environ, unicode=settings.unicode, colour=settings.colour, mouse=settings.mouse
+    )
+    if traits.colour_system is None:
+        os.environ["NO_COLOR"] = "1"
+    else:
+        os.environ.setdefault("TEXTUAL_COLOR_SYSTEM", traits.colour_system)
+    blink = settings.cursor_blink if settings.cursor_blink is not None else not traits.over_ssh
+    logging.getLogger("cadterm.console").info(
+        "terminal %s: %s, %s colours, mouse %s, extended modes %s%s",
+        os.environ.get("TERM", "(unset)"),
+        "UTF-8" if traits.unicode else "ASCII",
+        traits.colours or "no",
+        "on" if traits.mouse else "off",
+        "on" if traits.extended else "off",
+        ", over SSH" if traits.over_ssh else "",
+    )
+    return settings.model_copy(update={"cursor_blink": blink}), traits
+
+
 def run_console(settings: ConsoleSettings) -> int:
     """Run the console until the operator quits; returns the exit status."""
-    return asyncio.run(_run(settings))
+    handler = keep_a_log(log_file(settings))
+    try:
+        settings, traits = fit_to_terminal(settings)
+        return asyncio.run(_run(settings, traits))
+    finally:
+        if handler is not None:
+            logging.getLogger("cadterm").removeHandler(handler)
+            handler.close()
 
 
-async def _run(settings: ConsoleSettings) -> int:
+async def _run(settings: ConsoleSettings, traits: TerminalTraits) -> int:
     from cadterm.tui.app import CadApp
+    from cadterm.tui.terminal_output import console_driver
 
     client = DispatchClient(
         settings.url,
@@ -110,22 +144,21 @@ async def _run(settings: ConsoleSettings) -> int:
         journal_path=journal_file(settings),
     )
     tune_gc_for_a_live_picture(client)
-    handler = keep_a_log(log_file(settings))
     logging.getLogger("cadterm.console").info(
         "console started: %s as workstation %s", ", ".join(settings.url), settings.workstation
     )
     app = CadApp(client, settings)
+    app.driver_class = console_driver(
+        app.driver_class, unicode=traits.unicode, extended=traits.extended
+    )
     end_on_hang_up(
         asyncio.get_running_loop(),
         stop=lambda reason: app.exit(return_code=1, message=f"cadterm console: {reason}"),
         last_words=close_journal(client),
     )
     try:
-        await app.run_async()
+        await app.run_async(mouse=traits.mouse)
     finally:
         await client.close()
         logging.getLogger("cadterm.console").info("console stopped")
-        if handler is not None:
-            logging.getLogger("cadterm").removeHandler(handler)
-            handler.close()
     return app.return_code or 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from cadterm.tui.settings import ConsoleSettings
 
 from .locations import data_dir
+from .terminal import TerminalTraits
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -37,14 +38,18 @@ class DemoOptions:
 
 def run_demo(options: DemoOptions) -> int:
     """Run the demo until the operator quits; returns the exit status."""
-    return asyncio.run(_run(options))
+    from .console import fit_to_terminal
+
+    fitted, traits = fit_to_terminal(ConsoleSettings(workstation="demo"))
+    return asyncio.run(_run(options, traits, cursor_blink=bool(fitted.cursor_blink)))
 
 
-async def _run(options: DemoOptions) -> int:
+async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bool) -> int:
     from cadterm.client import DispatchClient
     from cadterm.server.embedded import EmbeddedBackend
     from cadterm.sim.background import simulation
     from cadterm.tui.app import CadApp
+    from cadterm.tui.terminal_output import console_driver
 
     from .console import close_journal, tune_gc_for_a_live_picture
     from .terminal import end_on_hang_up
@@ -60,6 +65,7 @@ async def _run(options: DemoOptions) -> int:
             token=tokens.dispatcher,
             workstation="demo",
             journal=home / "journal.db",
+            cursor_blink=cursor_blink,
             **({"theme": options.theme} if options.theme else {}),
         )
         async with simulation(
@@ -78,13 +84,16 @@ async def _run(options: DemoOptions) -> int:
             )
             tune_gc_for_a_live_picture(client)
             app = CadApp(client, settings)
+            app.driver_class = console_driver(
+                app.driver_class, unicode=traits.unicode, extended=traits.extended
+            )
             end_on_hang_up(
                 asyncio.get_running_loop(),
                 stop=lambda reason: app.exit(return_code=1, message=f"cadterm demo: {reason}"),
                 last_words=close_journal(client),
             )
             try:
-                await app.run_async()
+                await app.run_async(mouse=traits.mouse)
             finally:
                 await client.close()
         return app.return_code or 0

@@ -22,6 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.css.query import NoMatches
+from textual.filter import Monochrome, NoColor
 from textual.worker import Worker, WorkerState
 
 from cadterm.client import DispatchClient
@@ -99,6 +100,10 @@ class CadApp(App[None]):
         connect: bool = True,
     ) -> None:
         super().__init__()
+        if self.no_color:
+            # NO_COLOR means no colour: Textual's default for it (Monochrome) still sends
+            # shades of grey; NoColor sends the terminal's own colours, bold and reverse.
+            self._filters = [NoColor() if isinstance(f, Monochrome) else f for f in self._filters]
         self.client = client
         self.settings = settings
         self.connect = connect  # False shows the client's picture as it is (snapshot tests)
@@ -159,7 +164,11 @@ class CadApp(App[None]):
         if self.connect:
             self.client.start()
         self._reload()
-        self.query_one(CommandInput).focus()
+        command_input = self.query_one(CommandInput)
+        # Each blink redraws the input row: over a thin link that is most of the bytes
+        # an idle console sends, so the app shell turns it off for SSH sessions.
+        command_input.cursor_blink = self.settings.cursor_blink is not False
+        command_input.focus()
         self.set_interval(1.0, self._tick)
         # The banner and the status line say at once when the link changes, not at the
         # next once-a-second tick: "not live" must never outlive the outage, or hide one.

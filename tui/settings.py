@@ -22,7 +22,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -66,6 +66,18 @@ class ConsoleSettings(BaseModel):
     )
     log: Path | None = Field(
         default=None, description="The console's own log (default: console.log in the log dir)."
+    )
+    unicode: bool | None = Field(
+        default=None, description="UTF-8 and line drawing (default: as the locale says)."
+    )
+    colour: Literal["auto", "none", "16", "256", "truecolor"] = Field(
+        default="auto", description="Colours to use (default: as terminfo says for $TERM)."
+    )
+    mouse: bool | None = Field(
+        default=None, description="Mouse reporting (default: if terminfo lists a mouse)."
+    )
+    cursor_blink: bool | None = Field(
+        default=None, description="Blink the cursor (default: not over SSH, to save bytes)."
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."

@@ -1,0 +1,103 @@
+"""What reaches the terminal: only what this terminal can show and understands.
+
+Textual's Linux driver assumes a modern xterm: it switches on focus reports, bracketed
+paste, the kitty keyboard protocol, in-band resize and synchronised-update queries, and
+it writes UTF-8. A VT100, a serial console or a `LANG=C` session over SSH shows those as
+garbage. The console's driver is the stock one with two filters on what it writes:
+
+- without extended modes, the escape sequences that switch them on or query them are
+  dropped (mouse reporting is switched off separately, when the app is run);
+- without Unicode, every non-ASCII character becomes ASCII of the same width in cells
+  (box drawing as ``+-|``, an ellipsis as ``~``, accented letters as their base letter,
+  anything else as ``?``), so columns stay where they were laid out.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from rich.cells import get_character_cell_size
+from textual.driver import Driver
+
+__all__ = ["console_driver", "to_ascii", "without_extended_modes"]
+
+# Focus events (1004), bracketed paste (2004), in-band resize (2048), pixel mouse (1016),
+# the synchronised-update and in-band-resize queries, and the kitty keyboard protocol.
+_EXTENDED = re.compile(
+    r"\x1b\[\?(?:1004|2004|2048|1016)[hl]|\x1b\[\?(?:2026|2048)\$p|\x1b\[[>=]\d*u|\x1b\[<u"
+)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+# The block elements Textual draws thin rules with ("hkey", "vkey" borders) keep their
+# line; the partial blocks of scrollbars and bars become blank.
+_BLOCKS = {"\u2594": "-", "\u2580": "-", "\u2581": "_", "\u258f": "|", "\u2595": "|", "\u2588": "#"}
+
+_SPECIAL = {
+    "\u2026": "~",  # ellipsis: a cut text
+    "\u00b7": ".",
+    "\u2022": "*",
+    "\u25b2": "^",
+    "\u25bc": "v",
+    "\u2190": "<",
+    "\u2192": ">",
+    "\u2191": "^",
+    "\u2193": "v",
+    "\u00a0": " ",
+}
+
+
+def without_extended_modes(data: str) -> str:
+    """`data` without the escape sequences that switch on or query extended modes."""
+    return _EXTENDED.sub("", data)
+
+
+def to_ascii(data: str) -> str:
+    """`data` with every non-ASCII character replaced by ASCII of the same cell width."""
+    return _NON_ASCII.sub(_replace, data)
+
+
+def _replace(match: re.Match[str]) -> str:
+    return _ascii_for(match.group())
+
+
+@lru_cache(maxsize=4096)
+def _ascii_for(character: str) -> str:
+    width = get_character_cell_size(character)
+    if width == 0:
+        return ""  # combining accents and zero-width characters
+    code = ord(character)
+    if 0x2500 <= code <= 0x257F:  # box drawing
+        name = unicodedata.name(character, "")
+        if "HORIZONTAL" in name and "VERTICAL" not in name:
+            single = "-"
+        elif "VERTICAL" in name and "HORIZONTAL" not in name:
+            single = "|"
+        else:
+            single = "+"
+    elif 0x2580 <= code <= 0x259F:  # block elements: thin rules, scrollbars, bars
+        single = _BLOCKS.get(character, " ")
+    elif 0x2400 <= code <= 0x2421:  # control pictures: how cleaned text shows controls
+        single = "^"
+    elif character in _SPECIAL:
+        single = _SPECIAL[character]
+    else:
+        base = unicodedata.normalize("NFKD", character)[:1]
+        single = base if base.isascii() and base.isprintable() else "?"
+    return single + ("?" * (width - 1) if single == "?" else " " * (width - 1))
+
+
+def console_driver(base: type[Driver], *, unicode: bool, extended: bool) -> type[Driver]:
+    """`base` (the app's own driver class) writing only what the terminal can take."""
+    if unicode and extended:
+        return base
+
+    def write(self: Driver, data: str) -> None:
+        if not extended:
+            data = without_extended_modes(data)
+        if not unicode:
+            data = to_ascii(data)
+        base.write(self, data)
+
+    return type("ConsoleDriver", (base,), {"write": write, "__doc__": console_driver.__doc__})
