@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -20,7 +21,7 @@ from textual.reactive import Reactive
 from textual.widgets import Input, Static
 
 from .grammar import Completion, ParseContext, complete
-from .safe_text import clean_line
+from .safe_text import clean_line, typeable
 
 __all__ = ["CommandInput", "CommandLine"]
 
@@ -108,6 +109,20 @@ class CommandInput(Input):
             self.value = self.history[self._history_at]
         self.cursor_position = len(self.value)
 
+    # Textual calls these before Input's own handlers of the same name, which then type
+    # the key or insert the paste.
+
+    def _on_key(self, event: events.Key) -> None:
+        # Escape and the next key in one read (fast typing over a link with delay) arrive
+        # as alt+key: that is "clear the line", then the key, as the dispatcher meant.
+        if event.key.startswith("alt+") and event.is_printable:
+            self.action_clear()
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # A paste may carry controls or bidi overrides that would hide or reorder part of
+        # the command on screen: they never reach the line.
+        event.text = typeable(event.text)
+
     def action_clear(self) -> None:
         """Clear the line."""
         self.value = ""
@@ -173,4 +188,6 @@ class CommandLine(Vertical):
         where = line[start:end] if 0 <= start < end <= len(line) else ""
         self.feedback(f"{message}" + (f"  <- '{where}'" if where else ""), error=True)
         self.input.value = line
-        self.input.cursor_position = min(end, len(line))
+        # At the end, so what is typed next goes after the line, not into the word the
+        # pointer names (Escape clears the line, Tab completes at the end).
+        self.input.cursor_position = len(line)

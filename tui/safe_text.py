@@ -12,7 +12,7 @@ never interpreted either: widgets build `rich.text.Text` from the cleaned string
 
 from __future__ import annotations
 
-__all__ = ["clean", "clean_line"]
+__all__ = ["clean", "clean_line", "typeable"]
 
 _BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -39,3 +39,17 @@ def clean(text: str) -> str:
 def clean_line(text: str) -> str:
     """`clean` for one line: newlines, carriage returns and tabs become spaces."""
     return text.translate(_ONE_LINE)
+
+
+_DROPPED = {code: None for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_DROPPED.update({ord(ch): None for ch in _BIDI})
+_DROPPED[ord("\t")] = " "
+
+
+def typeable(text: str) -> str:
+    """What a pasted or typed text may put in the command line: no controls, no bidi.
+
+    Unlike `clean` there is nothing to show: the characters are dropped (a tab becomes
+    a space), so a paste cannot hide part of a command or reorder it on screen.
+    """
+    return text.translate(_DROPPED)
