@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
@@ -194,9 +194,11 @@ class CadApp(App[None]):
             self.refresh_status()
             return
 
-    def on_resize(self) -> None:
-        self.screen.set_class(self.size.width < 120, "-narrow")
-        self.screen.set_class(self.size.width >= 160, "-wide")
+    def on_resize(self, event: events.Resize) -> None:
+        # The event's size, not `self.size`: that is still the old one while the event
+        # is handled, so the layout would follow the size before last.
+        self.screen.set_class(event.size.width < 120, "-narrow")
+        self.screen.set_class(event.size.width >= 160, "-wide")
 
     # --- live changes ------------------------------------------------------------------
 
@@ -309,6 +311,11 @@ class CadApp(App[None]):
             rejected=self.client.pending.rejected,
             safety=self._safety_due,
             now=now,
+            filtered=(
+                (self.queue.filter_text, self.queue.hidden_count, self.units.hidden_count)
+                if self.queue.filter_text
+                else None
+            ),
         )
         banner.show(status, now)
 

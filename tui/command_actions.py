@@ -143,6 +143,7 @@ class CommandController:
         elif isinstance(action, grammar.Filter):
             self.views.queue.set_filter(action.text)
             self.views.units.set_filter(action.text)
+            self.views.refresh_status()
             feedback(f"filter: {action.text}" if action.text else "filter cleared")
         elif isinstance(action, grammar.Find):
             self._find(action.text)

@@ -9,7 +9,7 @@ from datetime import datetime
 from rich.text import Text
 
 from cadterm.domain.timers import DEFAULT_POLICY, Level, TimerPolicy, attendance_alert, format_age
-from cadterm.protocol.domain import Incident, IncidentStatus
+from cadterm.protocol.domain import Grade, Incident, IncidentStatus
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time
 
@@ -64,8 +64,6 @@ class IncidentQueue(Board):
     IncidentQueue > .queue--muted { color: $muted; }
     """
 
-    empty_text = "no open incidents"
-
     def __init__(
         self,
         state: DispatchState,
@@ -83,15 +81,30 @@ class IncidentQueue(Board):
         self._keys: dict[str, tuple] = {}
         self._shown_age: dict[str, tuple[str, Level]] = {}
         self.filter_text = ""
+        self._hidden: set[str] = set()  # open incidents the filter hides
 
     # --- keeping the order -----------------------------------------------------------
 
     def _visible(self, incident: Incident) -> bool:
         if incident.status == IncidentStatus.CLOSED:
             return False
-        if not self.filter_text:
+        if not self.filter_text or incident.grade == Grade.EMERGENCY:
+            return True  # a filter never hides a grade 1
+        if self.filter_text in self._search_text(incident):
             return True
-        return self.filter_text in self._search_text(incident)
+        self._hidden.add(incident.reference)
+        return False
+
+    @property
+    def hidden_count(self) -> int:
+        """Open incidents the filter hides."""
+        return len(self._hidden)
+
+    @property
+    def empty_text(self) -> str:  # type: ignore[override]
+        if self.filter_text:
+            return f"no open incident matches /{self.filter_text} ({self.hidden_count} hidden)"
+        return "no open incidents"
 
     @staticmethod
     def _search_text(incident: Incident) -> str:
@@ -110,6 +123,7 @@ class IncidentQueue(Board):
     def reload(self, state: DispatchState) -> None:
         """Show a whole new picture (after a snapshot)."""
         self.state = state
+        self._hidden.clear()
         self._keys = {
             ref: _sort_key(incident)
             for ref, incident in state.incidents.items()
@@ -127,6 +141,7 @@ class IncidentQueue(Board):
         changed = []
         for ref in references:
             incident = self.state.incidents.get(ref)
+            self._hidden.discard(ref)
             new = _sort_key(incident) if incident and self._visible(incident) else None
             old = self._keys.get(ref)
             if old != new:
@@ -149,7 +164,10 @@ class IncidentQueue(Board):
         self.invalidate(changed)
 
     def set_filter(self, text: str) -> None:
-        """Show only incidents whose reference, type, location or units contain `text`."""
+        """Show only incidents whose reference, type, location or units contain `text`.
+
+        Grade 1s are shown whatever the filter says: nothing may hide an emergency.
+        """
         self.filter_text = text.strip().lower()
         self.reload(self.state)
 

@@ -59,9 +59,15 @@ class StatusBar(_Line):
         rejected: int,
         safety: int,
         now: datetime,
+        filtered: tuple[str, int, int] | None = None,
     ) -> None:
-        """Redraw from the current facts (only if the text changed)."""
+        """Redraw from the current facts (only if the text changed).
+
+        `filtered` is the active filter with the incidents and units it hides: while a
+        filter is on the bar says so, so an empty-looking board is never taken as empty.
+        """
         self._facts = {
+            "filtered": filtered,
             "operator": operator,
             "status": status,
             "last_event": last_event,
@@ -87,10 +93,20 @@ class StatusBar(_Line):
                 parts.append(f"REJECTED {rejected}" if long else f"REJ {rejected}")
             if safety:
                 parts.append(f"SAFETY CHECK {safety}" if long else f"SAFETY {safety}")
+            if filtered is not None:
+                words, incidents, units = filtered
+                hidden = f"{incidents} inc, {units} units hidden"
+                parts.append(f"FILTER /{clean_line(words)}: {hidden}" if long else f"/ {hidden}")
             parts.append(clock)
             text = " | ".join(parts)
             if len(text) <= self.size.width or not long:
                 break
+        if len(text) > self.size.width > 0:
+            # Still too long: the operator's name gives way, never the state or the clock.
+            spare = len(text) - self.size.width
+            name = parts[0]
+            parts[0] = name[: max(1, len(name) - spare - 1)] + "~" if spare < len(name) else ""
+            text = " | ".join(part for part in parts if part)
         self.set_class(not live, "-stale")
         if text != self._shown:
             self._shown = text

@@ -93,8 +93,6 @@ class UnitBoard(Board):
     UnitBoard > .units--safety { color: $age-warn; text-style: bold; }
     """
 
-    empty_text = "no units on duty"
-
     def __init__(
         self,
         state: DispatchState,
@@ -113,6 +111,18 @@ class UnitBoard(Board):
         self._keys: dict[str, tuple] = {}
         self._shown: dict[str, tuple[str, bool]] = {}
         self.filter_text = ""
+        self._hidden: set[str] = set()  # on-duty units the filter hides
+
+    @property
+    def hidden_count(self) -> int:
+        """On-duty units the filter hides."""
+        return len(self._hidden)
+
+    @property
+    def empty_text(self) -> str:  # type: ignore[override]
+        if self.filter_text:
+            return f"no unit on duty matches /{self.filter_text} ({self.hidden_count} hidden)"
+        return "no units on duty"
 
     # --- keeping the order -----------------------------------------------------------
 
@@ -125,7 +135,12 @@ class UnitBoard(Board):
     def _sort_key(self, unit: Unit) -> tuple | None:
         if not unit.on_duty:
             return None
-        if self.filter_text and self.filter_text not in self._search_text(unit):
+        if (
+            self.filter_text
+            and unit.state != UnitState.EMERGENCY  # a filter never hides an emergency
+            and self.filter_text not in self._search_text(unit)
+        ):
+            self._hidden.add(unit.callsign)
             return None
         order, _ = self._group_of(unit)
         return (str(order).zfill(3) if isinstance(order, int) else order, unit.callsign)
@@ -160,6 +175,7 @@ class UnitBoard(Board):
         """Show a whole new picture (after a snapshot or a change of grouping)."""
         self.state = state
         self._keys = {}
+        self._hidden.clear()
         for callsign, unit in state.units.items():
             key = self._sort_key(unit)
             if key is not None:
@@ -175,6 +191,7 @@ class UnitBoard(Board):
         changed = []
         for callsign in callsigns:
             unit = self.state.units.get(callsign)
+            self._hidden.discard(callsign)
             new = self._sort_key(unit) if unit is not None else None
             old = self._keys.get(callsign)
             if old != new:
@@ -197,7 +214,10 @@ class UnitBoard(Board):
         self.reload(self.state)
 
     def set_filter(self, text: str) -> None:
-        """Show only units whose callsign, state, incident or capabilities contain `text`."""
+        """Show only units whose callsign, state, incident or capabilities contain `text`.
+
+        A unit in state 0 (emergency) is shown whatever the filter says.
+        """
         self.filter_text = text.strip().lower()
         self.reload(self.state)
 
