@@ -559,7 +559,7 @@ async def test_state_zero_alarm_rings_and_stays_until_acknowledged(backend, tmp_
 
         # Another unit's name is no acknowledgement, and time alone does not clear it.
         await console.line("ack AB13")
-        assert "AB13 has no emergency to acknowledge" in await console.refused()
+        assert "AB13 has no alarm to acknowledge" in await console.refused()
         await console.pilot.pause(1.2)
         assert alarms.has_class("-shown")
         assert server_unit(backend, "AB12")["emergency_acknowledged_by"] is None
@@ -587,7 +587,7 @@ async def test_new_grade_one_from_another_console_raises_the_alarm(backend, tmp_
         await console.pilot.pause(0.1)
         assert len(console.bells) == 1
         await console.line("ack")
-        assert console.said == "alarms acknowledged"
+        assert console.said.startswith("acknowledged: NEW GRADE 1:")
         assert not alarms.has_class("-shown")
 
 

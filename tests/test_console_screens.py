@@ -6,8 +6,15 @@ Each test here failed on the console before the fix it names.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
-from test_console import book_on, create, open_console, post_command, seen
+from console_helpers import body_text
+from test_console import book_on, create, number, open_console, post_command, seen
+from textual.widgets import Static
+
+from cadterm.protocol.drafts import draft
+from cadterm.tui.grammar import Dispatch
+from cadterm.tui.incident_queue import short_reference
 
 
 async def test_the_layout_follows_the_new_size_not_the_old_one(backend, tmp_path):
@@ -58,3 +65,69 @@ async def test_an_empty_board_under_a_filter_says_it_is_filtered(backend, tmp_pa
         await console.shows("no open incident matches /zzz (1 hidden)")
         await console.shows("no unit on duty matches /zzz (1 hidden)")
         assert "no units on duty" not in console.screen()
+
+
+# --- alarms one by one, breaches, the bell --------------------------------------------
+
+
+async def test_alarms_are_acknowledged_one_by_one(backend, tmp_path):
+    book_on(backend, "AB12")
+    async with open_console(backend.url, tmp_path) as console:
+        await console.until(lambda: "AB12" in console.client.state.units, what="AB12")
+        first = create(backend, "8 Canal Wharf", grade=1, incident_type="ASSAULT")
+        second = create(backend, "9 Canal Wharf", grade=1, incident_type="ROBBERY")
+        post_command(backend, type="set_unit_state", callsign="AB12", state=0)
+        await console.shows("EMERGENCY: AB12")
+        await console.shows("ROBBERY")
+        assert len(console.app.alarms.alarms(console.client.state)) == 3
+
+        def banner() -> str:
+            return body_text(console.app.query_one("#alarms", Static))
+
+        await console.line("ack AB12")  # the unit's emergency, and nothing else
+        await console.done("acknowledge")
+        await console.until(lambda: "EMERGENCY" not in banner(), what="the emergency gone")
+        assert "ASSAULT at 8 Canal Wharf" in banner()
+        assert "ROBBERY at 9 Canal Wharf" in banner()
+
+        await console.line(f"ack {number(second)}")  # one incident's alarm by its number
+        await console.until(lambda: "ROBBERY" not in banner(), what="the second one gone")
+        assert "ASSAULT at 8 Canal Wharf" in banner()
+        await console.line("ack")  # the top alarm
+        assert console.said.startswith(f"acknowledged: NEW GRADE 1: {short_reference(first)}")
+        assert console.app.alarms.alarms(console.client.state) == []
+
+
+async def test_a_grade_one_past_its_target_raises_a_new_alarm_and_rings(backend, tmp_path):
+    async with open_console(backend.url, tmp_path) as console:
+        reference = create(backend, "8 Canal Wharf", grade=1, incident_type="ASSAULT")
+        await console.shows("NEW GRADE 1")
+        await console.line("ack")
+        await console.until(
+            lambda: not console.app.alarms.alarms(console.client.state), what="acked"
+        )
+        rang = len(console.bells)
+        later = datetime.now(UTC) + timedelta(minutes=16)  # past the 15-minute target
+        console.app.clock = lambda: later
+        await console.shows(f"BREACHED GRADE 1: {short_reference(reference)}")
+        assert len(console.bells) == rang + 1
+
+
+async def test_an_emergency_rings_again_until_acknowledged_and_refusals_do_not(backend, tmp_path):
+    book_on(backend, "AB12")
+    async with open_console(backend.url, tmp_path, emergency_bell_every=1) as console:
+        await console.until(lambda: "AB12" in console.client.state.units, what="AB12")
+        # Refused by the server (there is no such incident): shown on the line, silent.
+        console.app.controller.dispatch(
+            Dispatch((draft("assign_unit", reference="0999-01JAN26", callsign="AB12"),), "a")
+        )
+        await console.refused()
+        assert console.bells == []
+        post_command(backend, type="set_unit_state", callsign="AB12", state=0)
+        await console.until(lambda: len(console.bells) >= 3, timeout=10, what="three bells")
+        await console.line("ack AB12")
+        await console.until(lambda: not console.app.alarms.emergency_ringing, what="ack")
+        rang = len(console.bells)
+        ticks = console.app.ticks
+        await console.until(lambda: console.app.ticks >= ticks + 2, what="two ticks")
+        assert len(console.bells) == rang

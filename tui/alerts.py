@@ -1,22 +1,43 @@
 """Which alarms the operator must see: pure bookkeeping, no widgets.
 
-State-0 emergencies come from the picture and last until someone acknowledges them on
-the server (every console sees the acknowledgement). A new grade 1 incident is a local
-alarm: it stays until this operator acknowledges it or it has been resourced.
+Three kinds, shown in this order, each acknowledged on its own:
+
+- **EMERGENCY**: a unit in state 0. It comes from the picture and lasts until someone
+  acknowledges it on the server (every console sees the acknowledgement). Its bell
+  repeats until then.
+- **BREACHED GRADE 1**: an open grade 1 whose attendance target has passed with nobody
+  at scene. Raised once, when the target passes; it rings.
+- **NEW GRADE 1**: a grade 1 opened since this console started. It rings once.
+
+The two incident alarms are this console's own: acknowledged here (``ack REF``, or
+``ack`` for the top alarm), they go; they also go when the incident closes, and a breach
+when someone reaches the scene. Acknowledging one alarm never clears another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from cadterm.domain.timers import emergencies
+from cadterm.domain.timers import Level, TimerPolicy, attendance_alert, emergencies
 from cadterm.protocol.domain import Grade, IncidentStatus, UnitState
 from cadterm.protocol.fold import DispatchState
 
 from .incident_queue import short_reference
 
-__all__ = ["AlarmTracker"]
+__all__ = ["Alarm", "AlarmTracker"]
+
+EMERGENCY, BREACH, NEW_GRADE_ONE = "emergency", "breach", "new grade 1"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One alarm on the banner: what it is about and how to acknowledge it."""
+
+    kind: str
+    target: str  # a callsign for an emergency, else an incident reference
+    line: str
 
 
 @dataclass
@@ -25,6 +46,8 @@ class AlarmTracker:
 
     emergency_callsigns: set[str] = field(default_factory=set)
     new_grade_ones: dict[str, str] = field(default_factory=dict)  # reference -> line
+    breaches: dict[str, str] = field(default_factory=dict)  # reference -> line
+    _breached: set[str] = field(default_factory=set)  # raised once, never again
     _seen_incidents: set[str] = field(default_factory=set)
     primed: bool = False
 
@@ -43,17 +66,20 @@ class AlarmTracker:
         for reference in incidents:
             incident = state.incidents.get(reference)
             if incident is None:
+                self.new_grade_ones.pop(reference, None)
+                self.breaches.pop(reference, None)
                 continue
             if reference not in self._seen_incidents:
                 self._seen_incidents.add(reference)
                 if incident.grade == Grade.EMERGENCY and incident.status == IncidentStatus.OPEN:
                     self.new_grade_ones[reference] = (
                         f"NEW GRADE 1: {short_reference(reference)} {incident.incident_type} "
-                        f"at {incident.location.address}"
+                        f"at {incident.location.address} - 'ack {short_reference(reference)}'"
                     )
                     ring = True
-            elif reference in self.new_grade_ones and incident.status != IncidentStatus.OPEN:
-                del self.new_grade_ones[reference]
+            if incident.status != IncidentStatus.OPEN:
+                self.new_grade_ones.pop(reference, None)
+                self.breaches.pop(reference, None)
         for callsign in units:
             unit = state.units.get(callsign)
             raised = (
@@ -68,18 +94,80 @@ class AlarmTracker:
                 self.emergency_callsigns.discard(callsign)
         return ring
 
-    def acknowledge_grade_ones(self) -> None:
-        """This operator has seen the new grade 1 alarms."""
-        self.new_grade_ones.clear()
+    def check_breaches(self, state: DispatchState, now: datetime, policy: TimerPolicy) -> bool:
+        """Raise an alarm for each grade 1 whose target has just passed; True to ring.
 
-    def lines(self, state: DispatchState) -> list[str]:
-        """The banner: emergencies first (they stay until acknowledged), then grade 1s."""
+        A breach is raised once per incident; one that is no longer a breach (someone
+        reached the scene) leaves the banner.
+        """
+        ring = False
+        for reference, incident in state.incidents.items():
+            if incident.grade != Grade.EMERGENCY or incident.status != IncidentStatus.OPEN:
+                continue
+            level = attendance_alert(incident, state, now, policy).level
+            if level != Level.BREACH:
+                self.breaches.pop(reference, None)
+            elif reference not in self._breached:
+                self._breached.add(reference)
+                short = short_reference(reference)
+                self.breaches[reference] = (
+                    f"BREACHED GRADE 1: {short} {incident.incident_type} at "
+                    f"{incident.location.address} - target passed, nobody at scene - "
+                    f"'ack {short}'"
+                )
+                ring = True
+        return ring
+
+    def alarms(self, state: DispatchState) -> list[Alarm]:
+        """Every raised alarm, most urgent first (the order of the banner)."""
         out = []
         for callsign in sorted(self.emergency_callsigns):
             unit = state.units.get(callsign)
             where = f" on {short_reference(unit.incident)}" if unit and unit.incident else ""
             out.append(
-                f"EMERGENCY: {callsign} state 0{where} - urgent assistance - 'ack {callsign}'"
+                Alarm(
+                    EMERGENCY,
+                    callsign,
+                    f"EMERGENCY: {callsign} state 0{where} - urgent assistance - 'ack {callsign}'",
+                )
             )
-        out.extend(self.new_grade_ones.values())
+        out.extend(Alarm(BREACH, ref, line) for ref, line in self.breaches.items())
+        out.extend(Alarm(NEW_GRADE_ONE, ref, line) for ref, line in self.new_grade_ones.items())
         return out
+
+    def lines(self, state: DispatchState) -> list[str]:
+        """The banner's lines."""
+        return [alarm.line for alarm in self.alarms(state)]
+
+    def find(self, state: DispatchState, target: str | None) -> list[Alarm]:
+        """The alarms `target` names (a callsign, or an incident by number or reference).
+
+        No target names the top alarm alone: each ``ack`` takes one.
+        """
+        raised = self.alarms(state)
+        if target is None:
+            return raised[:1]
+        wanted = target.strip().upper()
+        return [
+            alarm
+            for alarm in raised
+            if alarm.target == wanted
+            or (
+                alarm.kind != EMERGENCY
+                and wanted.isdigit()
+                and alarm.target.split("-")[0].lstrip("0") == wanted.lstrip("0")
+            )
+            or (alarm.kind != EMERGENCY and short_reference(alarm.target) == wanted)
+        ]
+
+    def acknowledge(self, alarm: Alarm) -> None:
+        """This operator has seen an incident alarm (emergencies clear on the server)."""
+        if alarm.kind == BREACH:
+            self.breaches.pop(alarm.target, None)
+        elif alarm.kind == NEW_GRADE_ONE:
+            self.new_grade_ones.pop(alarm.target, None)
+
+    @property
+    def emergency_ringing(self) -> bool:
+        """An emergency is waiting for acknowledgement: its bell keeps ringing."""
+        return bool(self.emergency_callsigns)

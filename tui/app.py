@@ -118,6 +118,8 @@ class CadApp(App[None]):
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
         self._safety_due = 0
+        self._rang_at: datetime | None = None
+        self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
         for theme in textual_themes():
             self.register_theme(theme)
@@ -275,10 +277,14 @@ class CadApp(App[None]):
         elif self.detail.shown:
             self.show_incident(reference)
 
-    def ring(self) -> None:
-        """Ring the bell, unless the settings keep it quiet."""
-        if self.settings.bell:
-            self.bell()
+    def ring(self, why: str = "alarm") -> None:
+        """Ring the bell for an alarm (or, if the settings ask, for a refusal)."""
+        if not self.settings.bell:
+            return
+        if why == "refusal" and not self.settings.bell_on_refusal:
+            return
+        self.bell()
+        self._rang_at = self.clock()
 
     def refresh_alarms(self) -> None:
         """Redraw the alarm banner from the tracker."""
@@ -286,14 +292,26 @@ class CadApp(App[None]):
 
     def _tick(self) -> None:
         """Once a second: ageing, safety timers, the clock and the link's freshness."""
+        self.ticks += 1
         self.controller.report_rejections()
         now = self.clock()
         # Once a second is often enough for a timer counted in minutes, and keeps a
         # pass over every unit off the per-frame path.
         self._safety_due = len(officer_safety_due(self.client.state, now, self.policy))
+        if self.alarms.check_breaches(self.client.state, now, self.policy):
+            self.ring()
+            self.refresh_alarms()
+        elif self._emergency_bell_due(now):
+            self.ring()  # an emergency rings again until someone acknowledges it
         self.queue.tick()
         self.units.tick()
         self.refresh_status()
+
+    def _emergency_bell_due(self, now: datetime) -> bool:
+        every = self.settings.emergency_bell_every
+        if not every or not self.alarms.emergency_ringing:
+            return False
+        return self._rang_at is None or (now - self._rang_at).total_seconds() >= every
 
     def refresh_status(self) -> None:
         """Redraw the status line and the stale banner."""

@@ -25,7 +25,7 @@ from cadterm.protocol.domain import UnitState
 from cadterm.protocol.drafts import draft, draft_of
 
 from . import grammar
-from .alerts import AlarmTracker
+from .alerts import EMERGENCY, AlarmTracker
 from .command_line import CommandLine
 from .detail import recommendation_text
 from .incident_queue import IncidentQueue, short_reference
@@ -65,7 +65,7 @@ class ConsoleViews(Protocol):
     def refresh_status(self) -> None:
         """Redraw the status line."""
 
-    def ring(self) -> None:
+    def ring(self, why: str = "alarm") -> None:
         """Ring the bell (when the settings allow)."""
 
     def run_worker(
@@ -153,7 +153,7 @@ class CommandController:
             else:
                 feedback(f"{action.reference} is not in the queue (closed or filtered)", error=True)
         elif isinstance(action, grammar.Acknowledge):
-            self._acknowledge(action.callsign)
+            self._acknowledge(action.target)
         elif isinstance(action, grammar.Help):
             self.views.show_text(lines_text(grammar.help_text(action.verb)), "help")
         elif isinstance(action, grammar.JournalAction):
@@ -196,28 +196,39 @@ class CommandController:
                 return
         feedback(f"nothing open matches {text!r}", error=True)
 
-    def _acknowledge(self, callsign: str | None) -> None:
-        self.alarms.acknowledge_grade_ones()
-        targets = [callsign] if callsign else sorted(self.alarms.emergency_callsigns)
-        units = self.client.state.units
-        in_emergency = [
-            target
-            for target in targets
-            if units.get(target) is not None and units[target].state == UnitState.EMERGENCY
-        ]
-        self.views.refresh_alarms()
+    def _acknowledge(self, target: str | None) -> None:
+        """Acknowledge the alarm `target` names, or the top one: one alarm at a time."""
         feedback = self.views.command_line.feedback
+        state = self.client.state
+        alarms = self.alarms.find(state, target)
+        if not alarms:
+            if target is None:
+                feedback("no alarm to acknowledge")
+            else:
+                feedback(f"{target} has no alarm to acknowledge", error=True)
+            return
+        callsigns = [alarm.target for alarm in alarms if alarm.kind == EMERGENCY]
+        for alarm in alarms:
+            if alarm.kind != EMERGENCY:
+                self.alarms.acknowledge(alarm)
+        self.views.refresh_alarms()
+        in_emergency = [
+            c for c in callsigns if c in state.units and state.units[c].state == UnitState.EMERGENCY
+        ]
         try:
             commands = tuple(draft("acknowledge_emergency", callsign=c) for c in in_emergency)
         except ValidationError as error:  # a callsign stored before today's rules
             feedback(f"cannot acknowledge: {error.errors()[0]['msg']}", error=True)
             return
         if commands:
-            self.dispatch(grammar.Dispatch(commands, f"acknowledge {', '.join(targets)}"))
-        elif callsign:
-            feedback(f"{callsign} has no emergency to acknowledge", error=True)
+            self.dispatch(grammar.Dispatch(commands, f"acknowledge {', '.join(in_emergency)}"))
         else:
-            feedback("alarms acknowledged", ok=True)
+            left = len(self.alarms.alarms(state))
+            feedback(
+                f"acknowledged: {alarms[0].line.split(' - ')[0]}"
+                + (f" ({left} more)" if left else ""),
+                ok=True,
+            )
 
     def dispatch(self, action: grammar.Dispatch) -> None:
         """Issue the commands of one line in a worker; the outcome comes back on the line."""
@@ -234,7 +245,7 @@ class CommandController:
             if issued.error is not None:
                 self._rejections_reported.add(issued.entry.key)
                 feedback(_describe_error(issued.error), error=True)
-                self.views.ring()
+                self.views.ring("refusal")  # already on the line; quiet unless asked for
                 return
             if issued.result is not None:
                 event = issued.result.event

@@ -59,6 +59,12 @@ class ConsoleSettings(BaseModel):
     theme: str = "cadterm-dark"
     group_units_by: Grouping = Grouping.SECTOR
     bell: bool = True
+    emergency_bell_every: float = Field(
+        default=10, ge=0, description="Seconds between bells for an unacknowledged emergency."
+    )
+    bell_on_refusal: bool = Field(
+        default=False, description="Also ring when a command is refused at once."
+    )
     officer_safety_minutes: float = Field(default=20, gt=0)
     warn_fraction: float = Field(default=0.75, gt=0, lt=1)
     journal: Path | None = Field(

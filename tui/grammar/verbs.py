@@ -93,9 +93,9 @@ class Select:
 
 @dataclass(frozen=True)
 class Acknowledge:
-    """Acknowledge a unit's emergency alarm, or every visible alarm when None."""
+    """Acknowledge the alarm `target` names (a callsign or an incident), or the top one."""
 
-    callsign: str | None
+    target: str | None
 
 
 @dataclass(frozen=True)
@@ -571,10 +571,15 @@ VERBS: dict[str, Verb] = {
         Verb(
             "ack",
             ("acknowledge", "k"),
-            "acknowledge an emergency alarm (all if no callsign)",
+            "acknowledge one alarm: a unit's emergency, an incident's, or the top one",
             "ack AB12",
-            (Slot("callsign", Kind.CALLSIGN, optional=True),),
-            lambda p: Acknowledge(p.values["callsign"]),
+            # A callsign or an incident's number: the controller finds the alarm it names.
+            (Slot("alarm", Kind.WORDS, optional=True),),
+            lambda p: (
+                Acknowledge(" ".join(p.values["alarm"].upper().split()) or None)
+                if p.values["alarm"]
+                else Acknowledge(None)
+            ),
         ),
         Verb(
             "help",
