@@ -256,18 +256,20 @@ class Gazetteer:
 
     def __init__(self, entries: Iterable[Entry], *, junction_metres: float = JUNCTION_METRES):
         self.entries: tuple[Entry, ...] = tuple(entries)
+        self._folded = [fold(entry.name) for entry in self.entries]
         shared: dict[str, int] = defaultdict(int)
-        for entry in self.entries:
-            shared[fold(entry.name)] += 1
+        for key in self._folded:
+            shared[key] += 1
         # A name shared by several entries is shown with its locality, to tell them apart.
         self._labels = [
-            f"{e.name}, {e.locality}" if e.locality and shared[fold(e.name)] > 1 else e.name
-            for e in self.entries
+            f"{e.name}, {e.locality}" if e.locality and shared[key] > 1 else e.name
+            for e, key in zip(self.entries, self._folded, strict=True)
         ]
+        self._folded_labels = [fold(label) for label in self._labels]
         self._exact: dict[str, list[int]] = defaultdict(list)
         names, words = [], []
         for i, entry in enumerate(self.entries):
-            keys = {fold(entry.name), fold(self._labels[i])}
+            keys = {self._folded[i], self._folded_labels[i]}
             keys.update(fold(alias) for alias in entry.aliases)
             if entry.locality:
                 keys.add(fold(f"{entry.name} {entry.locality}"))
@@ -288,7 +290,7 @@ class Gazetteer:
             self._meets[a].append((b, j))
             self._meets[b].append((a, j))
         for partners in self._meets.values():
-            partners.sort(key=lambda pair: fold(self._labels[pair[0]]))
+            partners.sort(key=lambda pair: self._folded_labels[pair[0]])
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -345,7 +347,7 @@ class Gazetteer:
         out: list[str] = []
         for a in self._street_candidates(parts[0], exact_first=finished_first):
             for b, _ in self._meets.get(a, ()):
-                key = fold(self._labels[b])
+                key = self._folded_labels[b]
                 if any(key.startswith(form) for form in second_forms):
                     text = f"junction of {self._labels[a]} and {self._labels[b]}"
                     if text not in out:
@@ -364,7 +366,7 @@ class Gazetteer:
         return [i for i in self._complete_entries(text, _SCAN) if self._is_street(i)]
 
     def _sort_key(self, i: int) -> tuple[str, int]:
-        return fold(self._labels[i]), i
+        return self._folded_labels[i], i
 
     def _is_street(self, i: int) -> bool:
         return self.entries[i].kind is EntryKind.STREET
@@ -431,31 +433,41 @@ class Gazetteer:
     def _find_junctions(self, metres: float) -> Iterable[tuple[int, int, Position]]:
         """Pairs of streets whose lines come within `metres`, and where: found through a
         grid of cells about 550 m across, so only streets near each other are compared."""
-        lines = [
-            (i, e.position, e.end)
-            for i, e in enumerate(self.entries)
-            if e.kind is EntryKind.STREET and e.end is not None
-        ]
+        margin = metres / 1000 / KM_PER_DEGREE_LATITUDE * 2  # degrees, generous in lon
+        lines: list[tuple[int, Position, Position, tuple[float, float, float, float]]] = []
+        for i, e in enumerate(self.entries):
+            if e.kind is EntryKind.STREET and e.end is not None:
+                lat0, lat1 = sorted((e.position.lat, e.end.lat))
+                lon0, lon1 = sorted((e.position.lon, e.end.lon))
+                box = (lat0 - margin, lat1 + margin, lon0 - margin, lon1 + margin)
+                lines.append((i, e.position, e.end, box))
         cell = 0.005  # degrees: ~550 m of latitude, ~330 m of longitude at 53 N
-        margin = metres / 1000 / KM_PER_DEGREE_LATITUDE * 2
         grid: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for n, (_, start, end) in enumerate(lines):
-            lat0, lat1 = sorted((start.lat, end.lat))
-            lon0, lon1 = sorted((start.lon, end.lon))
-            for y in range(_cell(lat0 - margin, cell), _cell(lat1 + margin, cell) + 1):
-                for x in range(_cell(lon0 - margin, cell), _cell(lon1 + margin, cell) + 1):
+        for n, (_, _, _, (lat0, lat1, lon0, lon1)) in enumerate(lines):
+            for y in range(_cell(lat0, cell), _cell(lat1, cell) + 1):
+                for x in range(_cell(lon0, cell), _cell(lon1, cell) + 1):
                     grid[(y, x)].append(n)
         pairs: set[tuple[int, int]] = set()
         for members in grid.values():
             for p, a in enumerate(members):
-                pairs.update((a, b) for b in members[p + 1 :])
+                box = lines[a][3]
+                for b in members[p + 1 :]:
+                    other = lines[b][3]
+                    # Boxes apart (each grown by the margin): the lines cannot be close.
+                    if (
+                        box[0] <= other[1]
+                        and other[0] <= box[1]
+                        and box[2] <= other[3]
+                        and other[2] <= box[3]
+                    ):
+                        pairs.add((a, b))
         for a, b in sorted(pairs):
-            (i, a0, a1), (k, b0, b1) = lines[a], lines[b]
-            if fold(self.entries[i].name) == fold(self.entries[k].name):
+            (i, a0, a1, _), (k, b0, b1, _) = lines[a], lines[b]
+            if self._folded[i] == self._folded[k]:
                 continue  # two stretches of one road do not make a junction
-            gap, where = _closest_approach(a0, a1, b0, b1)
+            gap, lat, lon = _closest_approach(a0, a1, b0, b1)
             if gap <= metres:
-                yield i, k, where
+                yield i, k, Position(lat=round(lat, 6), lon=round(lon, 6))
 
 
 def _cell(degrees: float, size: float) -> int:
@@ -471,22 +483,24 @@ def _between(a: Position, b: Position, share: float) -> Position:
 
 def _closest_approach(
     a0: Position, a1: Position, b0: Position, b1: Position
-) -> tuple[float, Position]:
+) -> tuple[float, float, float]:
     """The least distance in metres between segments a0-a1 and b0-b1, and the midpoint of
-    the two closest points (flat earth about a0: streets are short)."""
-    scale_lon = math.cos(math.radians(a0.lat))
+    their two closest points as (metres, lat, lon) (flat earth about a0: streets are
+    short)."""
     metres = KM_PER_DEGREE_LATITUDE * 1000
-
-    def xy(p: Position) -> tuple[float, float]:
-        return ((p.lon - a0.lon) * scale_lon * metres, (p.lat - a0.lat) * metres)
-
-    p, q = _segment_closest(xy(a0), xy(a1), xy(b0), xy(b1))
-    gap = math.dist(p, q)
-    mx, my = (p[0] + q[0]) / 2, (p[1] + q[1]) / 2
-    where = Position(
-        lat=round(a0.lat + my / metres, 6), lon=round(a0.lon + mx / (scale_lon * metres), 6)
+    per_lon = math.cos(math.radians(a0.lat)) * metres
+    lat_0, lon_0 = a0.lat, a0.lon
+    p, q = _segment_closest(
+        (0.0, 0.0),
+        ((a1.lon - lon_0) * per_lon, (a1.lat - lat_0) * metres),
+        ((b0.lon - lon_0) * per_lon, (b0.lat - lat_0) * metres),
+        ((b1.lon - lon_0) * per_lon, (b1.lat - lat_0) * metres),
     )
-    return gap, where
+    return (
+        math.dist(p, q),
+        lat_0 + (p[1] + q[1]) / 2 / metres,
+        lon_0 + (p[0] + q[0]) / 2 / per_lon,
+    )
 
 
 def _segment_closest(
