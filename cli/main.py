@@ -484,6 +484,48 @@ def _cmd_gazetteer_find(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_gazetteer_from_os_open_names(args: argparse.Namespace) -> int:
+    import csv
+
+    from cadterm.cli.os_open_names import convert_open_names, open_names_rows
+    from cadterm.domain.gazetteer_csv import write_gazetteer_csv
+
+    header = None
+    if args.header is not None:
+        try:
+            with args.header.open(encoding="utf-8-sig", newline="") as lines:
+                header = [cell.strip().upper() for cell in next(csv.reader(lines), [])]
+        except OSError as exc:
+            raise CliError(f"cannot read {args.header}: {exc.strerror}", EXIT_FAILURE) from None
+        if "NAME1" not in header:
+            raise CliError(f"{args.header} is not an OS Open Names header (no NAME1 column)")
+
+    def records():
+        for path in args.files:
+            try:
+                with path.open(encoding="utf-8-sig", newline="") as lines:
+                    yield from open_names_rows(lines, header)
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_FAILURE) from None
+
+    done = convert_open_names(records(), areas=args.area, sector_column=args.sector_column)
+    if not done.entries:
+        raise CliError("no records kept: check --area and the header", EXIT_FAILURE)
+    try:
+        args.out.write_text(write_gazetteer_csv(done.entries), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}", EXIT_FAILURE) from None
+    gazetteer = _read_gazetteer(args.out)  # what was written must load as a force's file
+    print(f"wrote {len(gazetteer)} entries to {args.out}")
+    print(f"  left out: {done.outside} outside the areas, {done.not_kept} postcodes and")
+    print(f"  numbered roads, {done.repeated} repeats of a name in its locality")
+    for reason in done.unusable[:10]:
+        print(f"  unusable: {reason}")
+    if len(done.unusable) > 10:
+        print(f"  ... and {len(done.unusable) - 10} more unusable records")
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -653,6 +695,32 @@ def build_parser() -> argparse.ArgumentParser:
     gz_find.add_argument("text", metavar="TEXT", help='a location, e.g. "37 Gas"')
     gz_find.add_argument("--limit", type=int, default=10, help="completions to show (default 10)")
     gz_find.set_defaults(handler=_cmd_gazetteer_find)
+    gz_os = gz_sub.add_parser(
+        "from-os-open-names",
+        help="build a gazetteer from OS Open Names CSV files (National Grid to WGS84)",
+    )
+    gz_os.add_argument("files", type=Path, nargs="+", metavar="FILE", help="data files")
+    gz_os.add_argument("--out", type=Path, required=True, metavar="FILE")
+    gz_os.add_argument(
+        "--header",
+        type=Path,
+        default=None,
+        help="OS_Open_Names_Header.csv (the data files have no header line of their own)",
+    )
+    gz_os.add_argument(
+        "--area",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep only this county/unitary or district/borough (repeat for more)",
+    )
+    gz_os.add_argument(
+        "--sector-column",
+        default="DISTRICT_BOROUGH",
+        metavar="COLUMN",
+        help="the column that gives each entry's sector (default DISTRICT_BOROUGH)",
+    )
+    gz_os.set_defaults(handler=_cmd_gazetteer_from_os_open_names)
 
     locate = sub.add_parser("locate", help="show where cadterm keeps its files")
     locate.set_defaults(handler=_cmd_locate)

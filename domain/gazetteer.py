@@ -333,7 +333,8 @@ class Gazetteer:
             if len(found) >= limit:
                 break
             tier = [row for form in forms for row in index.starting(form)]
-            for _, i in sorted(tier):
+            tier.sort(key=lambda row: (row[0], self._folded_labels[row[1]], row[1]))
+            for _, i in tier:
                 if i not in seen:
                     seen.add(i)
                     found.append(i)

@@ -407,3 +407,87 @@ def test_cli_check_reports_a_bad_file_by_line(
     assert f"{bad} line 2, lat: Input should be a valid number" in err
     assert main(["gazetteer", "check", str(tmp_path / "missing.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+# --- from OS Open Names ------------------------------------------------------------------
+
+OS_HEADER = (
+    "ID,NAMES_URI,NAME1,NAME1_LANG,NAME2,NAME2_LANG,TYPE,LOCAL_TYPE,GEOMETRY_X,GEOMETRY_Y,"
+    "MOST_DETAIL_VIEW_RES,LEAST_DETAIL_VIEW_RES,MBR_XMIN,MBR_YMIN,MBR_XMAX,MBR_YMAX,"
+    "POSTCODE_DISTRICT,POSTCODE_DISTRICT_URI,POPULATED_PLACE,POPULATED_PLACE_URI,"
+    "POPULATED_PLACE_TYPE,DISTRICT_BOROUGH,DISTRICT_BOROUGH_URI,DISTRICT_BOROUGH_TYPE,"
+    "COUNTY_UNITARY,COUNTY_UNITARY_URI,COUNTY_UNITARY_TYPE,REGION,REGION_URI,COUNTRY,"
+    "COUNTRY_URI,RELATED_SPATIAL_OBJECT,SAME_AS_DBPEDIA,SAME_AS_GEONAMES\n"
+)
+
+
+def os_record(
+    name: str,
+    local_type: str,
+    x: float,
+    y: float,
+    place: str,
+    district: str,
+    county: str,
+    name2: str = "",
+) -> str:
+    cells = [""] * 34
+    cells[2], cells[4], cells[7] = name, name2, local_type
+    cells[8], cells[9] = str(x), str(y)
+    cells[18], cells[21], cells[24] = place, district, county
+    return ",".join(cells) + "\n"
+
+
+def test_national_grid_converts_as_the_ordnance_surveys_worked_example() -> None:
+    from cadterm.cli.os_open_names import bng_to_osgb36
+
+    # OS, "A guide to coordinate systems in Great Britain", annex C: the inverse
+    # projection of E 651409.903, N 313177.270 is 52 39 27.2531 N, 1 43 4.5177 E.
+    lat, lon = bng_to_osgb36(651409.903, 313177.270)
+    assert (lat - (52 + 39 / 60 + 27.2531 / 3600)) * 3600 == pytest.approx(0, abs=1e-3)
+    assert (lon - (1 + 43 / 60 + 4.5177 / 3600)) * 3600 == pytest.approx(0, abs=1e-3)
+
+
+def test_national_grid_to_wgs84_agrees_with_pyproj() -> None:
+    pyproj = pytest.importorskip("pyproj")
+    from cadterm.cli.os_open_names import bng_to_wgs84
+
+    to_wgs84 = pyproj.Transformer.from_crs(27700, 4326, always_xy=True)
+    for x, y in [(429000, 433500), (530000, 180000), (200000, 800000), (350000, 50000)]:
+        lon, lat = to_wgs84.transform(x, y)
+        ours = Position(**dict(zip(("lat", "lon"), bng_to_wgs84(x, y), strict=True)))
+        # pyproj with the OSTN15 grid differs from the Helmert step by up to a few metres.
+        assert metres(ours, Position(lat=lat, lon=lon)) < 6
+
+
+def test_cli_builds_a_gazetteer_from_os_open_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = tmp_path / "OS_Open_Names_Header.csv"
+    header.write_text(OS_HEADER, encoding="utf-8")
+    data = tmp_path / "SE24.csv"
+    data.write_text(
+        os_record("Kirkgate", "Named Road", 420500, 445800, "Otley", "Leeds", "West Yorkshire")
+        + os_record("Kirkgate", "Named Road", 420600, 445900, "Otley", "Leeds", "West Yorkshire")
+        + os_record("Kirkgate", "Named Road", 429900, 433400, "Leeds", "Leeds", "West Yorkshire")
+        + os_record("Otley", "Town", 420400, 445700, "Otley", "Leeds", "West Yorkshire")
+        + os_record("LS21 1AA", "Postcode", 420500, 445800, "Otley", "Leeds", "West Yorkshire")
+        + os_record("Skipton", "Town", 399000, 451700, "Skipton", "Craven", "North Yorkshire")
+        + os_record("Caerdydd Road", "Named Road", "x", 1, "Otley", "Leeds", "West Yorkshire"),
+        encoding="utf-8",
+    )
+    out = tmp_path / "force.csv"
+    argv = ["gazetteer", "from-os-open-names", str(data), "--header", str(header)]
+    assert main([*argv, "--out", str(out), "--area", "west yorkshire"]) == 0
+    report = capsys.readouterr().out
+    assert f"wrote 3 entries to {out}" in report
+    assert "1 outside the areas, 1 postcodes" in report
+    assert "1 repeats of a name in its locality" in report
+    assert "record 7 (Caerdydd Road): no usable GEOMETRY_X/Y" in report
+    g = read_gazetteer_csv(out.read_text(encoding="utf-8"))
+    assert g.complete("Kirk") == ["Kirkgate, Leeds", "Kirkgate, Otley"]
+    kirkgate = g.match("Kirkgate, Otley")
+    assert kirkgate is not None and kirkgate.kind is MatchKind.STREET
+    assert kirkgate.sector == "Leeds"
+    assert abs(kirkgate.position.lat - 53.905) < 0.01 and abs(kirkgate.position.lon + 1.69) < 0.01
+    assert g.match("Otley").kind is MatchKind.PLACE
