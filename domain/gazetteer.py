@@ -269,13 +269,16 @@ class Gazetteer:
         self._exact: dict[str, list[int]] = defaultdict(list)
         names, words = [], []
         for i, entry in enumerate(self.entries):
-            keys = {self._folded[i], self._folded_labels[i]}
-            keys.update(fold(alias) for alias in entry.aliases)
+            named = {self._folded[i], *(fold(alias) for alias in entry.aliases)}
+            # With its locality the name is a key too ("high street otley"), but only the
+            # name's own later words start a completion: "Otley" is not every Otley street.
+            keys = named | {self._folded_labels[i]}
             if entry.locality:
                 keys.add(fold(f"{entry.name} {entry.locality}"))
             for key in keys:
                 self._exact[key].append(i)
                 names.append((key, i))
+            for key in named:
                 parts = key.split(" ")
                 words.extend((" ".join(parts[n:]), i) for n in range(1, len(parts)))
         self._names = _Index.build(names)

@@ -491,3 +491,12 @@ def test_cli_builds_a_gazetteer_from_os_open_names(
     assert kirkgate.sector == "Leeds"
     assert abs(kirkgate.position.lat - 53.905) < 0.01 and abs(kirkgate.position.lon + 1.69) < 0.01
     assert g.match("Otley").kind is MatchKind.PLACE
+
+
+def test_the_example_in_the_deployment_guide_loads_and_means_what_it_says() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "deployment.md").read_text()
+    example = guide.split("### The file", 1)[1].split("```csv\n", 1)[1].split("```", 1)[0]
+    g = read_gazetteer_csv(example, source="deployment.md")
+    assert g.complete("37 Gas") == ["37 Gasworks Row"]
+    assert g.complete("high st") == ["High Street, Ilkley", "High Street, Otley"]
+    assert g.match("BGI").address == "Brackley General Infirmary"
