@@ -10,7 +10,7 @@ street; the name for a place), with a completion after every keystroke; each fin
 text is matched; 1,000 texts the gazetteer does not hold are matched too; and 200
 junctions are completed from "junction of A and ". Latencies are p50/p99 per call.
 
-The machine's speed is measured in the same run: `json.loads` of a fixed 1 KB document,
+The machine's speed is measured in the same run: `json.loads` of a fixed 1.3 KB document,
 per second, so figures from different machines can be compared.
 
     .venv/bin/python bench/bench_gazetteer.py

@@ -279,6 +279,21 @@ def test_every_entry_completes_to_itself_and_matches_its_coordinates(entries) ->
             )
 
 
+_PIECES = [*"37 abcGASworksRw&/,.'-jo\t", "junction of ", " and ", "Albion St", "Mercer"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), st.integers(1, 12))
+def test_any_text_completes_and_matches_without_error(text, limit) -> None:
+    demo = brackley_gazetteer()
+    found = demo.complete(text, limit)
+    assert len(found) <= limit and len(set(found)) == len(found)
+    for completion in found:
+        assert demo.match(completion) is not None, completion
+    match = demo.match(text)
+    assert match is None or match.address
+
+
 # --- the CSV a force supplies ------------------------------------------------------------
 
 
