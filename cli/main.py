@@ -507,6 +507,8 @@ def _cmd_gazetteer_from_os_open_names(args: argparse.Namespace) -> int:
                     yield from open_names_rows(lines, header)
             except OSError as exc:
                 raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_FAILURE) from None
+            except ValueError as exc:
+                raise CliError(f"{path}: {exc}") from None
 
     done = convert_open_names(records(), areas=args.area, sector_column=args.sector_column)
     if not done.entries:

@@ -47,6 +47,8 @@ _TX, _TY, _TZ = 446.448, -125.157, 542.060  # metres
 _S = -20.4894e-6
 _RX, _RY, _RZ = (math.radians(seconds / 3600) for seconds in (0.1502, 0.2470, 0.8421))
 
+# The National Grid's extent, metres: a point outside it is not in Great Britain.
+_GRID_EAST, _GRID_NORTH = 700_000, 1_300_000
 _SKIPPED_TYPES = frozenset({"postcode", "numbered road", "section of numbered road"})
 _STREET_TYPES = frozenset({"named road"})
 _NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9._-]+")
@@ -162,7 +164,10 @@ def convert_open_names(
             continue
         name = (row.get("NAME1") or "").strip()
         try:
-            lat, lon = bng_to_wgs84(float(row["GEOMETRY_X"]), float(row["GEOMETRY_Y"]))
+            easting, northing = float(row["GEOMETRY_X"]), float(row["GEOMETRY_Y"])
+            if not (0 <= easting <= _GRID_EAST and 0 <= northing <= _GRID_NORTH):
+                raise ValueError("outside the National Grid")
+            lat, lon = bng_to_wgs84(easting, northing)
         except (KeyError, TypeError, ValueError):
             done.unusable.append(f"record {number} ({name or 'no name'}): no usable GEOMETRY_X/Y")
             continue
@@ -195,11 +200,16 @@ def convert_open_names(
 def open_names_rows(lines: Iterable[str], header: list[str] | None) -> Iterator[dict[str, str]]:
     """Records from one OS Open Names CSV file. The data files have no header line (it
     ships apart, as ``OS_Open_Names_Header.csv``): give it as `header`, or None when the
-    file starts with its own."""
+    file starts with its own (`ValueError` if it does not)."""
     reader = csv.reader(lines)
     columns = header
     for cells in reader:
         if columns is None:
             columns = [cell.strip().lstrip("\ufeff").upper() for cell in cells]
+            if "NAME1" not in columns:
+                raise ValueError(
+                    "no header line (OS Open Names data files have none): give the header "
+                    "file, Doc/OS_Open_Names_Header.csv, with --header"
+                )
             continue
         yield dict(zip(columns, cells, strict=False))

@@ -488,7 +488,8 @@ def test_cli_builds_a_gazetteer_from_os_open_names(
         + os_record("Otley", "Town", 420400, 445700, "Otley", "Leeds", "West Yorkshire")
         + os_record("LS21 1AA", "Postcode", 420500, 445800, "Otley", "Leeds", "West Yorkshire")
         + os_record("Skipton", "Town", 399000, 451700, "Skipton", "Craven", "North Yorkshire")
-        + os_record("Caerdydd Road", "Named Road", "x", 1, "Otley", "Leeds", "West Yorkshire"),
+        + os_record("Caerdydd Road", "Named Road", "x", 1, "Otley", "Leeds", "West Yorkshire")
+        + os_record("Far Road", "Named Road", 9e9, 1, "Otley", "Leeds", "West Yorkshire"),
         encoding="utf-8",
     )
     out = tmp_path / "force.csv"
@@ -499,6 +500,7 @@ def test_cli_builds_a_gazetteer_from_os_open_names(
     assert "1 outside the areas, 1 postcodes" in report
     assert "1 repeats of a name in its locality" in report
     assert "record 7 (Caerdydd Road): no usable GEOMETRY_X/Y" in report
+    assert "record 8 (Far Road): no usable GEOMETRY_X/Y" in report
     g = read_gazetteer_csv(out.read_text(encoding="utf-8"))
     assert g.complete("Kirk") == ["Kirkgate, Leeds", "Kirkgate, Otley"]
     kirkgate = g.match("Kirkgate, Otley")
@@ -515,3 +517,16 @@ def test_the_example_in_the_deployment_guide_loads_and_means_what_it_says() -> N
     assert g.complete("37 Gas") == ["37 Gasworks Row"]
     assert g.complete("high st") == ["High Street, Ilkley", "High Street, Otley"]
     assert g.match("BGI").address == "Brackley General Infirmary"
+
+
+def test_cli_says_when_os_open_names_data_has_no_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "SE24.csv"
+    data.write_text(
+        os_record("Kirkgate", "Named Road", 420500, 445800, "Otley", "Leeds", "W"), "utf-8"
+    )
+    out = tmp_path / "force.csv"
+    assert main(["gazetteer", "from-os-open-names", str(data), "--out", str(out)]) == 2
+    assert "no header line" in capsys.readouterr().err
+    assert not out.exists()
