@@ -232,7 +232,7 @@ class Match:
 
 @dataclass
 class _Index:
-    """Sorted folded keys, each with the entry (or junction) it names."""
+    """Sorted folded keys, each with the number of the entry it names."""
 
     keys: list[str] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
@@ -252,7 +252,12 @@ class _Index:
 
 
 class Gazetteer:
-    """A force's streets and places, indexed for completion and matching."""
+    """A force's streets and places, indexed for completion and matching.
+
+    Built once (a force's 50,000 entries take a few seconds, most of it finding the
+    junctions: build it off the UI path), then read-only and safe to share.
+    `junction_metres` is how close two street lines must come to meet.
+    """
 
     def __init__(self, entries: Iterable[Entry], *, junction_metres: float = JUNCTION_METRES):
         self.entries: tuple[Entry, ...] = tuple(entries)
