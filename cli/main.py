@@ -8,6 +8,7 @@
     cadterm operator    add, remove, re-role or list the operators who may log in
     cadterm workstation add, remove or list the workstations commands may come from
     cadterm ssh-account set up a console-only SSH account for a dispatcher
+    cadterm gazetteer   check a force's gazetteer file, write the demo's, try a location
     cadterm locate      show where cadterm keeps its files
 
 This module must stay cheap to import: Textual, Rich and the server's web stack are
@@ -422,6 +423,111 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
     return scenario_main(argv, prog="cadterm scenario")
 
 
+# --- cadterm gazetteer ------------------------------------------------------------------
+
+
+def _read_gazetteer(path: Path):
+    from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as lines:
+            return read_gazetteer_csv(lines, source=str(path))
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_FAILURE) from None
+    except GazetteerFileError as exc:
+        raise CliError(f"{path} is not a valid gazetteer:\n{exc}", EXIT_FAILURE) from None
+
+
+def _cmd_gazetteer_check(args: argparse.Namespace) -> int:
+    from cadterm.domain.gazetteer import EntryKind
+
+    gazetteer = _read_gazetteer(args.file)
+    streets = [e for e in gazetteer.entries if e.kind is EntryKind.STREET]
+    numbered = sum(1 for e in streets if e.first_house is not None)
+    lines = sum(1 for e in streets if e.end is not None)
+    places = len(gazetteer) - len(streets)
+    sectors = sorted({e.sector for e in gazetteer.entries if e.sector})
+    unsectored = sum(1 for e in gazetteer.entries if not e.sector)
+    print(f"{args.file}: {len(gazetteer)} entries")
+    print(f"  streets:   {len(streets)} ({lines} with both ends, {numbered} with house numbers)")
+    print(f"  places:    {places}")
+    print(f"  junctions: {len(gazetteer.junctions)}")
+    print(f"  sectors:   {len(sectors)}" + (f" ({', '.join(sectors)})" if sectors else ""))
+    if unsectored:
+        print(f"  {unsectored} entries have no sector: incidents there get none")
+    return EXIT_OK
+
+
+def _cmd_gazetteer_demo(args: argparse.Namespace) -> int:
+    from cadterm.sim.gazetteer import brackley_csv_text
+
+    try:
+        args.out.write_text(brackley_csv_text(), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}", EXIT_FAILURE) from None
+    print(f"wrote the demo town's gazetteer to {args.out}")
+    return EXIT_OK
+
+
+def _cmd_gazetteer_find(args: argparse.Namespace) -> int:
+    gazetteer = _read_gazetteer(args.file)
+    completions = gazetteer.complete(args.text, limit=args.limit)
+    print(f"completions of {args.text!r}:" if completions else f"no completions of {args.text!r}")
+    for completion in completions:
+        print(f"  {completion}")
+    found = gazetteer.match(args.text)
+    if found is None:
+        print("match: none (an incident here would keep the text as typed, unverified)")
+        return EXIT_FAILURE
+    where = f"{found.position.lat:.6f}, {found.position.lon:.6f}"
+    print(f"match: {found.address} ({found.kind.value}) at {where}, sector {found.sector or '-'}")
+    return EXIT_OK
+
+
+def _cmd_gazetteer_from_os_open_names(args: argparse.Namespace) -> int:
+    import csv
+
+    from cadterm.cli.os_open_names import convert_open_names, open_names_rows
+    from cadterm.domain.gazetteer_csv import write_gazetteer_csv
+
+    header = None
+    if args.header is not None:
+        try:
+            with args.header.open(encoding="utf-8-sig", newline="") as lines:
+                header = [cell.strip().upper() for cell in next(csv.reader(lines), [])]
+        except OSError as exc:
+            raise CliError(f"cannot read {args.header}: {exc.strerror}", EXIT_FAILURE) from None
+        if "NAME1" not in header:
+            raise CliError(f"{args.header} is not an OS Open Names header (no NAME1 column)")
+
+    def records():
+        for path in args.files:
+            try:
+                with path.open(encoding="utf-8-sig", newline="") as lines:
+                    yield from open_names_rows(lines, header)
+            except OSError as exc:
+                raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_FAILURE) from None
+            except ValueError as exc:
+                raise CliError(f"{path}: {exc}") from None
+
+    done = convert_open_names(records(), areas=args.area, sector_column=args.sector_column)
+    if not done.entries:
+        raise CliError("no records kept: check --area and the header", EXIT_FAILURE)
+    try:
+        args.out.write_text(write_gazetteer_csv(done.entries), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror}", EXIT_FAILURE) from None
+    gazetteer = _read_gazetteer(args.out)  # what was written must load as a force's file
+    print(f"wrote {len(gazetteer)} entries to {args.out}")
+    print(f"  left out: {done.outside} outside the areas, {done.not_kept} postcodes and")
+    print(f"  numbered roads, {done.repeated} repeats of a name in its locality")
+    for reason in done.unusable[:10]:
+        print(f"  unusable: {reason}")
+    if len(done.unusable) > 10:
+        print(f"  ... and {len(done.unusable) - 10} more unusable records")
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------
 
 
@@ -571,6 +677,52 @@ def build_parser() -> argparse.ArgumentParser:
     sc_check = sc_sub.add_parser("check", help="only read and check FILE")
     sc_check.add_argument("file", type=Path)
     sc_check.set_defaults(handler=_cmd_scenario)
+
+    gazetteer = sub.add_parser(
+        "gazetteer", help="check a gazetteer file, write the demo town's, try a location"
+    )
+    gz_sub = gazetteer.add_subparsers(dest="gazetteer_command", metavar="ACTION", required=True)
+    gz_check = gz_sub.add_parser(
+        "check", help="validate FILE (every fault, with its line) and count what it holds"
+    )
+    gz_check.add_argument("file", type=Path, metavar="FILE")
+    gz_check.set_defaults(handler=_cmd_gazetteer_check)
+    gz_demo = gz_sub.add_parser("demo", help="write the demo town's gazetteer as CSV")
+    gz_demo.add_argument("--out", type=Path, required=True, metavar="FILE")
+    gz_demo.set_defaults(handler=_cmd_gazetteer_demo)
+    gz_find = gz_sub.add_parser(
+        "find", help="show what TEXT completes to in FILE and what it matches (exit 1: none)"
+    )
+    gz_find.add_argument("file", type=Path, metavar="FILE")
+    gz_find.add_argument("text", metavar="TEXT", help='a location, e.g. "37 Gas"')
+    gz_find.add_argument("--limit", type=int, default=10, help="completions to show (default 10)")
+    gz_find.set_defaults(handler=_cmd_gazetteer_find)
+    gz_os = gz_sub.add_parser(
+        "from-os-open-names",
+        help="build a gazetteer from OS Open Names CSV files (National Grid to WGS84)",
+    )
+    gz_os.add_argument("files", type=Path, nargs="+", metavar="FILE", help="data files")
+    gz_os.add_argument("--out", type=Path, required=True, metavar="FILE")
+    gz_os.add_argument(
+        "--header",
+        type=Path,
+        default=None,
+        help="OS_Open_Names_Header.csv (the data files have no header line of their own)",
+    )
+    gz_os.add_argument(
+        "--area",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep only this county/unitary or district/borough (repeat for more)",
+    )
+    gz_os.add_argument(
+        "--sector-column",
+        default="DISTRICT_BOROUGH",
+        metavar="COLUMN",
+        help="the column that gives each entry's sector (default DISTRICT_BOROUGH)",
+    )
+    gz_os.set_defaults(handler=_cmd_gazetteer_from_os_open_names)
 
     locate = sub.add_parser("locate", help="show where cadterm keeps its files")
     locate.set_defaults(handler=_cmd_locate)
