@@ -22,9 +22,9 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .archive import Archivist
 from .config import ServerConfig
-from .responses import problem_response
+from .responses import PROBLEM_JSON, problem_response
 from .service import DispatchService
-from .store.history import MAX_PAGE, ArchivedPage, IncidentHistory
+from .store.history import CURSOR_PATTERN, MAX_PAGE, ArchivedPage, IncidentHistory
 
 __all__ = ["ArchivedIncidents", "register_history"]
 
@@ -42,7 +42,15 @@ class ArchivedIncidents(BaseModel):
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": Problem, "description": "Problem document"} for status in statuses}
+    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
+    return {
+        status: {
+            "model": Problem,
+            "description": "Problem document",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in sorted(statuses)
+    }
 
 
 def _page_response(page: ArchivedPage) -> Response:
@@ -77,7 +85,9 @@ def register_history(
     app.router.lifespan_context = lifespan
 
     limit_query = Query(50, ge=1, le=MAX_PAGE, description=f"At most this many (up to {MAX_PAGE}).")
-    after_query = Query(None, max_length=200, description="The `next_after` of the last page.")
+    after_query = Query(
+        None, pattern=CURSOR_PATTERN, description="The `next_after` of the last page."
+    )
 
     @app.get(
         "/v1/history/incidents",

@@ -22,19 +22,20 @@ history as on a day.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cadterm.protocol.domain import Incident
 
 from .base import StoreError
 
-__all__ = ["MAX_PAGE", "ArchiveRow", "ArchivedPage", "IncidentHistory", "to_ms"]
+__all__ = ["CURSOR_PATTERN", "MAX_PAGE", "ArchiveRow", "ArchivedPage", "IncidentHistory", "to_ms"]
 
 #: The most incidents one history query answers with; ask again with `after` for more.
 MAX_PAGE = 200
@@ -63,11 +64,17 @@ _SCHEMA = (
 )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(moment: datetime) -> int:
-    """A moment as whole UTC milliseconds since the epoch."""
+    """A moment as whole UTC milliseconds since the epoch (any year, any offset)."""
     if moment.tzinfo is None:
         raise ValueError("history times need a UTC offset")
-    return int(moment.astimezone(UTC).timestamp() * 1000)
+    # Subtracting keeps to timedelta arithmetic: converting 0001-01-01T00:00+01:00 to
+    # UTC would fall off the calendar.
+    return (moment - _EPOCH) // _MS
 
 
 @dataclass(frozen=True)
@@ -85,21 +92,26 @@ def _cursor(ms: int, reference: str) -> str:
 def _parse_cursor(after: str | None) -> tuple[int, str] | None:
     if not after:
         return None
-    ms, sep, reference = after.partition("~")
-    if not sep or not ms.lstrip("-").isdigit():
+    if re.fullmatch(CURSOR_PATTERN, after) is None:
         raise ValueError(f"not a history cursor: {after!r}")
+    ms, _, reference = after.partition("~")
     return int(ms), reference
 
 
-def _match_expression(text: str) -> str:
+#: A cursor as `next_after` gives it out: closing time in ms, "~", the reference.
+CURSOR_PATTERN = r"^-?\d{1,16}~.{0,64}$"
+
+
+def _match_expression(text: str) -> str | None:
     """The words of `text` as an FTS5 query that finds incidents holding all of them.
 
     Each word is quoted, so nothing a dispatcher types is read as FTS5 syntax (``-``,
-    ``OR``, ``NEAR``, a stray quote).
+    ``OR``, ``NEAR``, a stray quote); a word of punctuation alone matches anything.
+    None when `text` holds no word at all.
     """
-    words = [word for word in text.split() if word.strip('"')]
+    words = text.split()
     if not words:
-        raise ValueError("give at least one word to search for")
+        return None
     return " ".join('"' + word.replace('"', '""') + '"' for word in words[:16])
 
 
@@ -283,11 +295,13 @@ class IncidentHistory:
         every word of `text`, most recently closed first.
 
         At most `limit` (capped at `MAX_PAGE`); pass `next_after` as `after` for more.
-        Raises `ValueError` for text with no words or a cursor this did not give out.
+        Raises `ValueError` for a cursor this did not give out.
         """
         limit = max(1, min(limit, MAX_PAGE))
         match = _match_expression(text)
         position = _parse_cursor(after)
+        if match is None:
+            return ArchivedPage([], None)
         where, args = "archived_text MATCH ?", [match]
         if position is not None:
             where += " AND (a.closed_ms, a.reference) < (?, ?)"
