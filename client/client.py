@@ -178,16 +178,15 @@ class DispatchClient:
     async def watch(self) -> AsyncIterator[Changes]:
         """Yield batches of changes as they happen (a batch may hold many events).
 
-        A batch is empty only when a snapshot replaced the whole picture and neither
-        the old nor the new one held anything: re-read `state` then.
+        A batch with `replaced` set follows a snapshot that replaced the whole
+        picture: re-read `state` then.
         """
         while True:
             await self._changed.wait()
-            # A snapshot replaces the picture even when it holds nothing: a consumer
-            # must hear of it to re-point its views, so yield that batch too.
-            replaced = self.store.reset_pending
+            # A snapshot replaces the picture even when it holds nothing: `replaced`
+            # makes that batch count, so a consumer hears of it and re-points its views.
             changes = self.take_changes()
-            if changes or replaced:
+            if changes:
                 yield changes
 
     def _applied(self) -> None:

@@ -16,7 +16,7 @@ Inputs, each returning the effects to carry out in order:
 Effects:
 
 * `Send(text)`: send this frame.
-* `Applied()`: the picture changed (an event or a snapshot was applied).
+* `Applied()`: the picture changed (an event or a whole snapshot was applied).
 * `Live()`: the replay is done; the picture is current.
 * `Resume(reason)`: drop this connection and resume from the last applied seq.
 * `Stop(reason)`: stop for good; retrying can only fail the same way.
@@ -27,7 +27,10 @@ picture is at; a heartbeat behind the picture resumes, and two heartbeats in a r
 of it with no event between them mean an event was lost; no frame or heartbeat for three
 heartbeat intervals resumes; a close with `RESUME` or any transient code resumes; the
 close codes and handshake statuses that retrying cannot fix, an ``error`` frame, and a
-frame this client cannot read stop.
+frame this client cannot read stop. A snapshot in parts is gathered until its last
+part and only then replaces the picture (one `Applied`); a part out of order, of
+another seq, or any other frame before the last part resumes, and so does a cut between
+parts, leaving the picture as it was before the first.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from cadterm.protocol.fold import FoldError
+from cadterm.protocol.fold import DispatchState, FoldError
 from cadterm.protocol.frames import (
     HEARTBEAT_INTERVAL,
     SERVER_FRAME_ADAPTER,
@@ -46,6 +49,7 @@ from cadterm.protocol.frames import (
     EventFrame,
     Heartbeat,
     Snapshot,
+    SnapshotPart,
     Subscribe,
 )
 
@@ -119,6 +123,7 @@ class LinkRules:
         self.heartbeat_interval = HEARTBEAT_INTERVAL
         self._last_frame = 0.0
         self._behind_at: int | None = None  # our seq when a heartbeat last said we lag
+        self._parts: list[SnapshotPart] = []  # a snapshot being gathered, in order
         self.live = False
 
     @property
@@ -136,6 +141,7 @@ class LinkRules:
         """A new connection: subscribe after the last applied seq (or from a snapshot)."""
         self._last_frame = now
         self._behind_at = None
+        self._parts = []  # a snapshot cut off mid-way is started again from scratch
         self.live = False
         since = self.store.seq if self.store.synced else None
         return [Send(Subscribe(since=since).model_dump_json(exclude_none=True))]
@@ -155,6 +161,7 @@ class LinkRules:
     def closed(self, code: int | None, reason: str = "") -> list[Effect]:
         """The socket closed; `code` is None when no close frame came."""
         self.live = False
+        self._parts = []
         if code is None:
             return [Resume("connection lost without a close frame")]
         if code in FATAL_CLOSE:
@@ -172,6 +179,12 @@ class LinkRules:
             # A frame this client cannot read means the versions disagree: resuming
             # would read it again, so stop and say so.
             return [Stop(f"unreadable frame from the server: {_first_error(exc)}")]
+        if isinstance(frame, SnapshotPart):
+            return self._snapshot_part(frame)
+        if self._parts:
+            gathered = len(self._parts)
+            self._parts = []
+            return [Resume(f"{frame.type} frame after part {gathered} of a snapshot in parts")]
         if isinstance(frame, EventFrame):
             try:
                 self.store.apply(frame.event)
@@ -191,6 +204,29 @@ class LinkRules:
         assert isinstance(frame, ErrorFrame)
         return [Stop(f"server reported {frame.code}: {frame.detail}")]
 
+    def _snapshot_part(self, frame: SnapshotPart) -> list[Effect]:
+        parts = self._parts
+        first = parts[0] if parts else frame
+        if (
+            frame.part != len(parts) + 1
+            or frame.parts != first.parts
+            or frame.seq != first.seq
+            or frame.state.seq != frame.seq
+        ):
+            self._parts = []
+            return [
+                Resume(
+                    f"snapshot part {frame.part} of {frame.parts} at seq {frame.seq} "
+                    f"does not follow part {len(parts)} of {first.parts} at seq {first.seq}"
+                )
+            ]
+        parts.append(frame)
+        if frame.part < frame.parts:
+            return []
+        self._parts = []
+        self.store.load_snapshot(_joined(parts))
+        return [Applied()]
+
     def _heartbeat(self, frame: Heartbeat) -> list[Effect]:
         self.heartbeat_interval = frame.interval
         seq = self.store.seq
@@ -209,6 +245,24 @@ class LinkRules:
             ]
         self._behind_at = seq if behind else None
         return []
+
+
+def _joined(parts: list[SnapshotPart]) -> DispatchState:
+    """One picture from the parts of a snapshot (each incident and unit is in one)."""
+    last = parts[-1].state
+    incidents = {}
+    units = {}
+    for part in parts:
+        incidents.update(part.state.incidents)
+        units.update(part.state.units)
+    # Every part was validated as it was read: join them without validating again.
+    return DispatchState.model_construct(
+        seq=last.seq,
+        incidents=incidents,
+        units=units,
+        log_day=last.log_day,
+        log_number=last.log_number,
+    )
 
 
 def _first_error(exc: ValidationError) -> str:

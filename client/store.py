@@ -20,7 +20,6 @@ class LocalStore:
         self.state = DispatchState()
         self.synced = False  # True once a snapshot or replay has given a starting point
         self._dirty = Changes()
-        self.reset_pending = False  # a snapshot replaced everything since the last look
 
     @property
     def seq(self) -> int:
@@ -38,14 +37,17 @@ class LocalStore:
         return self.state.units
 
     def load_snapshot(self, state: DispatchState) -> None:
-        """Replace the whole picture with a snapshot from the server."""
+        """Replace the whole picture with a snapshot from the server.
+
+        The changes say so with `Changes.replaced`, the one signal of a new picture.
+        """
         touched = Changes(
             incidents=set(self.state.incidents) | set(state.incidents),
             units=set(self.state.units) | set(state.units),
+            replaced=True,
         )
         self.state = state
         self.synced = True
-        self.reset_pending = True
         self._dirty.update(touched)
 
     def apply(self, event: Event) -> Changes:
@@ -62,7 +64,6 @@ class LocalStore:
     def take_changes(self) -> Changes:
         """What changed since the last call (and clear it). Cheap when nothing did."""
         changes, self._dirty = self._dirty, Changes()
-        self.reset_pending = False
         return changes
 
     def peek_changes(self) -> Changes:

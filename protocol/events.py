@@ -29,6 +29,7 @@ from .types import type_required
 __all__ = [
     "EVENT_ADAPTER",
     "EVENT_TYPES",
+    "SERVER_EVENT_TYPES",
     "EmergencyAcknowledged",
     "Event",
     "EventBase",
@@ -39,6 +40,7 @@ __all__ = [
     "IncidentRelocated",
     "IncidentReopened",
     "IncidentRetyped",
+    "IncidentsArchived",
     "NoteAdded",
     "RiskAssessed",
     "UnitAssigned",
@@ -202,6 +204,20 @@ class IncidentLinked(EventBase):
     relation: LinkRelation
 
 
+class IncidentsArchived(EventBase):
+    """Incidents closed for longer than the server's window left the live picture.
+
+    The server records this itself, never in answer to a command, so every node and
+    console drops them at the same seq. They stay in the server's history: found by
+    reference, by time and by text through the API (docs/protocol.md).
+    """
+
+    type: Literal["incidents_archived"] = "incidents_archived"
+    references: list[str] = Field(
+        min_length=1, description="The closed incidents that leave the picture."
+    )
+
+
 class UnitBookedOn(EventBase):
     """A unit came on duty (new callsign, or a known one returning)."""
 
@@ -237,7 +253,8 @@ Event = Annotated[
     | IncidentReopened
     | IncidentLinked
     | UnitBookedOn
-    | UnitBookedOff,
+    | UnitBookedOff
+    | IncidentsArchived,
     Field(discriminator="type"),
 ]
 """Any event, told apart by its `type` field."""
@@ -263,8 +280,12 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         IncidentLinked,
         UnitBookedOn,
         UnitBookedOff,
+        IncidentsArchived,
     )
 }
+
+#: Events the server records on its own, never in answer to a command.
+SERVER_EVENT_TYPES: frozenset[str] = frozenset({"incidents_archived"})
 
 
 def parse_event(data: str | bytes | dict) -> Event:

@@ -44,6 +44,7 @@ from .events import (
     IncidentRelocated,
     IncidentReopened,
     IncidentRetyped,
+    IncidentsArchived,
     NoteAdded,
     RiskAssessed,
     UnitAssigned,
@@ -100,18 +101,24 @@ class DispatchState(BaseModel):
 
 @dataclass
 class Changes:
-    """What an event touched: incident references and unit callsigns."""
+    """What an event touched: incident references and unit callsigns.
+
+    `replaced` says a snapshot replaced the whole picture: a view must then re-read all
+    of it (the sets still name what the old and the new picture held).
+    """
 
     incidents: set[str] = field(default_factory=set)
     units: set[str] = field(default_factory=set)
+    replaced: bool = False
 
     def update(self, other: Changes) -> None:
         """Merge another set of changes into this one."""
         self.incidents |= other.incidents
         self.units |= other.units
+        self.replaced = self.replaced or other.replaced
 
     def __bool__(self) -> bool:
-        return bool(self.incidents or self.units)
+        return bool(self.incidents or self.units or self.replaced)
 
 
 def fold(events: Iterable[Event], state: DispatchState | None = None) -> DispatchState:
@@ -472,6 +479,16 @@ def _unit_booked_off(state: DispatchState, e: UnitBookedOff, changes: Changes) -
     changes.units.add(e.callsign)
 
 
+def _incidents_archived(state: DispatchState, e: IncidentsArchived, changes: Changes) -> None:
+    # Check them all before dropping any: on error the state stays exactly as it was.
+    for reference in e.references:
+        if _incident(state, reference).status != IncidentStatus.CLOSED:
+            raise InconsistentEvent(f"incident {reference} is not closed; it cannot be archived")
+    for reference in e.references:
+        del state.incidents[reference]
+    changes.incidents.update(e.references)
+
+
 _HANDLERS = {
     IncidentCreated: _incident_created,
     IncidentGraded: _incident_graded,
@@ -489,4 +506,5 @@ _HANDLERS = {
     IncidentLinked: _incident_linked,
     UnitBookedOn: _unit_booked_on,
     UnitBookedOff: _unit_booked_off,
+    IncidentsArchived: _incidents_archived,
 }

@@ -1,10 +1,15 @@
 """Stream frames: what travels over the WebSocket.
 
 The socket speaks the subprotocol named by `SUBPROTOCOL`. The client sends one
-`Subscribe`; the server answers with either a `Snapshot` or a replay of `EventFrame`s,
+`Subscribe`; the server answers with either a snapshot or a replay of `EventFrame`s,
 then `CaughtUp`, then live `EventFrame`s and a `Heartbeat` every
 `HEARTBEAT_INTERVAL` seconds when nothing else is sent. When the server cannot go on
 it closes the socket with one of the `CloseCode`s and a reason.
+
+A snapshot is one `Snapshot` frame when the picture fits in `SNAPSHOT_PART_BYTES`;
+a larger picture comes as `SnapshotPart` frames 1..n of the picture at one seq, none
+larger than that (unless one incident alone is), so a client with a WebSocket library's
+default 1 MiB message limit can always read it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ __all__ = [
     "CLIENT_FRAME_ADAPTER",
     "HEARTBEAT_INTERVAL",
     "SERVER_FRAME_ADAPTER",
+    "SNAPSHOT_PART_BYTES",
     "SUBPROTOCOL",
     "CaughtUp",
     "ClientFrame",
@@ -41,6 +47,7 @@ __all__ = [
     "Heartbeat",
     "ServerFrame",
     "Snapshot",
+    "SnapshotPart",
     "Subscribe",
 ]
 
@@ -49,6 +56,12 @@ SUBPROTOCOL = "cadterm.v1"
 #: Seconds between heartbeats on an otherwise quiet stream. A client that hears nothing
 #: for three intervals should treat the connection as dead and resume.
 HEARTBEAT_INTERVAL = 5.0
+#: The largest snapshot frame the server sends, in bytes of JSON text: a quarter of the
+#: 1 MiB that WebSocket libraries accept by default. Only an incident that alone
+#: serialises to more than this travels in a larger part (of its own).
+SNAPSHOT_PART_BYTES = 256 * 1024
+
+SnapshotReason = Literal["requested", "older_than_retention", "ahead_of_server"]
 
 
 class CloseCode(IntEnum):
@@ -88,7 +101,24 @@ class Snapshot(_Frame):
     """Server -> client: the whole picture at `state.seq`; events after it follow."""
 
     type: Literal["snapshot"] = "snapshot"
-    reason: Literal["requested", "older_than_retention", "ahead_of_server"]
+    reason: SnapshotReason
+    state: DispatchState
+
+
+class SnapshotPart(_Frame):
+    """Server -> client: part `part` of `parts` of the picture at `seq`.
+
+    Each part's `state` holds some of the incidents and units, with the picture's `seq`,
+    `log_day` and `log_number`; together the parts hold them all, each once. The client
+    replaces its picture only when the last part has arrived, so it never shows a
+    half-loaded one; a connection cut between parts leaves the old picture as it was.
+    """
+
+    type: Literal["snapshot_part"] = "snapshot_part"
+    reason: SnapshotReason
+    seq: StrictInt = Field(ge=0, description="Seq of the picture the parts make up.")
+    part: StrictInt = Field(ge=1, description="This part's number, from 1.")
+    parts: StrictInt = Field(ge=2, description="How many parts make up the picture.")
     state: DispatchState
 
 
@@ -125,7 +155,8 @@ class ErrorFrame(_Frame):
 
 ClientFrame = Subscribe
 ServerFrame = Annotated[
-    Snapshot | EventFrame | CaughtUp | Heartbeat | ErrorFrame, Field(discriminator="type")
+    Snapshot | SnapshotPart | EventFrame | CaughtUp | Heartbeat | ErrorFrame,
+    Field(discriminator="type"),
 ]
 
 CLIENT_FRAME_ADAPTER: TypeAdapter[Subscribe] = TypeAdapter(Subscribe)

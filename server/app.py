@@ -30,6 +30,7 @@ from cadterm.protocol.types import normalise_callsign
 
 from .config import ServerConfig
 from .guard import GuardMiddleware, TokenBucket, mark_refused, retry_after
+from .history_routes import register_history
 from .responses import PROBLEM_JSON, problem_response
 from .service import DispatchService, Outcome
 from .stream import serve_stream
@@ -128,6 +129,7 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         # elsewhere learns nothing: a path with a trailing slash is simply not found.
         redirect_slashes=False,
     )
+    history = register_history(app, service, config)
     app.add_middleware(
         GuardMiddleware, authenticator=authenticator, limits=limits, bad_requests=bad_requests
     )
@@ -249,7 +251,10 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         # Looked up as stored, then as the door would have normalised it ("0042-27nov26").
         incidents = service.state.incidents
         incident = incidents.get(reference) or incidents.get(normalise_callsign(reference))
-        if incident is None:
+        if incident is None:  # closed long ago: archived out of the picture
+            archived = await service.run_read(history.find, normalise_callsign(reference))
+            if archived is not None:
+                return Response(archived, media_type="application/json")
             return problem_response(
                 Problem.of(ProblemCode.UNKNOWN_INCIDENT, f"no incident {reference!r}")
             )

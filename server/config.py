@@ -33,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import Role
+from cadterm.protocol.frames import SNAPSHOT_PART_BYTES
 from cadterm.protocol.types import OperatorId, workstation_for_this_machine
 
 from .auth import hash_token, new_token
@@ -136,6 +137,21 @@ class Limits(BaseModel):
     )
     stream_close_timeout: float = Field(
         default=5.0, gt=0, description="Seconds a stream's closing handshake may take."
+    )
+    snapshot_part_bytes: int = Field(
+        default=SNAPSHOT_PART_BYTES,
+        ge=4096,
+        le=SNAPSHOT_PART_BYTES,
+        description="Largest snapshot frame sent, in bytes; a larger picture goes in parts.",
+    )
+    closed_window: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        description="Seconds a closed incident stays in the live picture (default one "
+        "12-hour shift); older ones are archived and found through the history API.",
+    )
+    archive_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between looks for closed incidents to archive."
     )
 
 

@@ -4,7 +4,8 @@ Publishing never waits for a subscriber. Each has a bounded queue of frames; whe
 subscriber's queue is full it has fallen behind, so the hub drops it and marks it
 `overflowed`, and its connection is closed with `CloseCode.RESUME` so the client resumes
 from the last event it applied. One slow console therefore costs the others nothing.
-Each frame is serialised once, however many subscribers receive it.
+Each frame is serialised once, however many subscribers receive it, and so is each
+picture a subscriber is sent as its snapshot (see `snapshot_frames`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import asyncio
 from collections import deque
 
 from cadterm.protocol.domain import Operator
+from cadterm.protocol.fold import DispatchState
+
+from .snapshot_parts import snapshot_frames
 
 __all__ = ["Hub", "Subscriber"]
 
@@ -73,6 +77,21 @@ class Hub:
         self.queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
         self.cut_off = 0  # subscribers dropped for falling behind, for health reporting
+        self._snapshot: tuple[tuple[int, str, int], list[str]] | None = None
+
+    def snapshot_frames(self, state: DispatchState, reason: str, limit: int) -> list[str]:
+        """The frames of the picture at `state.seq`, kept while the picture stays there.
+
+        Consoles often connect together (a shift change, a restart): the second and
+        later at the same seq are sent the same frames without serialising again.
+        """
+        key = (state.seq, reason, limit)
+        cached = self._snapshot
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        frames = snapshot_frames(state, reason, limit)
+        self._snapshot = (key, frames)
+        return frames
 
     def __len__(self) -> int:
         return len(self._subscribers)

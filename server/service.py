@@ -151,6 +151,28 @@ class DispatchService:
             await self._maybe_snapshot()
             return outcome
 
+    async def record(
+        self, build: Callable[[DispatchState, int, datetime], Event | None]
+    ) -> Event | None:
+        """Record an event of the server's own (archiving), not caused by a command.
+
+        `build` is called under the command lock with the picture, the next seq and the
+        time, and returns the event to record or None for nothing to do. The event is
+        appended, folded and published exactly as a command's is.
+        """
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            event = build(self.state, self.state.seq + 1, self.clock())
+            if event is None:
+                return None
+            # The store keeps an answer with every event; this one is under an operator
+            # id no token can carry, so no retry can ever find it.
+            record = StoredCommand(f"server-{event.seq}", "@server", "", 200, "{}", event.seq)
+            await loop.run_in_executor(self._writer, self.store.append, event, record)
+            self._publish(event)
+            await self._maybe_snapshot()
+            return event
+
     def _replay(self, stored: StoredCommand, operator: Operator, print_: str) -> Outcome:
         """The first answer to a command this operator retried with the same key."""
         # Only this operator's own commands are found, so a mismatch can reveal nothing

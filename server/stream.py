@@ -166,10 +166,11 @@ async def _stream_events(
             hub.unsubscribe(subscriber)
             subscriber = hub.subscribe(operator)
             head = service.head
-            snapshot = await _snapshot_at(service, head)
-            await websocket.send_text(
-                '{"type":"snapshot","reason":"' + reason + '","state":' + snapshot + "}"
-            )
+            # Every part is cut from the picture at `head` in this one call, with no
+            # await before it: the parts make one picture at one seq.
+            frames = hub.snapshot_frames(service.state, reason, limits.snapshot_part_bytes)
+            for frame in frames:
+                await websocket.send_text(frame)
         else:
             after = since
             while after < head:
@@ -188,14 +189,6 @@ async def _stream_events(
         await _pump(websocket, subscriber, service, limits)
     finally:
         hub.unsubscribe(subscriber)
-
-
-async def _snapshot_at(service: DispatchService, head: int) -> str:
-    """The picture at exactly `head`, taken before any later event was folded."""
-    text = service.snapshot_json()
-    if service.head != head:  # pragma: no cover - snapshot_json never awaits
-        raise RuntimeError("picture moved while taking a snapshot")
-    return text
 
 
 async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limits: Any):

@@ -138,6 +138,8 @@ async def test_goes_live_on_an_empty_backend(backend: Backend) -> None:
         assert client.status.last_frame_at is not None
         assert client.seq == 0
         assert client.incidents == {} and client.units == {}
+        # The empty snapshot still replaced the picture, and says so once.
+        assert client.take_changes() == Changes(replaced=True)
         assert not client.take_changes()
 
 
@@ -155,7 +157,9 @@ async def test_goes_live_from_a_snapshot_of_a_busy_backend(backend: Backend) -> 
         assert second.incidents[reference].assigned == ["AB2"]
         assert second.units["AB2"].incident == reference
         # The snapshot touched everything: the first look at the change feed says so.
-        assert second.take_changes() == Changes(incidents={reference}, units={"AB1", "AB2", "AB3"})
+        assert second.take_changes() == Changes(
+            incidents={reference}, units={"AB1", "AB2", "AB3"}, replaced=True
+        )
 
 
 async def test_a_fault_in_the_client_stops_the_link_with_its_reason(backend: Backend) -> None:
@@ -402,8 +406,9 @@ async def test_take_changes_names_exactly_what_was_touched(backend: Backend) -> 
         other = await create_incident(client, incident_type="BURGLARY")
         for callsign in ("AB1", "AB2", "AB3"):
             await book_on(client, callsign)
+        # The first look also hears of the going-live snapshot (of an empty picture).
         assert client.take_changes() == Changes(
-            incidents={reference, other}, units={"AB1", "AB2", "AB3"}
+            incidents={reference, other}, units={"AB1", "AB2", "AB3"}, replaced=True
         )
 
         await client.execute(client.command("assign_unit", reference=reference, callsign="AB2"))
@@ -426,8 +431,9 @@ async def test_watch_yields_batches_of_changes(backend: Backend) -> None:
         async def consume() -> None:
             async with contextlib.aclosing(client.watch()) as feed:
                 async for batch in feed:
-                    if not batch:
-                        # Only a snapshot that replaced the picture may be empty.
+                    if not (batch.incidents or batch.units):
+                        # Only a snapshot that replaced the picture may name nothing.
+                        assert batch.replaced, "empty batch"
                         assert client.state.seq == 0 or batches == [], "empty batch"
                         continue
                     batches.append(batch)
@@ -446,7 +452,8 @@ async def test_watch_yields_batches_of_changes(backend: Backend) -> None:
         everything = Changes()
         for batch in batches:
             everything.update(batch)
-        assert everything == Changes(incidents={reference}, units={"AB1", "AB2"})
+        # (The first batch may also carry the going-live snapshot's `replaced`.)
+        assert (everything.incidents, everything.units) == ({reference}, {"AB1", "AB2"})
         assert not client.take_changes()  # watch() consumed them
 
 

@@ -353,11 +353,11 @@ async def test_a_failing_worker_is_reported_and_the_console_carries_on() -> None
         original = app.apply_changes
         failures = []
 
-        def broken_once(incidents: set[str], units: set[str]) -> None:
+        def broken_once(incidents: set[str], units: set[str], **options: bool) -> None:
             if not failures:
                 failures.append(True)
                 raise ValueError("a formatter bug")
-            original(incidents, units)
+            original(incidents, units, **options)
 
         app.apply_changes = broken_once  # type: ignore[method-assign]
         client.store._dirty.units.add("CD34")

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from cadterm.client.link import Applied, LinkRules, Live, Resume, Send, Stop
 from cadterm.client.store import LocalStore
 from cadterm.protocol.events import UnitBookedOn
-from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.fold import DispatchState, fold
 from cadterm.protocol.frames import (
     CaughtUp,
     CloseCode,
@@ -26,6 +26,7 @@ from cadterm.protocol.frames import (
     EventFrame,
     Heartbeat,
     Snapshot,
+    SnapshotPart,
 )
 
 AT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -44,6 +45,34 @@ def beat(seq: int, interval: float = 5.0) -> str:
 
 def caught_up(seq: int) -> str:
     return CaughtUp(seq=seq).model_dump_json()
+
+
+def picture(seq: int) -> DispatchState:
+    """The server's picture after `seq` events: units U1..U<seq>."""
+    return fold(
+        UnitBookedOn(
+            seq=n, at=AT, operator="op", workstation="ws", callsign=f"U{n}", unit_type="van"
+        )
+        for n in range(1, seq + 1)
+    )
+
+
+def parts_of(state: DispatchState, parts: int) -> list[str]:
+    """The picture as `parts` snapshot parts, its units dealt out in turn."""
+    callsigns = sorted(state.units)
+    return [
+        SnapshotPart(
+            reason="requested",
+            seq=state.seq,
+            part=number,
+            parts=parts,
+            state=DispatchState(
+                seq=state.seq,
+                units={c: state.units[c] for c in callsigns[number - 1 :: parts]},
+            ),
+        ).model_dump_json()
+        for number in range(1, parts + 1)
+    ]
 
 
 @pytest.fixture
@@ -127,6 +156,62 @@ def test_a_snapshot_replaces_the_picture(rules: LinkRules) -> None:
     snapshot = Snapshot(reason="requested", state=DispatchState(seq=7)).model_dump_json()
     assert rules.received(snapshot, 0.1) == [Applied()]
     assert rules.store.seq == 7 and not rules.store.units
+
+
+def test_a_snapshot_in_parts_replaces_the_picture_only_at_its_last_part(
+    rules: LinkRules,
+) -> None:
+    rules.received(booked(1), 0.0)
+    *first, last = parts_of(picture(9), 3)
+    for frame in first:
+        assert rules.received(frame, 0.1) == []
+        assert rules.store.seq == 1 and sorted(rules.store.units) == ["U1"]
+    assert rules.received(last, 0.2) == [Applied()]
+    assert rules.store.state == picture(9)
+    assert rules.received(caught_up(9), 0.3) == [Live()]
+
+
+def test_a_cut_mid_snapshot_keeps_the_old_picture_and_starts_again(rules: LinkRules) -> None:
+    rules.received(booked(1), 0.0)
+    frames = parts_of(picture(6), 3)
+    rules.received(frames[0], 0.1)
+    (effect,) = rules.closed(None)
+    assert isinstance(effect, Resume)
+    assert rules.store.seq == 1 and sorted(rules.store.units) == ["U1"]
+    (send,) = rules.opened(1.0)
+    assert json.loads(send.text) == {"type": "subscribe", "since": 1}
+    # The new connection's parts stand on their own; nothing of the cut one is kept.
+    for frame in parts_of(picture(7), 2):
+        rules.received(frame, 1.1)
+    assert rules.store.state == picture(7)
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda mine, other: mine[2],  # part 3 straight after part 1
+        lambda mine, other: mine[0],  # part 1 again
+        lambda mine, other: other[1],  # part 2 of a picture at another seq
+        lambda mine, other: booked(1),  # an event before the last part
+        lambda mine, other: caught_up(4),
+        lambda mine, other: beat(4),
+    ],
+    ids=["part-skipped", "part-repeated", "other-seq", "event", "caught-up", "heartbeat"],
+)
+def test_anything_but_the_next_part_resumes_and_keeps_the_old_picture(
+    rules: LinkRules, wrong
+) -> None:
+    mine = parts_of(picture(4), 3)
+    other = parts_of(picture(5), 3)
+    assert rules.received(mine[0], 0.0) == []
+    (effect,) = rules.received(wrong(mine, other), 0.1)
+    assert isinstance(effect, Resume) and effect.reason
+    assert rules.store.seq == 0 and not rules.store.units
+    # The next connection's snapshot starts from nothing gathered.
+    rules.opened(1.0)
+    for frame in mine:
+        rules.received(frame, 1.1)
+    assert rules.store.state == picture(4)
 
 
 @pytest.mark.parametrize(
@@ -252,6 +337,25 @@ class LinkMachine(RuleBasedStateMachine):
     def caught_up(self) -> None:
         if self.sent == self.head:
             self.feed(caught_up(self.head))
+
+    @rule(parts=st.integers(2, 4), cut_after=st.integers(1, 5))
+    def snapshot_in_parts(self, parts: int, cut_after: int) -> None:
+        """The server sends the picture at its head in parts; the link may be cut."""
+        if not self.listening or self.sent != self.rules.store.seq or self.lost:
+            return
+        before = self.rules.store.state.model_copy(deep=True)
+        frames = parts_of(picture(self.head), parts)
+        for number, frame in enumerate(frames, start=1):
+            if number > cut_after:  # cut between parts: nothing of them is applied
+                self.rules.closed(None)
+                self.ended = True
+                assert self.rules.store.state == before
+                return
+            self.feed(frame)
+            if number < parts:
+                assert not self.ended and self.rules.store.state == before
+        self.sent = self.head
+        assert self.rules.store.state == picture(self.head)
 
     @rule(seconds=st.floats(0, 20))
     def time_passes(self, seconds: float) -> None:

@@ -243,13 +243,18 @@ class CadApp(App[None]):
     async def _follow_changes(self) -> None:
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():
-            self.apply_changes(changes.incidents, changes.units)
+            self.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
             await asyncio.sleep(FRAME)
 
-    def apply_changes(self, incidents: set[str], units: set[str]) -> None:
-        """Apply one batch of changed incidents and units to the boards."""
+    def apply_changes(
+        self, incidents: set[str], units: set[str], *, replaced: bool = False
+    ) -> None:
+        """Apply one batch of changed incidents and units to the boards.
+
+        `replaced`: a snapshot replaced the whole picture, so every board is reloaded.
+        """
         self._last_event_at = self.clock()
-        if self.queue.state is not self.client.state:  # a snapshot replaced the picture
+        if replaced:
             self._reload()
         else:
             with self.batch_update():

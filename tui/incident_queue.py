@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -28,9 +29,25 @@ _STATUS = {
 _MARK = {Level.OK: "", Level.WARN: "!", Level.BREACH: "!!", Level.MET: "\u2713", Level.UNKNOWN: ""}
 
 
+#: Width of the queue's REF column: ``0042-27NOV`` and ``50003-27`` both fit.
+REF_WIDTH = 10
+
+_DAILY_REFERENCE = re.compile(r"(\d{4,})-(\d{2})([A-Z]{3})\d{2}")
+
+
 def short_reference(reference: str) -> str:
-    """``0042-27NOV26`` -> ``0042-27NOV``: the number and day, as dispatchers say it."""
-    return reference[:-2] if len(reference) == 12 else reference
+    """The number and day, as dispatchers say it, in at most `REF_WIDTH` characters.
+
+    ``0042-27NOV26`` -> ``0042-27NOV``. Past 9,999 in a day the month goes instead of
+    the column growing (``50003-27NOV26`` -> ``50003-27``): the day of the month still
+    tells today's log from yesterday's, and every column after REF stays put.
+    """
+    match = _DAILY_REFERENCE.fullmatch(reference)
+    if match is None:
+        return reference
+    number, day, month = match.groups()
+    short = f"{number}-{day}{month}"
+    return short if len(short) <= REF_WIDTH else f"{number}-{day}"
 
 
 def _sort_key(incident: Incident) -> tuple:
@@ -195,7 +212,7 @@ class IncidentQueue(Board):
     @staticmethod
     def _widths(width: int) -> tuple[int, int, int]:
         """Widths of the type, location and units columns for this board width."""
-        fixed = 10 + 1 + 2 + 1 + 9 + 1 + 5 + 1 + 6 + 1
+        fixed = REF_WIDTH + 1 + 2 + 1 + 9 + 1 + 5 + 1 + 6 + 1
         rest = max(10, width - fixed)
         units = min(18, max(5, rest // 4))
         return 9, rest - units - 1, units
@@ -203,7 +220,7 @@ class IncidentQueue(Board):
     def render_header(self, width: int) -> Text:
         type_w, loc_w, units_w = self._widths(width)
         return Text(
-            f"{'REF':<10} {'G':<2} {'TYPE':<{type_w}} {'STAT':<5} {'AGE':<6} "
+            f"{'REF':<{REF_WIDTH}} {'G':<2} {'TYPE':<{type_w}} {'STAT':<5} {'AGE':<6} "
             f"{'LOCATION':<{loc_w}} {'UNITS':<{units_w}}"
         )
 
@@ -216,7 +233,7 @@ class IncidentQueue(Board):
         self._shown_age[key] = (age, level)
         grade = int(incident.grade)
         row = Text()
-        row.append(f"{short_reference(incident.reference):<10} ")
+        row.append(f"{short_reference(incident.reference)[:REF_WIDTH]:<{REF_WIDTH}} ")
         row.append(f"{grade:<2}", style=self.get_component_rich_style(f"queue--grade-{grade}"))
         row.append(" ")
         row.append(f"{clean_line(incident.incident_type)[:type_w]:<{type_w}} ")
