@@ -9,7 +9,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from console_helpers import body_text
-from test_console import book_on, create, number, open_console, post_command, seen
+from test_console import (
+    book_on,
+    create,
+    number,
+    open_console,
+    post_command,
+    seen,
+    server_unit,
+)
 from textual.widgets import Static
 
 from cadterm.protocol.drafts import draft
@@ -131,3 +139,30 @@ async def test_an_emergency_rings_again_until_acknowledged_and_refusals_do_not(b
         ticks = console.app.ticks
         await console.until(lambda: console.app.ticks >= ticks + 2, what="two ticks")
         assert len(console.bells) == rang
+
+
+async def test_moving_the_only_unit_off_an_urgent_incident_asks_first(backend, tmp_path):
+    book_on(backend, "AB12")
+    book_on(backend, "AB13")
+    urgent = create(backend, "7 Mill Road", grade=1, incident_type="ASSAULT")
+    routine = create(backend, "3 Park Lane", grade=3)
+    async with open_console(backend.url, tmp_path) as console:
+        await seen(console, urgent, routine)
+        await console.line(f"a {number(urgent)} AB12")
+        await console.done("assign")
+        await console.until(lambda: console.client.state.units["AB12"].incident == urgent)
+
+        for line in (f"sd {number(urgent)} AB12", "off AB12", f"dv {number(routine)} AB12"):
+            await console.line(line)
+            warning = await console.refused()
+            assert f"AB12 is the only unit on {urgent} (grade 1)" in warning, line
+            assert console.input.value == f"!{line}"
+            await console.keys.press("escape")  # thought better of it
+        assert server_unit(backend, "AB12")["incident"] == urgent  # nothing was sent
+
+        # With a second unit on it, AB12 may go without a question.
+        await console.line(f"a {number(urgent)} AB13")
+        await console.done("assign")
+        await console.until(lambda: "AB13" in console.client.state.incidents[urgent].assigned)
+        await console.line(f"dv {number(routine)} AB12")
+        await console.done("divert")

@@ -5,9 +5,10 @@ Three kinds, shown in this order, each acknowledged on its own:
 - **EMERGENCY**: a unit in state 0. It comes from the picture and lasts until someone
   acknowledges it on the server (every console sees the acknowledgement). Its bell
   repeats until then.
-- **BREACHED GRADE 1**: an open grade 1 whose attendance target has passed with nobody
-  at scene. Raised once, when the target passes; it rings.
-- **NEW GRADE 1**: a grade 1 opened since this console started. It rings once.
+- **BREACHED GRADE 1**: a grade 1 whose attendance target has passed with nobody at
+  scene (resourced or not). Raised once, when the target passes; it rings.
+- **NEW GRADE 1**: a grade 1 opened since this console started. It rings once, and
+  goes when a unit is assigned.
 
 The two incident alarms are this console's own: acknowledged here (``ack REF``, or
 ``ack`` for the top alarm), they go; they also go when the incident closes, and a breach
@@ -77,8 +78,9 @@ class AlarmTracker:
                         f"at {incident.location.address} - 'ack {short_reference(reference)}'"
                     )
                     ring = True
-            if incident.status != IncidentStatus.OPEN:
+            if incident.status != IncidentStatus.OPEN:  # resourced: no longer "new"
                 self.new_grade_ones.pop(reference, None)
+            if incident.status == IncidentStatus.CLOSED:
                 self.breaches.pop(reference, None)
         for callsign in units:
             unit = state.units.get(callsign)
@@ -102,7 +104,7 @@ class AlarmTracker:
         """
         ring = False
         for reference, incident in state.incidents.items():
-            if incident.grade != Grade.EMERGENCY or incident.status != IncidentStatus.OPEN:
+            if incident.grade != Grade.EMERGENCY or incident.status == IncidentStatus.CLOSED:
                 continue
             level = attendance_alert(incident, state, now, policy).level
             if level != Level.BREACH:

@@ -28,6 +28,7 @@ from . import grammar
 from .alerts import EMERGENCY, AlarmTracker
 from .command_line import CommandLine
 from .detail import recommendation_text
+from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
 from .unit_board import UnitBoard
 
@@ -122,14 +123,34 @@ class CommandController:
         )
 
     def submit(self, line: str) -> None:
-        """Read one line the operator entered and do what it says."""
+        """Read one line the operator entered and do what it says.
+
+        A line that would leave an urgent incident with no unit is not sent: it stays
+        on the command line with the reason, and goes when entered again starting
+        with ``!`` (see `cover`).
+        """
         if not line.strip():
             return
+        forced = line.lstrip().startswith(FORCE)
+        text = line.lstrip()[1:] if forced else line
         try:
-            action = grammar.parse(line, self.parse_context())
+            action = grammar.parse(text, self.parse_context())
         except grammar.ParseError as error:
-            self.views.command_line.show_error(line, error.message, error.start, error.end)
+            offset = len(line) - len(text)
+            self.views.command_line.show_error(
+                line, error.message, error.start + offset, error.end + offset
+            )
             return
+        if isinstance(action, grammar.Dispatch) and not forced:
+            warnings = left_unresourced(self.client.state, action.commands)
+            if warnings:
+                self.views.command_line.show_error(
+                    f"{FORCE}{line.lstrip()}",
+                    f"{'; '.join(warnings)}. Enter to send anyway, Escape to think again",
+                    0,
+                    0,
+                )
+                return
         self.run(action)
 
     def run(self, action: grammar.Action) -> None:
