@@ -47,6 +47,7 @@ from _common import (
     seed_bulk,
     seed_store,
 )
+from _speed import machine_speed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = "throughput"
@@ -78,6 +79,8 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     emit(BENCH, kind="machine", **machine())
+    speed = machine_speed()
+    emit(BENCH, kind="speed", **speed)
     cases: list[tuple[str, int]] = [(f"{int(n):,}", int(n)) for n in args.lengths.split(",")]
     if args.shift:
         cases.append(("100k-shift", 100_000))
@@ -142,6 +145,12 @@ def main() -> int:
             f"{res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
             f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f}"
         )
+    speed_after = machine_speed()
+    emit(BENCH, kind="speed", when="end", **speed_after)
+    print(
+        f"machine speed: json.loads {speed['json_loads_per_s']:,}/s at the start, "
+        f"{speed_after['json_loads_per_s']:,}/s at the end"
+    )
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
 

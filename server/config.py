@@ -137,6 +137,29 @@ class Limits(BaseModel):
     stream_close_timeout: float = Field(
         default=5.0, gt=0, description="Seconds a stream's closing handshake may take."
     )
+    idempotency_window: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Seconds a command's answer is kept for retries; older ones are pruned.",
+    )
+    commit_batch: int = Field(
+        default=256, ge=1, description="Most commands written in one group commit."
+    )
+    snapshot_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest time between snapshots while events arrive.",
+    )
+    snapshot_log_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="Event JSON written since the last snapshot that triggers the next.",
+    )
+    upkeep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between WAL checkpoints and idempotency pruning passes.",
+    )
 
 
 class ServerConfig(BaseModel):
