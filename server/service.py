@@ -224,7 +224,7 @@ class DispatchService:
                 refused.append(record)
             else:
                 done.accepted.append(accepted)
-        self.store.commit(done.accepted, refused, time.time())
+        self.store.commit(done.accepted, refused, self.clock().timestamp())
         return done
 
     def _decide(
