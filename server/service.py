@@ -35,6 +35,7 @@ from .config import ServerConfig
 from .draft import draft_of
 from .hub import Hub
 from .live_config import LiveConfig
+from .picture_json import PictureJson, PictureParts
 from .rules import Codes, Refused, decide
 from .store.base import Accepted, EventStore, StoredCommand
 
@@ -112,6 +113,8 @@ class DispatchService:
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
         self.state = self._rebuild()
+        # Each incident's and unit's JSON, so a snapshot re-serialises only what changed.
+        self._json = PictureJson(self.state)
         # One writer thread keeps appends in order; readers get their own threads so a
         # long replay never holds up a command; upkeep (snapshots, pruning, checkpoints)
         # has its own so nothing it does is ever queued ahead of an append.
@@ -184,7 +187,7 @@ class DispatchService:
             # Durable now: fold, publish and answer with no await in between, so the
             # picture, the hub and the head move together.
             for item in done.accepted:
-                apply(self.state, item.event)
+                self._json.touched(apply(self.state, item.event))
                 self.hub.publish('{"type":"event","event":' + item.body + "}")
                 self._since_snapshot += 1
                 self._bytes_since_snapshot += len(item.body)
@@ -290,9 +293,9 @@ class DispatchService:
             return
         self._since_snapshot = self._bytes_since_snapshot = 0
         self._last_snapshot = time.monotonic()
-        seq = self.state.seq
-        text = self.snapshot_json()
-        self._run_upkeep(self._save_and_tidy, seq, text)
+        # Only what changed since the last snapshot is serialised here; the texts are
+        # joined and written on the upkeep thread.
+        self._run_upkeep(self._save_and_tidy, self._json.parts())
 
     def _upkeep_busy(self) -> bool:
         return self._upkeep_running is not None and not self._upkeep_running.done()
@@ -313,8 +316,8 @@ class DispatchService:
         elif not self._upkeep_busy():
             self._run_upkeep(self._tidy)
 
-    def _save_and_tidy(self, seq: int, text: str) -> None:
-        self.store.save_snapshot_json(seq, text)
+    def _save_and_tidy(self, parts: PictureParts) -> None:
+        self.store.save_snapshot_json(parts.seq, parts.join())
         self._tidy()
 
     def _tidy(self) -> None:
@@ -337,7 +340,7 @@ class DispatchService:
         cached = self._snapshot_cache
         if cached is not None and cached[0] == self.state.seq:
             return cached[1]
-        text = self.state.model_dump_json()
+        text = self._json.parts().join()
         self._snapshot_cache = (self.state.seq, text)
         return text
 
@@ -351,8 +354,10 @@ class DispatchService:
         if self._upkeep_running is not None:
             await asyncio.gather(self._upkeep_running, return_exceptions=True)
         if self._since_snapshot:
-            seq, text = self.state.seq, self.snapshot_json()
-            await loop.run_in_executor(self._upkeep, self.store.save_snapshot_json, seq, text)
+            parts = self._json.parts()
+            await loop.run_in_executor(
+                self._upkeep, self.store.save_snapshot_json, parts.seq, parts.join()
+            )
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self._upkeep.shutdown(wait=True)
