@@ -184,16 +184,20 @@ class DispatchService:
                     if not pending.answer.done():
                         pending.answer.set_result(_problem_outcome(_INTERNAL))
                 continue
-            # Durable now: fold, publish and answer with no await in between, so the
-            # picture, the hub and the head move together.
-            for item in done.accepted:
-                self._json.touched(apply(self.state, item.event))
-                self.hub.publish('{"type":"event","event":' + item.body + "}")
-                self._since_snapshot += 1
-                self._bytes_since_snapshot += len(item.body)
-            for pending, outcome in zip(batch, done.outcomes, strict=True):
-                if not pending.answer.done():
-                    pending.answer.set_result(outcome)
+            try:
+                # Durable now: fold, publish and answer with no await in between, so the
+                # picture, the hub and the head move together.
+                for item in done.accepted:
+                    self._json.touched(apply(self.state, item.event))
+                    self.hub.publish('{"type":"event","event":' + item.body + "}")
+                    self._since_snapshot += 1
+                    self._bytes_since_snapshot += len(item.body)
+            finally:
+                # The answers are true whatever happened after the commit: never leave
+                # a sender waiting.
+                for pending, outcome in zip(batch, done.outcomes, strict=True):
+                    if not pending.answer.done():
+                        pending.answer.set_result(outcome)
             self._maybe_snapshot()
 
     def _write_batch(self, batch: list[_Pending]) -> _Batch:
