@@ -20,7 +20,7 @@ from cadterm.protocol.domain import Operator, Role, UnitType
 from cadterm.protocol.fold import fold
 from cadterm.server.config import Limits, ServerConfig
 from cadterm.server.service import DispatchService
-from cadterm.server.store.base import Accepted, StoredCommand
+from cadterm.server.store.base import Accepted, StoredCommand, StoreError
 from cadterm.server.store.sqlite import SQLiteEventStore
 
 DISPATCHER = Operator(id=OPERATOR_IDS[Role.DISPATCHER], name="Test", role=Role.DISPATCHER)
@@ -213,3 +213,41 @@ def test_a_command_completes_while_a_snapshot_write_is_held_open(tmp_path: Path)
         assert reopened.head() == 5
         snapshot = reopened.load_snapshot()
         assert snapshot is not None and snapshot.seq >= 1
+
+
+class FailingOnceStore(SQLiteEventStore):
+    """The real store, whose next commit fails as a full disk would."""
+
+    fail_next = False
+
+    def commit(
+        self, accepted: Sequence[Accepted], refused: Sequence[StoredCommand], at: float
+    ) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise StoreError("disk full")
+        super().commit(accepted, refused, at)
+
+
+def test_a_failed_commit_applies_nothing_and_the_next_one_carries_on(tmp_path: Path) -> None:
+    store = FailingOnceStore(tmp_path / "log.db")
+    service = DispatchService(store, _config())
+
+    async def scenario():
+        await _send(service, [(book_on("BX01", "fail-key-0001"), DISPATCHER)])
+        store.fail_next = True
+        failed = await _send(
+            service, [(locate("BX01", f"fail-key-{n:04d}"), DISPATCHER) for n in range(2, 6)]
+        )
+        head_after_failure = service.head
+        retried = await _send(service, [(locate("BX01", "fail-key-0002"), DISPATCHER)])
+        await service.close()
+        return failed, head_after_failure, retried
+
+    failed, head_after_failure, retried = asyncio.run(scenario())
+    assert [a.status for a in failed] == [500] * 4
+    assert head_after_failure == 1  # nothing of the failed batch reached the picture
+    # Nothing was stored either, so the retry is carried out, at the next seq.
+    assert json.loads(retried[0].body)["seq"] == 2
+    with SQLiteEventStore(tmp_path / "log.db") as reopened:
+        assert [e.seq for e in reopened.events_after(0)] == [1, 2]
