@@ -210,12 +210,15 @@ class DispatchService:
         draft = draft_of(self.state)
         done = _Batch()
         refused: list[StoredCommand] = []
-        # Answers decided in this batch, for a retry that arrives in the same batch.
-        fresh: dict[tuple[str, str], StoredCommand] = {}
+        # Answers stored before, found in one look-up, and those decided in this batch
+        # (for a retry that arrives in the same batch).
+        fresh = self.store.find_commands(
+            [(p.operator.id, p.command.idempotency_key) for p in batch]
+        )
         for pending in batch:
             command, operator = pending.command, pending.operator
             ident = (operator.id, command.idempotency_key)
-            stored = fresh.get(ident) or self.store.find_command(*ident)
+            stored = fresh.get(ident)
             if stored is not None:
                 done.outcomes.append(self._replay(stored, operator, pending.fingerprint))
                 continue

@@ -103,6 +103,15 @@ class EventStore(Protocol):
         """
         ...
 
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        """`find_command` for many ``(operator, idempotency_key)`` pairs in one look-up.
+
+        Only the pairs that are stored appear in the answer.
+        """
+        ...
+
     def read(self, after: int, limit: int) -> list[Event]:
         """Up to `limit` events with seq > `after`, in order."""
         ...

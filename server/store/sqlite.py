@@ -506,6 +506,27 @@ class SQLiteEventStore:
             return None
         return StoredCommand(*row)
 
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        """`find_command` for many ``(operator, idempotency_key)`` pairs in one look-up."""
+        found: dict[tuple[str, str], StoredCommand] = {}
+        unique = list(dict.fromkeys(keys))
+        # Half of SQLite's smallest default limit on bound values (999) per query.
+        for start in range(0, len(unique), 400):
+            chunk = unique[start : start + 400]
+            pairs = ",".join("(?, ?)" for _ in chunk)
+            with self._connection() as conn:
+                rows = conn.execute(
+                    "SELECT idempotency_key, operator, fingerprint, status, body, seq"
+                    f" FROM commands WHERE (operator, idempotency_key) IN (VALUES {pairs})",
+                    [value for pair in chunk for value in pair],
+                ).fetchall()
+            for row in rows:
+                stored = StoredCommand(*row)
+                found[(stored.operator, stored.idempotency_key)] = stored
+        return found
+
     def read(self, after: int, limit: int) -> list[Event]:
         """Up to `limit` events with seq > `after`, in order."""
         if limit <= 0:
