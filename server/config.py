@@ -178,7 +178,11 @@ class ServerConfig(BaseModel):
         "no Origin header (consoles, scripts) are not affected.",
     )
     limits: Limits = Field(default_factory=Limits)
-    snapshot_every: int = Field(default=1000, ge=1, description="Events between snapshots.")
+    snapshot_every: int = Field(
+        default=1000,
+        ge=1,
+        description="Most events between snapshots (see Limits for time and size).",
+    )
     retain_events: int = Field(default=100_000, ge=0, description="Events kept before a snapshot.")
     timezone: str = Field(
         default="Europe/London", description="Control room's time zone, for log references."
