@@ -641,3 +641,18 @@ def test_prune_commands_forgets_only_answers_older_than_the_cut(store: SQLiteEve
     assert store.head() == 5000  # events are not touched
     frames, copied = store.checkpoint()
     assert copied <= frames
+
+
+def test_find_commands_searches_the_key_not_the_table(store: SQLiteEventStore) -> None:
+    # The look-up runs once per group commit: a scan would grow with every command kept.
+    sent: list[str] = []
+    with store._connection() as conn:
+        conn.set_trace_callback(sent.append)
+    store.find_commands([("op1", "a"), ("op1", "b"), ("op2", "a")])
+    with store._connection() as conn:
+        conn.set_trace_callback(None)
+        selects = [sql for sql in sent if sql.lstrip().upper().startswith("SELECT")]
+        plans = [str(conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()) for sql in selects]
+    assert len(selects) == 2  # one per operator
+    for plan in plans:
+        assert "SEARCH commands USING" in plan and "SCAN commands" not in plan, plan

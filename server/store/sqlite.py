@@ -510,21 +510,24 @@ class SQLiteEventStore:
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredCommand]:
         """`find_command` for many ``(operator, idempotency_key)`` pairs in one look-up."""
+        by_operator: dict[str, list[str]] = {}
+        for operator, key in dict.fromkeys(keys):
+            by_operator.setdefault(operator, []).append(key)
         found: dict[tuple[str, str], StoredCommand] = {}
-        unique = list(dict.fromkeys(keys))
-        # Half of SQLite's smallest default limit on bound values (999) per query.
-        for start in range(0, len(unique), 400):
-            chunk = unique[start : start + 400]
-            pairs = ",".join("(?, ?)" for _ in chunk)
-            with self._connection() as conn:
-                rows = conn.execute(
-                    "SELECT idempotency_key, operator, fingerprint, status, body, seq"
-                    f" FROM commands WHERE (operator, idempotency_key) IN (VALUES {pairs})",
-                    [value for pair in chunk for value in pair],
-                ).fetchall()
-            for row in rows:
-                stored = StoredCommand(*row)
-                found[(stored.operator, stored.idempotency_key)] = stored
+        with self._connection() as conn:
+            for operator, idempotency_keys in by_operator.items():
+                # One operator at a time, so SQLite searches the primary key; a row-value
+                # IN over (operator, key) pairs would scan the whole table.
+                for start in range(0, len(idempotency_keys), 400):
+                    chunk = idempotency_keys[start : start + 400]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        "SELECT idempotency_key, operator, fingerprint, status, body, seq"
+                        f" FROM commands WHERE operator = ? AND idempotency_key IN ({marks})",
+                        [operator, *chunk],
+                    ).fetchall()
+                    for row in rows:
+                        found[(operator, row[0])] = StoredCommand(*row)
         return found
 
     def read(self, after: int, limit: int) -> list[Event]:
