@@ -54,6 +54,7 @@ from _common import (
     seed_store,
     stop_process,
 )
+from _speed import machine_speed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = "roundtrip"
@@ -218,6 +219,8 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     emit(BENCH, kind="machine", **machine())
+    speed = machine_speed()
+    emit(BENCH, kind="speed", when="start", **speed)
     cases = [
         ("1 console", 1, 0.0),
         ("20 paced", 20, args.think_ms / 1000),
@@ -267,6 +270,12 @@ def main() -> int:
     print(
         f"p99 < {TARGET_P99_MS:g} ms: "
         + ", ".join(f"{name} {'MET' if ok else 'MISSED'}" for name, ok in met.items())
+    )
+    speed_after = machine_speed()
+    emit(BENCH, kind="speed", when="end", **speed_after)
+    print(
+        f"machine speed: json.loads {speed['json_loads_per_s']:,}/s at the start, "
+        f"{speed_after['json_loads_per_s']:,}/s at the end"
     )
     print(f"total {time.monotonic() - started:.0f} s")
     return 0

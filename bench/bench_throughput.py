@@ -30,9 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from _common import (
@@ -47,6 +51,7 @@ from _common import (
     seed_bulk,
     seed_store,
 )
+from _speed import fsync_speed, machine_speed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = "throughput"
@@ -65,6 +70,75 @@ def closed_load(url: str, seconds: float, conns: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _as_schema_3(db: Path) -> None:
+    """Take a freshly seeded store back to schema 3 for a baseline server from before 4.
+
+    Version 4 only added `commands.stored_at` (and its index), so dropping them gives
+    exactly the file an older cadterm would have written.
+    """
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX IF EXISTS commands_stored_at")
+        conn.execute("ALTER TABLE commands DROP COLUMN stored_at")
+        conn.execute("PRAGMA user_version = 3")
+
+
+#: Limits this cadterm added, which an older server's config would refuse.
+_NEW_LIMITS = (
+    "idempotency_window",
+    "commit_batch",
+    "snapshot_seconds",
+    "snapshot_log_bytes",
+    "upkeep_seconds",
+)
+
+
+def _older_config(path: Path) -> None:
+    """Drop the limits an older cadterm does not know from a written config file."""
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.split("=")[0].strip() not in _NEW_LIMITS]
+    path.write_text("".join(kept))
+
+
+@contextmanager
+def _source(tree: str | None) -> Iterator[None]:
+    """Servers started inside run the cadterm in `tree` (None: this one)."""
+    if tree is None:
+        yield
+        return
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = tree  # found before the editable install's finder
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _load_runs(server: ServerProcess, name: str, length: int, seconds: float, label: str):
+    closed_load(server.url, 0.5, 1)  # warm up: imports, caches, connections
+    for conns in (1, 8):
+        cpu0 = server.cpu()
+        load = closed_load(server.url, seconds, conns)
+        cpu = server.cpu() - cpu0
+        res = {
+            "case": name,
+            "server": label,
+            "log_events": length,
+            "senders": conns,
+            "commands": load["completed"],
+            "errors": load["errors"],
+            "commands_per_s": r(load["achieved_per_s"], 1),
+            "p50_ms": r(load["req_p50_ms"], 2),
+            "p99_ms": r(load["req_p99_ms"], 2),
+            "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
+            "server_cpu_util": r(cpu / load["elapsed_s"], 2),
+        }
+        emit(BENCH, kind="run", **res)
+        yield res
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="1000,100000,1000000")
@@ -75,6 +149,12 @@ def main() -> int:
         help="also run the 100k realistic-shift case",
     )
     parser.add_argument("--seconds", type=float, default=4.0, help="load per mode")
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="also run each case, just before, with the cadterm in TREE (a folder holding "
+        "a `cadterm` package, e.g. an older commit from `git archive`; schema 3)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     emit(BENCH, kind="machine", **machine())
@@ -84,6 +164,8 @@ def main() -> int:
     results = []
     with scratch_dir("throughput") as tmp:
         workdir = Path(tmp)
+        speed = {**machine_speed(), **fsync_speed(workdir)}
+        emit(BENCH, kind="speed", when="start", **speed)
         for name, length in cases:
             db = workdir / f"log-{length}-{len(results)}.db"
             if name == "100k-shift":
@@ -106,41 +188,40 @@ def main() -> int:
                 how=how,
             )
             config = bench_config(retain_events=10**9)
-            with ServerProcess(db, config, workdir) as server:
-                closed_load(server.url, 0.5, 1)  # warm up: imports, caches, connections
-                for conns in (1, 8):
-                    cpu0 = server.cpu()
-                    load = closed_load(server.url, args.seconds, conns)
-                    cpu = server.cpu() - cpu0
-                    res = {
-                        "case": name,
-                        "log_events": length,
-                        "senders": conns,
-                        "commands": load["completed"],
-                        "errors": load["errors"],
-                        "commands_per_s": r(load["achieved_per_s"], 1),
-                        "p50_ms": r(load["req_p50_ms"], 2),
-                        "p99_ms": r(load["req_p99_ms"], 2),
-                        "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
-                        "server_cpu_util": r(cpu / load["elapsed_s"], 2),
-                    }
-                    results.append(res)
-                    emit(BENCH, kind="run", **res)
-            db.unlink(missing_ok=True)
-            for suffix in ("-wal", "-shm"):
-                Path(str(db) + suffix).unlink(missing_ok=True)
+            servers: list[tuple[str, str | None, Path]] = []
+            if args.baseline:
+                old = db.with_suffix(".baseline.db")
+                shutil.copyfile(db, old)
+                _as_schema_3(old)
+                servers.append(("baseline", args.baseline, old))
+            servers.append(("current", None, db))
+            for label, tree, path in servers:
+                server = ServerProcess(path, config, workdir)
+                if tree is not None:
+                    _older_config(server.cfg)
+                with _source(tree), server:
+                    results.extend(_load_runs(server, name, length, args.seconds, label))
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
+        speed_after = {**machine_speed(), **fsync_speed(workdir)}
+        emit(BENCH, kind="speed", when="end", **speed_after)
 
     print()
     print("throughput: locate_unit commands over HTTP, durable (WAL, synchronous=FULL)")
     print(
-        f"{'log':>11} {'senders':>7} {'cmds/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'log':>11} {'server':>8} {'senders':>7} {'cmds/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'cpu ms/cmd':>10} {'cpu util':>8}"
     )
     for res in results:
         print(
-            f"{res['case']:>11} {res['senders']:>7} {res['commands_per_s']:>8.0f} "
-            f"{res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
+            f"{res['case']:>11} {res['server']:>8} {res['senders']:>7} "
+            f"{res['commands_per_s']:>8.0f} {res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
             f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f}"
+        )
+    for when, figures in (("start", speed), ("end", speed_after)):
+        print(
+            f"machine speed at the {when}: json.loads {figures['json_loads_per_s']:,}/s, "
+            f"fsync {figures['fsync_per_s']:,}/s"
         )
     print(f"total {time.monotonic() - started:.0f} s")
     return 0

@@ -153,6 +153,29 @@ class Limits(BaseModel):
     archive_interval: float = Field(
         default=60.0, gt=0, description="Seconds between looks for closed incidents to archive."
     )
+    idempotency_window: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Seconds a command's answer is kept for retries; older ones are pruned.",
+    )
+    commit_batch: int = Field(
+        default=256, ge=1, description="Most commands written in one group commit."
+    )
+    snapshot_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest time between snapshots while events arrive.",
+    )
+    snapshot_log_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="Event JSON written since the last snapshot that triggers the next.",
+    )
+    upkeep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between WAL checkpoints and idempotency pruning passes.",
+    )
 
 
 class ServerConfig(BaseModel):
@@ -171,7 +194,11 @@ class ServerConfig(BaseModel):
         "no Origin header (consoles, scripts) are not affected.",
     )
     limits: Limits = Field(default_factory=Limits)
-    snapshot_every: int = Field(default=1000, ge=1, description="Events between snapshots.")
+    snapshot_every: int = Field(
+        default=1000,
+        ge=1,
+        description="Most events between snapshots (see Limits for time and size).",
+    )
     retain_events: int = Field(default=100_000, ge=0, description="Events kept before a snapshot.")
     timezone: str = Field(
         default="Europe/London", description="Control room's time zone, for log references."

@@ -3,14 +3,16 @@
 uvicorn bounds neither how long a request may take to send its headers (a client that
 trickles a request line a byte at a time holds its connection for ever) nor how long a
 connection may sit on a full send buffer (a send, or a stream's close, waits for a
-client that never reads). `protocols` returns subclasses of its h11 and
-websockets-sansio protocols that do:
+client that never reads). `protocols` returns subclasses of its httptools (the C
+parser; h11 with ``parser="h11"``) and websockets-sansio protocols that do:
 
 - a request's line and headers must arrive within `header_timeout` of the connection
   opening or of the next request starting: `408 request_timeout`, then the connection
   closes (one that sends nothing at all is just closed);
 - at most `max_connections` connections (HTTP and streams) are open at once; one more is
   answered `503 too_many_connections` and closed before anything is read;
+- a request line and headers together may not pass `MAX_HEAD_BYTES` (h11 enforces
+  this itself; httptools has no such bound, so it is counted here): `400`;
 - a request uvicorn cannot parse gets a `400 malformed_request` problem document, not
   uvicorn's plain text (a malformed WebSocket handshake `400 bad_handshake`), and a
   stream text frame that is not UTF-8 an `error` frame and
@@ -32,6 +34,7 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import Response
@@ -47,6 +50,10 @@ __all__ = ["protocols"]
 log = logging.getLogger("cadterm.server")
 
 _ZERO_LINGER = struct.pack("ii", 1, 0)
+
+#: The most bytes a request line and its headers may take: h11's own bound, kept the
+#: same whichever parser runs.
+MAX_HEAD_BYTES = 16 * 1024
 
 
 def reset(transport: asyncio.Transport) -> None:
@@ -188,6 +195,126 @@ class GuardedH11Protocol(_SendStallGuard, H11Protocol):
         self.transport.close()
 
 
+class GuardedHttpToolsProtocol(_SendStallGuard, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the same deadlines, caps and typed 400s."""
+
+    limits: Limits  # set on the subclass `protocols` makes
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+        # Bytes of the request whose headers are still arriving; None between requests
+        # and once the headers are in (then the body has its own deadline and bound).
+        self._head_bytes: int | None = 0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # The new connection is not in `connections` yet: count the others.
+        if len(self.connections) >= self.limits.max_connections:
+            problem = Problem.of(
+                ProblemCode.TOO_MANY_CONNECTIONS,
+                f"the server holds its limit of {self.limits.max_connections} connections; "
+                "retry shortly",
+            )
+            transport.write(problem_bytes(problem, {"retry-after": "1"}))
+            transport.close()
+            self.transport = transport
+            self._refused = True
+            return
+        super().connection_made(transport)
+        self._start_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        self._cancel_stall_timer()
+        if self._refused:  # refused in connection_made: uvicorn never saw it
+            return
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._refused:
+            return
+        super().pause_writing()
+        self._start_stall_timer()
+
+    def resume_writing(self) -> None:
+        if self._refused:
+            return
+        super().resume_writing()
+        self._cancel_stall_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._head_bytes is None and not self._in_request():
+            # The first bytes of a request on a kept-alive connection: from here its
+            # headers have `header_timeout` to arrive (uvicorn's keep-alive timer is
+            # cancelled by any data at all).
+            self._head_bytes = 0
+            self._start_header_timer()
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        too_long = self._head_bytes is not None and self._head_bytes > MAX_HEAD_BYTES
+        if too_long and not self.transport.is_closing():
+            self.send_400_response("request line and headers too long")
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def on_message_begin(self) -> None:
+        if self._head_bytes is None:
+            self._head_bytes = 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        self._cancel_header_timer()  # the headers are in; the body has its own deadline
+        super().on_headers_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        # The stream's protocol takes the transport over, with timers of its own.
+        self._cancel_header_timer()
+        self._cancel_stall_timer()
+        super().handle_websocket_upgrade()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._cancel_header_timer()  # idle now: uvicorn's keep-alive timeout applies
+
+    def send_400_response(self, msg: str) -> None:
+        self._cancel_header_timer()
+        problem = Problem.of(ProblemCode.MALFORMED_REQUEST, f"not a valid HTTP/1.1 request: {msg}")
+        self.transport.write(problem_bytes(problem))
+        self.transport.close()
+
+    def _start_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.limits.header_timeout, self._headers_too_slow
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self._head_bytes is None:
+            return
+        if not self._head_bytes:
+            # Nothing of a request was sent at all: just close, as keep-alive would.
+            self.transport.close()
+            return
+        problem = Problem.of(
+            ProblemCode.REQUEST_TIMEOUT,
+            f"the request line and headers did not arrive within {self.limits.header_timeout:g} s",
+        )
+        self.transport.write(problem_bytes(problem))
+        self.transport.close()
+
+
 class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol that resets a stream stuck on a full buffer."""
 
@@ -279,8 +406,14 @@ def _typed_refusal(response: Response) -> Response:
     return Response(problem.status, "Bad Request", headers, body)
 
 
-def protocols(limits: Limits) -> tuple[type[H11Protocol], type[WebSocketsSansIOProtocol]]:
-    """The HTTP and WebSocket protocol classes to give uvicorn, bound to `limits`."""
-    http = type("CadtermH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+def protocols(
+    limits: Limits, parser: str = "httptools"
+) -> tuple[type[H11Protocol] | type[HttpToolsProtocol], type[WebSocketsSansIOProtocol]]:
+    """The HTTP and WebSocket protocol classes to give uvicorn, bound to `limits`.
+
+    `parser` is ``"httptools"`` (the C parser, the default) or ``"h11"``.
+    """
+    guarded = {"httptools": GuardedHttpToolsProtocol, "h11": GuardedH11Protocol}[parser]
+    http = type(f"Cadterm{guarded.__name__}", (guarded,), {"limits": limits})
     ws = type("CadtermWebSocketProtocol", (GuardedWebSocketProtocol,), {"limits": limits})
     return http, ws

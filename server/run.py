@@ -64,11 +64,14 @@ def build_server(
     """
     if live is None:
         live = LiveConfig(config, config_path)
-    store = SQLiteEventStore(db_path, retain_events=config.retain_events)
+    # The service checkpoints the WAL itself, off the command path (see service.py).
+    store = SQLiteEventStore(
+        db_path, retain_events=config.retain_events, checkpoint_on_commit=False
+    )
     service = DispatchService(store, config, live=live)
     app = AccessLog(create_app(service, config))
-    # uvicorn's h11 and websockets-sansio protocols, with header and stream deadlines
-    # and a connection cap (see connections.py).
+    # uvicorn's httptools (C parser) and websockets-sansio protocols, with header and
+    # stream deadlines and a connection cap (see connections.py).
     http_protocol, ws_protocol = protocols(config.limits)
     uv_config = uvicorn.Config(
         app,

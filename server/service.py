@@ -1,10 +1,17 @@
 """The dispatch service: the one writer of truth.
 
-Commands are handled one at a time: check the idempotency key, authorise, apply the
-rules, append the resulting event durably, fold it into the in-memory picture and only
-then publish it. Because the event is on disk before anyone hears of it, an
-acknowledged command survives a crash; because the fold runs on the event loop between
-awaits, a new subscriber's snapshot is always consistent with the events that follow.
+Commands are checked (role, workstation) on arrival, then queued for the committer.
+The committer takes every command waiting, and in one call on the writer thread looks
+up each idempotency key, decides each command on a draft of the picture (so each sees
+the ones before it), and writes the whole batch in one transaction: one fsync for all
+(group commit). Only then, back on the event loop, are the events folded into the
+picture, published and answered. Because an event is on disk before anyone hears of
+it, an acknowledged command survives a crash; because the real picture only moves on
+the event loop between awaits, a new subscriber's snapshot is always consistent with
+the events that follow.
+
+Snapshots and upkeep (pruning old idempotency answers, WAL checkpoints) run on their
+own thread and store connection, so a command never waits behind them.
 """
 
 from __future__ import annotations
@@ -13,23 +20,25 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cadterm.protocol.commands import Command, CommandResult, may_issue
+from cadterm.protocol.commands import Command, may_issue
 from cadterm.protocol.domain import Operator
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState, apply
-from cadterm.protocol.frames import EventFrame
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .config import ServerConfig
+from .draft import draft_of
 from .hub import Hub
 from .live_config import LiveConfig
+from .picture_json import PictureJson, PictureParts
 from .rules import Codes, Refused, decide
-from .store.base import EventStore, StoredCommand
+from .store.base import Accepted, EventStore, StoredCommand
 
 __all__ = ["DispatchService", "Outcome", "utc_now"]
 
@@ -59,10 +68,40 @@ def fingerprint(command: Command) -> str:
     return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
-def _log_snapshot_failure(future: asyncio.Future[None]) -> None:
+def _log_upkeep_failure(future: asyncio.Future[None]) -> None:
     # A snapshot only speeds up the next start; the log is the truth. Say so and go on.
     if not future.cancelled() and future.exception() is not None:
-        log.error("snapshot not saved (the event log is intact): %s", future.exception())
+        log.error("store upkeep failed (the event log is intact): %s", future.exception())
+
+
+@dataclass
+class _Pending:
+    """A command waiting for the committer, and where its answer goes."""
+
+    command: Command
+    operator: Operator
+    fingerprint: str
+    answer: asyncio.Future[Outcome]
+
+
+@dataclass
+class _Recording:
+    """An event of the server's own (archiving) waiting for the committer."""
+
+    build: Callable[[DispatchState, int, datetime], Event | None]
+    answer: asyncio.Future[Event | None]
+
+
+@dataclass
+class _Batch:
+    """What one group commit decided: the answers, and the events now durable."""
+
+    # In batch order: a command's Outcome, or a recording's Event (None: nothing to do).
+    outcomes: list[Outcome | Event | None] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)
+
+
+_INTERNAL = Problem.of(ProblemCode.INTERNAL, "internal error; the command was not applied")
 
 
 class DispatchService:
@@ -84,12 +123,21 @@ class DispatchService:
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
         self.state = self._rebuild()
-        self._lock = asyncio.Lock()
+        # Each incident's and unit's JSON, so a snapshot re-serialises only what changed.
+        self._json = PictureJson(self.state)
         # One writer thread keeps appends in order; readers get their own threads so a
-        # long replay never holds up a command.
+        # long replay never holds up a command; upkeep (snapshots, pruning, checkpoints)
+        # has its own so nothing it does is ever queued ahead of an append.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="cadterm-store-writer")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="cadterm-store-reader")
+        self._upkeep = ThreadPoolExecutor(1, thread_name_prefix="cadterm-store-upkeep")
+        self._pending: list[_Pending | _Recording] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._upkeep_timer: asyncio.TimerHandle | None = None
+        self._upkeep_running: asyncio.Future[None] | None = None
         self._since_snapshot = 0
+        self._bytes_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
         self._snapshot_cache: tuple[int, str] | None = None
 
     def _rebuild(self) -> DispatchState:
@@ -110,7 +158,10 @@ class DispatchService:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
     async def execute(self, command: Command, operator: Operator) -> Outcome:
-        """Carry out one command for `operator` and return the answer to send."""
+        """Carry out one command for `operator` and return the answer to send.
+
+        Answered only once the command's event (or its refusal) is durable.
+        """
         if not may_issue(operator.role, command.type):
             return _problem_outcome(
                 Problem.of(
@@ -122,56 +173,143 @@ class DispatchService:
         refusal = self.live.roster.workstation_problem(operator, command.workstation)
         if refusal is not None:
             return _problem_outcome(refusal)
-        print_ = fingerprint(command)
         loop = asyncio.get_running_loop()
-        async with self._lock:
-            stored = await loop.run_in_executor(
-                self._writer, self.store.find_command, operator.id, command.idempotency_key
-            )
-            if stored is not None:
-                return self._replay(stored, operator, print_)
+        pending = _Pending(command, operator, fingerprint(command), loop.create_future())
+        self._pending.append(pending)
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_waiting())
+        return await asyncio.shield(pending.answer)
+
+    async def _commit_waiting(self) -> None:
+        """Group-commit every waiting command, batch after batch, until none wait."""
+        loop = asyncio.get_running_loop()
+        limit = self.config.limits.commit_batch
+        while self._pending:
+            batch, self._pending = self._pending[:limit], self._pending[limit:]
             try:
-                event = decide(self.state, command, operator, self.clock(), self.codes)
-            except Refused as refused:
-                outcome = _problem_outcome(refused.problem)
-                record = StoredCommand(
-                    command.idempotency_key, operator.id, print_, outcome.status, outcome.body, None
-                )
-                await loop.run_in_executor(self._writer, self.store.remember_refusal, record)
-                return outcome
-            result = CommandResult(
-                idempotency_key=command.idempotency_key, seq=event.seq, event=event
-            )
-            outcome = Outcome(200, result.model_dump_json())
+                done = await loop.run_in_executor(self._writer, self._write_batch, batch)
+            except Exception:
+                log.exception("group commit of %d commands failed; none applied", len(batch))
+                for pending in batch:
+                    if pending.answer.done():
+                        continue
+                    if isinstance(pending, _Recording):
+                        pending.answer.set_exception(RuntimeError("the commit failed"))
+                    else:
+                        pending.answer.set_result(_problem_outcome(_INTERNAL))
+                continue
+            try:
+                # Durable now: fold, publish and answer with no await in between, so the
+                # picture, the hub and the head move together.
+                for item in done.accepted:
+                    self._json.touched(apply(self.state, item.event))
+                    self.hub.publish('{"type":"event","event":' + item.body + "}")
+                    self._since_snapshot += 1
+                    self._bytes_since_snapshot += len(item.body)
+            finally:
+                # The answers are true whatever happened after the commit: never leave
+                # a sender waiting.
+                for pending, outcome in zip(batch, done.outcomes, strict=True):
+                    if not pending.answer.done():
+                        pending.answer.set_result(outcome)
+            self._maybe_snapshot()
+
+    def _write_batch(self, batch: list[_Pending | _Recording]) -> _Batch:
+        """On the writer thread: look up, decide and durably write one batch.
+
+        The real picture is only read here (through a draft); it changes on the event
+        loop, after this returns. A command that fails unexpectedly is answered 500
+        and leaves no trace; the rest of the batch goes on.
+        """
+        draft = draft_of(self.state)
+        done = _Batch()
+        refused: list[StoredCommand] = []
+        # Answers stored before, found in one look-up, and those decided in this batch
+        # (for a retry that arrives in the same batch).
+        fresh = self.store.find_commands(
+            [(p.operator.id, p.command.idempotency_key) for p in batch if isinstance(p, _Pending)]
+        )
+        for pending in batch:
+            if isinstance(pending, _Recording):
+                try:
+                    done.outcomes.append(self._record_in(draft, pending, done))
+                except Exception:
+                    log.exception("a server event could not be built; nothing recorded")
+                    done.outcomes.append(None)
+                continue
+            command, operator = pending.command, pending.operator
+            ident = (operator.id, command.idempotency_key)
+            stored = fresh.get(ident)
+            if stored is not None:
+                done.outcomes.append(self._replay(stored, operator, pending.fingerprint))
+                continue
+            try:
+                outcome, record, accepted = self._decide(draft, pending)
+            except Exception:
+                log.exception("command %s failed", command.idempotency_key)
+                done.outcomes.append(_problem_outcome(_INTERNAL))
+                continue
+            fresh[ident] = record
+            done.outcomes.append(outcome)
+            if accepted is None:
+                refused.append(record)
+            else:
+                done.accepted.append(accepted)
+        self.store.commit(done.accepted, refused, self.clock().timestamp())
+        return done
+
+    def _decide(
+        self, draft: DispatchState, pending: _Pending
+    ) -> tuple[Outcome, StoredCommand, Accepted | None]:
+        """One command's answer and record, and its event if accepted (folded into `draft`)."""
+        command, operator = pending.command, pending.operator
+        key = command.idempotency_key
+        try:
+            event = decide(draft, command, operator, self.clock(), self.codes)
+        except Refused as refused:
+            outcome = _problem_outcome(refused.problem)
             record = StoredCommand(
-                command.idempotency_key, operator.id, print_, 200, outcome.body, event.seq
+                key, operator.id, pending.fingerprint, outcome.status, outcome.body, None
             )
-            await loop.run_in_executor(self._writer, self.store.append, event, record)
-            self._publish(event)
-            await self._maybe_snapshot()
-            return outcome
+            return outcome, record, None
+        apply(draft, event)
+        body = event.model_dump_json()
+        # A CommandResult around the event's JSON: the one serialisation of the event is
+        # stored, answered and fanned out.
+        quoted = json.dumps(key, ensure_ascii=False)
+        outcome = Outcome(
+            200, f'{{"idempotency_key":{quoted},"seq":{event.seq},"event":{body},"replayed":false}}'
+        )
+        record = StoredCommand(key, operator.id, pending.fingerprint, 200, outcome.body, event.seq)
+        return outcome, record, Accepted(event, body, record)
 
     async def record(
         self, build: Callable[[DispatchState, int, datetime], Event | None]
     ) -> Event | None:
         """Record an event of the server's own (archiving), not caused by a command.
 
-        `build` is called under the command lock with the picture, the next seq and the
-        time, and returns the event to record or None for nothing to do. The event is
-        appended, folded and published exactly as a command's is.
+        `build` is called on the writer thread with the picture as the next command
+        would see it, the next seq and the time, and returns the event to record or
+        None for nothing to do. The event is committed with the commands around it, then
+        folded and published exactly as a command's is.
         """
         loop = asyncio.get_running_loop()
-        async with self._lock:
-            event = build(self.state, self.state.seq + 1, self.clock())
-            if event is None:
-                return None
-            # The store keeps an answer with every event; this one is under an operator
-            # id no token can carry, so no retry can ever find it.
-            record = StoredCommand(f"server-{event.seq}", "@server", "", 200, "{}", event.seq)
-            await loop.run_in_executor(self._writer, self.store.append, event, record)
-            self._publish(event)
-            await self._maybe_snapshot()
-            return event
+        recording = _Recording(build, loop.create_future())
+        self._pending.append(recording)
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_waiting())
+        return await asyncio.shield(recording.answer)
+
+    def _record_in(self, draft: DispatchState, recording: _Recording, done: _Batch) -> Event | None:
+        event = recording.build(draft, draft.seq + 1, self.clock())
+        if event is None:
+            return None
+        apply(draft, event)
+        # The store keeps an answer with every event; this one is under an operator id
+        # no token can carry, so no retry can ever find it.
+        record = StoredCommand(f"server-{event.seq}", "@server", "", 200, "{}", event.seq)
+        done.accepted.append(Accepted(event, event.model_dump_json(), record))
+        return event
 
     def _replay(self, stored: StoredCommand, operator: Operator, print_: str) -> Outcome:
         """The first answer to a command this operator retried with the same key."""
@@ -192,42 +330,91 @@ class DispatchService:
         body["replayed"] = True
         return Outcome(stored.status, json.dumps(body))
 
-    def _publish(self, event: Event) -> None:
-        apply(self.state, event)
-        self.hub.publish(EventFrame(event=event).model_dump_json())
-        self._since_snapshot += 1
+    # --- snapshots and upkeep ----------------------------------------------------------
 
-    async def _maybe_snapshot(self) -> None:
-        if self._since_snapshot < self.config.snapshot_every:
+    def _snapshot_due(self) -> bool:
+        if not self._since_snapshot:
+            return False
+        return (
+            self._since_snapshot >= self.config.snapshot_every
+            or self._bytes_since_snapshot >= self.config.limits.snapshot_log_bytes
+            or time.monotonic() - self._last_snapshot >= self.config.limits.snapshot_seconds
+        )
+
+    def _maybe_snapshot(self) -> None:
+        """Start a snapshot on the upkeep thread when enough log or time has passed."""
+        if self._upkeep_timer is None:
+            self._schedule_upkeep()
+        if not self._snapshot_due() or self._upkeep_busy():
             return
-        self._since_snapshot = 0
-        seq = self.state.seq
-        text = self.state.model_dump_json()
-        self._snapshot_cache = (seq, text)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._writer, self.store.save_snapshot_json, seq, text)
-        future.add_done_callback(_log_snapshot_failure)
+        self._since_snapshot = self._bytes_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        # Only what changed since the last snapshot is serialised here; the texts are
+        # joined and written on the upkeep thread.
+        self._run_upkeep(self._save_and_tidy, self._json.parts())
 
-    def _save_snapshot(self, text: str) -> None:
-        self.store.save_snapshot_json(self.state.seq, text)
+    def _upkeep_busy(self) -> bool:
+        return self._upkeep_running is not None and not self._upkeep_running.done()
+
+    def _run_upkeep(self, fn, *args) -> None:
+        future = asyncio.get_running_loop().run_in_executor(self._upkeep, fn, *args)
+        future.add_done_callback(_log_upkeep_failure)
+        self._upkeep_running = future
+
+    def _schedule_upkeep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._upkeep_timer = loop.call_later(self.config.limits.upkeep_seconds, self._upkeep_tick)
+
+    def _upkeep_tick(self) -> None:
+        self._schedule_upkeep()
+        if self._snapshot_due():
+            self._maybe_snapshot()
+        elif not self._upkeep_busy():
+            self._run_upkeep(self._tidy)
+
+    def _save_and_tidy(self, parts: PictureParts) -> None:
+        self.store.save_snapshot_json(parts.seq, parts.join())
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Prune answers past the idempotency window and checkpoint the WAL."""
+        window = self.config.limits.idempotency_window
+        pruned = self.store.prune_commands(self.clock().timestamp() - window)
+        if pruned:
+            log.info("pruned %d command answers older than %g s", pruned, window)
+        started = time.perf_counter()
+        frames, copied = self.store.checkpoint()
+        log.debug(
+            "WAL checkpoint: %d of %d frames in %.1f ms",
+            copied,
+            frames,
+            (time.perf_counter() - started) * 1e3,
+        )
 
     def snapshot_json(self) -> str:
         """The current picture as JSON, cached while nothing changes."""
         cached = self._snapshot_cache
         if cached is not None and cached[0] == self.state.seq:
             return cached[1]
-        text = self.state.model_dump_json()
+        text = self._json.parts().join()
         self._snapshot_cache = (self.state.seq, text)
         return text
 
     async def close(self) -> None:
-        """Write a final snapshot and release the store (clean shutdown)."""
-        async with self._lock:
-            if self._since_snapshot:
-                text = self.state.model_dump_json()
-                await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self._save_snapshot, text
-                )
-            self._writer.shutdown(wait=True)
-            self._readers.shutdown(wait=True)
-            self.store.close()
+        """Finish the waiting commands, write a final snapshot, release the store."""
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
+        if self._upkeep_timer is not None:
+            self._upkeep_timer.cancel()
+        loop = asyncio.get_running_loop()
+        if self._upkeep_running is not None:
+            await asyncio.gather(self._upkeep_running, return_exceptions=True)
+        if self._since_snapshot:
+            parts = self._json.parts()
+            await loop.run_in_executor(
+                self._upkeep, self.store.save_snapshot_json, parts.seq, parts.join()
+            )
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self._upkeep.shutdown(wait=True)
+        self.store.close()

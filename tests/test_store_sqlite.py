@@ -38,6 +38,7 @@ from cadterm.protocol.events import (
 )
 from cadterm.protocol.fold import DispatchState, fold
 from cadterm.server.store import (
+    Accepted,
     EventStore,
     SequenceConflict,
     SQLiteEventStore,
@@ -587,3 +588,71 @@ def test_reads_from_another_thread_while_appending(store: SQLiteEventStore) -> N
     assert problems == []
     assert seen == sorted(seen)
     assert store.read(0, 1000) == events
+
+
+def test_find_commands_answers_many_keys_in_one_look_up(store: SQLiteEventStore) -> None:
+    events = history(450)
+    store.commit(
+        [Accepted(e, e.model_dump_json(), command(f"key-{e.seq}", e.seq)) for e in events],
+        [command("refused", None, status=409)],
+        at=1000.0,
+    )
+    # More keys than one query binds, with repeats, misses and another operator's key.
+    asked = [("op1", f"key-{n}") for n in range(1, 460)] + [("op1", "key-7"), ("op2", "key-1")]
+    found = store.find_commands([*asked, ("op1", "refused")])
+    assert set(found) == {("op1", f"key-{n}") for n in range(1, 451)} | {("op1", "refused")}
+    assert found[("op1", "key-450")] == command("key-450", 450)
+    assert found[("op1", "refused")].seq is None
+
+
+def test_commit_writes_a_batch_in_order_and_refuses_it_whole(store: SQLiteEventStore) -> None:
+    first, second, third = history(3)
+    batch = [
+        Accepted(e, e.model_dump_json(), command(f"b-{e.seq}", e.seq)) for e in (first, second)
+    ]
+    store.commit(batch, [command("no", None, status=404)], at=50.0)
+    assert store.head() == 2
+    # A batch with a gap is refused whole: nothing of it is written.
+    gap = [
+        Accepted(third, third.model_dump_json(), command("c-3", 3)),
+        Accepted(third, third.model_dump_json(), command("c-4", 3)),
+    ]
+    with pytest.raises(SequenceConflict):
+        store.commit(gap, [command("late", None, status=404)], at=60.0)
+    assert store.head() == 2
+    assert store.find_command("op1", "c-3") is None
+    assert store.find_command("op1", "late") is None
+    assert store.read(0, 10) == [first, second]
+
+
+def test_prune_commands_forgets_only_answers_older_than_the_cut(store: SQLiteEventStore) -> None:
+    events = history(5000)
+    for start, at in ((0, 100.0), (2500, 200.0)):
+        chunk = events[start : start + 2500]
+        store.commit(
+            [Accepted(e, e.model_dump_json(), command(f"p-{e.seq}", e.seq)) for e in chunk],
+            [],
+            at=at,
+        )
+    assert store.prune_commands(100.0) == 0  # strictly older only
+    assert store.prune_commands(150.0) == 2500  # more than one chunk's worth
+    assert store.find_command("op1", "p-1") is None
+    assert store.find_command("op1", "p-2501") is not None
+    assert store.head() == 5000  # events are not touched
+    frames, copied = store.checkpoint()
+    assert copied <= frames
+
+
+def test_find_commands_searches_the_key_not_the_table(store: SQLiteEventStore) -> None:
+    # The look-up runs once per group commit: a scan would grow with every command kept.
+    sent: list[str] = []
+    with store._connection() as conn:
+        conn.set_trace_callback(sent.append)
+    store.find_commands([("op1", "a"), ("op1", "b"), ("op2", "a")])
+    with store._connection() as conn:
+        conn.set_trace_callback(None)
+        selects = [sql for sql in sent if sql.lstrip().upper().startswith("SELECT")]
+        plans = [str(conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()) for sql in selects]
+    assert len(selects) == 2  # one per operator
+    for plan in plans:
+        assert "SEARCH commands USING" in plan and "SCAN commands" not in plan, plan

@@ -1,6 +1,13 @@
 """Where the server keeps its events: the `EventStore` interface and its SQLite store."""
 
-from .base import EventStore, SequenceConflict, StoredCommand, StoreError
+from .base import Accepted, EventStore, SequenceConflict, StoredCommand, StoreError
 from .sqlite import SQLiteEventStore
 
-__all__ = ["EventStore", "SQLiteEventStore", "SequenceConflict", "StoreError", "StoredCommand"]
+__all__ = [
+    "Accepted",
+    "EventStore",
+    "SQLiteEventStore",
+    "SequenceConflict",
+    "StoreError",
+    "StoredCommand",
+]

@@ -13,14 +13,14 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
-__all__ = ["EventStore", "SequenceConflict", "StoreError", "StoredCommand"]
+__all__ = ["Accepted", "EventStore", "SequenceConflict", "StoreError", "StoredCommand"]
 
 
 class StoreError(Exception):
@@ -43,6 +43,19 @@ class StoredCommand:
     seq: int | None  # seq of the event it caused, if it was accepted
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted command ready to be written: its event, that event's JSON, its answer.
+
+    The event is serialised once, by whoever decided it; the store writes `body` as is
+    and the server sends the same text to subscribers.
+    """
+
+    event: Event
+    body: str  # the event's JSON, exactly as stored and sent
+    command: StoredCommand  # its seq is the event's
+
+
 class EventStore(Protocol):
     """What the server needs from a store. Calls may block: run them off the event loop."""
 
@@ -62,6 +75,22 @@ class EventStore(Protocol):
         """
         ...
 
+    def commit(
+        self, accepted: Sequence[Accepted], refused: Sequence[StoredCommand], at: float
+    ) -> None:
+        """Durably write a batch of commands in one transaction: one fsync for them all.
+
+        `accepted` events must follow the head in order (head + 1, head + 2, ...);
+        `refused` answers are stored first-answer-wins, as `remember_refusal` does. Every
+        record is stamped `at` (seconds since the epoch) for `prune_commands`. Either the
+        whole batch is on disk when this returns or none of it is.
+        """
+        ...
+
+    def prune_commands(self, before: float) -> int:
+        """Forget stored answers recorded before `before` (epoch seconds); return how many."""
+        ...
+
     def remember_refusal(self, command: StoredCommand) -> None:
         """Durably store the outcome of a refused command so a retry gets the same answer."""
         ...
@@ -71,6 +100,15 @@ class EventStore(Protocol):
 
         Keys are scoped to the operator: another operator's command with the same key
         is not found, so nobody can use up or detect someone else's keys.
+        """
+        ...
+
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        """`find_command` for many ``(operator, idempotency_key)`` pairs in one look-up.
+
+        Only the pairs that are stored appear in the answer.
         """
         ...
 

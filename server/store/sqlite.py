@@ -6,13 +6,21 @@ Layout (schema version 2)::
     commands(operator, idempotency_key,  the first answer to every command, accepted
              fingerprint, status, body,  (seq set) or refused (seq NULL); keyed by
              seq)                        (operator, idempotency_key)
+             stored_at)                  stored_at = epoch seconds, for pruning (v4)
     snapshots(seq, body)                 the newest two pictures, body = DispatchState JSON
 
 `PRAGMA user_version` holds the schema version. Opening a file migrates it forward to
 `SCHEMA_VERSION`; a file written by a newer cadterm is refused rather than guessed at.
 
 Every write is one ``BEGIN IMMEDIATE ... COMMIT`` transaction with ``synchronous=FULL``
-in WAL mode, so the commit has been fsynced to the log when a method returns.
+in WAL mode, so the commit has been fsynced to the log when a method returns. `commit`
+writes a whole batch of commands in one such transaction: one fsync for all of them.
+
+Three connections, each behind its own lock, so no kind of work queues behind another:
+the writer (appends and idempotency look-ups), readers (replay, queries, start-up) and
+upkeep (snapshots, pruning, WAL checkpoints). In WAL mode readers never wait for the
+writer. With ``checkpoint_on_commit=False`` the writer never checkpoints the WAL inside
+a commit; the owner calls `checkpoint` (PASSIVE, on the upkeep connection) instead.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +41,7 @@ from pydantic import ValidationError
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState
 
-from .base import SequenceConflict, StoredCommand, StoreError
+from .base import Accepted, SequenceConflict, StoredCommand, StoreError
 from .legacy import LegacyReport, repair_event, repair_state
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
@@ -130,7 +139,18 @@ _MIGRATIONS: dict[int, tuple[_Step, ...]] = {
     ),
     # Times without a UTC offset, accepted before the door refused them.
     3: (_repair_legacy_values,),
+    # When each answer was stored, so answers older than the idempotency window can be
+    # pruned. Answers stored before this version count as stored now.
+    4: (
+        "ALTER TABLE commands ADD COLUMN stored_at REAL",
+        "UPDATE commands SET stored_at = CAST(strftime('%s', 'now') AS REAL)",
+        "CREATE INDEX commands_stored_at ON commands (stored_at)",
+    ),
 }
+
+#: Stored answers deleted per transaction when pruning: short enough that an append
+#: waiting for the write lock waits a moment, not for the whole prune.
+_PRUNE_CHUNK = 2000
 
 
 def _private_file(path: Path) -> None:
@@ -172,12 +192,21 @@ class SQLiteEventStore:
     Also a context manager that closes the store on exit.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, retain_events: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retain_events: int = 100_000,
+        checkpoint_on_commit: bool = True,
+    ) -> None:
         """Open the store at `path`, creating the file and its folders if needed.
 
         `retain_events` is how many events at or before a snapshot `save_snapshot` keeps;
-        every event after the snapshot is always kept. Raises `StoreError` if the file is
-        not a cadterm store, was written by a newer schema, or cannot use WAL.
+        every event after the snapshot is always kept. With `checkpoint_on_commit` off,
+        SQLite's automatic checkpoint is off on the writer: the caller must call
+        `checkpoint` now and then, or the WAL grows until the store is closed. Raises
+        `StoreError` if the file is not a cadterm store, was written by a newer schema,
+        or cannot use WAL.
         """
         if retain_events < 0:
             raise ValueError("retain_events must be zero or more")
@@ -185,23 +214,46 @@ class SQLiteEventStore:
         self.retain_events = retain_events
         # Re-entrant so append can hold it across its transaction and the head update.
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._upkeep_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._upkeep: sqlite3.Connection | None = None
         try:
             _private_file(self.path)
-            # isolation_level=None: the module must not open transactions behind our back;
-            # every write says BEGIN IMMEDIATE itself. check_same_thread=False: the lock
-            # below, not the thread that opened it, guards the connection.
-            conn = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
+            conn = self._connect()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         try:
             self._head = self._open(conn)
+            if not checkpoint_on_commit:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._reader = self._connect()
+            self._upkeep = self._connect()
+            for other in (self._reader, self._upkeep):
+                other.execute("PRAGMA synchronous=FULL")
+                other.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as exc:
+            self._close_all(conn)
+            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         except BaseException:
-            conn.close()
+            self._close_all(conn)
             raise
         self._conn = conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: the module must not open transactions behind our back;
+        # every write says BEGIN IMMEDIATE itself. check_same_thread=False: the locks,
+        # not the thread that opened a connection, guard it.
+        return sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+
+    def _close_all(self, conn: sqlite3.Connection | None) -> None:
+        for each in (conn, self._reader, self._upkeep):
+            if each is not None:
+                each.close()
+        self._reader = self._upkeep = None
 
     # --- opening -----------------------------------------------------------------------
 
@@ -270,20 +322,25 @@ class SQLiteEventStore:
     # --- plumbing ----------------------------------------------------------------------
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and the open connection; turn SQLite errors into `StoreError`."""
-        with self._lock:
-            if self._conn is None:
+    def _connection(self, role: str = "writer") -> Iterator[sqlite3.Connection]:
+        """Hold one connection's lock (`role`: writer, reader or upkeep) and yield it.
+
+        SQLite errors become `StoreError`.
+        """
+        lock = {"writer": self._lock, "reader": self._read_lock, "upkeep": self._upkeep_lock}
+        with lock[role]:
+            conn = {"writer": self._conn, "reader": self._reader, "upkeep": self._upkeep}[role]
+            if conn is None or self._conn is None:
                 raise StoreError(f"event store {self.path} is closed")
             try:
-                yield self._conn
+                yield conn
             except sqlite3.Error as exc:
                 raise StoreError(f"event store {self.path}: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, role: str = "writer") -> Iterator[sqlite3.Connection]:
         """One write transaction, committed (and fsynced) on exit or rolled back on error."""
-        with self._connection() as conn:
+        with self._connection(role) as conn:
             # IMMEDIATE takes the write lock up front, so checks made inside the
             # transaction still hold when it commits.
             conn.execute("BEGIN IMMEDIATE")
@@ -304,7 +361,7 @@ class SQLiteEventStore:
 
     def first_retained(self) -> int:
         """Seq of the oldest event still kept (head + 1 when none are kept)."""
-        with self._connection() as conn:
+        with self._connection("reader") as conn:
             oldest = conn.execute("SELECT MIN(seq) FROM events").fetchone()[0]
             return oldest if oldest is not None else self._head + 1
 
@@ -316,49 +373,7 @@ class SQLiteEventStore:
         if the idempotency key is already stored or `command.seq` names another event
         (``command.seq`` may be None; the event's seq is stored either way).
         """
-        if command.seq is not None and command.seq != event.seq:
-            raise StoreError(
-                f"command {command.idempotency_key} claims seq {command.seq} "
-                f"but its event has seq {event.seq}"
-            )
-        body = event.model_dump_json()
-        with self._lock:
-            with self._transaction() as conn:
-                expected = self._head + 1
-                if event.seq != expected:
-                    raise SequenceConflict(f"expected seq {expected}, got {event.seq}")
-                try:
-                    conn.execute(
-                        "INSERT INTO commands"
-                        " (idempotency_key, operator, fingerprint, status, body, seq)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            command.idempotency_key,
-                            command.operator,
-                            command.fingerprint,
-                            command.status,
-                            command.body,
-                            event.seq,
-                        ),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise StoreError(
-                        f"idempotency key {command.idempotency_key!r} of operator "
-                        f"{command.operator!r} is already stored"
-                    ) from exc
-                try:
-                    conn.execute(
-                        "INSERT INTO events (seq, type, at, body) VALUES (?, ?, ?, ?)",
-                        (event.seq, event.type, event.at.isoformat(), body),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    # Only another writer on the same file can get here past the head check.
-                    raise SequenceConflict(
-                        f"expected seq {expected}, got {event.seq}: seq already stored"
-                    ) from exc
-            # Advance only once COMMIT returned (a failed commit leaves the head as it
-            # was), still under the lock so no reader sees the row before the head does.
-            self._head = event.seq
+        self.commit([Accepted(event, event.model_dump_json(), command)], [], time.time())
 
     def remember_refusal(self, command: StoredCommand) -> None:
         """Durably store the outcome of a refused command so a retry gets the same answer.
@@ -366,23 +381,118 @@ class SQLiteEventStore:
         The first answer stored under an operator's key wins; later calls with that
         operator and key do nothing.
         """
-        if command.seq is not None:
-            raise StoreError(
-                f"refused command {command.idempotency_key} cannot have caused seq {command.seq}"
-            )
-        with self._transaction() as conn:
+        self.commit([], [command], time.time())
+
+    def commit(
+        self, accepted: Sequence[Accepted], refused: Sequence[StoredCommand], at: float
+    ) -> None:
+        """Durably write a batch of commands in one transaction: one fsync for them all.
+
+        `accepted` events must follow the head in order (head + 1, head + 2, ...); each
+        one's command row is stored with the event's seq. `refused` answers are stored
+        first-answer-wins. Every row is stamped `at` (epoch seconds) for
+        `prune_commands`. Raises `SequenceConflict` on a bad seq and `StoreError` if an
+        accepted command's key is already stored; then nothing of the batch is written.
+        """
+        for item in accepted:
+            command = item.command
+            if command.seq is not None and command.seq != item.event.seq:
+                raise StoreError(
+                    f"command {command.idempotency_key} claims seq {command.seq} "
+                    f"but its event has seq {item.event.seq}"
+                )
+        for command in refused:
+            if command.seq is not None:
+                raise StoreError(
+                    f"refused command {command.idempotency_key} cannot have caused "
+                    f"seq {command.seq}"
+                )
+        if not accepted and not refused:
+            return
+        with self._lock:
+            head = self._head
+            with self._transaction() as conn:
+                for item in accepted:
+                    head = self._insert_accepted(conn, item, head + 1, at)
+                if refused:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO commands (idempotency_key, operator,"
+                        " fingerprint, status, body, seq, stored_at)"
+                        " VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                        [
+                            (c.idempotency_key, c.operator, c.fingerprint, c.status, c.body, at)
+                            for c in refused
+                        ],
+                    )
+            # Advance only once COMMIT returned (a failed commit leaves the head as it
+            # was), still under the lock so no reader sees the row before the head does.
+            self._head = head
+
+    def _insert_accepted(
+        self, conn: sqlite3.Connection, item: Accepted, expected: int, at: float
+    ) -> int:
+        event, command = item.event, item.command
+        if event.seq != expected:
+            raise SequenceConflict(f"expected seq {expected}, got {event.seq}")
+        try:
             conn.execute(
-                "INSERT OR IGNORE INTO commands"
-                " (idempotency_key, operator, fingerprint, status, body, seq)"
-                " VALUES (?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO commands (idempotency_key, operator, fingerprint, status, body,"
+                " seq, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     command.idempotency_key,
                     command.operator,
                     command.fingerprint,
                     command.status,
                     command.body,
+                    event.seq,
+                    at,
                 ),
             )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"idempotency key {command.idempotency_key!r} of operator "
+                f"{command.operator!r} is already stored"
+            ) from exc
+        try:
+            conn.execute(
+                "INSERT INTO events (seq, type, at, body) VALUES (?, ?, ?, ?)",
+                (event.seq, event.type, event.at.isoformat(), item.body),
+            )
+        except sqlite3.IntegrityError as exc:
+            # Only another writer on the same file can get here past the head check.
+            raise SequenceConflict(
+                f"expected seq {expected}, got {event.seq}: seq already stored"
+            ) from exc
+        return event.seq
+
+    def prune_commands(self, before: float) -> int:
+        """Forget stored answers recorded before `before` (epoch seconds); return how many.
+
+        Runs on the upkeep connection a chunk per transaction, so an append waits for
+        the write lock a moment at most, never for the whole prune.
+        """
+        pruned = 0
+        while True:
+            with self._transaction("upkeep") as conn:
+                deleted = conn.execute(
+                    "DELETE FROM commands WHERE rowid IN (SELECT rowid FROM commands"
+                    " WHERE stored_at < ? LIMIT ?)",
+                    (before, _PRUNE_CHUNK),
+                ).rowcount
+            pruned += deleted
+            if deleted < _PRUNE_CHUNK:
+                return pruned
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy what the WAL holds into the database file, without waiting for anyone.
+
+        A PASSIVE checkpoint on the upkeep connection: it never blocks the writer or a
+        reader (it skips what it cannot copy yet). Returns the WAL's frames and how
+        many of them are now in the database file.
+        """
+        with self._connection("upkeep") as conn:
+            _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames, copied
 
     def find_command(self, operator: str, idempotency_key: str) -> StoredCommand | None:
         """The stored outcome of `operator`'s command with this key, if any."""
@@ -396,12 +506,36 @@ class SQLiteEventStore:
             return None
         return StoredCommand(*row)
 
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        """`find_command` for many ``(operator, idempotency_key)`` pairs in one look-up."""
+        by_operator: dict[str, list[str]] = {}
+        for operator, key in dict.fromkeys(keys):
+            by_operator.setdefault(operator, []).append(key)
+        found: dict[tuple[str, str], StoredCommand] = {}
+        with self._connection() as conn:
+            for operator, idempotency_keys in by_operator.items():
+                # One operator at a time, so SQLite searches the primary key; a row-value
+                # IN over (operator, key) pairs would scan the whole table.
+                for start in range(0, len(idempotency_keys), 400):
+                    chunk = idempotency_keys[start : start + 400]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        "SELECT idempotency_key, operator, fingerprint, status, body, seq"
+                        f" FROM commands WHERE operator = ? AND idempotency_key IN ({marks})",
+                        [operator, *chunk],
+                    ).fetchall()
+                    for row in rows:
+                        found[(operator, row[0])] = StoredCommand(*row)
+        return found
+
     def read(self, after: int, limit: int) -> list[Event]:
         """Up to `limit` events with seq > `after`, in order."""
         if limit <= 0:
             # SQLite reads a negative LIMIT as "no limit"; nobody asking for -1 means that.
             return []
-        with self._connection() as conn:
+        with self._connection("reader") as conn:
             rows = conn.execute(
                 "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, limit),
@@ -412,7 +546,7 @@ class SQLiteEventStore:
         """Like `read`, but the stored JSON text of each event, undecoded."""
         if limit <= 0:
             return []
-        with self._connection() as conn:
+        with self._connection("reader") as conn:
             return conn.execute(
                 "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, limit),
@@ -430,11 +564,12 @@ class SQLiteEventStore:
     def save_snapshot_json(self, seq: int, body: str) -> None:
         """`save_snapshot` for a picture already serialised (`DispatchState` JSON at `seq`).
 
-        The server serialises its picture once, on its own loop, and hands the text
-        here to be written on the writer thread: nothing is decoded again.
+        Written on the upkeep connection, so an append never queues behind it on this
+        side of SQLite (SQLite itself still takes its one write lock for the commit).
+        Nothing is decoded again.
         """
         state_seq = seq
-        with self._transaction() as conn:
+        with self._transaction("upkeep") as conn:
             if state_seq > self._head:
                 raise StoreError(
                     f"snapshot at seq {state_seq} is past the head of the log ({self._head})"
@@ -451,7 +586,7 @@ class SQLiteEventStore:
 
     def load_snapshot(self) -> DispatchState | None:
         """The newest stored snapshot, if any."""
-        with self._connection() as conn:
+        with self._connection("reader") as conn:
             row = conn.execute(
                 "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -465,10 +600,10 @@ class SQLiteEventStore:
 
     def close(self) -> None:
         """Release the store's file. Safe to call more than once."""
-        with self._lock:
+        with self._lock, self._read_lock, self._upkeep_lock:
             conn, self._conn = self._conn, None
             if conn is not None:
-                conn.close()
+                self._close_all(conn)
 
     # --- extras ------------------------------------------------------------------------
 

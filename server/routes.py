@@ -1,0 +1,251 @@
+"""The HTTP routes: `POST /v1/commands` and the `GET /v1/...` queries.
+
+Every route declares each status it can answer with, and its OpenAPI links say where
+an answer's references lead (the incident a command touched, the unit a list names),
+for clients and for schemathesis' stateful tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from cadterm.protocol.commands import Command, CommandResult
+from cadterm.protocol.domain import Incident, IncidentStatus, Operator, Unit
+from cadterm.protocol.events import Event
+from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.problems import Problem, ProblemCode
+from cadterm.protocol.types import normalise_callsign
+
+from .ratelimit import CommandRateLimit
+from .responses import PROBLEM_JSON, problem_response
+from .service import DispatchService, Outcome
+from .store.history import IncidentHistory
+
+__all__ = ["Health", "dispatch_routes"]
+
+#: The largest seq or count a query may name: SQLite's (and JSON Schema's int64) limit.
+INT64_MAX = 2**63 - 1
+
+_GET_INCIDENT = "get_incident"
+_GET_UNIT = "get_unit"
+_POST_COMMAND = "post_command"
+
+#: Statuses the guard can answer any authenticated route with: no or a bad token,
+#: a body too large, too slow or not JSON, a bad query, too many refusals, a failure.
+_GUARDED = (400, 401, 408, 413, 415, 422, 429, 500)
+
+
+class Health(BaseModel):
+    """`GET /v1/health`: liveness, the head seq and the subscribers."""
+
+    status: str
+    seq: int
+    subscribers: int
+    cut_off: int
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
+    return {
+        status: {
+            "model": Problem,
+            "description": "Problem document",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in sorted(statuses)
+    }
+
+
+def _links(responses: dict[int | str, dict[str, Any]], **links: dict[str, Any]):
+    """`responses` with OpenAPI links from the 200 answer to the operations in `links`."""
+    return {**responses, 200: {"description": "Successful Response", "links": links}}
+
+
+def _link(operation: str, parameters: dict[str, str] | None = None, body: Any = None):
+    link: dict[str, Any] = {"operationId": operation}
+    if parameters:
+        link["parameters"] = parameters
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+def _outcome_response(outcome: Outcome) -> Response:
+    media = "application/json" if outcome.status < 400 else PROBLEM_JSON
+    return Response(outcome.body, status_code=outcome.status, media_type=media)
+
+
+def _operator(request: Request) -> Operator:
+    # Set by the guard, which has already refused any request without a valid token.
+    return request.scope["state"]["operator"]
+
+
+def dispatch_routes(
+    service: DispatchService, rate_limit: CommandRateLimit, history: IncidentHistory
+) -> APIRouter:
+    """The command and query routes over `service`, commands limited by `rate_limit`.
+
+    An incident that has left the live picture is found in `history`.
+    """
+    router = APIRouter()
+
+    @router.post(
+        "/v1/commands",
+        operation_id=_POST_COMMAND,
+        response_model=CommandResult,
+        responses=_links(
+            _problems(*_GUARDED, 403, 404, 409),
+            IncidentTouched=_link(_GET_INCIDENT, {"reference": "$response.body#/event/reference"}),
+            UnitTouched=_link(_GET_UNIT, {"callsign": "$response.body#/event/callsign"}),
+        ),
+    )
+    async def post_command(command: Command, request: Request) -> Response:
+        """Execute one command. The reply carries the seq of the event it caused."""
+        operator = _operator(request)
+        refusal = rate_limit.refusal(operator)
+        if refusal is not None:
+            return refusal
+        return _outcome_response(await service.execute(command, operator))
+
+    @router.get(
+        "/v1/state",
+        operation_id="get_state",
+        response_model=DispatchState,
+        responses=_problems(*_GUARDED),
+    )
+    async def get_state() -> Response:
+        """The whole picture, with the seq it is at."""
+        return Response(service.snapshot_json(), media_type="application/json")
+
+    @router.get(
+        "/v1/incidents",
+        operation_id="list_incidents",
+        response_model=list[Incident],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstIncident=_link(_GET_INCIDENT, {"reference": "$response.body#/0/reference"}),
+        ),
+    )
+    async def list_incidents(status: IncidentStatus | None = None) -> list[Incident]:
+        """Incidents, optionally only those with one status."""
+        return [
+            incident
+            for incident in service.state.incidents.values()
+            if status is None or incident.status == status
+        ]
+
+    @router.get(
+        "/v1/incidents/{reference}",
+        operation_id=_GET_INCIDENT,
+        response_model=Incident,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            AddNote=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "add_note",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "reference": "$response.body#/reference",
+                    "text": "Caller rang back: no change",
+                },
+            ),
+        ),
+    )
+    async def get_incident(reference: str) -> Any:
+        """One incident with its whole chronology."""
+        # Looked up as stored, then as the door would have normalised it ("0042-27nov26").
+        incidents = service.state.incidents
+        incident = incidents.get(reference) or incidents.get(normalise_callsign(reference))
+        if incident is None:  # closed long ago: archived out of the picture
+            archived = await service.run_read(history.find, normalise_callsign(reference))
+            if archived is not None:
+                return Response(archived, media_type="application/json")
+            return problem_response(
+                Problem.of(ProblemCode.UNKNOWN_INCIDENT, f"no incident {reference!r}")
+            )
+        return incident
+
+    @router.get(
+        "/v1/units",
+        operation_id="list_units",
+        response_model=list[Unit],
+        responses=_links(
+            _problems(*_GUARDED),
+            FirstUnit=_link(_GET_UNIT, {"callsign": "$response.body#/0/callsign"}),
+        ),
+    )
+    async def list_units() -> list[Unit]:
+        """Every unit known, on or off duty."""
+        return list(service.state.units.values())
+
+    @router.get(
+        "/v1/units/{callsign}",
+        operation_id=_GET_UNIT,
+        response_model=Unit,
+        responses=_links(
+            _problems(*_GUARDED, 404),
+            LocateUnit=_link(
+                _POST_COMMAND,
+                body={
+                    "type": "locate_unit",
+                    "idempotency_key": "replace-with-a-fresh-key",
+                    "callsign": "$response.body#/callsign",
+                    "position": {"lat": 52.4862, "lon": -1.8904},
+                },
+            ),
+        ),
+    )
+    async def get_unit(callsign: str) -> Any:
+        """One unit."""
+        units = service.state.units
+        unit = units.get(callsign) or units.get(normalise_callsign(callsign))
+        if unit is None:
+            return problem_response(
+                Problem.of(ProblemCode.UNKNOWN_CALLSIGN, f"no unit with callsign {callsign!r}")
+            )
+        return unit
+
+    @router.get(
+        "/v1/events",
+        operation_id="get_events",
+        response_model=list[Event],
+        responses=_problems(*_GUARDED),
+    )
+    async def get_events(
+        after: int = Query(0, ge=0, le=INT64_MAX, description="Only events with a later seq."),
+        limit: int = Query(
+            1000, ge=1, le=INT64_MAX, description="At most this many (capped at 5000)."
+        ),
+    ) -> Response:
+        """Stored events after seq `after` (at most `limit`, capped at 5000)."""
+        events = await service.run_read(service.store.read, after, min(limit, 5000))
+        body = "[" + ",".join(event.model_dump_json() for event in events) + "]"
+        return Response(body, media_type="application/json")
+
+    @router.get(
+        "/v1/whoami",
+        operation_id="whoami",
+        response_model=Operator,
+        responses=_problems(*_GUARDED),
+    )
+    async def whoami(request: Request) -> Operator:
+        """The operator the bearer token belongs to."""
+        return _operator(request)
+
+    @router.get(
+        "/v1/health", operation_id="health", response_model=Health, responses=_problems(500)
+    )
+    async def health() -> Health:
+        """Liveness, the head seq and the number of live subscribers. No token needed."""
+        return Health(
+            status="ok",
+            seq=service.head,
+            subscribers=len(service.hub),
+            cut_off=service.hub.cut_off,
+        )
+
+    return router
