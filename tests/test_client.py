@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKENS, Backend, free_port, make_config
+import waiting
+from conftest import TOKENS, Backend, make_config
 from pydantic import ValidationError
 
 from cadterm.client import (
@@ -85,13 +86,9 @@ async def live(backend: Backend | str, **options: Any) -> AsyncIterator[Dispatch
         yield client
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll `condition` until it holds (fails the test after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Poll `condition` until it holds; fail at once if it raises (`waiting.until`)."""
+    await waiting.until(condition, timeout)
 
 
 async def server_get(backend: Backend, path: str) -> Any:
@@ -299,8 +296,8 @@ async def test_rate_limited(backend_factory) -> None:
     assert [event["type"] for event in await server_events(backend)] == ["unit_booked_on"]
 
 
-async def test_backend_unavailable_when_the_only_backend_is_down() -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+async def test_backend_unavailable_when_the_only_backend_is_down(refused_url: str) -> None:
+    url = refused_url  # nothing listens there
     client = client_for(url, command_attempts=2, backoff=Backoff(base=0.01, cap=0.02))
     started = time.monotonic()
     async with client:

@@ -22,16 +22,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKENS, free_port, make_config
+from conftest import SERVER_ON, TOKENS, make_config
 from faultproxy import FaultProxy
+from waiting import until
 
 from cadterm.client import (
     BackendUnavailable,
@@ -178,15 +180,6 @@ class Workload:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
         await self.sender.aclose()
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
-    """Poll `predicate` until it holds; fail with `what()` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(what())
-        await asyncio.sleep(0.01)
 
 
 # --- the client under test, instrumented ---------------------------------------------
@@ -480,9 +473,9 @@ async def test_wrong_token_stops_without_retrying(rig) -> None:
         assert w.client.status.state == LinkState.STOPPED
 
 
-async def test_dead_first_backend_fails_over_to_the_second(backend_factory) -> None:
+async def test_dead_first_backend_fails_over_to_the_second(backend_factory, refused_url) -> None:
     backend = backend_factory(config=make_config(limits=FAST))
-    dead_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    dead_url = refused_url  # nothing listens there
     async with asyncio.timeout(20), watched([dead_url, backend.url]) as w:
         await w.client.wait_live(10)
         assert w.client.status.url == backend.ws_url
@@ -499,14 +492,14 @@ async def test_dead_first_backend_fails_over_to_the_second(backend_factory) -> N
 
 
 class ServerProcess:
-    """`cadterm server` in a child process, on a fixed db file and port."""
+    """`cadterm server` in a child process on a fixed db file: the first start binds
+    port 0, every restart that same port again (as a restarted server would)."""
 
-    def __init__(self, tmp_path: Path, port: int) -> None:
+    def __init__(self, tmp_path: Path) -> None:
         self.db = tmp_path / "cad.db"
         self.config = tmp_path / "server.toml"
         self.log = tmp_path / "server.log"
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         write_config(
             self.config,
@@ -518,10 +511,18 @@ class ServerProcess:
     async def start(self) -> None:
         argv = [sys.executable, "-m", "cadterm.cli.main", "server"]
         argv += ["--db", str(self.db), "--config", str(self.config), "--port", str(self.port)]
-        with self.log.open("ab") as log:
+        with self.log.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdout=log, stderr=asyncio.subprocess.STDOUT
             )
+        proc = self.proc
+
+        def announced() -> re.Match[str] | None:
+            assert proc.returncode is None, f"server exited: {self.log.read_text()[-2000:]}"
+            return SERVER_ON.search(self.log.read_text())
+
+        found = await until(announced, 20, "the server to say where it listens")
+        self.port = int(found.group(1).rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=self.url, timeout=1.0) as http:
             deadline = time.monotonic() + 20
             while True:
@@ -534,6 +535,10 @@ class ServerProcess:
                     raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
                 await asyncio.sleep(0.05)
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no close frames, nothing flushed that was not already."""
         proc, self.proc = self.proc, None
@@ -544,7 +549,7 @@ class ServerProcess:
 
 @pytest.mark.slow
 async def test_server_killed_mid_stream_and_restarted(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, free_port())
+    server = ServerProcess(tmp_path)
     try:
         async with asyncio.timeout(60):
             await server.start()

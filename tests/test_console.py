@@ -646,7 +646,7 @@ async def test_backend_loss_shows_not_live_journals_commands_and_recovers(
         await console.until(lambda: "pending 2" in body_text(status), what="pending 2")
         assert not console.bells
 
-        again = backend_factory(db_path=first.db_path, port=first.port)
+        again = first.start()
         await console.until(lambda: not stale.has_class("-shown"), 15, what="live again")
         await console.until(lambda: "pending 0" in body_text(status), 10, what="pending 0")
         texts = [e["text"] for e in server_incident(again, reference)["chronology"]]

@@ -14,7 +14,6 @@ import contextlib
 import json
 import sqlite3
 import stat
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+import waiting
 from conftest import TOKENS, Backend, make_config
 
 from cadterm.client import (
@@ -61,12 +61,9 @@ def set_state(callsign: str, state: int | str) -> SetUnitState:
     )
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Poll `condition` until it holds; fail at once if it raises (`waiting.until`)."""
+    await waiting.until(condition, timeout)
 
 
 # --- the journal on its own --------------------------------------------------------------
@@ -271,7 +268,6 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
 ) -> None:
     # Before the outage: one incident and one unit, as the operator last saw them.
     backend = backend_factory()
-    port, db_path = backend.port, backend.db_path
     async with live(backend) as client:
         created = await client.execute(
             CreateIncident(
@@ -327,7 +323,7 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
 
     # The backend returns on the same port with the same data. Before this console
     # reconnects, a colleague elsewhere updates the incident.
-    backend = backend_factory(db_path=db_path, port=port)
+    backend.start()
     async with live(backend) as colleague:
         await colleague.execute(
             note(reference, "caller rang back: door was forced", workstation="ws-colleague")

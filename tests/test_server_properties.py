@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import TOKENS, BackendThread, free_port, make_config
+from conftest import TOKENS, BackendThread, make_config
 from dispatch_strategies import valid_event_sequences
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -247,7 +247,7 @@ def test_subscriber_reconstructs_the_folded_log(data: st.DataObject) -> None:
         fill(path, events, snapshots, retain)
         with SQLiteEventStore(path, retain_events=retain) as store:
             first_kept = store.first_retained()
-        runner = BackendThread(path, make_config(retain_events=retain), free_port())
+        runner = BackendThread(path, make_config(retain_events=retain))
         with runner as backend:
             asyncio.run(
                 asyncio.wait_for(
