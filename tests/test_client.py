@@ -91,6 +91,15 @@ async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> No
     await waiting.until(condition, timeout)
 
 
+def streams_running() -> list[asyncio.Task]:
+    """The subscription tasks still running on this loop (each a stream that may retry)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "cadterm-subscription" and not task.done()
+    ]
+
+
 async def server_get(backend: Backend, path: str) -> Any:
     async with httpx.AsyncClient(
         base_url=backend.url, headers=backend.headers(), timeout=TIMEOUT, trust_env=False
@@ -449,7 +458,8 @@ async def test_wrong_token_stops_the_stream_with_a_reason(backend: Backend) -> N
         assert "401" in stopped.value.reason
         assert client.status.state == LinkState.STOPPED
         assert client.status.reason == stopped.value.reason
-        await asyncio.sleep(0.3)  # long enough for several retries, were there any
+        # The stream's task has ended, so no retry can follow.
+        await until(lambda: not streams_running())
         assert [s.state for s in seen] == [LinkState.CONNECTING, LinkState.STOPPED]
         assert client.subscription.resumes == 0
         assert client.status.attempts == 0

@@ -1,10 +1,14 @@
 """The client's live picture survives a bad network and a killed server, and stays exact.
 
+These are the end-to-end checks over real sockets; the link's rules themselves (seq,
+heartbeats, silence, closes, refusals, where a resume starts) are covered in
+microseconds by tests/test_link_rules.py, so only a few cases run here.
+
 A `DispatchClient` subscribes through a `FaultProxy` (tests/faultproxy.py) while a
 second sender issues a steady, seeded stream of commands straight to the backend. The
-test breaks the link (cuts mid-frame, a slow link, a silent link, dozens of cuts in a
-row; a backend killed with SIGKILL and restarted) and, once the faults stop, checks
-what must hold whatever happened on the way:
+test breaks the link (cuts mid-frame, a silent link, a backend that goes away behind a
+refusing address; a backend killed with SIGKILL and restarted) and, once the faults
+stop, checks what must hold whatever happened on the way:
 
 (a) the client's picture is exactly the server's (`GET /v1/state`);
 (b) no event was applied twice or skipped: after the first snapshot every applied
@@ -13,8 +17,8 @@ what must hold whatever happened on the way:
 (c) every acknowledged command's event is the server's stored event at that seq
     (`GET /v1/events`) and is in the client's picture.
 
-Plus the two ways a client should not loop: a wrong token stops it (401) after one
-connection, and a dead first backend fails over to the second.
+Plus a dead first backend failing over to the second, and a prompt close on a silent
+link. (A wrong token stopping the stream after one try is in tests/test_client.py.)
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ from cadterm.client import (
     DispatchClient,
     LinkState,
     LinkStatus,
-    StreamStopped,
 )
 from cadterm.protocol.commands import (
     AddNote,
@@ -337,26 +340,6 @@ async def test_cut_mid_frame_resumes_without_loss_or_repeat(rig) -> None:
         assert len(workload.acked) > 20
 
 
-async def test_delayed_link_is_slow_not_dead(rig) -> None:
-    backend, proxy = rig
-    async with asyncio.timeout(30), watched([proxy.url]) as w:
-        await w.client.wait_live()
-        workload = Workload(backend.url, seed=22)
-        async with running(workload):
-            await asyncio.sleep(0.3)
-            proxy.set_delay(0.2)
-            slow_from = time.monotonic()
-            await asyncio.sleep(2.0)
-            lag_seen = w.client.seq
-            proxy.set_delay(0.0)
-            await asyncio.sleep(0.5)
-        # 0.2 s per chunk is well inside the 1 s silence limit: the link never dropped.
-        assert [s.state for s in w.states(slow_from)] == [], w.states(slow_from)
-        assert w.client.subscription.resumes == 0
-        assert lag_seen > 0
-        await assert_converged(w, backend.url, workload)
-
-
 async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
     backend, proxy = rig
     async with asyncio.timeout(40), watched([proxy.url]) as w:
@@ -372,9 +355,8 @@ async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
             # Noticed within the silence limit (plus one heartbeat and some slack), not
             # after a closing handshake over the dead link.
             assert noticed_after < SILENCE + 1.0, noticed_after
-            # Nothing gets through while it lasts: the client must not claim to be live.
-            await asyncio.sleep(2.5)
-            assert LinkState.LIVE not in [s.state for s in w.states(silent_from)]
+            # That nothing is claimed live while nothing gets through is a rule of the
+            # link (tests/test_link_rules.py): live only after caught_up at the head.
             assert not w.client.status.live
             proxy.blackhole(False)
             await w.wait_state(LinkState.LIVE, 10)
@@ -382,26 +364,6 @@ async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
         await assert_converged(w, backend.url, workload)
         reasons = [s.reason or "" for s in w.states(silent_from)]
         assert any("no frame or heartbeat" in r for r in reasons), reasons
-
-
-async def test_dozens_of_disconnects_in_a_row(rig) -> None:
-    backend, proxy = rig
-    rng = random.Random(44)
-    async with asyncio.timeout(40), watched([proxy.url]) as w:
-        await w.client.wait_live()
-        workload = Workload(backend.url, seed=44)
-        hits = 0
-        async with running(workload):
-            for _ in range(30):
-                await asyncio.sleep(rng.uniform(0.01, 0.25))
-                hits += proxy.cut_all()
-            await asyncio.sleep(0.3)
-        await assert_converged(w, backend.url, workload)
-        reconnects = [s for s in w.statuses if s[1].state == LinkState.RECONNECTING]
-        assert hits >= 15, hits  # most cuts found a connection to cut
-        assert len(reconnects) >= hits // 2, (len(reconnects), hits)
-        assert proxy.accepted >= hits
-        assert len(workload.acked) > 20
 
 
 async def test_backend_restarted_elsewhere_behind_refusing_proxy(rig, backend_factory) -> None:
@@ -457,20 +419,6 @@ async def test_close_during_a_silent_link_is_prompt(rig) -> None:
 
 
 # --- ways a client must not loop forever ------------------------------------------------
-
-
-async def test_wrong_token_stops_without_retrying(rig) -> None:
-    _, proxy = rig
-    async with asyncio.timeout(15), watched([proxy.url], token="not-a-valid-token-000000") as w:
-        with pytest.raises(StreamStopped) as stopped:
-            await w.client.wait_live(10)
-        assert "401" in stopped.value.reason
-        status = w.client.status
-        assert status.state == LinkState.STOPPED
-        assert "401" in (status.reason or "")
-        await asyncio.sleep(1.0)  # long enough for several retries, had there been any
-        assert proxy.accepted == 1
-        assert w.client.status.state == LinkState.STOPPED
 
 
 async def test_dead_first_backend_fails_over_to_the_second(backend_factory, refused_url) -> None:

@@ -9,7 +9,6 @@ waits for an operator instead of being dropped, and nothing is sent twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sqlite3
@@ -307,7 +306,10 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     assert pending[0].issued_at == typed_at
     assert all(before <= e.issued_at <= after for e in pending[1:])
     assert [e.issued_at for e in pending[1:]] == sorted(e.issued_at for e in pending[1:])
-    await asyncio.sleep(0.3)  # the flusher has nothing to send to
+    # The flusher, woken by each submit, has had its turn once the link has failed two
+    # more times since: it found nothing live to send to.
+    tried = offline.status.attempts
+    await until(lambda: offline.status.attempts >= tried + 2)
     assert offline.status.state in (LinkState.CONNECTING, LinkState.RECONNECTING)
     assert summary(offline.pending()) == summary(pending)
     assert offline.journal_entry(commands[2].idempotency_key) == pending[2]
@@ -318,7 +320,7 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     async with restarted:
         assert summary(restarted.pending()) == summary(pending)
         assert [e.command for e in restarted.pending()] == commands
-        await asyncio.sleep(0.2)
+        await until(lambda: restarted.status.attempts >= 2)  # tried, and failed, to send
         assert summary(restarted.pending()) == summary(pending)
 
     # The backend returns on the same port with the same data. Before this console
