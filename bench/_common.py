@@ -3,8 +3,11 @@
 - `Workload`: a seeded, realistic dispatch workload. It drives the server's own rules
   (`decide`) and the protocol fold (`apply`) on a shadow picture, so every event it
   yields is valid in sequence for the picture it started from.
-- `ServerProcess`: the embedded backend as a subprocess (``python -m cadterm.cli.main
-  server``), with its CPU time read from ``/proc/<pid>/stat`` (or psutil if installed).
+- `ServerProcess`: the backend as a subprocess (``python -m cadterm.cli.main server
+  --port 0``), with its CPU time read from ``/proc/<pid>/stat`` (or psutil if
+  installed). A process of its own, not the in-process `EmbeddedBackend` the tests
+  use, because the benchmarks charge the server's CPU to its pid and must not share a
+  GIL with the load they drive.
 - `seed_store`: write events straight into a SQLite store (seeding only, not durable).
 - Small helpers: percentiles, JSON-line output, a bench config with the test tokens.
 
@@ -14,11 +17,12 @@ the script's folder on ``sys.path``, which is how they find this module.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import random
-import socket
+import re
 import sqlite3
 import subprocess
 import sys
@@ -159,12 +163,6 @@ def bench_config(**overrides: object) -> ServerConfig:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
     """A temporary folder for databases and configs, removed on exit."""
     return tempfile.TemporaryDirectory(prefix=f"cadterm-{prefix}-")
@@ -190,15 +188,25 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLK_TCK
 
 
+#: The line `cadterm server` prints once it has bound its port.
+_SERVER_ON = re.compile(r"cadterm server on http://127\.0\.0\.1:(\d+) ")
+_SERVER_NAMES = itertools.count(1)
+
+
 class ServerProcess:
-    """`cadterm server` as a subprocess on a loopback port; stopped on exit, always."""
+    """`cadterm server` as a subprocess on a loopback port; stopped on exit, always.
+
+    The server binds port 0 itself and prints the port it got, so there is no window in
+    which another process can take a port picked for it.
+    """
 
     def __init__(self, db: Path, config: ServerConfig, workdir: Path) -> None:
         self.db = db
-        self.port = free_port()
-        self.cfg = workdir / f"server-{self.port}.toml"
+        self.port = 0  # known once started
+        name = f"server-{next(_SERVER_NAMES)}"
+        self.cfg = workdir / f"{name}.toml"
         write_config(self.cfg, config)
-        self.log = workdir / f"server-{self.port}.log"
+        self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -218,6 +226,7 @@ class ServerProcess:
         return cpu_seconds(self.pid)
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        self.port = 0
         cmd = [
             sys.executable,
             "-m",
@@ -228,7 +237,7 @@ class ServerProcess:
             "--config",
             str(self.cfg),
             "--port",
-            str(self.port),
+            "0",
             "--log-level",
             "warning",
         ]
@@ -238,7 +247,13 @@ class ServerProcess:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            if not self.port:
+                announced = _SERVER_ON.search(self.log.read_text())
+                if announced:
+                    self.port = int(announced.group(1))
             try:
+                if not self.port:
+                    raise ConnectionRefusedError("the server has not said its port yet")
                 self.health()
                 return self
             except QueryError:

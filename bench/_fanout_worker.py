@@ -24,6 +24,7 @@ Roles (first argument):
     ``caught_up``; each publish message makes one event frame of the same shape and size
     as cadterm's ``unit_located`` frame, stamped with the server time, sent to every
     subscriber with ``websockets.asyncio.server.broadcast``; the publisher gets the seq.
+    Prints ``listening PORT`` once up (PORT 0 lets the system pick a free one).
 """
 
 from __future__ import annotations
@@ -366,8 +367,9 @@ async def run_bare(port: int) -> None:
         compression=None,
         ping_interval=None,
         max_size=None,
-    ):
-        print("listening", flush=True)
+    ) as server:
+        # With PORT 0 the system picks one: say which.
+        print("listening", server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
 
 

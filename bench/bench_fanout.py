@@ -41,7 +41,6 @@ from _common import (
     bench_config,
     cpu_seconds,
     emit,
-    free_port,
     machine,
     r,
     scratch_dir,
@@ -163,14 +162,15 @@ def main() -> int:
                     url, ws_url, pid = server.url, server.ws_url, server.pid
                     mode = "http"
                 else:
-                    port = free_port()
                     bare = subprocess.Popen(
-                        [sys.executable, WORKER, "bare", str(port)],
+                        [sys.executable, WORKER, "bare", "0"],
                         stdout=subprocess.PIPE,
                         text=True,
                     )
-                    if bare.stdout.readline().strip() != "listening":
+                    said, _, port = bare.stdout.readline().partition(" ")
+                    if said != "listening":
                         raise RuntimeError("bare server did not start")
+                    port = port.strip()
                     url = ws_url = f"ws://127.0.0.1:{port}"
                     pid = bare.pid
                     mode = "ws"

@@ -5,15 +5,22 @@
         ...DispatchClient(url, tokens.dispatcher)...
         backend.restart(down_for=2.0)            # same port, same database
 
-It lives with the server so that the simulator, the scenarios and the pytest plugin can
-start a backend while importing nothing else of it: they still drive it over HTTP and the
-WebSocket stream, through the client.
-The server listens on a free 127.0.0.1 port (or the one given), with a config made up on
-the spot: one dispatcher ("dispatcher") and one simulator ("sim", also a dispatcher),
-each with a fresh random token, the workstations in `EMBEDDED_WORKSTATIONS` (those the
-simulator, scenarios, replay, demo, pytest fixtures and the client's default use; pass
-`workstations=` for more), and command-rate limits raised so that a simulator at high
-speed is not throttled.
+It lives with the server so that the simulator, the scenarios, the pytest plugin, the
+test suite and the benchmarks can start a backend while importing nothing else of it:
+they still drive it over HTTP and the WebSocket stream, through the client.
+
+The server binds its own listening socket before it starts, on 127.0.0.1 port 0 unless
+another is given, and reads the port back: there is no window in which a port picked
+as free can be taken by someone else. `restart` binds that same port again
+(SO_REUSEADDR), with the same database.
+
+The config is made up on the spot: one dispatcher ("dispatcher") and one simulator
+("sim", also a dispatcher), each with a fresh random token, the workstations in
+`EMBEDDED_WORKSTATIONS` (those the simulator, scenarios, replay, demo, pytest fixtures
+and the client's default use; pass `workstations=` for more), and command-rate limits
+raised so that a simulator at high speed is not throttled. A caller with its own
+operators passes a whole `config=` instead (and `config_path=` for a server that
+re-reads that file when it changes).
 
 `start`, `stop` and `restart` block until the server is up or down; from async code use
 `astart`, `astop` and `arestart`, which run them in a worker thread so that clients on
@@ -37,10 +44,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import uvicorn
+
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import hash_token, new_token
 from cadterm.server.config import Limits, OperatorEntry, ServerConfig, WorkstationEntry
-from cadterm.server.run import build_server
+from cadterm.server.run import build_server, listen_socket
 
 __all__ = [
     "DISPATCHER_ID",
@@ -118,8 +127,12 @@ class EmbeddedBackend:
         tokens: EmbeddedTokens | None = None,
         limits: Limits | None = None,
         workstations: Sequence[str] = (),
+        config: ServerConfig | None = None,
+        config_path: str | os.PathLike[str] | None = None,
         log_level: str = "warning",
     ) -> None:
+        """`config` replaces the made-up config (`tokens`, `limits` and `workstations`
+        then play no part); with `config_path` the server reloads from that file."""
         self._tempdir: Path | None = None
         if db_path is None:
             self._tempdir = Path(tempfile.mkdtemp(prefix="cadterm-embedded-"))
@@ -128,10 +141,13 @@ class EmbeddedBackend:
         self.host = host
         self.port = port
         self.tokens = tokens or EmbeddedTokens(new_token(), new_token())
-        self.config = embedded_config(self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations))
+        self.config = config or embedded_config(
+            self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations)
+        )
+        self.config_path = Path(config_path) if config_path is not None else None
         self.log_level = log_level
         self.restarts = 0
-        self._server = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -139,6 +155,11 @@ class EmbeddedBackend:
     def url(self) -> str:
         """The backend's base URL (its port is fixed once it has first started)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def server(self) -> uvicorn.Server | None:
+        """The uvicorn server while it runs (its `server_state` counts connections)."""
+        return self._server
 
     @property
     def running(self) -> bool:
@@ -160,6 +181,7 @@ class EmbeddedBackend:
             host=self.host,
             port=self.port,
             log_level=self.log_level,
+            config_path=self.config_path,
         )
         self._server, self._failure = server, None
         self._thread = threading.Thread(
@@ -227,17 +249,10 @@ class EmbeddedBackend:
     # --- internals -------------------------------------------------------------------------
 
     def _bind(self) -> socket.socket:
-        # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only when
-        # it does, and without it every small reply waits 40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self.port))
+            return listen_socket(self.host, self.port)
         except OSError as exc:
-            sock.close()
             raise EmbeddedBackendError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
-        sock.set_inheritable(False)
-        return sock
 
     def _serve(self, server, sock: socket.socket) -> None:
         try:

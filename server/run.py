@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ from .live_config import LiveConfig
 from .service import DispatchService
 from .store.sqlite import SQLiteEventStore
 
-__all__ = ["build_server", "serve"]
+__all__ = ["build_server", "listen_socket", "serve"]
 
 log = logging.getLogger("cadterm.server")
 
@@ -45,6 +46,27 @@ class _DenialNoiseFilter(logging.Filter):
 
 logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
 logging.getLogger("uvicorn.error").addFilter(DropUvicornWebSocketLines())
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: any free port), for `uvicorn.Server.serve`.
+
+    Binding here rather than in uvicorn lets the caller read the port back at once, so a
+    server asked for port 0 can say where it listens; SO_REUSEADDR lets a restarted
+    server take its old port back while closed connections linger in TIME_WAIT.
+    Raises OSError when the address cannot be had.
+    """
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only when
+    # it does, and without it every small reply waits 40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
 
 
 def build_server(
@@ -114,7 +136,9 @@ def _hand_over_first_token(config_path: Path, config: ServerConfig, token: str) 
     )
 
 
-async def _serve_reloading(server: uvicorn.Server, live: LiveConfig, on_main: bool) -> None:
+async def _serve_reloading(
+    server: uvicorn.Server, sock: socket.socket, live: LiveConfig, on_main: bool
+) -> None:
     """Run `server`, reloading the config on SIGHUP (only the main thread gets signals)."""
     loop = asyncio.get_running_loop()
     if on_main:
@@ -122,7 +146,7 @@ async def _serve_reloading(server: uvicorn.Server, live: LiveConfig, on_main: bo
         # never in the middle of one.
         loop.add_signal_handler(signal.SIGHUP, live.reload, "SIGHUP")
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         if on_main:
             loop.remove_signal_handler(signal.SIGHUP)
@@ -138,6 +162,8 @@ def serve(
 ) -> int:
     """Run the backend until SIGINT or SIGTERM; return the process exit status.
 
+    With `port` 0 the system picks a free port; the line "cadterm server on URL" printed
+    at start names the port actually bound.
     On first start the config file is created with one dispatcher and one workstation;
     the dispatcher's token is handed over once (see `_hand_over_first_token`): it is
     stored only as a hash. SIGHUP re-reads operators and workstations from the config.
@@ -151,6 +177,12 @@ def serve(
     if token is not None:
         _hand_over_first_token(Path(config_path), config, token)
     live = LiveConfig(config, config_path)
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        print(f"cadterm server: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
     server = build_server(
         db_path=db_path, config=config, host=host, port=port, log_level=log_level, live=live
     )
@@ -174,8 +206,9 @@ def serve(
     on_main = threading.current_thread() is threading.main_thread()  # else signals can't
     previous = {sig: signal.signal(sig, stop) for sig in handled} if on_main else {}
     try:
-        asyncio.run(_serve_reloading(server, live, on_main))
+        asyncio.run(_serve_reloading(server, sock, live, on_main))
     finally:
+        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

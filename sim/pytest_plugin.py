@@ -10,8 +10,9 @@ Installed with cadterm as the ``pytest11`` entry point, or named in a test modul
             location=BRACKLEY.location("Moor Road Roundabout")))
         ...
 
-Fixtures (each test gets its own backend, on a free 127.0.0.1 port with its own SQLite
-file under the test's `tmp_path`, stopped when the test ends):
+Fixtures (each test gets its own backend, an `EmbeddedBackend` that binds a 127.0.0.1
+port of its own (port 0, so tests can run side by side, as under pytest-xdist), with its
+own SQLite file under the test's `tmp_path`, stopped when the test ends):
 
 - ``cadterm_backend``: a `CadtermBackend` with `url`, `token` (a dispatcher's),
   `simulator_token`, `db_path`, and `restart()`/`arestart()` for outage tests;
@@ -65,7 +66,7 @@ class CadtermBackend:
 
 @pytest.fixture
 def cadterm_backend(tmp_path: Path) -> Iterator[CadtermBackend]:
-    """A fresh cadterm backend on a free loopback port with its own SQLite file."""
+    """A fresh cadterm backend on its own loopback port with its own SQLite file."""
     from cadterm.server.embedded import EmbeddedBackend
 
     embedded = EmbeddedBackend(tmp_path / "cadterm.db")

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import re
 import socket
-import threading
-import time
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import uvicorn
+from waiting import wait_for
 
 from cadterm.protocol.domain import Role
 from cadterm.server.auth import hash_token
 from cadterm.server.config import Limits, OperatorEntry, ServerConfig, WorkstationEntry
-from cadterm.server.run import build_server
+from cadterm.server.embedded import EmbeddedBackend
 
 TOKENS = {
     Role.DISPATCHER: "dispatcher-token-0123456789abcdef",
@@ -69,25 +71,40 @@ def make_config(**overrides) -> ServerConfig:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Backend:
-    """A running backend: where it listens and what it stores to."""
+    """A running backend: where it listens and what it stores to.
 
-    host: str
-    port: int
-    db_path: Path
-    config: ServerConfig
-    server: object = field(repr=False)
+    It is an `EmbeddedBackend` (the runner the pytest plugin ships) with the test
+    config: it binds port 0 itself, and `stop`/`start` keep that port and the database.
+    """
+
+    embedded: EmbeddedBackend = field(repr=False)
+
+    @property
+    def host(self) -> str:
+        return self.embedded.host
+
+    @property
+    def port(self) -> int:
+        return self.embedded.port
+
+    @property
+    def db_path(self) -> Path:
+        return self.embedded.db_path
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.embedded.config
+
+    @property
+    def server(self) -> uvicorn.Server | None:
+        """The uvicorn server while it runs (for tests that look at its connections)."""
+        return self.embedded.server
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.embedded.url
 
     @property
     def ws_url(self) -> str:
@@ -96,61 +113,50 @@ class Backend:
     def headers(self, role: Role = Role.DISPATCHER) -> dict[str, str]:
         return {"Authorization": f"Bearer {TOKENS[role]}"}
 
+    def stop(self) -> None:
+        """Stop the server (open streams are closed); the port and database stay ours."""
+        self.embedded.stop()
+
+    def start(self) -> Backend:
+        """Start again on the same port and database after `stop`."""
+        self.embedded.start()
+        return self
+
 
 class BackendThread:
-    """Runs a backend in its own thread and event loop, as a separate server would."""
+    """A backend in its own thread and event loop, as a separate server would be;
+    a context manager giving the `Backend`. With `config_path` the server reloads
+    operators and workstations from that file."""
 
     def __init__(
-        self,
-        db_path: Path,
-        config: ServerConfig,
-        port: int | None = None,
-        config_path: Path | None = None,
+        self, db_path: Path, config: ServerConfig, config_path: Path | None = None
     ) -> None:
-        self.port = port or free_port()
-        # With a config_path the server reloads operators and workstations from it.
-        self.server = build_server(
-            db_path=db_path, config=config, port=self.port, config_path=config_path
-        )
-        self.backend = Backend("127.0.0.1", self.port, db_path, config, self.server)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        self.backend = Backend(EmbeddedBackend(db_path, config=config, config_path=config_path))
 
     def __enter__(self) -> Backend:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("backend did not start")
-            time.sleep(0.01)
+        self.backend.embedded.start()
         return self.backend
 
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "backend thread did not stop"
+    def __exit__(self, *exc: object) -> None:
+        self.backend.embedded.close()
 
 
 @pytest.fixture
 def backend_factory(tmp_path: Path):
-    """Start backends on demand; every one is stopped at the end of the test."""
+    """Start backends on demand; every one is stopped at the end of the test.
+
+    `backend_factory.stop(backend)` stops one early (`backend.start()` brings it back
+    on the same port and database).
+    """
     running: list[BackendThread] = []
 
-    def start(
-        config: ServerConfig | None = None, db_path: Path | None = None, port: int | None = None
-    ) -> Backend:
-        runner = BackendThread(db_path or tmp_path / "cad.db", config or make_config(), port)
-        backend = runner.__enter__()
+    def start(config: ServerConfig | None = None, db_path: Path | None = None) -> Backend:
+        runner = BackendThread(db_path or tmp_path / "cad.db", config or make_config())
         running.append(runner)
-        return backend
+        return runner.__enter__()
 
     def stop(backend: Backend) -> None:
-        for runner in list(running):
-            if runner.backend is backend:
-                runner.__exit__(None, None, None)
-                running.remove(runner)
+        backend.stop()
 
     start.stop = stop  # type: ignore[attr-defined]
     yield start
@@ -160,5 +166,53 @@ def backend_factory(tmp_path: Path):
 
 @pytest.fixture
 def backend(backend_factory) -> Iterator[Backend]:
-    """A fresh backend on a free loopback port with its own SQLite file."""
+    """A fresh backend on its own loopback port with its own SQLite file."""
     yield backend_factory()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """The URL of a loopback port where nothing listens, held for the test.
+
+    The port is bound but never listened on, so connecting is refused at once, and
+    nobody else can start listening there while the test runs.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own HOME and no CADTERM_* or XDG_* settings from outside.
+
+    The console and the server fall back to platform directories under HOME: tests that
+    run side by side (pytest-xdist) must not share a config, journal or log there, nor
+    pick up a developer's own CADTERM_URL or token.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith(("CADTERM_", "XDG_")) and name != "XDG_RUNTIME_DIR":
+            monkeypatch.delenv(name)
+    return home
+
+
+SERVER_ON = re.compile(r"cadterm server on (http://\S+) ")
+
+
+def started_server_url(
+    proc: subprocess.Popen, output: Callable[[], str], timeout: float = 30.0
+) -> str:
+    """The URL a `cadterm server --port 0` subprocess says it listens on.
+
+    `output()` reads what the process has printed so far (a file it writes to).
+    Fails at once if the process exits first.
+    """
+
+    def announced() -> str | None:
+        assert proc.poll() is None, f"cadterm server exited:\n{output()}"
+        found = SERVER_ON.search(output())
+        return found.group(1) if found else None
+
+    return wait_for(announced, timeout, "cadterm server to say where it listens")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import waiting
 from conftest import TOKENS, Backend
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -43,26 +44,12 @@ async def until(
 ) -> Any:
     """Let the app run in small steps until `predicate()` is truthy; fail after `timeout`.
 
-    Returns the predicate's value. An exception from the predicate counts as "not yet"
-    (the server may not have the incident yet), and is reported if time runs out.
+    Returns the predicate's value. An exception from the predicate fails at once (see
+    `waiting`): a predicate over something not there yet returns None instead.
     """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = predicate()
-        except Exception as error:  # not yet: e.g. a KeyError before the event lands
-            value, last_error = None, error
-        else:
-            last_error = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what or predicate}{detail}"
-            )
-        await pilot.pause(step)
+    return await waiting.until(
+        predicate, timeout, what or repr(predicate), step=step, pause=pilot.pause
+    )
 
 
 class Keys:

@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKENS, Backend, free_port, make_config
+import waiting
+from conftest import TOKENS, Backend, make_config
 from pydantic import ValidationError
 
 from cadterm.client import (
@@ -95,13 +96,18 @@ async def live(backend: Backend | str, **options: Any) -> AsyncIterator[Dispatch
         yield client
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Poll `condition` until it holds (fails the test after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Poll `condition` until it holds; fail at once if it raises (`waiting.until`)."""
+    await waiting.until(condition, timeout)
+
+
+def streams_running() -> list[asyncio.Task]:
+    """The subscription tasks still running on this loop (each a stream that may retry)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "cadterm-subscription" and not task.done()
+    ]
 
 
 async def server_get(backend: Backend, path: str) -> Any:
@@ -333,8 +339,8 @@ async def test_rate_limited(backend_factory) -> None:
     assert [event["type"] for event in await server_events(backend)] == ["unit_booked_on"]
 
 
-async def test_backend_unavailable_when_the_only_backend_is_down() -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+async def test_backend_unavailable_when_the_only_backend_is_down(refused_url: str) -> None:
+    url = refused_url  # nothing listens there
     client = client_for(url, command_attempts=2, backoff=Backoff(base=0.01, cap=0.02))
     started = time.monotonic()
     async with client:
@@ -489,7 +495,8 @@ async def test_wrong_token_stops_the_stream_with_a_reason(backend: Backend) -> N
         assert "401" in stopped.value.reason
         assert client.status.state == LinkState.STOPPED
         assert client.status.reason == stopped.value.reason
-        await asyncio.sleep(0.3)  # long enough for several retries, were there any
+        # The stream's task has ended, so no retry can follow.
+        await until(lambda: not streams_running())
         assert [s.state for s in seen] == [LinkState.CONNECTING, LinkState.STOPPED]
         assert client.subscription.resumes == 0
         assert client.status.attempts == 0
@@ -686,7 +693,9 @@ async def test_blocking_queries_answer_as_the_async_ones(backend: Backend) -> No
     assert (await asyncio.to_thread(fetch_health, url)).seq == 2
 
 
-async def test_a_refused_or_unanswered_query_raises_query_error(backend: Backend) -> None:
+async def test_a_refused_or_unanswered_query_raises_query_error(
+    backend: Backend, refused_url: str
+) -> None:
     async with Queries(backend.url, "wrong-token-0123456789") as queries:
         with pytest.raises(QueryError, match=r"GET /v1/state: HTTP 401: ") as refused:
             await queries.state()
@@ -696,7 +705,7 @@ async def test_a_refused_or_unanswered_query_raises_query_error(backend: Backend
     with pytest.raises(QueryError, match="HTTP 422") as invalid:
         await asyncio.to_thread(fetch_events, backend.url, DISPATCHER, -1)
     assert invalid.value.status == 422
-    nowhere = f"http://127.0.0.1:{free_port()}"
+    nowhere = refused_url
     with pytest.raises(QueryError, match="not reachable") as unreachable:
         await asyncio.to_thread(fetch_state, nowhere, DISPATCHER, timeout=2)
     assert unreachable.value.status is None

@@ -1,10 +1,14 @@
 """The client's live picture survives a bad network and a killed server, and stays exact.
 
+These are the end-to-end checks over real sockets; the link's rules themselves (seq,
+heartbeats, silence, closes, refusals, where a resume starts) are covered in
+microseconds by tests/test_link_rules.py, so only a few cases run here.
+
 A `DispatchClient` subscribes through a `FaultProxy` (tests/faultproxy.py) while a
 second sender issues a steady, seeded stream of commands straight to the backend. The
-test breaks the link (cuts mid-frame, a slow link, a silent link, dozens of cuts in a
-row; a backend killed with SIGKILL and restarted) and, once the faults stop, checks
-what must hold whatever happened on the way:
+test breaks the link (cuts mid-frame, a silent link, a backend that goes away behind a
+refusing address; a backend killed with SIGKILL and restarted) and, once the faults
+stop, checks what must hold whatever happened on the way:
 
 (a) the client's picture is exactly the server's (`GET /v1/state`);
 (b) no event was applied twice or skipped: after the first snapshot every applied
@@ -13,8 +17,8 @@ what must hold whatever happened on the way:
 (c) every acknowledged command's event is the server's stored event at that seq
     (`GET /v1/events`) and is in the client's picture.
 
-Plus the two ways a client should not loop: a wrong token stops it (401) after one
-connection, and a dead first backend fails over to the second.
+Plus a dead first backend failing over to the second, and a prompt close on a silent
+link. (A wrong token stopping the stream after one try is in tests/test_client.py.)
 """
 
 from __future__ import annotations
@@ -22,16 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKENS, free_port, make_config
+from conftest import SERVER_ON, TOKENS, make_config
 from faultproxy import FaultProxy
+from waiting import until
 
 from cadterm.client import (
     BackendUnavailable,
@@ -41,7 +47,6 @@ from cadterm.client import (
     DispatchClient,
     LinkState,
     LinkStatus,
-    StreamStopped,
 )
 from cadterm.protocol.commands import (
     AddNote,
@@ -178,15 +183,6 @@ class Workload:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
         await self.sender.aclose()
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
-    """Poll `predicate` until it holds; fail with `what()` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(what())
-        await asyncio.sleep(0.01)
 
 
 # --- the client under test, instrumented ---------------------------------------------
@@ -344,26 +340,6 @@ async def test_cut_mid_frame_resumes_without_loss_or_repeat(rig) -> None:
         assert len(workload.acked) > 20
 
 
-async def test_delayed_link_is_slow_not_dead(rig) -> None:
-    backend, proxy = rig
-    async with asyncio.timeout(30), watched([proxy.url]) as w:
-        await w.client.wait_live()
-        workload = Workload(backend.url, seed=22)
-        async with running(workload):
-            await asyncio.sleep(0.3)
-            proxy.set_delay(0.2)
-            slow_from = time.monotonic()
-            await asyncio.sleep(2.0)
-            lag_seen = w.client.seq
-            proxy.set_delay(0.0)
-            await asyncio.sleep(0.5)
-        # 0.2 s per chunk is well inside the 1 s silence limit: the link never dropped.
-        assert [s.state for s in w.states(slow_from)] == [], w.states(slow_from)
-        assert w.client.subscription.resumes == 0
-        assert lag_seen > 0
-        await assert_converged(w, backend.url, workload)
-
-
 async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
     backend, proxy = rig
     async with asyncio.timeout(40), watched([proxy.url]) as w:
@@ -379,9 +355,8 @@ async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
             # Noticed within the silence limit (plus one heartbeat and some slack), not
             # after a closing handshake over the dead link.
             assert noticed_after < SILENCE + 1.0, noticed_after
-            # Nothing gets through while it lasts: the client must not claim to be live.
-            await asyncio.sleep(2.5)
-            assert LinkState.LIVE not in [s.state for s in w.states(silent_from)]
+            # That nothing is claimed live while nothing gets through is a rule of the
+            # link (tests/test_link_rules.py): live only after caught_up at the head.
             assert not w.client.status.live
             proxy.blackhole(False)
             await w.wait_state(LinkState.LIVE, 10)
@@ -389,26 +364,6 @@ async def test_blackholed_link_is_noticed_and_resumed(rig) -> None:
         await assert_converged(w, backend.url, workload)
         reasons = [s.reason or "" for s in w.states(silent_from)]
         assert any("no frame or heartbeat" in r for r in reasons), reasons
-
-
-async def test_dozens_of_disconnects_in_a_row(rig) -> None:
-    backend, proxy = rig
-    rng = random.Random(44)
-    async with asyncio.timeout(40), watched([proxy.url]) as w:
-        await w.client.wait_live()
-        workload = Workload(backend.url, seed=44)
-        hits = 0
-        async with running(workload):
-            for _ in range(30):
-                await asyncio.sleep(rng.uniform(0.01, 0.25))
-                hits += proxy.cut_all()
-            await asyncio.sleep(0.3)
-        await assert_converged(w, backend.url, workload)
-        reconnects = [s for s in w.statuses if s[1].state == LinkState.RECONNECTING]
-        assert hits >= 15, hits  # most cuts found a connection to cut
-        assert len(reconnects) >= hits // 2, (len(reconnects), hits)
-        assert proxy.accepted >= hits
-        assert len(workload.acked) > 20
 
 
 async def test_backend_restarted_elsewhere_behind_refusing_proxy(rig, backend_factory) -> None:
@@ -466,23 +421,9 @@ async def test_close_during_a_silent_link_is_prompt(rig) -> None:
 # --- ways a client must not loop forever ------------------------------------------------
 
 
-async def test_wrong_token_stops_without_retrying(rig) -> None:
-    _, proxy = rig
-    async with asyncio.timeout(15), watched([proxy.url], token="not-a-valid-token-000000") as w:
-        with pytest.raises(StreamStopped) as stopped:
-            await w.client.wait_live(10)
-        assert "401" in stopped.value.reason
-        status = w.client.status
-        assert status.state == LinkState.STOPPED
-        assert "401" in (status.reason or "")
-        await asyncio.sleep(1.0)  # long enough for several retries, had there been any
-        assert proxy.accepted == 1
-        assert w.client.status.state == LinkState.STOPPED
-
-
-async def test_dead_first_backend_fails_over_to_the_second(backend_factory) -> None:
+async def test_dead_first_backend_fails_over_to_the_second(backend_factory, refused_url) -> None:
     backend = backend_factory(config=make_config(limits=FAST))
-    dead_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    dead_url = refused_url  # nothing listens there
     async with asyncio.timeout(20), watched([dead_url, backend.url]) as w:
         await w.client.wait_live(10)
         assert w.client.status.url == backend.ws_url
@@ -499,14 +440,14 @@ async def test_dead_first_backend_fails_over_to_the_second(backend_factory) -> N
 
 
 class ServerProcess:
-    """`cadterm server` in a child process, on a fixed db file and port."""
+    """`cadterm server` in a child process on a fixed db file: the first start binds
+    port 0, every restart that same port again (as a restarted server would)."""
 
-    def __init__(self, tmp_path: Path, port: int) -> None:
+    def __init__(self, tmp_path: Path) -> None:
         self.db = tmp_path / "cad.db"
         self.config = tmp_path / "server.toml"
         self.log = tmp_path / "server.log"
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         write_config(
             self.config,
@@ -518,10 +459,18 @@ class ServerProcess:
     async def start(self) -> None:
         argv = [sys.executable, "-m", "cadterm.cli.main", "server"]
         argv += ["--db", str(self.db), "--config", str(self.config), "--port", str(self.port)]
-        with self.log.open("ab") as log:
+        with self.log.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdout=log, stderr=asyncio.subprocess.STDOUT
             )
+        proc = self.proc
+
+        def announced() -> re.Match[str] | None:
+            assert proc.returncode is None, f"server exited: {self.log.read_text()[-2000:]}"
+            return SERVER_ON.search(self.log.read_text())
+
+        found = await until(announced, 20, "the server to say where it listens")
+        self.port = int(found.group(1).rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=self.url, timeout=1.0) as http:
             deadline = time.monotonic() + 20
             while True:
@@ -534,6 +483,10 @@ class ServerProcess:
                     raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
                 await asyncio.sleep(0.05)
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no close frames, nothing flushed that was not already."""
         proc, self.proc = self.proc, None
@@ -544,7 +497,7 @@ class ServerProcess:
 
 @pytest.mark.slow
 async def test_server_killed_mid_stream_and_restarted(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, free_port())
+    server = ServerProcess(tmp_path)
     try:
         async with asyncio.timeout(60):
             await server.start()

@@ -34,7 +34,7 @@ commanding sender are asyncio objects that must keep running *between* steps (th
 client reconnects in the background while the next rule runs). So each example owns
 one event loop running forever in a background thread (`LoopThread`); a rule hands a
 coroutine to it with `run_coroutine_threadsafe` and blocks on the result with a timeout,
-so every wait is bounded. The backend runs in its own thread and loop (`BackendThread`),
+so every wait is bounded. The backend runs in its own thread and loop (`EmbeddedBackend`),
 as a separate server would. Blocking calls in rules (sleeping through a blackhole,
 stopping a backend) block only hypothesis's thread, never the client's loop.
 
@@ -57,11 +57,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from conftest import TOKENS, BackendThread, free_port, make_config
+from conftest import TOKENS, make_config
 from faultproxy import FaultProxy
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from waiting import until
 
 from cadterm.client import (
     BackendUnavailable,
@@ -92,6 +93,7 @@ from cadterm.protocol.domain import (
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState
 from cadterm.server.config import Limits
+from cadterm.server.embedded import EmbeddedBackend
 
 T = TypeVar("T")
 
@@ -161,23 +163,14 @@ def key(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex}"
 
 
-async def until(predicate: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
-    """Poll `predicate` until it holds; fail with `what()` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(what())
-        await asyncio.sleep(0.01)
-
-
 class ClientUnderFaults(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._tmp = tempfile.TemporaryDirectory(prefix="cadterm-stateful-")
         self.db_path = Path(self._tmp.name) / "cad.db"
         self.config = make_config(limits=FAST)
-        self.port = free_port()
-        self.backend: BackendThread | None = None
+        # Bound to port 0 once; every restart comes back on that port and database.
+        self.backend = EmbeddedBackend(self.db_path, config=self.config)
         self.loop = LoopThread()
         self.proxy: FaultProxy | None = None
         self.client: DispatchClient | None = None
@@ -192,7 +185,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
         self.refused = 0
         self.unavailable = 0
         try:
-            self._start_backend()
+            self.backend.start()
             self.loop.run(self._open())
         except BaseException:
             self._close()
@@ -202,20 +195,10 @@ class ClientUnderFaults(RuleBasedStateMachine):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _start_backend(self) -> None:
-        runner = BackendThread(self.db_path, self.config, self.port)
-        runner.__enter__()
-        self.backend = runner
-
-    def _stop_backend(self) -> None:
-        runner, self.backend = self.backend, None
-        if runner is not None:
-            runner.__exit__(None, None, None)
+        return self.backend.url
 
     async def _open(self) -> None:
-        self.proxy = FaultProxy("127.0.0.1", self.port)
+        self.proxy = FaultProxy("127.0.0.1", self.backend.port)
         await self.proxy.start()
         self.sender = CommandSender([self.url], TOKEN, timeout=2.0, attempts=4, backoff=BACKOFF)
         self.http = httpx.AsyncClient(
@@ -261,7 +244,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
             self.loop.close()
         finally:
             try:
-                self._stop_backend()
+                self.backend.close()
             finally:
                 self._tmp.cleanup()
 
@@ -462,9 +445,7 @@ class ClientUnderFaults(RuleBasedStateMachine):
     @rule(down_for=st.floats(0.0, 0.6))
     def restart_backend(self, down_for: float) -> None:
         """Stop the backend, leave the port dead a moment, start it again on the same db."""
-        self._stop_backend()
-        time.sleep(down_for)  # the client retries (with backoff) against nothing
-        self._start_backend()
+        self.backend.restart(down_for)  # meanwhile the client retries against nothing
 
     # --- the invariant -------------------------------------------------------------------
 

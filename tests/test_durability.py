@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKENS, free_port, make_config
+from conftest import TOKENS, make_config, started_server_url
+from waiting import wait_for
 
 from cadterm.protocol.domain import Role
 from cadterm.protocol.events import EVENT_ADAPTER, Event
@@ -70,34 +71,20 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(
-    folder: Path, db: Path, config: Path, name: str, port: int | None = None
-) -> Iterator[ServerProcess]:
-    """Start `cadterm server` and wait until it is healthy; kill it on the way out.
+def server_process(folder: Path, db: Path, config: Path, name: str) -> Iterator[ServerProcess]:
+    """Start `cadterm server --port 0` and wait until it is healthy; kill it on the way out.
 
-    A port from `free_port` can be taken by someone else before the server binds it;
-    when the server exits because of that, it is started again on another port.
+    The server binds the port itself and prints it, so the port it answers on is its own.
     """
-    for attempt in range(3):
-        server = _start(folder, db, config, f"{name}-{attempt}", port or free_port())
-        try:
-            if _wait_healthy(server):
-                break
-        except BaseException:
-            _kill(server)
-            raise
-        _kill(server)
-        if port is not None:
-            raise AssertionError(f"port {port} is taken:\n{server.errors()}")
-    else:
-        raise AssertionError("no free port for the server after 3 tries")
+    server = _start(folder, db, config, name)
     try:
+        _wait_healthy(server)
         yield server
     finally:
         _kill(server)
 
 
-def _start(folder: Path, db: Path, config: Path, name: str, port: int) -> ServerProcess:
+def _start(folder: Path, db: Path, config: Path, name: str) -> ServerProcess:
     stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
     # Files, not pipes: nobody reads a pipe while the test runs, and a full one would
     # block the server on its next log line.
@@ -113,16 +100,21 @@ def _start(folder: Path, db: Path, config: Path, name: str, port: int) -> Server
                 "--config",
                 str(config),
                 "--port",
-                str(port),
+                "0",
                 "--log-level",
-                "info",  # for uvicorn's "running on" line, which says the port is ours
+                "info",
             ],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
             cwd=folder,
         )
-    return ServerProcess(proc, port, stdout, stderr)
+    try:
+        url = started_server_url(proc, lambda: stdout.read_text() + stderr.read_text())
+    except BaseException:
+        _kill(ServerProcess(proc, 0, stdout, stderr))
+        raise
+    return ServerProcess(proc, int(url.rsplit(":", 1)[1]), stdout, stderr)
 
 
 def _kill(server: ServerProcess) -> None:
@@ -131,28 +123,20 @@ def _kill(server: ServerProcess) -> None:
     server.proc.wait(timeout=STOP_TIMEOUT)
 
 
-def _wait_healthy(server: ServerProcess) -> bool:
-    """True once the server listens and answers; False if its port was taken."""
-    deadline = time.monotonic() + START_TIMEOUT
-    running = f"running on http://127.0.0.1:{server.port}"
+def _wait_healthy(server: ServerProcess) -> None:
+    """Wait until the server answers /v1/health; fail at once if it exits."""
     with server.client() as client:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                if "address already in use" in server.errors().lower():
-                    return False
-                raise AssertionError(
-                    f"server exited with {server.proc.returncode}:\n{server.errors()}"
-                )
-            # Only ask once our server says it has bound the port: before that, whatever
-            # answers there is someone else.
-            if running in server.errors():
-                try:
-                    if client.get("/v1/health").status_code == 200:
-                        return True
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.05)
-    raise AssertionError(f"server not healthy within {START_TIMEOUT} s:\n{server.errors()}")
+
+        def healthy() -> bool:
+            assert server.proc.poll() is None, (
+                f"server exited with {server.proc.returncode}:\n{server.errors()}"
+            )
+            try:
+                return client.get("/v1/health").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, START_TIMEOUT, lambda: f"a healthy server:\n{server.errors()}")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Backend, free_port
+from conftest import Backend, started_server_url
+from waiting import wait_for
 from websockets.sync.client import connect
 
 from cadterm.protocol.frames import SUBPROTOCOL
@@ -47,11 +47,7 @@ def permissive_umask() -> Iterator[None]:
 
 
 def eventually(condition: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"not within {DEADLINE} s: {what}")
-        time.sleep(0.05)
+    wait_for(condition, DEADLINE, what)
 
 
 # --- the event database ------------------------------------------------------------------
@@ -164,20 +160,19 @@ def test_the_access_log_has_no_query_string(
 @pytest.mark.slow
 def test_first_start_of_cadterm_server_with_output_to_a_file(tmp_path: Path) -> None:
     config_dir, data_dir = tmp_path / "conf", tmp_path / "data"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     out_path = tmp_path / "server.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADTERM_")}
     env |= {"CADTERM_CONFIG_DIR": str(config_dir), "CADTERM_DATA_DIR": str(data_dir)}
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cadterm.cli.main", "server", "--port", str(port)],
+            [sys.executable, "-m", "cadterm.cli.main", "server", "--port", "0"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
             preexec_fn=lambda: os.umask(0o022),
         )
     try:
+        url = started_server_url(proc, out_path.read_text)
 
         def healthy() -> bool:
             assert proc.poll() is None, out_path.read_text()
@@ -210,7 +205,7 @@ def test_first_start_of_cadterm_server_with_output_to_a_file(tmp_path: Path) -> 
         files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
         assert [mode(f) for f in files] == [0o600] * 3
         assert mode(data_dir) == 0o700
-        stream = f"ws://127.0.0.1:{port}/v1/stream?debug=SECRETQUERY"
+        stream = f"{url.replace('http', 'ws', 1)}/v1/stream?debug=SECRETQUERY"
         with connect(stream, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ws:
             ws.send('{"type": "subscribe"}')
             assert '"snapshot"' in ws.recv(timeout=10)

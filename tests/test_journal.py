@@ -9,12 +9,10 @@ waits for an operator instead of being dropped, and nothing is sent twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sqlite3
 import stat
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import waiting
 from conftest import TOKENS, Backend, make_config
 
 from cadterm.client import (
@@ -72,12 +71,9 @@ def tally_matches_file(journal: Journal) -> None:
     assert not any(journal.is_pending(key) for key in journal.rejected_keys)
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
+async def until(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Poll `condition` until it holds; fail at once if it raises (`waiting.until`)."""
+    await waiting.until(condition, timeout)
 
 
 # --- the journal on its own --------------------------------------------------------------
@@ -290,7 +286,6 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
 ) -> None:
     # Before the outage: one incident and one unit, as the operator last saw them.
     backend = backend_factory()
-    port, db_path = backend.port, backend.db_path
     async with live(backend) as client:
         created = await client.execute(
             CreateIncident(
@@ -331,7 +326,10 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     assert pending[0].issued_at == typed_at
     assert all(before <= e.issued_at <= after for e in pending[1:])
     assert [e.issued_at for e in pending[1:]] == sorted(e.issued_at for e in pending[1:])
-    await asyncio.sleep(0.3)  # the flusher has nothing to send to
+    # The flusher, woken by each submit, has had its turn once the link has failed two
+    # more times since: it found nothing live to send to.
+    tried = offline.status.attempts
+    await until(lambda: offline.status.attempts >= tried + 2)
     assert offline.status.state in (LinkState.CONNECTING, LinkState.RECONNECTING)
     assert summary(offline.pending.entries()) == summary(pending)
     assert offline.journal_entry(commands[2].idempotency_key) == pending[2]
@@ -342,12 +340,12 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     async with restarted:
         assert summary(restarted.pending.entries()) == summary(pending)
         assert [e.command for e in restarted.pending.entries()] == commands
-        await asyncio.sleep(0.2)
+        await until(lambda: restarted.status.attempts >= 2)  # tried, and failed, to send
         assert summary(restarted.pending.entries()) == summary(pending)
 
     # The backend returns on the same port with the same data. Before this console
     # reconnects, a colleague elsewhere updates the incident.
-    backend = backend_factory(db_path=db_path, port=port)
+    backend.start()
     async with live(backend) as colleague:
         await colleague.execute(
             note(reference, "caller rang back: door was forced", workstation="ws-colleague")

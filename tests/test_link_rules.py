@@ -270,7 +270,11 @@ class LinkMachine(RuleBasedStateMachine):
 
     Invariants: the picture never holds an event twice or skips one (its units are
     exactly U1..U<seq>); every resume or stop carries a reason; "live" is only ever
-    claimed at the seq the server said it had caught up to.
+    claimed at the seq the server said it had caught up to, on the connection in use;
+    every new connection subscribes after the last event applied (a resumed link
+    neither repeats nor skips); silence ends a connection exactly when it has lasted the
+    limit, so a slow link is never taken for a dead one (the end-to-end fault tests
+    show the same over real sockets for a few cases).
     """
 
     @initialize()
@@ -284,8 +288,13 @@ class LinkMachine(RuleBasedStateMachine):
         self.connect()
 
     def connect(self) -> None:
-        self.rules.opened(self.now)
+        (send,) = self.rules.opened(self.now)
+        assert isinstance(send, Send)
+        store = self.rules.store
+        assert json.loads(send.text).get("since") == (store.seq if store.synced else None)
         self.connected, self.ended = True, False
+        self.last_frame = self.now
+        self.live_at = None  # "live" must be earned again on every connection
         self.sent = self.rules.store.seq  # what this connection has delivered so far
         self.lost = False  # an event of this connection never arrived
 
@@ -296,6 +305,7 @@ class LinkMachine(RuleBasedStateMachine):
     def feed(self, raw: str) -> None:
         if not self.connected or self.ended:
             return
+        self.last_frame = self.now
         for effect in self.rules.received(raw, self.now):
             assert not isinstance(effect, Send)
             if isinstance(effect, Resume | Stop):
@@ -361,7 +371,10 @@ class LinkMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: float) -> None:
         self.now += seconds
         if self.connected and not self.ended:
-            for effect in self.rules.tick(self.now):
+            effects = self.rules.tick(self.now)
+            silent_for = self.now - self.last_frame
+            assert bool(effects) == (silent_for >= self.rules.silence_limit), silent_for
+            for effect in effects:
                 assert isinstance(effect, Resume)
                 self.ended = True
 

@@ -13,14 +13,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKENS, BackendThread, free_port, make_config
+from conftest import TOKENS, BackendThread, make_config, started_server_url
+from waiting import wait_for
 
 from cadterm.cli.main import main
 from cadterm.protocol.domain import Role
@@ -32,11 +32,7 @@ DEADLINE = 15.0
 
 def eventually(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
     """Poll `condition` until it holds; fail saying `what` did not happen in time."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"not within {deadline} s: {what}")
-        time.sleep(0.05)
+    wait_for(condition, deadline, what)
 
 
 def whoami(url: str, token: str) -> int:
@@ -165,11 +161,9 @@ def test_live_config_looks_at_the_file_at_most_once_an_interval(config_path: Pat
 def test_sighup_reloads_the_config_of_cadterm_server(
     tmp_path: Path, config_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADTERM_")}
-    server = ["server", "--port", str(port), "--db", str(tmp_path / "cad.db")]
+    server = ["server", "--port", "0", "--db", str(tmp_path / "cad.db")]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cadterm.cli.main", *server, "--config", str(config_path)],
@@ -178,6 +172,7 @@ def test_sighup_reloads_the_config_of_cadterm_server(
             env=env,
         )
     try:
+        url = started_server_url(proc, log_path.read_text)
 
         def healthy() -> bool:
             assert proc.poll() is None, log_path.read_text()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import TOKENS, BackendThread, free_port, make_config
+from conftest import TOKENS, BackendThread, make_config
 from dispatch_strategies import valid_event_sequences
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -252,7 +252,7 @@ def test_subscriber_reconstructs_the_folded_log(data: st.DataObject) -> None:
         # The log's incidents closed on 27 November: a real server would archive them
         # out of its picture (tests/test_archive.py); keep them in for the comparison.
         config = make_config(retain_events=retain, limits=Limits(closed_window=TEN_YEARS))
-        runner = BackendThread(path, config, free_port())
+        runner = BackendThread(path, config)
         with runner as backend:
             asyncio.run(
                 asyncio.wait_for(

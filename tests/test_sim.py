@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from cadterm.client import Backoff, DispatchClient
 from cadterm.client.queries import fetch_events
@@ -345,10 +346,9 @@ async def test_a_running_simulator_plays_units_a_person_dispatches() -> None:
                 await console.execute(
                     console.command("assign_unit", reference=reference, callsign="CC13")
                 )
-                deadline = time.monotonic() + 10
-                while console.units["CC13"].state != UnitState.AT_SCENE:
-                    assert time.monotonic() < deadline, "CC13 never arrived"
-                    await asyncio.sleep(0.05)
+                await until(
+                    lambda: console.units["CC13"].state == UnitState.AT_SCENE, 10, "CC13 at scene"
+                )
                 assert console.incidents[reference].status == IncidentStatus.AT_SCENE
                 # Nobody dispatches the other call: that is the person's job.
                 assert console.incidents[waiting.event.reference].assigned == []
@@ -398,10 +398,7 @@ async def test_clock_wakes_early_and_virtual_clock_jumps() -> None:
 async def test_background_simulation_runs_and_stops_cleanly() -> None:
     with EmbeddedBackend() as (url, tokens):
         async with simulation(url, tokens.simulator, seed=1, rate=30.0, speed=100) as sim:
-            deadline = time.monotonic() + 10
-            while sim.sent["create_incident"] < 3:
-                assert time.monotonic() < deadline, "no calls came in"
-                await asyncio.sleep(0.05)
+            await until(lambda: sim.sent["create_incident"] >= 3, 10, "three calls to come in")
             sim.set_rate(0.0)
             assert sim.core.next_call_at == math.inf
         assert sim.task is None and sim.failure is None

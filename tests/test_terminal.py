@@ -10,14 +10,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TOKENS, free_port, make_config
+import waiting
+from conftest import TOKENS, make_config, started_server_url
 
 from cadterm.protocol.domain import Role
 from cadterm.server.config import write_config
@@ -31,40 +31,36 @@ TOKEN = TOKENS[Role.DISPATCHER]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
+    """Poll `predicate` until it is truthy (`waiting.wait_for`, at the screen's pace)."""
+    return waiting.wait_for(predicate, timeout, what, step=0.1)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "server.toml"
     write_config(config, make_config())
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cadterm.cli.main",
-            "server",
-            "--db",
-            str(tmp_path / "cad.db"),
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    out_path = tmp_path / "server.out"
+    with out_path.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cadterm.cli.main",
+                "server",
+                "--db",
+                str(tmp_path / "cad.db"),
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                "--log-level",
+                "warning",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
+        url = started_server_url(process, out_path.read_text)
 
         def healthy() -> bool:
             try:
