@@ -32,6 +32,11 @@ __all__ = ["Alarm", "AlarmTracker"]
 EMERGENCY, BREACH, NEW_GRADE_ONE = "emergency", "breach", "new grade 1"
 
 
+def _number(reference: str) -> str:
+    """The incident's number as a dispatcher types it: ``0042-27NOV26`` -> ``42``."""
+    return reference.split("-")[0].lstrip("0") or "0"
+
+
 @dataclass(frozen=True)
 class Alarm:
     """One alarm on the banner: what it is about and how to acknowledge it."""
@@ -75,7 +80,7 @@ class AlarmTracker:
                 if incident.grade == Grade.EMERGENCY and incident.status == IncidentStatus.OPEN:
                     self.new_grade_ones[reference] = (
                         f"NEW GRADE 1: {short_reference(reference)} {incident.incident_type} "
-                        f"at {incident.location.address} - 'ack {short_reference(reference)}'"
+                        f"at {incident.location.address} - 'ack {_number(reference)}'"
                     )
                     ring = True
             if incident.status != IncidentStatus.OPEN:  # resourced: no longer "new"
@@ -113,9 +118,8 @@ class AlarmTracker:
                 self._breached.add(reference)
                 short = short_reference(reference)
                 self.breaches[reference] = (
-                    f"BREACHED GRADE 1: {short} {incident.incident_type} at "
-                    f"{incident.location.address} - target passed, nobody at scene - "
-                    f"'ack {short}'"
+                    f"BREACHED GRADE 1: {short} {incident.incident_type}, nobody at scene: "
+                    f"{incident.location.address} - 'ack {_number(reference)}'"
                 )
                 ring = True
         return ring

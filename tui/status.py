@@ -163,12 +163,31 @@ class AlarmBanner(_Line):
     AlarmBanner.-shown { display: block; }
     """
 
+    _lines: list[str] = []
+
     def show(self, lines: list[str]) -> None:
-        """Show these alarm lines, or hide when there are none."""
+        """Show these alarm lines, one row each (cut with an ellipsis), or hide.
+
+        At most three rows: the third says how many more wait when there are more, so
+        the queue below keeps its room and no alarm is silently out of sight.
+        """
+        self._lines = lines
         self.set_class(bool(lines), "-shown")
-        text = "\n".join(clean_line(line) for line in lines[:3])
+        width = self.size.width or 80
+        rows = [clean_line(line) for line in lines[:3]]
         if len(lines) > 3:
-            text += f" (+{len(lines) - 3} more)"
+            rows[2] = f"(+{len(lines) - 2} more alarms: 'ack' takes the top one) {rows[2]}"
+        cut = []
+        for row in rows:
+            line = Text(row)
+            line.truncate(width, overflow="ellipsis")
+            cut.append(line.plain)
+        text = "\n".join(cut)
         if text != self._shown:
             self._shown = text
-            self.update(Text(text))
+            self.update(Text(text), layout=False)
+
+    def on_resize(self) -> None:
+        if self._lines:  # the rows are cut to the width: cut them again
+            self._shown = ""
+            self.show(self._lines)
