@@ -48,6 +48,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
     from cadterm.client import DispatchClient
     from cadterm.server.embedded import EmbeddedBackend
     from cadterm.sim.background import simulation
+    from cadterm.sim.gazetteer import BRACKLEY_CSV
     from cadterm.tui.app import CadApp
     from cadterm.tui.terminal_output import console_driver
 
@@ -66,6 +67,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
             workstation="demo",
             journal=home / "journal.db",
             cursor_blink=cursor_blink,
+            gazetteer=BRACKLEY_CSV,
             **({"theme": options.theme} if options.theme else {}),
         )
         async with simulation(

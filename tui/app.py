@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from rich.text import Text
 from textual import events, work
@@ -27,6 +28,8 @@ from textual.worker import Worker, WorkerState
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
+from cadterm.domain.gazetteer import Gazetteer
+from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
 
@@ -119,6 +122,7 @@ class CadApp(App[None]):
         self._last_event_at: datetime | None = None
         self._safety_due = 0
         self._rang_at: datetime | None = None
+        self.places: Gazetteer | None = None  # the force's gazetteer, once loaded
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
         for theme in textual_themes():
@@ -160,12 +164,28 @@ class CadApp(App[None]):
     def detail(self) -> DetailPane:
         return self.query_one(DetailPane)
 
+    @work(thread=True, group="places", exit_on_error=False)
+    def _load_places(self, path: Path) -> None:
+        """Read the gazetteer off the UI loop: a force's file takes seconds to index."""
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as lines:
+                places = read_gazetteer_csv(lines, source=path.name)
+        except (OSError, UnicodeDecodeError, GazetteerFileError) as exc:
+            log.error("gazetteer not loaded: %s", exc)
+            message = f"gazetteer not loaded (locations stay as typed): {exc}".splitlines()[0]
+            self.call_from_thread(self.command_line.feedback, message, error=True)
+            return
+        self.places = places
+        log.info("gazetteer %s loaded", path)
+
     def on_mount(self) -> None:
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
         if self.connect:
             self.client.start()
         self._reload()
+        if self.settings.gazetteer is not None:
+            self._load_places(self.settings.gazetteer)
         command_input = self.query_one(CommandInput)
         # Each blink redraws the input row: over a thin link that is most of the bytes
         # an idle console sends, so the app shell turns it off for SSH sessions.

@@ -19,6 +19,7 @@ from rich.text import Text
 from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError
 from cadterm.client.journal import JournalStatus
+from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
@@ -47,6 +48,10 @@ class ConsoleViews(Protocol):
 
     @property
     def command_line(self) -> CommandLine: ...
+
+    @property
+    def places(self) -> Gazetteer | None:
+        """The force's gazetteer, once loaded (None without one)."""
 
     def show_incident(self, reference: str | None) -> None:
         """Show an incident in the detail pane."""
@@ -120,6 +125,7 @@ class CommandController:
             incident_types=INCIDENT_TYPES,
             closing_codes=CLOSING_CODES,
             recommended=recommended,
+            places=self.views.places,
         )
 
     def submit(self, line: str) -> None:

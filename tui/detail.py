@@ -40,6 +40,8 @@ def incident_text(
         out.append(f"  [sector {clean_line(location.sector)}]")
     if location.position:
         out.append(f"  ({location.position.lat:.5f}, {location.position.lon:.5f})")
+    else:
+        out.append("  (unverified: no coordinates)")
     out.append(f"\nSource: {incident.source.value}")
     if incident.caller:
         caller = incident.caller

@@ -73,6 +73,9 @@ class ConsoleSettings(BaseModel):
     log: Path | None = Field(
         default=None, description="The console's own log (default: console.log in the log dir)."
     )
+    gazetteer: Path | None = Field(
+        default=None, description="The force's gazetteer (CSV) for locations typed in n and loc."
+    )
     unicode: bool | None = Field(
         default=None, description="UTF-8 and line drawing (default: as the locale says)."
     )

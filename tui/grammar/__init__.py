@@ -65,6 +65,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .completion import Candidate, Completion, complete
+from .places import placed
 from .resolve import FIELDS, READERS, Kind, ParseContext, Slot, Vocabulary, too_long
 from .tokens import (
     SHORT_REFERENCE,
@@ -145,7 +146,7 @@ def parse(line: str, ctx: ParseContext) -> Action:
     else:
         verb, verb_token, args = head.verb, head.verb_token, head.args
     parsed = _parse_arguments(verb, verb_token, args, line, vocab)
-    return verb.build(parsed)
+    return placed(verb.build(parsed), ctx.places)
 
 
 def _check_encodable(line: str) -> None:

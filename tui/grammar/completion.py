@@ -75,12 +75,21 @@ def _argument_completion(
     given = {field_key(verb, t) for t in args} - {None}
     positional = [t for t in args if field_key(verb, t) is None]
     slots, from_word = _expected(verb, positional, vocab)
+    if from_word is not None and slots and slots[0].place:
+        names = vocab.ctx.places.complete(line[from_word:]) if vocab.ctx.places else []
+        if names:
+            return Completion(from_word, tuple(Candidate(name, "gazetteer") for name in names))
+        slots, from_word = [], None  # nothing known: complete the last word (field keys)
     if from_word is not None:
         start, prefix = from_word, line[from_word:]
     exclude = {match[0] for i in range(len(positional)) if (match := vocab.callsign(positional, i))}
     exclude |= {enum_member(Capability, t.text) for t in positional} - {None}
     candidates: list[Candidate] = []
     for slot in slots:
+        if slot.place and vocab.ctx.places is not None:
+            candidates += [
+                Candidate(name, "gazetteer") for name in vocab.ctx.places.complete(prefix)
+            ]
         candidates += _candidates(slot.kind, prefix, vocab, verb, exclude)
     if from_word is None:
         keys = [k for k in verb.fields if k not in given and k.startswith(prefix.lower())]
@@ -104,6 +113,8 @@ def _expected(verb: Verb, tokens: list[Token], vocab: Vocabulary) -> tuple[list[
         if index == len(tokens):
             return [slot, *later], None
         if slot.kind is Kind.STATE:
+            return [slot], tokens[index].start
+        if slot.place and vocab.ctx.places is not None:  # several words, completed as one
             return [slot], tokens[index].start
         if slot.kind in REST or (slot.many and slot.kind is not Kind.CALLSIGN):
             return ([slot] if slot.many else []), None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from cadterm.domain.gazetteer import Gazetteer
 from cadterm.protocol.domain import (
     Capability,
     Grade,
@@ -77,6 +78,8 @@ class ParseContext:
     """Closing codes and what they mean. Empty: any single word is accepted."""
     recommended: Sequence[str] = ()
     """Callsigns recommended for the selected incident, best first."""
+    places: Gazetteer | None = None
+    """The force's streets and places, when the console has loaded them."""
 
 
 STATE_WORDS = (
@@ -133,6 +136,8 @@ class Slot:
     max_length: int = 4000
     shown_as: str = ""
     """How usage names the argument, when not its name in capitals."""
+    place: bool = False
+    """A location: completed from the gazetteer, and matched against it when sent."""
 
     @property
     def label(self) -> str:

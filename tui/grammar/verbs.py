@@ -387,7 +387,7 @@ VERBS: dict[str, Verb] = {
             (
                 Slot("grade", Kind.GRADE),
                 Slot("type", Kind.INCIDENT_TYPE),
-                Slot("location", Kind.WORDS, max_length=500),
+                Slot("location", Kind.WORDS, max_length=500, place=True),
             ),
             _build_new,
             fields=("desc", "src", "caller", "phone", "pos", "sector"),
@@ -420,7 +420,7 @@ VERBS: dict[str, Verb] = {
             ("relocate", "where"),
             "correct where an incident is",
             "loc 14 High Street sector=LS1",
-            (_REF, Slot("address", Kind.WORDS, max_length=500)),
+            (_REF, Slot("address", Kind.WORDS, max_length=500, place=True)),
             _build_loc,
             fields=("pos", "sector"),
         ),
