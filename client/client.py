@@ -137,6 +137,10 @@ class DispatchClient:
         if self.journal is not None:
             self.journal.close()
 
+    def reconnect(self) -> bool:
+        """Start the link again after it stopped; False when it is not stopped."""
+        return self.subscription.reconnect()
+
     async def wait_live(self, timeout: float | None = 10.0) -> None:
         """Wait until the picture is live. Raises `StreamStopped` if it never can be."""
         await self.subscription.wait_live(timeout)

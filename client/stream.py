@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import random
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -151,6 +154,20 @@ class Subscription:
                     self._on_status(self.status)
             self._task = asyncio.create_task(self._run(), name="cadterm-subscription")
 
+    def reconnect(self) -> bool:
+        """Start again after the link stopped (the operator asked to); False if running.
+
+        A stop means retrying could only fail the same way, so it is never automatic;
+        once someone has dealt with the cause (a token, a server version), this tries
+        again from the last applied seq, keeping the picture meanwhile.
+        """
+        if self._task is not None and not self._task.done():
+            return False
+        self._task = None
+        self._set(LinkState.CONNECTING, "reconnecting on request")
+        self.start()
+        return True
+
     async def stop(self) -> None:
         """Close the connection and stop for good."""
         task, self._task = self._task, None
@@ -185,7 +202,12 @@ class Subscription:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._live_waiters.append(future)
-        await asyncio.wait_for(future, timeout)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            # Say why it is not live (the last failure), not just that time ran out.
+            why = self.status.reason or self.status.state.value
+            raise TimeoutError(f"not live after {timeout:g} s: {why}") from None
 
     def _wake_seq_waiters(self) -> None:
         if not self._seq_waiters:
@@ -233,7 +255,7 @@ class Subscription:
             except asyncio.CancelledError:
                 raise
             except (OSError, EOFError, TimeoutError, WebSocketException) as exc:
-                reason = _describe(exc)  # the network or the backend: retry
+                reason = outage(exc, self.url)  # the network or the backend: retry
             except Exception as exc:
                 # A fault in this client, not in the link: retrying would hide it behind
                 # "reconnecting" for ever. Say what it is and stop.
@@ -344,6 +366,28 @@ class Subscription:
         self._wake_seq_waiters()
         if self._on_change is not None:
             self._on_change()
+
+
+def outage(exc: BaseException, url: str) -> str:
+    """Why the backend at `url` could not be reached, in words a dispatcher can act on.
+
+    The technical error follows in brackets, for whoever reads the log afterwards.
+    """
+    where = urlsplit(url).netloc or url
+    technical = _describe(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        plain = f"nothing is answering at {where}: the backend is down or restarting"
+    elif isinstance(exc, socket.gaierror):
+        plain = f"the backend's address {where} cannot be found (name lookup failed)"
+    elif isinstance(exc, TimeoutError):
+        plain = f"no answer from {where} in time: the network or the backend is slow or down"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        plain = f"the network cannot reach {where}"
+    elif isinstance(exc, ConnectionResetError | BrokenPipeError | EOFError):
+        plain = f"the connection to {where} was cut"
+    else:
+        return technical
+    return f"{plain} [{technical}]"
 
 
 def _describe(exc: BaseException) -> str:

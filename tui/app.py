@@ -87,6 +87,7 @@ class CadApp(App[None]):
         Binding("f5", "toggle_grouping", "Group units", id="app.group"),
         Binding("f7", "journal", "Journal", id="app.journal"),
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
+        Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
         Binding("pagedown", "queue_down", "Next incident", show=False, id="app.queue_down"),
@@ -440,6 +441,14 @@ class CadApp(App[None]):
     def action_journal(self) -> None:
         """List journalled commands that are pending or were rejected."""
         self.controller.show_journal()
+
+    def action_reconnect(self) -> None:
+        """Try the link again after it stopped (a stop is never retried by itself)."""
+        if self.client.reconnect():
+            self.command_line.feedback("reconnecting")
+        else:
+            state = self.client.status.state.value
+            self.command_line.feedback(f"the link is {state}: nothing to do")
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""

@@ -139,10 +139,12 @@ class StaleBanner(_Line):
         self.set_class(stale, "-shown")
         if stale:
             text = "!! " + describe_link(status, now)
-            suffix = " - last known picture shown"
+            suffix, short = " - last known picture shown", " - old picture"
+            if status.state == LinkState.STOPPED:  # it will not retry by itself: say how
+                suffix, short = " - Ctrl+R tries again" + suffix, " - Ctrl+R tries again"
             # Keep the reason readable on a narrow terminal: shorten the suffix first.
             width = self.app.size.width  # a hidden banner has no width of its own yet
-            text += suffix if len(text) + len(suffix) <= 2 * width else " - old picture"
+            text += suffix if len(text) + len(suffix) <= 2 * width else short
             if text != self._shown:
                 self._shown = text
                 self.update(Text(text))  # may wrap to a second line: let layout decide
