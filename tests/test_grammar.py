@@ -374,7 +374,26 @@ DISPATCH_CASES = [
             }
         ],
     ),
-    # bookon / on: a new callsign is fine
+    # bookon / on: a new callsign is fine; several of one type book on together
+    (
+        "on XY02 XY03 patrol_car",
+        [
+            {"type": "book_on", "callsign": "XY02", "unit_type": "patrol_car", "capabilities": []},
+            {"type": "book_on", "callsign": "XY03", "unit_type": "patrol_car", "capabilities": []},
+        ],
+    ),
+    (
+        "on ARV 1 ARV 2 armed_response firearms",
+        [
+            {
+                "type": "book_on",
+                "callsign": f"ARV {n}",
+                "unit_type": "armed_response",
+                "capabilities": ["firearms"],
+            }
+            for n in (1, 2)
+        ],
+    ),
     (
         "on AB99 patrol_car taser first_aid",
         [
@@ -610,6 +629,7 @@ ERRORS = [
     ("link 41 rel=cousin", ["unknown relation 'cousin'"], "rel=cousin"),
     ("on AB99 car", ["unknown unit type 'car'"], "car"),
     ("on AB99", ["bookon: missing TYPE"], ""),
+    ("on AB99 AB99 van", ["a callsign is given twice"], "AB99 AB99"),
     ("on AB99 van jetpack", ["unknown capability 'jetpack'"], "jetpack"),
     ("on AB\x1b99 van", ["must be printable"], "AB\x1b99"),
     ("on " + "X" * 41 + " van", ["callsign is too long"], "X" * 41),

@@ -37,6 +37,7 @@ from .tokens import (
     Cursor,
     Lexicon,
     ParseError,
+    Token,
     code_named,
     enum_member,
     shown,
@@ -250,20 +251,37 @@ def _read_callsign(cur: Cursor, vocab: Vocabulary) -> str:
     return match[0]
 
 
-def _read_new_callsign(cur: Cursor, vocab: Vocabulary) -> str:
-    """A callsign for ``bookon``: known, quoted, or the words before the unit type."""
-    known = vocab.callsign(cur.tokens, cur.index)
+def _read_new_callsign(cur: Cursor, vocab: Vocabulary) -> tuple[str, ...]:
+    """The callsigns for ``bookon``: the words before the unit type, one or several.
+
+    A known or quoted callsign is taken whole. Otherwise the words are split after each
+    that ends in a digit, so ``XY02 XY03`` is two units and ``ARV 3`` (a word, then a
+    number) is one; ``ARV 1 ARV 2`` is two.
+    """
     first = cur.peek()
     assert first is not None
-    if known is not None:
-        count = known[1]
-    elif first.quoted:
-        count = 1
-    else:
-        later = range(1, cur.remaining)
-        count = next((n for n in later if enum_member(UnitType, cur.tokens[cur.index + n].text)), 1)
-    taken = cur.take(count)
-    callsign = known[0] if known else " ".join(" ".join(t.text for t in taken).split())
+    later = range(1, cur.remaining)
+    count = next((n for n in later if enum_member(UnitType, cur.tokens[cur.index + n].text)), 1)
+    callsigns: list[str] = []
+    words: list[Token] = []
+    end = cur.index + count
+    while cur.index < end:
+        known = vocab.callsign(cur.tokens, cur.index)
+        token = cur.peek()
+        assert token is not None
+        if not words and (known is not None or token.quoted):
+            taken = cur.take(known[1] if known else 1)
+            callsigns.append(_new_callsign(known[0] if known else taken[0].text, taken))
+            continue
+        words += cur.take(1)
+        if words[-1].text[-1:].isdigit() or cur.index == end:
+            callsigns.append(_new_callsign(" ".join(t.text for t in words), words))
+            words = []
+    return tuple(callsigns)
+
+
+def _new_callsign(text: str, taken: list[Token]) -> str:
+    callsign = " ".join(text.split())
     span = span_of(taken)
     if not callsign or not callsign.isprintable():
         raise ParseError(f"callsign {shown(callsign)} must be printable text", *span)

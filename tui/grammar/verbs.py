@@ -345,9 +345,10 @@ def _build_link(p: Parsed) -> Action:
 
 
 def _build_bookon(p: Parsed) -> Action:
-    callsign, unit_type = p.values["callsign"], p.values["type"]
+    callsigns, unit_type = p.values["callsign"], p.values["type"]
+    if len(set(callsigns)) < len(callsigns):
+        raise p.error("bookon: a callsign is given twice", "callsign")
     fields: dict[str, Any] = {
-        "callsign": callsign,
         "unit_type": unit_type,
         "capabilities": list(dict.fromkeys(p.values["capability"])),
     }
@@ -355,7 +356,8 @@ def _build_bookon(p: Parsed) -> Action:
         fields["home_sector"] = p.fields["sector"]
     if "pos" in p.fields:
         fields["position"] = p.fields["pos"]
-    return _one(p.draft("book_on", **fields), f"book on {callsign} ({unit_type})")
+    commands = tuple(p.draft("book_on", callsign=c, **fields) for c in callsigns)
+    return Dispatch(commands, f"book on {', '.join(callsigns)} ({unit_type})")
 
 
 def _build_bookoff(p: Parsed) -> Action:
@@ -521,7 +523,7 @@ VERBS: dict[str, Verb] = {
         Verb(
             "bookon",
             ("on",),
-            "book a unit on duty",
+            "book units on duty (several callsigns of one type at once)",
             "on AB99 patrol_car taser first_aid",
             (
                 Slot("callsign", Kind.NEW_CALLSIGN),
