@@ -166,3 +166,27 @@ async def test_moving_the_only_unit_off_an_urgent_incident_asks_first(backend, t
         await console.until(lambda: "AB13" in console.client.state.incidents[urgent].assigned)
         await console.line(f"dv {number(routine)} AB12")
         await console.done("divert")
+
+
+async def test_help_scrolls_from_the_keyboard_at_80x24(backend, tmp_path):
+    async with open_console(backend.url, tmp_path, size=(80, 24)) as console:
+        await console.line("?")
+        pane = console.app.detail
+        await console.until(lambda: pane.max_scroll_y > 0, what="help longer than the pane")
+        assert pane.scroll_y == 0
+        await console.keys.press("shift+pagedown")
+        await console.until(lambda: pane.scroll_y > 0, what="a page down")
+        await console.keys.press("shift+up")
+        assert console.app.focused is console.input  # the command line kept the focus
+
+
+async def test_the_detail_panes_age_moves_on(backend, tmp_path):
+    reference = create(backend, "12 High Street")
+    async with open_console(backend.url, tmp_path) as console:
+        await seen(console, reference)
+        await console.line(number(reference))
+        await console.until(lambda: "12 High Street" in console.detail, what="the detail")
+        before = console.detail
+        later = datetime.now(UTC) + timedelta(minutes=7)
+        console.app.clock = lambda: later
+        await console.until(lambda: console.detail != before, what="the age to move on")

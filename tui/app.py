@@ -92,6 +92,11 @@ class CadApp(App[None]):
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
         Binding("pagedown", "queue_down", "Next incident", show=False, id="app.queue_down"),
         Binding("escape", "focus_command", "Command line", show=False, id="app.command"),
+        # The side pane scrolls from the keyboard while the command line keeps the focus.
+        Binding("shift+up", "detail_scroll(-1)", show=False, id="app.detail_up"),
+        Binding("shift+down", "detail_scroll(1)", show=False, id="app.detail_down"),
+        Binding("shift+pageup", "detail_page(-1)", show=False, id="app.detail_page_up"),
+        Binding("shift+pagedown", "detail_page(1)", show=False, id="app.detail_page_down"),
     ]
 
     def __init__(
@@ -324,6 +329,8 @@ class CadApp(App[None]):
         # Once a second is often enough for a timer counted in minutes, and keeps a
         # pass over every unit off the per-frame path.
         self._safety_due = len(officer_safety_due(self.client.state, now, self.policy))
+        if self.showing("incident") and self.queue.cursor_key:
+            self.show_incident(self.queue.cursor_key)  # its age and timers move on
         if self.alarms.check_breaches(self.client.state, now, self.policy):
             self.ring()
             self.refresh_alarms()
@@ -441,6 +448,14 @@ class CadApp(App[None]):
     def action_journal(self) -> None:
         """List journalled commands that are pending or were rejected."""
         self.controller.show_journal()
+
+    def action_detail_scroll(self, lines: int) -> None:
+        """Scroll the side pane (help, journal, an incident) by `lines`."""
+        self.detail.scroll_relative(y=lines, animate=False)
+
+    def action_detail_page(self, pages: int) -> None:
+        """Scroll the side pane by a screenful."""
+        self.detail.scroll_relative(y=pages * max(1, self.detail.size.height - 1), animate=False)
 
     def action_reconnect(self) -> None:
         """Try the link again after it stopped (a stop is never retried by itself)."""

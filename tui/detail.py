@@ -109,9 +109,13 @@ class DetailPane(VerticalScroll):
     def compose(self):
         yield Static(id="detail-body")
 
+    _text: Text | None = None
+
     def show_text(self, text: Text) -> None:
-        """Show `text` and open the pane."""
-        self.query_one("#detail-body", Static).update(text)
+        """Show `text` and open the pane (the same text again costs nothing)."""
+        if text != self._text:
+            self._text = text
+            self.query_one("#detail-body", Static).update(text)
         self.add_class("-shown")
 
     @property
