@@ -190,3 +190,11 @@ async def test_the_detail_panes_age_moves_on(backend, tmp_path):
         later = datetime.now(UTC) + timedelta(minutes=7)
         console.app.clock = lambda: later
         await console.until(lambda: console.detail != before, what="the age to move on")
+
+
+async def test_a_grade_one_stands_apart_from_a_grade_two_without_colour(backend, tmp_path):
+    async with open_console(backend.url, tmp_path, theme="cadterm-ansi") as console:
+        queue = console.app.queue
+        one = queue.get_component_rich_style("queue--grade-1")
+        two = queue.get_component_rich_style("queue--grade-2")
+        assert one.reverse and not two.reverse  # not by colour alone

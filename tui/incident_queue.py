@@ -70,7 +70,8 @@ class IncidentQueue(Board):
     }
 
     DEFAULT_CSS = """
-    IncidentQueue > .queue--grade-1 { color: $grade-1; text-style: bold; }
+    /* Reverse video: on 16 colours, or none, a grade 1 never looks like a grade 2. */
+    IncidentQueue > .queue--grade-1 { color: $grade-1; text-style: bold reverse; }
     IncidentQueue > .queue--grade-2 { color: $grade-2; text-style: bold; }
     IncidentQueue > .queue--grade-3 { color: $grade-3; }
     IncidentQueue > .queue--grade-4 { color: $grade-4; }
