@@ -198,3 +198,15 @@ async def test_a_grade_one_stands_apart_from_a_grade_two_without_colour(backend,
         one = queue.get_component_rich_style("queue--grade-1")
         two = queue.get_component_rich_style("queue--grade-2")
         assert one.reverse and not two.reverse  # not by colour alone
+
+
+async def test_quitting_with_unsent_commands_asks_first(tmp_path, refused_url):
+    async with open_console(refused_url, tmp_path, wait_live=False) as console:
+        await console.line("n 2 concern 1 Quiet Street")  # journalled: nobody to send to
+        await console.until(lambda: console.client.pending.unsent == 1, what="journalled")
+        await console.keys.press("ctrl+q")
+        said = await console.refused()
+        assert said.startswith("1 command not yet sent: kept in the journal")
+        assert console.app.is_running
+        await console.keys.press("ctrl+q")  # asked twice: it goes
+        await console.until(lambda: not console.app.is_running, what="the console to quit")

@@ -49,6 +49,9 @@ __all__ = ["CadApp"]
 
 log = logging.getLogger("cadterm.console")
 
+#: Seconds within which a second quit leaves a console that still holds unsent commands.
+QUIT_CONFIRM_SECONDS = 5.0
+
 FRAME = 0.004  # pause between drains: batches events without adding a frame of delay
 
 
@@ -129,6 +132,7 @@ class CadApp(App[None]):
         self._safety_due = 0
         self._rang_at: datetime | None = None
         self.places: Gazetteer | None = None  # the force's gazetteer, once loaded
+        self._quit_asked_at: datetime | None = None
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
         for theme in textual_themes():
@@ -456,6 +460,27 @@ class CadApp(App[None]):
     def action_detail_page(self, pages: int) -> None:
         """Scroll the side pane by a screenful."""
         self.detail.scroll_relative(y=pages * max(1, self.detail.size.height - 1), animate=False)
+
+    def quit(self) -> None:
+        """Quit as Ctrl+Q does (the `q` verb)."""
+        self.call_next(self.action_quit)
+
+    async def action_quit(self) -> None:
+        """Quit; with commands not yet sent, only when asked twice (they are kept)."""
+        unsent = self.client.pending.unsent
+        now = self.clock()
+        asked = self._quit_asked_at
+        if unsent and (asked is None or (now - asked).total_seconds() > QUIT_CONFIRM_SECONDS):
+            self._quit_asked_at = now
+            self.command_line.feedback(
+                f"{unsent} command{'s' if unsent != 1 else ''} not yet sent: kept in the "
+                f"journal, sent when a backend answers after the next start. "
+                f"Quit again within {QUIT_CONFIRM_SECONDS:g} s to quit",
+                error=True,
+            )
+            self.ring("refusal")
+            return
+        self.exit()
 
     def action_reconnect(self) -> None:
         """Try the link again after it stopped (a stop is never retried by itself)."""

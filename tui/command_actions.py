@@ -84,8 +84,8 @@ class ConsoleViews(Protocol):
     ) -> object:
         """Run `work` in the background; a failure is reported, never fatal."""
 
-    def exit(self) -> None:
-        """Leave the console."""
+    def quit(self) -> None:
+        """Quit, as Ctrl+Q does (asking first when commands are still unsent)."""
 
 
 class CommandController:
@@ -189,7 +189,7 @@ class CommandController:
             else:
                 self._journal_entry_fix(action)
         elif isinstance(action, grammar.Quit):
-            self.views.exit()
+            self.views.quit()
 
     def _recommend(self, action: grammar.Recommend) -> None:
         incident = self.client.state.incidents.get(action.reference)
