@@ -292,15 +292,23 @@ class DispatchClient:
                 return Issued(self.journal_entry(entry.key) or entry)
             if self.status.state != LinkState.LIVE:
                 return Issued(entry, queued=True)
-            outcome = await self._send_entry(entry)
+            outcome = await self._send_entry(entry, answered_at_once=True)
         if isinstance(outcome, CommandResult):
             return Issued(entry, result=outcome)
         if isinstance(outcome, CommandError):
             return Issued(entry, error=outcome)
         return Issued(entry, queued=True)
 
-    async def _send_entry(self, entry: JournalEntry) -> CommandResult | CommandError | None:
-        """Send one journal entry and record its outcome; None if it must wait and retry."""
+    async def _send_entry(
+        self, entry: JournalEntry, *, answered_at_once: bool = False
+    ) -> CommandResult | CommandError | None:
+        """Send one journal entry and record its outcome; None if it must wait and retry.
+
+        `answered_at_once`: the sender is waiting for the answer (a live console line).
+        Its refusal is then told there and then, so it is recorded as dealt with
+        (dismissed, with the problem kept) rather than left for an operator to find: the
+        rejected list is for commands refused later, after waiting in the journal.
+        """
         assert self.journal is not None
         # Pending entries always hold a command: unreadable ones are set aside on opening.
         assert entry.command is not None
@@ -312,7 +320,9 @@ class DispatchClient:
             await asyncio.to_thread(self.journal.mark_attempt, entry.key)
             return None
         except CommandError as refused:
-            await asyncio.to_thread(self.journal.mark_rejected, entry.key, refused.problem)
+            await asyncio.to_thread(
+                self.journal.mark_rejected, entry.key, refused.problem, seen=answered_at_once
+            )
             self._changed.set()
             return refused
         except BackendUnavailable as exc:

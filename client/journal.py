@@ -184,14 +184,19 @@ class Journal:
             JournalStatus.SENT,
         )
 
-    def mark_rejected(self, key: str, problem: Problem) -> None:
-        """Record the backend's refusal; the entry waits for an operator."""
+    def mark_rejected(self, key: str, problem: Problem, *, seen: bool = False) -> None:
+        """Record the backend's refusal; the entry waits for an operator.
+
+        `seen`: the operator was told of the refusal as it happened, so the entry is
+        recorded as dismissed (the problem kept with it), not left waiting.
+        """
+        status = JournalStatus.DISMISSED if seen else JournalStatus.REJECTED
         self._write(
             "UPDATE entries SET status = ?, problem = ?, attempts = attempts + 1"
             " WHERE idempotency_key = ?",
-            (JournalStatus.REJECTED.value, problem.model_dump_json(exclude_none=True), key),
+            (status.value, problem.model_dump_json(exclude_none=True), key),
             key,
-            JournalStatus.REJECTED,
+            status,
         )
 
     def mark_attempt(self, key: str) -> None:

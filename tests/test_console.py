@@ -691,16 +691,16 @@ async def test_backend_loss_shows_not_live_journals_commands_and_recovers(
         assert "already grade 2" in console.said
         assert len(console.bells) == 1
         await console.keys.press("f7")
-        assert "REJECTED 1 grade_incident - " in console.detail
+        # As typed: what, on which incident, to what grade, and why it was refused.
+        assert f"REJECTED 1 grade incident {short_reference(reference)} 2 - " in console.detail
         assert "'j retry N'" in console.detail
 
         # Retrying sends it again as a new command: still refused, now at once.
         await console.line("j retry 1")
         await console.until(lambda: "already grade 2" in console.said, what="the retry refused")
         assert console.said.startswith("refused:")
-        # Setting it aside clears the count; both stay on file, marked dismissed.
-        await console.line("j dismiss 1")
-        await console.until(lambda: "set aside" in console.said, what="dismissed")
+        # Refused at once, on the line: nothing is left for the rejected list, and both
+        # stay on file, marked dismissed (the refusal kept with each).
         await console.until(lambda: "REJECTED" not in body_text(status), what="count cleared")
         journal = console.client.journal
         assert [e.status for e in journal.entries(JournalStatus.DISMISSED)] == [

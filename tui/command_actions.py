@@ -18,7 +18,7 @@ from rich.text import Text
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError
-from cadterm.client.journal import JournalStatus
+from cadterm.client.journal import JournalEntry, JournalStatus
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
@@ -31,6 +31,7 @@ from .command_line import CommandLine
 from .detail import recommendation_text
 from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
+from .safe_text import clean_line
 from .unit_board import UnitBoard
 
 __all__ = ["CommandController", "ConsoleViews", "lines_text"]
@@ -324,7 +325,7 @@ class CommandController:
             else:
                 label = "PENDING"
             problem = f" - {entry.problem.detail}" if entry.problem else ""
-            lines.append(f"{when} {label} {entry.kind}{problem}")
+            lines.append(f"{when} {label} {_as_typed(entry)}{problem}")
         if not entries:
             lines.append("nothing pending or rejected")
         if rejected:
@@ -376,3 +377,26 @@ def _describe_error(error: CommandError) -> str:
 def lines_text(lines: list[str]) -> Text:
     """Plain lines as one text, never read as markup."""
     return Text("\n".join(lines))
+
+
+# The fields that say what a journalled command was about, in the order they read.
+_TARGETS = ("reference", "callsign", "grade", "incident_type", "state", "closing_code")
+
+
+def _as_typed(entry: JournalEntry) -> str:
+    """A journal entry as the dispatcher would recognise it: what, on what, with what."""
+    command = entry.command
+    if command is None:  # stored by an older cadterm in a form no longer readable
+        return f"{entry.kind} (unreadable)"
+    parts = [command.type.replace("_", " ")]
+    for name in _TARGETS:
+        value = getattr(command, name, None)
+        if value is not None:
+            parts.append(short_reference(value) if name == "reference" else str(value))
+    location = getattr(command, "location", None)
+    if location is not None:
+        parts.append(f"at {location.address}")
+    text = getattr(command, "text", None) or getattr(command, "reason", None)
+    if text:
+        parts.append(repr(text if len(text) <= 40 else text[:39] + "…"))
+    return clean_line(" ".join(parts))
