@@ -6,9 +6,11 @@ Each test here failed on the console before the fix it names.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from console_helpers import body_text
+from rich.cells import cell_len
 from test_console import (
     book_on,
     create,
@@ -210,3 +212,45 @@ async def test_quitting_with_unsent_commands_asks_first(tmp_path, refused_url):
         assert console.app.is_running
         await console.keys.press("ctrl+q")  # asked twice: it goes
         await console.until(lambda: not console.app.is_running, what="the console to quit")
+
+
+# --- cells, not characters -------------------------------------------------------------
+
+WIDE = [
+    "東京都千代田区丸の内1-9-1",  # CJK: two cells each
+    "🚑 Ambulance Station, Mill Rd",  # an emoji
+    "Rue de l'Église, Zoë Brontë",  # NFD below: letters with combining accents
+    "Zero\u200bwidth\u200bjoins Street",
+    "".join(chr(0xFF21 + ord(c) - ord("A")) for c in "FULLWIDTH") + " Road",  # 2 cells
+]
+
+
+def test_fit_gives_exactly_the_cells_asked_with_an_ellipsis_when_cut() -> None:
+    from rich.cells import cell_len
+
+    from cadterm.tui.safe_text import fit
+
+    for text in [*WIDE, unicodedata.normalize("NFD", WIDE[2]), "short"]:
+        for cells in (1, 5, 12, 40):
+            out = fit(text, cells)
+            assert cell_len(out) == cells, (text, cells, out)
+            if cell_len(text) > cells:
+                assert out.endswith("\u2026")
+
+
+async def test_wide_names_keep_every_column_in_its_place(backend, tmp_path):
+    references = [create(backend, unicodedata.normalize("NFD", address)) for address in WIDE]
+    async with open_console(backend.url, tmp_path, size=(80, 24)) as console:
+        await seen(console, *references)
+        lines = [console.row(reference) for reference in references]
+        header = next(line for line in console.screen().splitlines() if "UNITS" in line)
+        column = cell_len(header[: header.index("UNITS")])
+        for line in lines:
+            assert line is not None
+            assert cell_len(line.rstrip()) <= 80
+            # The UNITS column starts at the same cell on every row: "-" (none assigned).
+            assert cells_before(line, "-  ") <= column + 1, line
+
+
+def cells_before(line: str, marker: str) -> int:
+    return cell_len(line[: line.rindex(marker.strip())])

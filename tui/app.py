@@ -327,6 +327,14 @@ class CadApp(App[None]):
 
     def _tick(self) -> None:
         """Once a second: ageing, safety timers, the clock and the link's freshness."""
+        try:
+            self._tick_once()
+        except NoMatches:
+            # The screen is being taken down (quitting): the timer can still fire once
+            # after the boards are gone. Nothing to age; never a crash on the way out.
+            return
+
+    def _tick_once(self) -> None:
         self.ticks += 1
         self.controller.report_rejections()
         now = self.clock()

@@ -15,7 +15,7 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time
 
 from .board import Board
-from .safe_text import clean_line
+from .safe_text import clean_line, fit
 
 __all__ = ["IncidentQueue", "short_reference"]
 
@@ -234,10 +234,10 @@ class IncidentQueue(Board):
         self._shown_age[key] = (age, level)
         grade = int(incident.grade)
         row = Text()
-        row.append(f"{short_reference(incident.reference)[:REF_WIDTH]:<{REF_WIDTH}} ")
+        row.append(fit(clean_line(short_reference(incident.reference)), REF_WIDTH) + " ")
         row.append(f"{grade:<2}", style=self.get_component_rich_style(f"queue--grade-{grade}"))
         row.append(" ")
-        row.append(f"{clean_line(incident.incident_type)[:type_w]:<{type_w}} ")
+        row.append(fit(clean_line(incident.incident_type), type_w) + " ")
         row.append(f"{_STATUS[incident.status]:<5} ")
         age_style = {
             Level.WARN: "queue--warn",
@@ -250,12 +250,10 @@ class IncidentQueue(Board):
         else:
             row.append(f"{age_text:<6}")
         row.append(" ")
-        row.append(f"{clean_line(incident.location.address)[:loc_w]:<{loc_w}} ")
+        row.append(fit(clean_line(incident.location.address), loc_w) + " ")
         units = ",".join(incident.assigned) or "-"
-        if len(units) > units_w:
-            units = units[: units_w - 1] + "\u2026"
         row.append(
-            f"{clean_line(units):<{units_w}}",
+            fit(clean_line(units), units_w),
             style=None if incident.assigned else self.get_component_rich_style("queue--muted"),
         )
         return row

@@ -12,7 +12,9 @@ never interpreted either: widgets build `rich.text.Text` from the cleaned string
 
 from __future__ import annotations
 
-__all__ = ["clean", "clean_line", "typeable"]
+from rich.cells import cell_len, set_cell_size
+
+__all__ = ["clean", "clean_line", "fit", "typeable"]
 
 _BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
@@ -53,3 +55,18 @@ def typeable(text: str) -> str:
     a space), so a paste cannot hide part of a command or reorder it on screen.
     """
     return text.translate(_DROPPED)
+
+
+def fit(text: str, cells: int) -> str:
+    """`text` in exactly `cells` terminal cells: padded, or cut with an ellipsis.
+
+    Measured in cells, not characters: a CJK character or an emoji takes two, a
+    combining accent or a zero-width character none, so columns stay aligned whatever
+    the public's names hold. A wide character that would straddle the cut is replaced
+    by a space.
+    """
+    if cells <= 0:
+        return ""
+    if cell_len(text) <= cells:
+        return set_cell_size(text, cells)
+    return set_cell_size(text, cells - 1) + "\u2026"

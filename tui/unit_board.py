@@ -20,7 +20,7 @@ from cadterm.protocol.fold import DispatchState
 
 from .board import Board
 from .incident_queue import short_reference
-from .safe_text import clean_line
+from .safe_text import clean_line, fit
 from .settings import Grouping
 
 __all__ = ["Grouping", "UnitBoard", "state_word"]
@@ -256,7 +256,7 @@ class UnitBoard(Board):
         row = Text()
         # A blank callsign can only come from a log written before the door refused it.
         callsign = clean_line(unit.callsign) or "(blank)"
-        row.append(f"{callsign[:8]:<9}", style=style)
+        row.append(fit(callsign, 8) + " ", style=style)
         row.append(f"{int(unit.state):>2} {state_word(unit.state):<6}", style=style)
         if safety:
             row.append(
@@ -265,7 +265,7 @@ class UnitBoard(Board):
         else:
             row.append(f"{time_text:<6}")
         incident = short_reference(unit.incident) if unit.incident else "-"
-        row.append(f"{incident:<11}")
+        row.append(fit(clean_line(incident), 10) + " ")
         row.append("".join(_CAPABILITY_LETTER.get(c, "?") for c in unit.capabilities))
         if unit.state == UnitState.EMERGENCY and unit.emergency_acknowledged_by is None:
             row.append(" EMERGENCY", style=self.get_component_rich_style("units--emergency"))
