@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
@@ -21,12 +22,16 @@ from cadterm.tui.settings import ConsoleSettings
 from .locations import console_journal_path, console_log_path
 from .terminal import TerminalTraits, end_on_hang_up, terminal_traits
 
+if TYPE_CHECKING:  # imported when run: Textual reads its colour settings on import
+    from cadterm.tui.app import CadApp
+
 __all__ = [
     "close_journal",
     "journal_file",
     "keep_a_log",
     "log_file",
     "run_console",
+    "run_on_terminal",
     "tune_gc_for_a_live_picture",
 ]
 
@@ -135,7 +140,6 @@ def run_console(settings: ConsoleSettings) -> int:
 
 async def _run(settings: ConsoleSettings, traits: TerminalTraits) -> int:
     from cadterm.tui.app import CadApp
-    from cadterm.tui.terminal_output import console_driver
 
     client = DispatchClient(
         settings.url,
@@ -147,18 +151,33 @@ async def _run(settings: ConsoleSettings, traits: TerminalTraits) -> int:
     logging.getLogger("cadterm.console").info(
         "console started: %s as workstation %s", ", ".join(settings.url), settings.workstation
     )
-    app = CadApp(client, settings)
+    try:
+        return await run_on_terminal(CadApp(client, settings), client, traits, "console")
+    finally:
+        logging.getLogger("cadterm.console").info("console stopped")
+
+
+async def run_on_terminal(
+    app: CadApp, client: DispatchClient, traits: TerminalTraits, name: str
+) -> int:
+    """Run `app` on this terminal until its user quits (or the terminal goes away).
+
+    It writes only what `traits` allow, ends on a hang-up (see `end_on_hang_up`), and
+    closes `client` afterwards. Returns the exit status. `name` is how its exit message
+    names the program (``cadterm console``, ``cadterm demo``).
+    """
+    from cadterm.tui.terminal_output import console_driver
+
     app.driver_class = console_driver(
         app.driver_class, unicode=traits.unicode, extended=traits.extended
     )
     end_on_hang_up(
         asyncio.get_running_loop(),
-        stop=lambda reason: app.exit(return_code=1, message=f"cadterm console: {reason}"),
+        stop=lambda reason: app.exit(return_code=1, message=f"cadterm {name}: {reason}"),
         last_words=close_journal(client),
     )
     try:
         await app.run_async(mouse=traits.mouse)
     finally:
         await client.close()
-        logging.getLogger("cadterm.console").info("console stopped")
     return app.return_code or 0

@@ -50,10 +50,8 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
     from cadterm.sim.background import simulation
     from cadterm.sim.gazetteer import BRACKLEY_CSV
     from cadterm.tui.app import CadApp
-    from cadterm.tui.terminal_output import console_driver
 
-    from .console import close_journal, tune_gc_for_a_live_picture
-    from .terminal import end_on_hang_up
+    from .console import run_on_terminal, tune_gc_for_a_live_picture
 
     scratch = Path(tempfile.mkdtemp(prefix="cadterm-demo-")) if options.fresh else None
     home = scratch or data_dir() / "demo"
@@ -85,20 +83,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
                 journal_path=home / "journal.db",
             )
             tune_gc_for_a_live_picture(client)
-            app = CadApp(client, settings)
-            app.driver_class = console_driver(
-                app.driver_class, unicode=traits.unicode, extended=traits.extended
-            )
-            end_on_hang_up(
-                asyncio.get_running_loop(),
-                stop=lambda reason: app.exit(return_code=1, message=f"cadterm demo: {reason}"),
-                last_words=close_journal(client),
-            )
-            try:
-                await app.run_async(mouse=traits.mouse)
-            finally:
-                await client.close()
-        return app.return_code or 0
+            return await run_on_terminal(CadApp(client, settings), client, traits, "demo")
     finally:
         await backend.astop()
         backend.close()
