@@ -254,3 +254,16 @@ async def test_wide_names_keep_every_column_in_its_place(backend, tmp_path):
 
 def cells_before(line: str, marker: str) -> int:
     return cell_len(line[: line.rindex(marker.strip())])
+
+
+async def test_without_colour_the_selected_row_is_in_reverse_video(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    reference = create(backend, "12 High Street")
+    async with open_console(backend.url, tmp_path) as console:
+        await seen(console, reference)
+        cursor = console.app.queue.get_component_rich_style("board--cursor")
+        assert cursor.reverse  # marked by more than a shade of grey
+    monkeypatch.delenv("NO_COLOR")
+    async with open_console(backend.url, tmp_path, journal="j2.db") as console:
+        await seen(console, reference)
+        assert not console.app.queue.get_component_rich_style("board--cursor").reverse

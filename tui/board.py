@@ -49,6 +49,9 @@ class Board(ScrollView, can_focus=True):
     Board > .board--header { color: $header-fg; text-style: bold underline; }
     Board > .board--cursor { background: $cursor-bg; color: $cursor-fg; }
     Board:focus > .board--cursor { text-style: bold; }
+    /* Without colour the cursor's shades are gone: reverse video marks the row. */
+    Board:nocolor > .board--cursor { text-style: reverse; }
+    Board:nocolor:focus > .board--cursor { text-style: bold reverse; }
     Board > .board--empty { color: $muted; }
     """
 
