@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import waiting
 from conftest import TOKENS, make_config
 
 from cadterm.client import DispatchClient
@@ -201,6 +202,13 @@ def test_recording_needs_the_whole_history(backend_factory, tmp_path: Path) -> N
             body = {"type": "book_on", "callsign": f"T{n}", "unit_type": "patrol_car",
                     "workstation": "ws-test", "idempotency_key": f"trim-{n:04d}-key"}  # fmt: skip
             assert http.post("/v1/commands", json=body).status_code == 200
+
+    # Snapshots are written off the command path, and the log is trimmed after them.
+    def trimmed_after_a_snapshot() -> bool:
+        events = fetch_events(trimmed.url, SUPERVISOR, 0, 1)
+        return bool(events) and events[0].seq > 1
+
+    waiting.wait_for(trimmed_after_a_snapshot, 10, "the log trimmed after a snapshot")
     with pytest.raises(RecordError, match="no longer stored"):
         record(trimmed.url, SUPERVISOR, tmp_path / "x.jsonl")
 

@@ -294,8 +294,13 @@ async def test_since_older_than_retention_gets_snapshot(backend_factory) -> None
                 pictures[seq] = await server_state(client)
         state = await server_state(client)
         assert state.seq == 40
-        stored = await server_events(client)
-    # A snapshot was written at 40 and everything up to 40 - 5 was pruned.
+        # A snapshot is written at 40, off the command path (on the upkeep thread), and
+        # then everything up to 40 - 5 is pruned: wait for that, not for a guess of time.
+        for _ in range(500):  # at most ~10 s
+            stored = await server_events(client)
+            if stored[0].seq == 36:
+                break
+            await asyncio.sleep(0.02)
     first_kept = stored[0].seq
     assert first_kept == 36
     assert [e.seq for e in stored] == list(range(first_kept, 41))
