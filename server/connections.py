@@ -99,18 +99,21 @@ class _SendStallGuard:
         reset(self.transport)  # a no-op if the connection is already gone
 
 
-class GuardedH11Protocol(_SendStallGuard, H11Protocol):
-    """uvicorn's h11 protocol with deadlines, a connection cap and typed 400s."""
+class _HttpGuard(_SendStallGuard):
+    """What both HTTP protocols add to uvicorn's: the connection cap, the header
+    deadline, the send-stall reset and typed 400s.
 
-    limits: Limits  # set on the subclass `protocols` makes
+    Each protocol says how its parser shows a request under way: `_awaiting_headers`
+    (a request has begun and its headers are not all in) and `_head_started` (any of it
+    has arrived at all).
+    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
+    _header_timer: asyncio.TimerHandle | None = None
+    _refused = False  # refused in connection_made: uvicorn never saw the connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # The new connection is not in `connections` yet: count the others.
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.limits.max_connections:  # type: ignore[attr-defined]
             problem = Problem.of(
                 ProblemCode.TOO_MANY_CONNECTIONS,
                 f"the server holds its limit of {self.limits.max_connections} connections; "
@@ -119,47 +122,29 @@ class GuardedH11Protocol(_SendStallGuard, H11Protocol):
             transport.write(problem_bytes(problem, {"retry-after": "1"}))
             transport.close()
             self.transport = transport
+            self._refused = True
             return
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
         self._start_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         self._cancel_stall_timer()
-        if self.flow is None:  # refused in connection_made: uvicorn never saw it
-            return
-        super().connection_lost(exc)
+        if not self._refused:
+            super().connection_lost(exc)  # type: ignore[misc]
 
     def pause_writing(self) -> None:
-        if self.flow is None:
-            return
-        super().pause_writing()
-        self._start_stall_timer()
+        if not self._refused:
+            super().pause_writing()  # type: ignore[misc]
+            self._start_stall_timer()
 
     def resume_writing(self) -> None:
-        if self.flow is None:
-            return
-        super().resume_writing()
-        self._cancel_stall_timer()
-
-    def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and self._header_timer is None:
-            # The first bytes of a request on a kept-alive connection: from here its
-            # headers have `header_timeout` to arrive (uvicorn's keep-alive timer is
-            # cancelled by any data at all).
-            self._start_header_timer()
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._cancel_header_timer()  # the headers are in; the body has its own deadline
-
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        # The stream's protocol takes the transport over, with timers of its own.
-        self._cancel_header_timer()
-        self._cancel_stall_timer()
-        super().handle_websocket_upgrade(event)
+        if not self._refused:
+            super().resume_writing()  # type: ignore[misc]
+            self._cancel_stall_timer()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         self._cancel_header_timer()  # idle now: uvicorn's keep-alive timeout applies
 
     def send_400_response(self, msg: str) -> None:
@@ -179,11 +164,17 @@ class GuardedH11Protocol(_SendStallGuard, H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _awaiting_headers(self) -> bool:
+        raise NotImplementedError
+
+    def _head_started(self) -> bool:
+        raise NotImplementedError
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing() or not self._awaiting_headers():
             return
-        if not self.conn.trailing_data[0]:
+        if not self._head_started():
             # Nothing of a request was sent at all: just close, as keep-alive would.
             self.transport.close()
             return
@@ -195,53 +186,44 @@ class GuardedH11Protocol(_SendStallGuard, H11Protocol):
         self.transport.close()
 
 
-class GuardedHttpToolsProtocol(_SendStallGuard, HttpToolsProtocol):
+class GuardedH11Protocol(_HttpGuard, H11Protocol):
+    """uvicorn's h11 protocol with deadlines, a connection cap and typed 400s."""
+
+    limits: Limits  # set on the subclass `protocols` makes
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._header_timer is None:
+            # The first bytes of a request on a kept-alive connection: from here its
+            # headers have `header_timeout` to arrive (uvicorn's keep-alive timer is
+            # cancelled by any data at all).
+            self._start_header_timer()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_header_timer()  # the headers are in; the body has its own deadline
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The stream's protocol takes the transport over, with timers of its own.
+        self._cancel_header_timer()
+        self._cancel_stall_timer()
+        super().handle_websocket_upgrade(event)
+
+    def _awaiting_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+    def _head_started(self) -> bool:
+        return bool(self.conn.trailing_data[0])
+
+
+class GuardedHttpToolsProtocol(_HttpGuard, HttpToolsProtocol):
     """uvicorn's httptools protocol with the same deadlines, caps and typed 400s."""
 
     limits: Limits  # set on the subclass `protocols` makes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
         # Bytes of the request whose headers are still arriving; None between requests
         # and once the headers are in (then the body has its own deadline and bound).
         self._head_bytes: int | None = 0
-        self._refused = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # The new connection is not in `connections` yet: count the others.
-        if len(self.connections) >= self.limits.max_connections:
-            problem = Problem.of(
-                ProblemCode.TOO_MANY_CONNECTIONS,
-                f"the server holds its limit of {self.limits.max_connections} connections; "
-                "retry shortly",
-            )
-            transport.write(problem_bytes(problem, {"retry-after": "1"}))
-            transport.close()
-            self.transport = transport
-            self._refused = True
-            return
-        super().connection_made(transport)
-        self._start_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        self._cancel_stall_timer()
-        if self._refused:  # refused in connection_made: uvicorn never saw it
-            return
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        if self._refused:
-            return
-        super().pause_writing()
-        self._start_stall_timer()
-
-    def resume_writing(self) -> None:
-        if self._refused:
-            return
-        super().resume_writing()
-        self._cancel_stall_timer()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -278,41 +260,11 @@ class GuardedHttpToolsProtocol(_SendStallGuard, HttpToolsProtocol):
         self._cancel_stall_timer()
         super().handle_websocket_upgrade()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._cancel_header_timer()  # idle now: uvicorn's keep-alive timeout applies
+    def _awaiting_headers(self) -> bool:
+        return self._head_bytes is not None
 
-    def send_400_response(self, msg: str) -> None:
-        self._cancel_header_timer()
-        problem = Problem.of(ProblemCode.MALFORMED_REQUEST, f"not a valid HTTP/1.1 request: {msg}")
-        self.transport.write(problem_bytes(problem))
-        self.transport.close()
-
-    def _start_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(
-            self.limits.header_timeout, self._headers_too_slow
-        )
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if self.transport.is_closing() or self._head_bytes is None:
-            return
-        if not self._head_bytes:
-            # Nothing of a request was sent at all: just close, as keep-alive would.
-            self.transport.close()
-            return
-        problem = Problem.of(
-            ProblemCode.REQUEST_TIMEOUT,
-            f"the request line and headers did not arrive within {self.limits.header_timeout:g} s",
-        )
-        self.transport.write(problem_bytes(problem))
-        self.transport.close()
+    def _head_started(self) -> bool:
+        return bool(self._head_bytes)
 
 
 class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):

@@ -22,14 +22,11 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .archive import Archivist
 from .config import ServerConfig
-from .responses import PROBLEM_JSON, problem_response
+from .responses import GUARDED_STATUSES, problem_response, problem_responses
 from .service import DispatchService
 from .store.history import CURSOR_PATTERN, MAX_PAGE, ArchivedPage, IncidentHistory
 
 __all__ = ["ArchivedIncidents", "register_history"]
-
-#: Statuses the guard can answer any authenticated route with (as in `server.app`).
-_GUARDED = (400, 401, 408, 413, 415, 422, 429, 500)
 
 
 class ArchivedIncidents(BaseModel):
@@ -39,18 +36,6 @@ class ArchivedIncidents(BaseModel):
     next_after: str | None = Field(
         description="Pass as `after` for the next page; null on the last page."
     )
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
-    return {
-        status: {
-            "model": Problem,
-            "description": "Problem document",
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in sorted(statuses)
-    }
 
 
 def _page_response(page: ArchivedPage) -> Response:
@@ -93,7 +78,7 @@ def register_history(
         "/v1/history/incidents",
         operation_id="archived_incidents",
         response_model=ArchivedIncidents,
-        responses=_problems(*_GUARDED),
+        responses=problem_responses(*GUARDED_STATUSES),
     )
     async def archived_incidents(
         closed_from: Annotated[AwareDatetime, Query(description="Closed at or after this time.")],
@@ -114,7 +99,7 @@ def register_history(
         "/v1/history/search",
         operation_id="search_archived_incidents",
         response_model=ArchivedIncidents,
-        responses=_problems(*_GUARDED),
+        responses=problem_responses(*GUARDED_STATUSES),
     )
     async def search_archived_incidents(
         q: str = Query(min_length=1, max_length=200, description="Words that must all appear."),

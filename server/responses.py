@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 from fastapi.responses import Response
 
 from cadterm.protocol.problems import Problem
 
-__all__ = ["PROBLEM_JSON", "problem_bytes", "problem_response"]
+__all__ = [
+    "GUARDED_STATUSES",
+    "PROBLEM_JSON",
+    "problem_bytes",
+    "problem_response",
+    "problem_responses",
+]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,3 +45,20 @@ def problem_bytes(problem: Problem, headers: dict[str, str] | None = None) -> by
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
+    return {
+        status: {
+            "model": Problem,
+            "description": "Problem document",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in sorted(statuses)
+    }
+
+
+#: Statuses the guard can answer any authenticated route with: no or a bad token,
+#: a body too large, too slow or not JSON, a bad query, too many refusals, a failure.
+GUARDED_STATUSES = (400, 401, 408, 413, 415, 422, 429, 500)

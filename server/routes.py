@@ -21,7 +21,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 from cadterm.protocol.types import normalise_callsign
 
 from .ratelimit import CommandRateLimit
-from .responses import PROBLEM_JSON, problem_response
+from .responses import GUARDED_STATUSES, PROBLEM_JSON, problem_response, problem_responses
 from .service import DispatchService, Outcome
 from .store.history import IncidentHistory
 
@@ -34,10 +34,6 @@ _GET_INCIDENT = "get_incident"
 _GET_UNIT = "get_unit"
 _POST_COMMAND = "post_command"
 
-#: Statuses the guard can answer any authenticated route with: no or a bad token,
-#: a body too large, too slow or not JSON, a bad query, too many refusals, a failure.
-_GUARDED = (400, 401, 408, 413, 415, 422, 429, 500)
-
 
 class Health(BaseModel):
     """`GET /v1/health`: liveness, the head seq and the subscribers."""
@@ -46,18 +42,6 @@ class Health(BaseModel):
     seq: int
     subscribers: int
     cut_off: int
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` declaring a problem document for each of `statuses`."""
-    return {
-        status: {
-            "model": Problem,
-            "description": "Problem document",
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in sorted(statuses)
-    }
 
 
 def _links(responses: dict[int | str, dict[str, Any]], **links: dict[str, Any]):
@@ -98,7 +82,7 @@ def dispatch_routes(
         operation_id=_POST_COMMAND,
         response_model=CommandResult,
         responses=_links(
-            _problems(*_GUARDED, 403, 404, 409),
+            problem_responses(*GUARDED_STATUSES, 403, 404, 409),
             IncidentTouched=_link(_GET_INCIDENT, {"reference": "$response.body#/event/reference"}),
             UnitTouched=_link(_GET_UNIT, {"callsign": "$response.body#/event/callsign"}),
         ),
@@ -115,7 +99,7 @@ def dispatch_routes(
         "/v1/state",
         operation_id="get_state",
         response_model=DispatchState,
-        responses=_problems(*_GUARDED),
+        responses=problem_responses(*GUARDED_STATUSES),
     )
     async def get_state() -> Response:
         """The whole picture, with the seq it is at."""
@@ -126,7 +110,7 @@ def dispatch_routes(
         operation_id="list_incidents",
         response_model=list[Incident],
         responses=_links(
-            _problems(*_GUARDED),
+            problem_responses(*GUARDED_STATUSES),
             FirstIncident=_link(_GET_INCIDENT, {"reference": "$response.body#/0/reference"}),
         ),
     )
@@ -143,7 +127,7 @@ def dispatch_routes(
         operation_id=_GET_INCIDENT,
         response_model=Incident,
         responses=_links(
-            _problems(*_GUARDED, 404),
+            problem_responses(*GUARDED_STATUSES, 404),
             AddNote=_link(
                 _POST_COMMAND,
                 body={
@@ -174,7 +158,7 @@ def dispatch_routes(
         operation_id="list_units",
         response_model=list[Unit],
         responses=_links(
-            _problems(*_GUARDED),
+            problem_responses(*GUARDED_STATUSES),
             FirstUnit=_link(_GET_UNIT, {"callsign": "$response.body#/0/callsign"}),
         ),
     )
@@ -187,7 +171,7 @@ def dispatch_routes(
         operation_id=_GET_UNIT,
         response_model=Unit,
         responses=_links(
-            _problems(*_GUARDED, 404),
+            problem_responses(*GUARDED_STATUSES, 404),
             LocateUnit=_link(
                 _POST_COMMAND,
                 body={
@@ -213,7 +197,7 @@ def dispatch_routes(
         "/v1/events",
         operation_id="get_events",
         response_model=list[Event],
-        responses=_problems(*_GUARDED),
+        responses=problem_responses(*GUARDED_STATUSES),
     )
     async def get_events(
         after: int = Query(0, ge=0, le=INT64_MAX, description="Only events with a later seq."),
@@ -230,14 +214,14 @@ def dispatch_routes(
         "/v1/whoami",
         operation_id="whoami",
         response_model=Operator,
-        responses=_problems(*_GUARDED),
+        responses=problem_responses(*GUARDED_STATUSES),
     )
     async def whoami(request: Request) -> Operator:
         """The operator the bearer token belongs to."""
         return _operator(request)
 
     @router.get(
-        "/v1/health", operation_id="health", response_model=Health, responses=_problems(500)
+        "/v1/health", operation_id="health", response_model=Health, responses=problem_responses(500)
     )
     async def health() -> Health:
         """Liveness, the head seq and the number of live subscribers. No token needed."""
