@@ -79,7 +79,23 @@ class Board(ScrollView, can_focus=True):
         def control(self) -> Board:
             return self.board
 
-    empty_text = "nothing to show"
+    #: What the board says with no rows, and what it calls a row a filter may hide.
+    empty_words = "nothing to show"
+    row_words = "row"
+    filter_text = ""
+    _hidden: set[str] | frozenset[str] = frozenset()  # keys the filter hides (per board)
+
+    @property
+    def hidden_count(self) -> int:
+        """Rows the active filter hides."""
+        return len(self._hidden)
+
+    @property
+    def empty_text(self) -> str:
+        """What an empty board says: under a filter, that it is filtered and how much."""
+        if self.filter_text:
+            return f"no {self.row_words} matches /{self.filter_text} ({self.hidden_count} hidden)"
+        return self.empty_words
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)

@@ -57,6 +57,9 @@ def _sort_key(incident: Incident) -> tuple:
 class IncidentQueue(Board):
     """Open incidents, most urgent first; rows keyed by reference."""
 
+    empty_words = "no open incidents"
+    row_words = "open incident"
+
     COMPONENT_CLASSES = Board.COMPONENT_CLASSES | {
         "queue--grade-1",
         "queue--grade-2",
@@ -112,17 +115,6 @@ class IncidentQueue(Board):
             return True
         self._hidden.add(incident.reference)
         return False
-
-    @property
-    def hidden_count(self) -> int:
-        """Open incidents the filter hides."""
-        return len(self._hidden)
-
-    @property
-    def empty_text(self) -> str:  # type: ignore[override]
-        if self.filter_text:
-            return f"no open incident matches /{self.filter_text} ({self.hidden_count} hidden)"
-        return "no open incidents"
 
     @staticmethod
     def _search_text(incident: Incident) -> str:

@@ -73,6 +73,9 @@ def state_word(state: UnitState) -> str:
 class UnitBoard(Board):
     """On-duty units with state, time in state, incident and capabilities."""
 
+    empty_words = "no units on duty"
+    row_words = "unit on duty"
+
     COMPONENT_CLASSES = Board.COMPONENT_CLASSES | {
         "units--group",
         "units--available",
@@ -112,17 +115,6 @@ class UnitBoard(Board):
         self._shown: dict[str, tuple[str, bool]] = {}
         self.filter_text = ""
         self._hidden: set[str] = set()  # on-duty units the filter hides
-
-    @property
-    def hidden_count(self) -> int:
-        """On-duty units the filter hides."""
-        return len(self._hidden)
-
-    @property
-    def empty_text(self) -> str:  # type: ignore[override]
-        if self.filter_text:
-            return f"no unit on duty matches /{self.filter_text} ({self.hidden_count} hidden)"
-        return "no units on duty"
 
     # --- keeping the order -----------------------------------------------------------
 
