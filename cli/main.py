@@ -83,10 +83,11 @@ def _cmd_server(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    db_path = args.db if args.db is not None else default_db_path()
+    db = args.db if args.db is not None else default_db_path()
     return int(
         serve(
-            db_path=db_path,
+            db=db,
+            node=args.node,
             host=args.host,
             port=args.port,
             config_path=_config_path(args),
@@ -557,7 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = sub.add_parser("server", help="run the embedded dispatch backend")
     server.add_argument(
-        "--db", type=Path, default=None, help="SQLite database (default: see `cadterm locate`)"
+        "--db",
+        default=None,
+        help="an SQLite file, or postgresql://user@host:port/dbname to share one log with "
+        "other nodes (default: an SQLite file, see `cadterm locate`)",
+    )
+    server.add_argument(
+        "--node",
+        default=None,
+        help="this node's name in /v1/health and the log (default: HOST:PORT)",
     )
     server.add_argument(
         "--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})"

@@ -55,6 +55,7 @@ class ProblemCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TIMEOUT = "request_timeout"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL = "internal"
 
 
@@ -97,6 +98,7 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.METHOD_NOT_ALLOWED: 405,
     ProblemCode.REQUEST_TIMEOUT: 408,
     ProblemCode.TOO_MANY_CONNECTIONS: 503,
+    ProblemCode.STORE_UNAVAILABLE: 503,
     ProblemCode.INTERNAL: 500,
 }
 

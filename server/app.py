@@ -39,6 +39,7 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
         yield
         for task in list(streams):
             task.cancel()

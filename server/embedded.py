@@ -130,10 +130,18 @@ class EmbeddedBackend:
         config: ServerConfig | None = None,
         config_path: str | os.PathLike[str] | None = None,
         log_level: str = "warning",
+        db_url: str | None = None,
+        node: str | None = None,
     ) -> None:
         """`config` replaces the made-up config (`tokens`, `limits` and `workstations`
-        then play no part); with `config_path` the server reloads from that file."""
+        then play no part); with `config_path` the server reloads from that file.
+
+        With `db_url` (``postgresql://...``) the events live in that database, which
+        other backends may share (each one a node of a cluster); `db_path` is unused.
+        """
         self._tempdir: Path | None = None
+        self.db_url = db_url
+        self.node = node
         if db_path is None:
             self._tempdir = Path(tempfile.mkdtemp(prefix="cadterm-embedded-"))
             db_path = self._tempdir / "cadterm.db"
@@ -172,17 +180,23 @@ class EmbeddedBackend:
         """Start the server (on the same port as before, if it ran before)."""
         if self.running:
             return Running(self.url, self.tokens)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.db_url is None:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
         sock = self._bind()
         self.port = sock.getsockname()[1]
-        server = build_server(
-            db_path=self.db_path,
-            config=self.config,
-            host=self.host,
-            port=self.port,
-            log_level=self.log_level,
-            config_path=self.config_path,
-        )
+        try:
+            server = build_server(
+                db=self.db_url if self.db_url is not None else self.db_path,
+                node=self.node,
+                config=self.config,
+                host=self.host,
+                port=self.port,
+                log_level=self.log_level,
+                config_path=self.config_path,
+            )
+        except BaseException:
+            sock.close()
+            raise
         self._server, self._failure = server, None
         self._thread = threading.Thread(
             target=self._serve, args=(server, sock), name="cadterm-embedded", daemon=True

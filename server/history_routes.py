@@ -25,6 +25,7 @@ from .config import ServerConfig
 from .responses import GUARDED_STATUSES, problem_response, problem_responses
 from .service import DispatchService
 from .store.history import CURSOR_PATTERN, MAX_PAGE, ArchivedPage, IncidentHistory
+from .store.location import open_history
 
 __all__ = ["ArchivedIncidents", "register_history"]
 
@@ -49,7 +50,7 @@ def register_history(
     app: FastAPI, service: DispatchService, config: ServerConfig
 ) -> IncidentHistory:
     """Add the history routes and the archivist to `app`; return the history they read."""
-    history = IncidentHistory(service.store.path)
+    history = open_history(service.store)
     archivist = Archivist(
         service,
         history,

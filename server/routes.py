@@ -23,6 +23,7 @@ from cadterm.protocol.types import normalise_callsign
 from .ratelimit import CommandRateLimit
 from .responses import GUARDED_STATUSES, PROBLEM_JSON, problem_response, problem_responses
 from .service import DispatchService, Outcome
+from .store.base import StoreError
 from .store.history import IncidentHistory
 
 __all__ = ["Health", "dispatch_routes"]
@@ -36,12 +37,16 @@ _POST_COMMAND = "post_command"
 
 
 class Health(BaseModel):
-    """`GET /v1/health`: liveness, the head seq and the subscribers."""
+    """`GET /v1/health`: this node, its head and lag, its store, its subscribers."""
 
-    status: str
-    seq: int
+    status: str  # "ok", or "unavailable" while the node cannot reach its event store
+    node: str  # the node's id (`--node`), to tell the nodes of a cluster apart
+    seq: int  # the newest event this node has folded and published
+    store_seq: int | None  # the newest event in the store, None when it cannot be read
+    lag: int | None  # store_seq - seq: events committed by other nodes not folded yet
     subscribers: int
     cut_off: int
+    problem: str | None = None  # why the node is unavailable, in words
 
 
 def _links(responses: dict[int | str, dict[str, Any]], **links: dict[str, Any]):
@@ -221,15 +226,40 @@ def dispatch_routes(
         return _operator(request)
 
     @router.get(
-        "/v1/health", operation_id="health", response_model=Health, responses=problem_responses(500)
+        "/v1/health",
+        operation_id="health",
+        response_model=Health,
+        responses={
+            **problem_responses(500),
+            503: {"model": Health, "description": "the node cannot reach its event store"},
+        },
     )
-    async def health() -> Health:
-        """Liveness, the head seq and the number of live subscribers. No token needed."""
-        return Health(
-            status="ok",
+    async def health() -> Response:
+        """This node's id, head and lag behind the store; 503 while the store is away.
+
+        No token needed: a load balancer asks it to decide where to send consoles.
+        """
+        store_seq: int | None
+        problem = service.store_problem
+        try:
+            store_seq = await service.run_read(service.store.head)
+        except StoreError as exc:
+            store_seq, problem = None, str(exc)
+        healthy = store_seq is not None and service.store_problem is None
+        answer = Health(
+            status="ok" if healthy else "unavailable",
+            node=service.node,
             seq=service.head,
+            store_seq=store_seq,
+            lag=None if store_seq is None else max(0, store_seq - service.head),
             subscribers=len(service.hub),
             cut_off=service.hub.cut_off,
+            problem=None if healthy else problem,
+        )
+        return Response(
+            answer.model_dump_json(),
+            status_code=200 if healthy else 503,
+            media_type="application/json",
         )
 
     return router

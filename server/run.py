@@ -21,7 +21,8 @@ from .config_edit import write_atomically
 from .connections import protocols
 from .live_config import LiveConfig
 from .service import DispatchService
-from .store.sqlite import SQLiteEventStore
+from .store.base import StoreError
+from .store.location import DbLocation, StoreLocationError, open_store, parse_db
 
 __all__ = ["build_server", "listen_socket", "serve"]
 
@@ -71,26 +72,31 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 def build_server(
     *,
-    db_path: str | os.PathLike[str],
+    db: str | os.PathLike[str] | DbLocation,
     config: ServerConfig,
     host: str = "127.0.0.1",
     port: int = 8740,
     log_level: str = "warning",
     config_path: str | os.PathLike[str] | None = None,
     live: LiveConfig | None = None,
+    node: str | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server running the backend on `db_path`; call `.serve()` in a loop.
+    """A uvicorn server running the backend on `db`; call `.serve()` in a loop.
+
+    `db` is an SQLite file's path or a ``postgresql://`` URL (see `store.location`);
+    `node` names this node in /v1/health and the log.
 
     With `config_path` (or a `live` config made from it) the server re-reads operators
     and workstations from that file whenever it changes; see `server.live_config`.
     """
     if live is None:
         live = LiveConfig(config, config_path)
-    # The service checkpoints the WAL itself, off the command path (see service.py).
-    store = SQLiteEventStore(
-        db_path, retain_events=config.retain_events, checkpoint_on_commit=False
+    location = db if isinstance(db, DbLocation) else parse_db(db)
+    # The service checkpoints SQLite's WAL itself, off the command path (see service.py).
+    store = open_store(location, retain_events=config.retain_events)
+    service = DispatchService(
+        store, config, live=live, node=node or f"{socket.gethostname()}:{port}"
     )
-    service = DispatchService(store, config, live=live)
     app = AccessLog(create_app(service, config))
     # uvicorn's httptools (C parser) and websockets-sansio protocols, with header and
     # stream deadlines and a connection cap (see connections.py).
@@ -154,11 +160,12 @@ async def _serve_reloading(
 
 def serve(
     *,
-    db_path: str | os.PathLike[str],
+    db: str | os.PathLike[str],
     config_path: str | os.PathLike[str],
     host: str = "127.0.0.1",
     port: int = 8740,
     log_level: str = "info",
+    node: str | None = None,
 ) -> int:
     """Run the backend until SIGINT or SIGTERM; return the process exit status.
 
@@ -169,6 +176,11 @@ def serve(
     stored only as a hash. SIGHUP re-reads operators and workstations from the config.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        location = parse_db(db)
+    except StoreLocationError as exc:
+        print(f"cadterm server: {exc}", file=sys.stderr)
+        return 2
     try:
         config, token = ensure_config(config_path)
     except ConfigError as exc:
@@ -183,16 +195,27 @@ def serve(
         print(f"cadterm server: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
-    server = build_server(
-        db_path=db_path, config=config, host=host, port=port, log_level=log_level, live=live
-    )
+    try:
+        server = build_server(
+            db=location,
+            config=config,
+            host=host,
+            port=port,
+            log_level=log_level,
+            live=live,
+            node=node,
+        )
+    except StoreError as exc:
+        sock.close()
+        print(f"cadterm server: {exc}", file=sys.stderr)
+        return 1
     # The rebuilt picture lives as long as the process: keep it out of the cyclic
     # collector's full passes, which otherwise stall every command for ~100 ms with a
     # large picture and free nothing. Only here, in a process that is only the server.
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    print(f"cadterm server on http://{host}:{port} (db {db_path})", flush=True)
+    print(f"cadterm server on http://{host}:{port} (db {location})", flush=True)
 
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: open streams are closed,
     # the lifespan writes a final snapshot and closes the store. Afterwards it re-raises

@@ -17,18 +17,19 @@ own thread and store connection, so a command never waits behind them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cadterm.protocol.commands import Command, may_issue
 from cadterm.protocol.domain import Operator
-from cadterm.protocol.events import Event
+from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.protocol.problems import Problem, ProblemCode
 
@@ -38,7 +39,15 @@ from .hub import Hub
 from .live_config import LiveConfig
 from .picture_json import PictureJson, PictureParts
 from .rules import Codes, Refused, decide
-from .store.base import Accepted, EventStore, StoredCommand
+from .store.base import (
+    Accepted,
+    Closeable,
+    EventStore,
+    StoredCommand,
+    StoreError,
+    StoreUnavailable,
+    WriteTurn,
+)
 
 __all__ = ["DispatchService", "Outcome", "utc_now"]
 
@@ -98,10 +107,34 @@ class _Batch:
 
     # In batch order: a command's Outcome, or a recording's Event (None: nothing to do).
     outcomes: list[Outcome | Event | None] = field(default_factory=list)
+    # Events other nodes committed before this batch, as (event, JSON), in seq order.
+    missed: list[tuple[Event, str]] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
 
 
 _INTERNAL = Problem.of(ProblemCode.INTERNAL, "internal error; the command was not applied")
+#: How many missed events one catch-up reads before folding them.
+_CATCH_UP_BATCH = 5000
+
+
+def _unavailable(exc: StoreUnavailable) -> Problem:
+    return Problem.of(
+        ProblemCode.STORE_UNAVAILABLE,
+        f"the event store is not answering ({exc}); the command was not applied: "
+        "retry with the same idempotency key",
+    )
+
+
+def _decoded(rows: Sequence[tuple[int, str]], after: int) -> list[tuple[Event, str]]:
+    """Stored events after `after`, decoded, up to the first gap (there should be none)."""
+    events: list[tuple[Event, str]] = []
+    for seq, body in rows:
+        if seq != after + 1:
+            log.error("event log has a gap after seq %d (next is %d); stopping there", after, seq)
+            break
+        events.append((EVENT_ADAPTER.validate_json(body), body))
+        after = seq
+    return events
 
 
 class DispatchService:
@@ -114,8 +147,11 @@ class DispatchService:
         *,
         clock: Callable[[], datetime] = utc_now,
         live: LiveConfig | None = None,
+        node: str = "cadterm",
     ) -> None:
         self.store = store
+        #: This node's id, shown by /v1/health (several nodes may share one store).
+        self.node = node
         self.config = config
         # Operators and workstations, swapped whole when the config file is reloaded.
         self.live = live if live is not None else LiveConfig(config)
@@ -139,6 +175,11 @@ class DispatchService:
         self._bytes_since_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._snapshot_cache: tuple[int, str] | None = None
+        # Set when another node may have committed events this one has not folded.
+        self._catch_up_wanted = False
+        #: Why the store last failed, or None while it answers (for /v1/health).
+        self.store_problem: str | None = None
+        self._watcher: Closeable | None = None
 
     def _rebuild(self) -> DispatchState:
         """Load the newest snapshot and fold every event after it."""
@@ -176,36 +217,56 @@ class DispatchService:
         loop = asyncio.get_running_loop()
         pending = _Pending(command, operator, fingerprint(command), loop.create_future())
         self._pending.append(pending)
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_waiting())
+        self._start_committer()
         return await asyncio.shield(pending.answer)
 
+    async def start(self) -> None:
+        """Begin following other writers of the log, if the store has any (PostgreSQL)."""
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            # From the store's listening thread: another node committed, or a poll.
+            with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
+                loop.call_soon_threadsafe(self._want_catch_up)
+
+        self._watcher = self.store.watch(wake)
+
+    def _want_catch_up(self) -> None:
+        self._catch_up_wanted = True
+        self._start_committer()
+
+    def _start_committer(self) -> None:
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_waiting())
+
     async def _commit_waiting(self) -> None:
-        """Group-commit every waiting command, batch after batch, until none wait."""
+        """Group-commit every waiting command, batch after batch, until none wait.
+
+        Also folds events other nodes committed: inside each batch's write turn, or on
+        their own when a wake-up comes and nothing waits.
+        """
         loop = asyncio.get_running_loop()
         limit = self.config.limits.commit_batch
-        while self._pending:
+        while self._pending or self._catch_up_wanted:
+            self._catch_up_wanted = False
             batch, self._pending = self._pending[:limit], self._pending[limit:]
             try:
-                done = await loop.run_in_executor(self._writer, self._write_batch, batch)
-            except Exception:
-                log.exception("group commit of %d commands failed; none applied", len(batch))
-                for pending in batch:
-                    if pending.answer.done():
-                        continue
-                    if isinstance(pending, _Recording):
-                        pending.answer.set_exception(RuntimeError("the commit failed"))
-                    else:
-                        pending.answer.set_result(_problem_outcome(_INTERNAL))
+                if batch:
+                    done = await loop.run_in_executor(self._writer, self._write_batch, batch)
+                else:
+                    done = await loop.run_in_executor(self._writer, self._read_missed)
+                self.store_problem = None
+            except Exception as exc:
+                self._commit_failed(batch, exc)
                 continue
             try:
                 # Durable now: fold, publish and answer with no await in between, so the
-                # picture, the hub and the head move together.
+                # picture, the hub and the head move together. Other nodes' events come
+                # first: this batch was decided after them.
+                for event, body in done.missed:
+                    self._fold_and_publish(event, body)
                 for item in done.accepted:
-                    self._json.touched(apply(self.state, item.event))
-                    self.hub.publish('{"type":"event","event":' + item.body + "}")
-                    self._since_snapshot += 1
-                    self._bytes_since_snapshot += len(item.body)
+                    self._fold_and_publish(item.event, item.body)
             finally:
                 # The answers are true whatever happened after the commit: never leave
                 # a sender waiting.
@@ -214,6 +275,45 @@ class DispatchService:
                         pending.answer.set_result(outcome)
             self._maybe_snapshot()
 
+    def _fold_and_publish(self, event: Event, body: str) -> None:
+        if event.seq <= self.state.seq:
+            return  # already folded (a catch-up and a batch both read it)
+        self._json.touched(apply(self.state, event))
+        self.hub.publish('{"type":"event","event":' + body + "}")
+        self._since_snapshot += 1
+        self._bytes_since_snapshot += len(body)
+
+    def _commit_failed(self, batch: list[_Pending | _Recording], exc: Exception) -> None:
+        """Answer every command of a batch that could not be written: none was applied."""
+        if isinstance(exc, StoreUnavailable):
+            self.store_problem = str(exc)
+            log.warning("event store unavailable; %d commands refused: %s", len(batch), exc)
+            outcome = _problem_outcome(_unavailable(exc))
+        else:
+            if isinstance(exc, StoreError):
+                self.store_problem = str(exc)
+            log.error("group commit of %d commands failed; none applied", len(batch), exc_info=exc)
+            outcome = _problem_outcome(_INTERNAL)
+        for pending in batch:
+            if pending.answer.done():
+                continue
+            if isinstance(pending, _Recording):
+                pending.answer.set_exception(RuntimeError(f"the commit failed: {exc}"))
+            else:
+                pending.answer.set_result(outcome)
+
+    def _read_missed(self) -> _Batch:
+        """On the writer thread: events committed by other nodes since our head."""
+        done = _Batch()
+        after = self.state.seq
+        while True:
+            rows = self.store.read_raw(after, _CATCH_UP_BATCH)
+            events = _decoded(rows, after)
+            done.missed.extend(events)
+            if len(events) < _CATCH_UP_BATCH:
+                return done
+            after = events[-1][0].seq
+
     def _write_batch(self, batch: list[_Pending | _Recording]) -> _Batch:
         """On the writer thread: look up, decide and durably write one batch.
 
@@ -221,12 +321,22 @@ class DispatchService:
         loop, after this returns. A command that fails unexpectedly is answered 500
         and leaves no trace; the rest of the batch goes on.
         """
+        with self.store.write_turn(self.state.seq) as turn:
+            done = self._decide_batch(turn, batch)
+        return done
+
+    def _decide_batch(self, turn: WriteTurn, batch: list[_Pending | _Recording]) -> _Batch:
+        """Inside the append lock: catch up, look up, decide, and commit the batch."""
         draft = draft_of(self.state)
         done = _Batch()
+        # Events other nodes committed first: this batch is decided after them.
+        done.missed = _decoded(turn.missed, self.state.seq)
+        for event, _body in done.missed:
+            apply(draft, event)
         refused: list[StoredCommand] = []
-        # Answers stored before, found in one look-up, and those decided in this batch
-        # (for a retry that arrives in the same batch).
-        fresh = self.store.find_commands(
+        # Answers stored before (by any node), found in one look-up, and those decided in
+        # this batch (for a retry that arrives in the same batch).
+        fresh = turn.find_commands(
             [(p.operator.id, p.command.idempotency_key) for p in batch if isinstance(p, _Pending)]
         )
         for pending in batch:
@@ -255,7 +365,7 @@ class DispatchService:
                 refused.append(record)
             else:
                 done.accepted.append(accepted)
-        self.store.commit(done.accepted, refused, self.clock().timestamp())
+        turn.commit(done.accepted, refused, self.clock().timestamp())
         return done
 
     def _decide(
@@ -296,8 +406,7 @@ class DispatchService:
         loop = asyncio.get_running_loop()
         recording = _Recording(build, loop.create_future())
         self._pending.append(recording)
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_waiting())
+        self._start_committer()
         return await asyncio.shield(recording.answer)
 
     def _record_in(self, draft: DispatchState, recording: _Recording, done: _Batch) -> Event | None:
@@ -402,6 +511,8 @@ class DispatchService:
 
     async def close(self) -> None:
         """Finish the waiting commands, write a final snapshot, release the store."""
+        if self._watcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._watcher.close)
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
         if self._upkeep_timer is not None:

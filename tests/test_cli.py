@@ -343,10 +343,17 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     calls: list[dict[str, object]] = []
 
     def serve(
-        *, db_path: Path, host: str, port: int, config_path: Path, log_level: str = "info"
+        *,
+        db: str | Path,
+        host: str,
+        port: int,
+        config_path: Path,
+        log_level: str = "info",
+        node: str | None = None,
     ) -> int:
-        calls.append({"db_path": db_path, "host": host, "port": port, "config_path": config_path})
+        calls.append({"db": os.fspath(db), "host": host, "port": port, "config_path": config_path})
         calls[-1]["log_level"] = log_level
+        calls[-1]["node"] = node
         return 0
 
     stub = types.ModuleType("cadterm.server.run")
@@ -363,11 +370,12 @@ def test_server_defaults(
     assert main(["server"]) == 0
     assert fake_serve == [
         {
-            "db_path": tmp_path / "data" / "cadterm.db",
+            "db": str(tmp_path / "data" / "cadterm.db"),
             "host": "127.0.0.1",
             "port": DEFAULT_PORT,
             "config_path": tmp_path / "conf" / "server.toml",
             "log_level": "info",
+            "node": None,
         }
     ]
     assert DEFAULT_PORT == 8740
@@ -386,14 +394,17 @@ def test_server_flags(fake_serve: list[dict[str, object]], tmp_path: Path) -> No
         str(tmp_path / "s.toml"),
         "--log-level",
         "debug",
+        "--node",
+        "cad-b",
     ]
     assert main(args) == 0
     assert fake_serve == [
         {
-            "db_path": tmp_path / "x.db",
+            "db": str(tmp_path / "x.db"),
             "host": "0.0.0.0",
             "port": 9000,
             "config_path": tmp_path / "s.toml",
             "log_level": "debug",
+            "node": "cad-b",
         }
     ]

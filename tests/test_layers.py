@@ -72,6 +72,7 @@ def test_every_layer_keeps_to_its_contract() -> None:
         ("cadterm.tui.grammar.verbs", "textual", "grammar"),
         ("cadterm.server.run", "platformdirs", "server"),
         ("cadterm.themes", "cadterm.tui", "themes"),
+        ("cadterm.server.service", "psycopg", "postgres"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(importer: str, imported: str, broken: str) -> None:

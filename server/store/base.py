@@ -8,19 +8,30 @@ the newest snapshot and folds the events after it.
 Errors::
 
     StoreError           the store cannot do what was asked
-    └── SequenceConflict an append's seq is not exactly head + 1
+    ├── SequenceConflict an append's seq is not exactly head + 1
+    └── StoreUnavailable the store cannot be reached now (retry later)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
-__all__ = ["Accepted", "EventStore", "SequenceConflict", "StoreError", "StoredCommand"]
+__all__ = [
+    "Accepted",
+    "Closeable",
+    "EventStore",
+    "SequenceConflict",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredCommand",
+    "WriteTurn",
+]
 
 
 class StoreError(Exception):
@@ -29,6 +40,13 @@ class StoreError(Exception):
 
 class SequenceConflict(StoreError):
     """An append's seq is not exactly one past the head: the log stays gap-free."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached just now (its database is down or not answering).
+
+    Nothing was written; the same request may succeed later.
+    """
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,39 @@ class Accepted:
     event: Event
     body: str  # the event's JSON, exactly as stored and sent
     command: StoredCommand  # its seq is the event's
+
+
+class Closeable(Protocol):
+    """Something running that stops when closed."""
+
+    def close(self) -> None:
+        """Stop it and release what it holds."""
+        ...
+
+
+class WriteTurn(Protocol):
+    """The store's append lock, held by one writer: see `EventStore.write_turn`."""
+
+    #: Seq of the newest event in the log when the turn began.
+    head: int
+    #: ``(seq, event JSON)`` of every event after the turn's `after`, in order: events
+    #: another writer committed that the caller has not folded yet.
+    missed: Sequence[tuple[int, str]]
+
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        """`EventStore.find_commands`, seeing every answer committed before the turn."""
+        ...
+
+    def commit(
+        self, accepted: Sequence[Accepted], refused: Sequence[StoredCommand], at: float
+    ) -> None:
+        """`EventStore.commit` inside the turn: durable once the turn ends without error.
+
+        Accepted events must follow `head`. Called at most once per turn.
+        """
+        ...
 
 
 class EventStore(Protocol):
@@ -84,6 +135,31 @@ class EventStore(Protocol):
         `refused` answers are stored first-answer-wins, as `remember_refusal` does. Every
         record is stamped `at` (seconds since the epoch) for `prune_commands`. Either the
         whole batch is on disk when this returns or none of it is.
+        """
+        ...
+
+    def write_turn(self, after: int | None) -> AbstractContextManager[WriteTurn]:
+        """Take the append lock, shared by every writer of this log, until the block ends.
+
+        Inside it the writer learns what others committed after `after` (nothing is read
+        with None), looks up keys and commits one batch; no other writer can append
+        meanwhile, so a decision made on the caught-up picture is still right when it
+        commits. With one writer per log (SQLite) `missed` is always empty.
+        """
+        ...
+
+    def watch(self, wake: Callable[[], None]) -> Closeable | None:
+        """Call `wake` (from any thread) whenever another writer may have appended.
+
+        None when nobody else can write this log. Close what it returns to stop.
+        """
+        ...
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Move the write-ahead log into the main file if the store has one to move.
+
+        Returns the log's frames and how many of them were copied ((0, 0) when the
+        database does this by itself).
         """
         ...
 

@@ -46,6 +46,26 @@ from .legacy import LegacyReport, repair_event, repair_state
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
+
+class _Turn:
+    """A write turn on SQLite: the writer lock is held by whoever has this."""
+
+    def __init__(self, store: SQLiteEventStore, head: int, missed: list[tuple[int, str]]) -> None:
+        self.head = head
+        self.missed = missed
+        self._store = store
+
+    def find_commands(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredCommand]:
+        return self._store.find_commands(keys)
+
+    def commit(
+        self, accepted: Sequence[Accepted], refused: Sequence[StoredCommand], at: float
+    ) -> None:
+        self._store.commit(accepted, refused, at)
+
+
 log = logging.getLogger("cadterm.server.store")
 
 
@@ -427,6 +447,27 @@ class SQLiteEventStore:
             # Advance only once COMMIT returned (a failed commit leaves the head as it
             # was), still under the lock so no reader sees the row before the head does.
             self._head = head
+
+    @contextmanager
+    def write_turn(self, after: int | None) -> Iterator[_Turn]:
+        """Hold the writer lock for one look-up-and-commit (see `EventStore.write_turn`).
+
+        This process is the file's only writer, so nothing can have been committed behind
+        the caller's back: `missed` holds whatever the log has after `after` all the same
+        (normally nothing), read on the writer's connection.
+        """
+        with self._lock:
+            missed: list[tuple[int, str]] = []
+            if after is not None and self._head > after:
+                with self._connection() as conn:
+                    missed = conn.execute(
+                        "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after,)
+                    ).fetchall()
+            yield _Turn(self, self._head, missed)
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Nothing to watch: this process is the file's only writer."""
+        return None
 
     def _insert_accepted(
         self, conn: sqlite3.Connection, item: Accepted, expected: int, at: float
