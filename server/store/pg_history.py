@@ -16,6 +16,7 @@ Layout (part of the event store's schema, see `store.postgres`)::
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -27,12 +28,19 @@ __all__ = ["PostgresIncidentHistory", "fold_text"]
 
 #: The most words of a query that count (as in the SQLite history).
 _QUERY_WORDS = 16
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def fold_text(text: str) -> str:
-    """`text` without accents, case-folded: what is indexed and what is searched for."""
+    """`text` without accents, case-folded, in words: what is indexed and searched for.
+
+    Anything but a letter or a digit parts words, as in SQLite's tokenizer: PostgreSQL's
+    own parser would read ``0001-27NOV26`` as ``0001``, ``-27`` and ``nov26``, and a
+    search for the day (``27NOV26``) would find nothing.
+    """
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return _NOT_WORD.sub(" ", plain)
 
 
 def _searchable(row: ArchiveRow) -> str:
