@@ -311,7 +311,14 @@ def test_an_unreachable_database_is_unavailable_within_the_timeout(refused_port:
     [error] = outcome
     assert isinstance(error, StoreUnavailable)
     assert f"127.0.0.1:{refused_port}" in str(error)
+    assert "refused" in str(error).lower()  # why, not only that it timed out
     assert "s3cret" not in str(error)  # the password stays out of messages and logs
+
+
+def test_a_missing_database_says_so(url: str) -> None:
+    name = f"cadterm_missing_{uuid.uuid4().hex[:12]}"
+    with pytest.raises(StoreUnavailable, match=rf'database "{name}" does not exist'):
+        PostgresEventStore(psycopg.conninfo.make_conninfo(url, dbname=name), timeout=1.0)
 
 
 async def test_a_database_that_goes_away_is_unavailable_then_comes_back(url: str) -> None:

@@ -144,6 +144,19 @@ def _conninfo(url: str, timeout: float) -> str:
     )
 
 
+def _why_not(conninfo: str, timed_out: PoolTimeout) -> str:
+    """Why the pool could not connect, in libpq's words: refused, no such database...
+
+    The pool only says it timed out (its workers log each attempt), so one more
+    connection, bounded by the same connect timeout, is tried to learn the reason.
+    """
+    try:
+        psycopg.connect(conninfo).close()
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split())
+    return str(timed_out)
+
+
 class WriteTurn:
     """The append lock, held: what the node missed, its look-ups and its one commit."""
 
@@ -299,7 +312,9 @@ class PostgresEventStore:
             self._pool.open(wait=True, timeout=timeout)
         except PoolTimeout as exc:
             self._pool.close()
-            raise StoreUnavailable(f"cannot reach PostgreSQL at {self.describe()}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot reach PostgreSQL at {self.describe()}: {_why_not(self._conninfo, exc)}"
+            ) from exc
         try:
             self.schema, self.channel = self._open()
         except BaseException:
