@@ -87,6 +87,43 @@ def test_anything_else_is_refused_saying_what_to_give(given: str, advice: str) -
         assert repr(given) in str(info.value)  # the message quotes what was given
 
 
+# --- without psycopg ----------------------------------------------------------------------
+
+#: Run with psycopg hidden, as when cadterm is installed without its postgresql extra.
+WITHOUT_PSYCOPG = """
+import sys
+sys.modules["psycopg"] = sys.modules["psycopg_pool"] = None  # importing them now fails
+import cadterm.server.run
+from cadterm.server.store import StoreError
+from cadterm.server.store.location import open_history, open_store, parse_db
+
+store = open_store(parse_db(sys.argv[1]), retain_events=10)
+with open_history(store) as history:
+    print("sqlite history", history.count())
+store.close()
+try:
+    open_store(parse_db("postgresql://cadterm@127.0.0.1/cadterm"), retain_events=10)
+except StoreError as exc:
+    print("postgresql refused:", exc)
+"""
+
+
+def test_sqlite_needs_no_psycopg_and_postgresql_says_what_to_install(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG, str(tmp_path / "events.db")],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=GIVE_UP_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "sqlite history 0"
+    assert lines[1].startswith("postgresql refused: --db names a PostgreSQL database")
+    assert "pip install 'cadterm[postgresql]'" in lines[1]
+
+
 # --- cadterm server -----------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from test_store_contract import REF, accepted, append_all, command, common, hist
 from waiting import wait_for
 
 from cadterm.protocol.events import NoteAdded
+from cadterm.protocol.fold import fold
 from cadterm.server.store import SequenceConflict, StoreError
 from cadterm.server.store.base import StoreUnavailable
 from cadterm.server.store.postgres import (
@@ -166,6 +167,20 @@ def test_tables_go_in_the_search_paths_schema_created_if_missing(url: str) -> No
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+def test_the_first_schema_of_the_path_is_used_even_when_a_later_one_exists(url: str) -> None:
+    # (`url` only so that this skips without a PostgreSQL; the schema here is another.)
+    # public exists, the first schema does not: it is created, not passed over.
+    name = f"cadterm_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with PostgresEventStore(in_schema(PG_URL, f"{name},public")) as store:
+            assert store.schema == name
+            append_all(store, history(1))
+        assert "cadterm_events" in tables(in_schema(PG_URL, name))
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
 # --- several nodes ------------------------------------------------------------------------
 
 
@@ -289,6 +304,39 @@ def test_a_turn_commits_once(url: str) -> None:
             turn.commit([accepted(first)], [], at=20.0)
             turn.commit([accepted(second)], [], at=20.0)
         assert store.head() == 0
+
+
+def test_a_node_behind_pruned_events_is_told_so(url: str) -> None:
+    # a keeps no events past its snapshots; b still has only seq 1 folded.
+    events = history(3)
+    with (
+        PostgresEventStore(url, retain_events=0) as a,
+        PostgresEventStore(url, retain_events=0) as b,
+    ):
+        append_all(a, events)
+        a.save_snapshot(fold(events))
+        assert a.read(0, 10) == []
+        with (
+            pytest.raises(StoreError, match=r"events 2\.\.3 have been pruned.*restart"),
+            b.write_turn(1),
+        ):
+            pass
+        with b.write_turn(3) as turn:  # caught up: nothing is missing
+            assert list(turn.missed) == []
+
+
+def test_events_pruned_by_another_node_while_read_are_not_skipped(url: str) -> None:
+    events = history(10)
+    with (
+        PostgresEventStore(url, retain_events=2) as a,
+        PostgresEventStore(url, retain_events=2) as b,
+    ):
+        append_all(a, events)
+        reading = a.events_after(0, batch=2)
+        assert [next(reading).seq, next(reading).seq] == [1, 2]  # the first page
+        b.save_snapshot(fold(events))  # prunes up to seq 8 meanwhile
+        with pytest.raises(StoreError, match=r"events 3\.\.8 were pruned"):
+            next(reading)
 
 
 # --- an absent database -------------------------------------------------------------------

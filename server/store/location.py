@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import EventStore
+from .base import EventStore, StoreError
 from .history import IncidentHistory
 
 if TYPE_CHECKING:
@@ -89,8 +89,13 @@ def open_store(
 ) -> EventStore:
     """Open (creating or migrating) the event store at `location`."""
     if location.url is not None:
-        from .postgres import PostgresEventStore  # psycopg is needed only for PostgreSQL
-
+        try:
+            from .postgres import PostgresEventStore  # psycopg is needed only for PostgreSQL
+        except ImportError as exc:
+            raise StoreError(
+                f"--db names a PostgreSQL database, which needs psycopg ({exc}): install "
+                "cadterm with its postgresql extra, pip install 'cadterm[postgresql]'"
+            ) from exc
         return PostgresEventStore(location.url, retain_events=retain_events)
     from .sqlite import SQLiteEventStore
 
@@ -102,14 +107,15 @@ def open_store(
 
 def open_history(store: EventStore) -> IncidentHistory | PostgresIncidentHistory:
     """The archived incidents kept beside `store`'s log, in the same file or database."""
+    from .sqlite import SQLiteEventStore
+
+    # SQLite first: psycopg, which the PostgreSQL store needs, may not be installed.
+    if isinstance(store, SQLiteEventStore):
+        return IncidentHistory(store.path)
     from .postgres import PostgresEventStore
 
     if isinstance(store, PostgresEventStore):
         from .pg_history import PostgresIncidentHistory
 
         return PostgresIncidentHistory(store)
-    from .sqlite import SQLiteEventStore
-
-    if not isinstance(store, SQLiteEventStore):
-        raise TypeError(f"no incident history for {store!r}")
-    return IncidentHistory(store.path)
+    raise TypeError(f"no incident history for {store!r}")

@@ -352,16 +352,33 @@ class PostgresEventStore:
 
     @staticmethod
     def _schema(conn: psycopg.Connection) -> str:
-        """The schema the tables live in, created if the search path names a missing one."""
-        current = conn.execute("SELECT current_schema()").fetchone()[0]
-        if current is not None:
-            return current
+        """The first schema of the search path, created if missing.
+
+        Not simply ``current_schema()``: that is the first schema that exists, so with
+        ``search_path=control_room,public`` and no control_room yet the tables would
+        quietly go in public. The default path's ``"$user"`` is the exception: it
+        names a schema most databases never have, and then public (the first that
+        exists) is where they go.
+        """
         path = conn.execute("SHOW search_path").fetchone()[0]
-        first = path.split(",")[0].strip().strip('"')
-        if not first or first == "$user":
+        first = path.split(",")[0].strip()
+        if first.startswith('"') and first.endswith('"') and len(first) > 1:
+            first = first[1:-1].replace('""', '"')
+        else:
+            first = first.lower()  # PostgreSQL folds an unquoted name
+        if first and first != "$user":
+            exists = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (first,)
+            ).fetchone()
+            # Only when missing: CREATE SCHEMA IF NOT EXISTS still wants the CREATE
+            # privilege on the database, which a node's role may well not have.
+            if exists is None:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(first)))
+            return first
+        current = conn.execute("SELECT current_schema()").fetchone()[0]
+        if current is None:
             raise StoreError(f"no schema to create cadterm's tables in (search_path {path!r})")
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(first)))
-        return first
+        return current
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -403,19 +420,19 @@ class PostgresEventStore:
             head = conn.execute("SELECT seq FROM cadterm_head FOR UPDATE").fetchone()[0]
             missed = []
             if after is not None and head > after:
-                missed = self._rows_after(conn, after, head - after)
+                missed = self._rows_after(conn, after, head)
             yield WriteTurn(conn, head, missed, self.channel)
 
-    def _rows_after(
-        self, conn: psycopg.Connection, after: int, limit: int
-    ) -> list[tuple[int, str]]:
+    def _rows_after(self, conn: psycopg.Connection, after: int, head: int) -> list[tuple[int, str]]:
         rows = conn.execute(
             "SELECT seq, body FROM cadterm_events WHERE seq > %s ORDER BY seq LIMIT %s",
-            (after, limit),
+            (after, head - after),
         ).fetchall()
-        if rows and rows[0][0] != after + 1:
+        # No row at all is a gap too: every event up to the head has been pruned.
+        first = rows[0][0] if rows else head + 1
+        if first != after + 1:
             raise StoreError(
-                f"events {after + 1}..{rows[0][0] - 1} have been pruned from "
+                f"events {after + 1}..{first - 1} have been pruned from "
                 f"{self.describe()}; this node is too far behind: restart it"
             )
         return rows
@@ -549,6 +566,14 @@ class PostgresEventStore:
             )
         while True:
             events = self.read(after, batch)
+            # Another node may save a snapshot and prune while this one reads: a page
+            # that does not start right after the last is a gap, never skipped over.
+            if events and events[0].seq != after + 1:
+                raise StoreError(
+                    f"events {after + 1}..{events[0].seq - 1} were pruned from "
+                    f"{self.describe()} while they were read; start again from the newest "
+                    "snapshot"
+                )
             yield from events
             if len(events) < batch:
                 return
