@@ -7,6 +7,7 @@ for clients and for schemathesis' stateful tests.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -30,6 +31,9 @@ __all__ = ["Health", "dispatch_routes"]
 
 #: The largest seq or count a query may name: SQLite's (and JSON Schema's int64) limit.
 INT64_MAX = 2**63 - 1
+
+#: How long /v1/health waits for the store's head before calling the node unavailable.
+HEALTH_STORE_TIMEOUT = 1.0
 
 _GET_INCIDENT = "get_incident"
 _GET_UNIT = "get_unit"
@@ -239,13 +243,19 @@ def dispatch_routes(
 
         No token needed: a load balancer asks it to decide where to send consoles.
         """
-        store_seq: int | None
+        store_seq: int | None = None
         problem = service.store_problem
-        try:
-            store_seq = await service.run_read(service.store.head)
-        except StoreError as exc:
-            store_seq, problem = None, str(exc)
-        healthy = store_seq is not None and service.store_problem is None
+        if problem is None:
+            # A store already known to be away is not asked again: the answer must come
+            # at once, while a request to it waits for its timeout.
+            try:
+                async with asyncio.timeout(HEALTH_STORE_TIMEOUT):
+                    store_seq = await service.run_read(service.store.head)
+            except StoreError as exc:
+                problem = str(exc)
+            except TimeoutError:
+                problem = f"the event store did not answer within {HEALTH_STORE_TIMEOUT:g} s"
+        healthy = problem is None
         answer = Health(
             status="ok" if healthy else "unavailable",
             node=service.node,

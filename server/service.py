@@ -255,6 +255,8 @@ class DispatchService:
                     done = await loop.run_in_executor(self._writer, self._write_batch, batch)
                 else:
                     done = await loop.run_in_executor(self._writer, self._read_missed)
+                if self.store_problem is not None:
+                    log.warning("event store answering again")
                 self.store_problem = None
             except Exception as exc:
                 self._commit_failed(batch, exc)
@@ -286,8 +288,9 @@ class DispatchService:
     def _commit_failed(self, batch: list[_Pending | _Recording], exc: Exception) -> None:
         """Answer every command of a batch that could not be written: none was applied."""
         if isinstance(exc, StoreUnavailable):
+            if self.store_problem is None or batch:
+                log.warning("event store unavailable; %d commands refused: %s", len(batch), exc)
             self.store_problem = str(exc)
-            log.warning("event store unavailable; %d commands refused: %s", len(batch), exc)
             outcome = _problem_outcome(_unavailable(exc))
         else:
             if isinstance(exc, StoreError):

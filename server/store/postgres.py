@@ -303,8 +303,10 @@ class PostgresEventStore:
             max_size=pool_size,
             check=ConnectionPool.check_connection,
             timeout=timeout,
-            # Keep trying to reconnect however long the database is away.
-            reconnect_timeout=365 * 24 * 3600.0,
+            # Give up a reconnection attempt quickly: the next request starts a fresh one
+            # at once, so a database that comes back is used again within a request,
+            # not after a backoff that grew (to minutes) while it was away.
+            reconnect_timeout=timeout,
             open=False,
             name="cadterm-store",
         )
@@ -657,21 +659,35 @@ class EventWaker:
         self._stopping.set()
         self._thread.join(timeout=self._poll + self._store.timeout + 1)
 
+    def _call_wake(self) -> None:
+        # Whatever the callback does wrong, the node must go on hearing the others.
+        try:
+            self._wake()
+        except Exception:
+            log.exception("waking the server for other nodes' events failed")
+
     def _run(self) -> None:
         pause = 0.1
+        failing = False
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._store._conninfo, autocommit=True) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel)))
-                    pause = 0.1
+                    if failing:
+                        log.warning("listening for other nodes' events again")
+                    pause, failing = 0.1, False
                     # Anything committed while we were not listening is read on this wake.
-                    self._wake()
+                    self._call_wake()
                     while not self._stopping.is_set():
                         for _ in conn.notifies(timeout=self._poll, stop_after=1):
                             pass
-                        self._wake()
+                        self._call_wake()
             except psycopg.Error as exc:
-                log.warning("listening for other nodes' events failed (retrying): %s", exc)
-                self._wake()
+                # Said once per outage; the retries go on quietly.
+                (log.debug if failing else log.warning)(
+                    "listening for other nodes' events failed (retrying): %s", exc
+                )
+                failing = True
+                self._call_wake()
                 self._stopping.wait(pause)
                 pause = min(pause * 2, 2.0)
