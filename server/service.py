@@ -180,6 +180,8 @@ class DispatchService:
         #: Why the store last failed, or None while it answers (for /v1/health).
         self.store_problem: str | None = None
         self._watcher: Closeable | None = None
+        # Set (and replaced) each time the head moves, for `reach`.
+        self._advanced = asyncio.Event()
 
     def _rebuild(self) -> DispatchState:
         """Load the newest snapshot and fold every event after it."""
@@ -231,6 +233,23 @@ class DispatchService:
 
         self._watcher = self.store.watch(wake)
 
+    async def reach(self, seq: int, timeout: float = 2.0) -> bool:
+        """Whether this node has folded `seq`, after catching up for up to `timeout` s.
+
+        A console that fails over from another node may have seen events this node has
+        not folded yet (they were committed a moment ago); it must be given them, not
+        told it is ahead of the server. With one writer (SQLite) there is nobody to
+        catch up with, so the answer is immediate.
+        """
+        if self.head >= seq or self._watcher is None:
+            return self.head >= seq
+        self._want_catch_up()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.head < seq:
+                    await self._advanced.wait()
+        return self.head >= seq
+
     def _want_catch_up(self) -> None:
         self._catch_up_wanted = True
         self._start_committer()
@@ -269,6 +288,9 @@ class DispatchService:
                     self._fold_and_publish(event, body)
                 for item in done.accepted:
                     self._fold_and_publish(item.event, item.body)
+                if done.missed or done.accepted:
+                    self._advanced.set()
+                    self._advanced = asyncio.Event()
             finally:
                 # The answers are true whatever happened after the commit: never leave
                 # a sender waiting.

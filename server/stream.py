@@ -147,6 +147,9 @@ async def _stream_events(
     limits: Any,
 ) -> None:
     hub = service.hub
+    if since is not None and since > service.head:
+        # Resuming from another node of a cluster: fold what it had first.
+        await service.reach(since)
     # Register and read the head in one step with no await between: every event after
     # `head` reaches the queue, every event up to it comes from the snapshot or replay.
     subscriber = hub.subscribe(operator)

@@ -45,7 +45,10 @@ class SequenceConflict(StoreError):
 class StoreUnavailable(StoreError):
     """The store cannot be reached just now (its database is down or not answering).
 
-    Nothing was written; the same request may succeed later.
+    The same request may succeed later. Usually nothing was written; but a connection
+    lost while the database was committing leaves it unknown whether the commit landed,
+    so a retry must use the same idempotency key (it then gets the first answer), and a
+    writer must read the log again rather than assume its batch is absent.
     """
 
 
