@@ -12,7 +12,10 @@ own rules (`server.rules.decide`, folded as the server folds): 50,000 incidents 
 the day before (more than `closed_window` ago) and 1,000 open, with 300 units. The
 server archives the closed ones at start; the figures are taken once it has, and again
 on the same shift with no closed history, so the two can be compared. Each case also
-reports the server's start (spawn to health), the time until the archive is done, the
+reports the server's first start on that log (spawn to health; the seeded log has no
+snapshot, so every event is folded), its restarts once it has run (after SIGTERM,
+median of --runs, and after kill -9: from its own snapshot), the time until the
+archive is done, the
 console's peak memory (VmHWM) and the largest frame a default `websockets` subscriber
 is sent.
 
@@ -264,6 +267,24 @@ def long_shift_case(args: argparse.Namespace, closed: int) -> dict[str, object]:
             starts = [console_start(server.url, workdir) for _ in range(args.runs)]
         finally:
             server.stop()
+        # Starting again, as after a planned restart (SIGTERM wrote a final snapshot) and
+        # after kill -9 (the newest snapshot is whatever upkeep last wrote): the picture
+        # is then the bounded one, loaded from a snapshot, with at most a tail to fold.
+        restarts = []
+        for _ in range(args.runs):
+            spawned = time.perf_counter()
+            server = ServerProcess(db, bench_config(), workdir).start(timeout=300)
+            restarts.append(time.perf_counter() - spawned)
+            server.stop()
+        server = ServerProcess(db, bench_config(), workdir).start(timeout=300)
+        assert server.proc is not None
+        server.proc.kill()  # kill -9, then start once more
+        server.proc.wait()
+        server.proc = None
+        spawned = time.perf_counter()
+        server = ServerProcess(db, bench_config(), workdir).start(timeout=300)
+        after_kill = time.perf_counter() - spawned
+        server.stop()
     times = [t for t, _ in starts]
     figures = {
         "closed": closed,
@@ -272,6 +293,8 @@ def long_shift_case(args: argparse.Namespace, closed: int) -> dict[str, object]:
         "seq": head,
         "build_s": round(built, 1),
         "server_start_s": round(server_start, 2),
+        "server_restart_median_s": round(statistics.median(restarts), 2),
+        "server_restart_after_kill_s": round(after_kill, 2),
         "archived_after_s": round(archived, 2),
         "largest_frame_bytes": frame,
         "snapshot_frames": frames - 1,
@@ -300,7 +323,9 @@ def main() -> None:
                 f"{label} ({case['closed']} closed, {case['open']} open, {case['units']} units):"
                 f" console usable median {case['usable_median_s']:.2f} s, peak"
                 f" {case['console_peak_rss_mb']:.0f} MB;"
-                f" server start {case['server_start_s']:.2f} s,"
+                f" server first start {case['server_start_s']:.2f} s, restart"
+                f" {case['server_restart_median_s']:.2f} s (after kill -9"
+                f" {case['server_restart_after_kill_s']:.2f} s),"
                 f" archived {case['archived_after_s']:.2f} s later; largest frame"
                 f" {case['largest_frame_bytes']} B in {case['snapshot_frames']} snapshot frame(s)",
                 file=sys.stderr,

@@ -158,7 +158,7 @@ class DispatchService:
         self.codes = Codes(config.incident_types, config.closing_codes, config.timezone)
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
-        self.state = self._rebuild()
+        self.state, folded = self._rebuild()
         # Each incident's and unit's JSON, so a snapshot re-serialises only what changed.
         self._json = PictureJson(self.state)
         # One writer thread keeps appends in order; readers get their own threads so a
@@ -171,7 +171,9 @@ class DispatchService:
         self._committer: asyncio.Task[None] | None = None
         self._upkeep_timer: asyncio.TimerHandle | None = None
         self._upkeep_running: asyncio.Future[None] | None = None
-        self._since_snapshot = 0
+        # Events folded at start count as unsnapshotted: a long tail is snapshotted at
+        # the first upkeep, so a crash soon after does not fold it all again.
+        self._since_snapshot = folded
         self._bytes_since_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._snapshot_cache: tuple[int, str] | None = None
@@ -183,13 +185,21 @@ class DispatchService:
         # Set (and replaced) each time the head moves, for `reach`.
         self._advanced = asyncio.Event()
 
-    def _rebuild(self) -> DispatchState:
-        """Load the newest snapshot and fold every event after it."""
+    def _rebuild(self) -> tuple[DispatchState, int]:
+        """Load the newest snapshot and fold every event after it; say how many."""
+        started = time.perf_counter()
         state = self.store.load_snapshot() or DispatchState()
+        since = state.seq
         for event in self.store.events_after(state.seq):
             apply(state, event)
-        log.info("picture rebuilt at seq %d", state.seq)
-        return state
+        log.info(
+            "picture rebuilt at seq %d (snapshot at %d, %d events folded) in %.2f s",
+            state.seq,
+            since,
+            state.seq - since,
+            time.perf_counter() - started,
+        )
+        return state, state.seq - since
 
     @property
     def head(self) -> int:
@@ -232,6 +242,10 @@ class DispatchService:
                 loop.call_soon_threadsafe(self._want_catch_up)
 
         self._watcher = self.store.watch(wake)
+        # Upkeep from the start, not from the first command: a long tail folded at start
+        # is snapshotted even if nobody sends anything.
+        if self._upkeep_timer is None:
+            self._schedule_upkeep()
 
     async def reach(self, seq: int, timeout: float = 2.0) -> bool:
         """Whether this node has folded `seq`, after catching up for up to `timeout` s.

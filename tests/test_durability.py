@@ -396,3 +396,29 @@ def test_first_start_hands_over_a_token_once(tmp_path: Path) -> None:
             assert client.get("/v1/health").json()["seq"] == 1
         server.proc.send_signal(signal.SIGTERM)
         assert server.wait() == 0, server.errors()
+
+
+def test_a_start_that_folds_a_long_tail_snapshots_it_at_the_first_upkeep(
+    tmp_path: Path, backend_factory
+) -> None:
+    # A log with no snapshot (an older server that crashed, or a restore): the events
+    # folded at start count towards the next snapshot, so a crash soon after does not
+    # fold them all again.
+    from test_store_contract import append_all, history
+
+    from cadterm.server.store import SQLiteEventStore
+
+    db = tmp_path / "tail.db"
+    with SQLiteEventStore(db) as store:
+        append_all(store, history(40))
+        assert store.load_snapshot() is None
+    config = make_config(snapshot_every=10, limits=Limits(upkeep_seconds=0.1))
+    backend = backend_factory(config=config, db_path=db)
+
+    def snapshot_seq() -> int:
+        with SQLiteEventStore(db) as store:
+            snapshot = store.load_snapshot()
+        return 0 if snapshot is None else snapshot.seq
+
+    assert wait_for(lambda: snapshot_seq() == 40, timeout=20, what="a snapshot at the head")
+    assert backend.embedded.running
