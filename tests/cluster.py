@@ -11,6 +11,7 @@ idempotency key on the next node when one fails.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from websockets.asyncio.client import connect
 from cadterm.client.commands import CommandSender
 from cadterm.client.errors import BackendUnavailable
 from cadterm.protocol.commands import CreateIncident
+from cadterm.protocol.events import EVENT_ADAPTER
+from cadterm.protocol.fold import DispatchState, fold
 from cadterm.protocol.frames import SUBPROTOCOL
 from cadterm.server.auth import new_token
 from cadterm.server.config import Limits, write_config
@@ -281,3 +285,82 @@ async def wait_caught_up(subscribers: list[Subscriber], head: int, timeout: floa
 
 def environment_without_proxies() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def truth_figures(
+    table: list[tuple[int, str]], subscribers: list[Subscriber], writers: list[Writer]
+) -> dict[str, Any]:
+    """What a soak checks, counted rather than asserted, so every failure is a figure.
+
+    The log must be gap-free; every subscriber must hold the table's sequence exactly
+    (nothing lost, doubled, out of order or different); every acknowledged command must
+    be in the table once, at the seq it was acknowledged with.
+    """
+    seqs = [seq for seq, _ in table]
+    expected = {seq: json.loads(body) for seq, body in table}
+    per_subscriber = []
+    for subscriber in subscribers:
+        got = [(seq, json.loads(body)) for seq, body in subscriber.received]
+        times = Counter(seq for seq, _ in got)
+        per_subscriber.append(
+            {
+                "received": len(got),
+                "identical": got == [(seq, expected[seq]) for seq in seqs],
+                "lost": sum(1 for seq in seqs if seq not in times),
+                "doubled": sum(n - 1 for n in times.values() if n > 1),
+                "out_of_order": sum(1 for a, b in itertools.pairwise(got) if b[0] <= a[0]),
+                "not_in_table": sum(1 for seq in times if seq not in expected),
+                "different": sum(1 for seq, e in got if seq in expected and e != expected[seq]),
+                "snapshots": subscriber.snapshots,
+                "reconnects": subscriber.reconnects,
+            }
+        )
+    created: Counter[str] = Counter()
+    seq_of: dict[str, int] = {}
+    for seq, body in expected.items():
+        if body["type"] == "incident_created":
+            created[body["description"]] += 1
+            seq_of[body["description"]] = seq
+    acknowledged = {key: seq for w in writers for key, seq in w.acknowledged.items()}
+    return {
+        "events": len(table),
+        "gap_free": seqs == list(range(1, len(seqs) + 1)),
+        "acknowledged": len(acknowledged),
+        "unanswered": sum(len(w.unanswered) for w in writers),
+        "lost": sum(1 for key in acknowledged if created[key] == 0),
+        "applied_twice": sum(1 for n in created.values() if n > 1),
+        "acknowledged_at_another_seq": sum(
+            1 for key, seq in acknowledged.items() if created[key] and seq_of[key] != seq
+        ),
+        "subscribers": per_subscriber,
+    }
+
+
+async def picture_figures(
+    urls: list[str], token: str, table: list[tuple[int, str]], attempts: int = 100
+) -> list[dict[str, Any]]:
+    """For each node: its seq, and whether its picture equals the fold of the table."""
+    folded = fold([EVENT_ADAPTER.validate_json(body) for _, body in table]).model_dump()
+    headers = {"Authorization": f"Bearer {token}"}
+    answers = []
+    async with httpx.AsyncClient(timeout=10, trust_env=False, headers=headers) as http:
+        for url in urls:
+            state = None
+            # A node folds others' events when woken: ask until it has the head.
+            for _ in range(attempts):
+                try:
+                    reply = await http.get(f"{url}/v1/state")
+                    state = DispatchState.model_validate_json(reply.content)
+                except (httpx.HTTPError, ValueError):
+                    state = None
+                if state is not None and state.seq == len(table):
+                    break
+                await asyncio.sleep(0.05)
+            answers.append(
+                {
+                    "url": url,
+                    "seq": None if state is None else state.seq,
+                    "equal_to_fold": state is not None and state.model_dump() == folded,
+                }
+            )
+    return answers
