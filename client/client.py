@@ -249,6 +249,10 @@ class DispatchClient:
         if self.journal is None:
             raise RuntimeError("this client has no journal: pass journal_path")
         keyed, at = self.keyed(command), issued_at or datetime.now(UTC)
+        if keyed.taken_at is None:
+            # Stamped once, before it is journalled: every retry sends the same command,
+            # and one that waited offline is recorded with the time it was typed.
+            keyed = keyed.model_copy(update={"taken_at": at.astimezone(UTC)})
         entry = await asyncio.to_thread(self.journal.add, keyed, at)
         self._flush_wakeup.set()
         return entry

@@ -62,12 +62,16 @@ class QueryError(ClientError):
 
 
 class BackendHealth(BaseModel):
-    """`GET /v1/health`: liveness, the head seq, live subscribers and those cut off."""
+    """`GET /v1/health`: the node, its head and lag behind its store, its subscribers."""
 
     status: str
     seq: int
     subscribers: int
     cut_off: int
+    node: str | None = None  # None from a server older than the cluster
+    store_seq: int | None = None
+    lag: int | None = None
+    problem: str | None = None
 
 
 def _client_options(url: str, token: str | None, timeout: float) -> dict[str, Any]:

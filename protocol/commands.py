@@ -154,6 +154,15 @@ class CommandBase(BaseModel):
         description="Version of the target incident (or unit, for unit commands) the "
         "operator saw; a stale one is refused with a conflict.",
     )
+    taken_at: UtcTime | None = Field(
+        default=None,
+        description="When the operator took the action: typed it (a console stamps every "
+        "command as it is typed, so one sent late from its offline journal keeps its "
+        "time), or did it on paper while CAD was down and types it in afterwards. Taken "
+        "more than a minute before the server records it, the event keeps it as "
+        "taken_at and is flagged back_entered. Refused when over a minute in the future "
+        "(clock skew) or over 7 days old. Absent: now.",
+    )
 
 
 class CreateIncident(CommandBase):

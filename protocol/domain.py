@@ -274,6 +274,12 @@ class ChronologyEntry(_Model):
     workstation: str
     kind: str = Field(description="The event type that wrote this entry, e.g. note_added.")
     text: str
+    taken_at: AwareDatetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="When the action was taken, for an entry recorded after the fact "
+        "(back-entered): `at` is when it was recorded. Absent otherwise.",
+    )
 
 
 class IncidentLink(_Model):

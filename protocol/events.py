@@ -68,6 +68,19 @@ class EventBase(BaseModel):
         description="What a storage migration changed in this event as first recorded, "
         "e.g. 'fixed_at: naive time read as UTC'. Absent when the event is as recorded.",
     )
+    taken_at: AwareDatetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="When the operator took the action, if over a minute before `at` (a "
+        "command sent late from an offline journal, or a paper log entry typed in "
+        "afterwards). Absent when the action was recorded as it was taken.",
+    )
+    back_entered: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="True when the event was recorded after the fact: `taken_at` says "
+        "when it happened. Absent (false) otherwise.",
+    )
 
 
 class IncidentCreated(EventBase):

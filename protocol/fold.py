@@ -186,6 +186,7 @@ def _record(incident: Incident, event: EventBase, kind: str, text: str) -> None:
                 "workstation": event.workstation,
                 "kind": kind,
                 "text": text,
+                "taken_at": event.taken_at,
             },
         )
     )

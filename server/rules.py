@@ -8,7 +8,7 @@ wrong. It never changes the picture; the fold does that once the event is stored
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -205,12 +205,46 @@ def decide(
         "at": now,
         "operator": operator.id,
         "workstation": command.workstation,
+        **_when_taken(command, now),
     }
     if incident is not None:
         base["reference"] = incident.reference
     if unit is not None:
         base["callsign"] = unit.callsign
     return _DECIDERS[type(command)](state, command, incident, unit, base, codes)
+
+
+#: An action recorded more than this after it was taken is back-entered (flagged, with
+#: both times): a command sent from an offline journal, or a paper log typed in.
+BACK_ENTRY_AFTER = timedelta(seconds=60)
+#: How far ahead of the server's clock a console's may run before its times are refused.
+CLOCK_SKEW = timedelta(seconds=60)
+#: The oldest action that may be entered after the fact.
+OLDEST_BACK_ENTRY = timedelta(days=7)
+
+
+def _when_taken(command: Command, now: datetime) -> dict[str, Any]:
+    """The event's `taken_at` and `back_entered`, from the command's `taken_at`."""
+    taken = command.taken_at
+    if taken is None:
+        return {}
+    if taken > now + CLOCK_SKEW:
+        raise _refuse(
+            ProblemCode.INVALID_COMMAND,
+            f"taken_at {taken.isoformat()} is in the future (the server's time is "
+            f"{now.isoformat()}): check this workstation's clock",
+            field="taken_at",
+        )
+    if taken < now - OLDEST_BACK_ENTRY:
+        raise _refuse(
+            ProblemCode.INVALID_COMMAND,
+            f"taken_at {taken.isoformat()} is more than "
+            f"{OLDEST_BACK_ENTRY.days} days ago: enter it as a note instead",
+            field="taken_at",
+        )
+    if now - taken <= BACK_ENTRY_AFTER:
+        return {}  # recorded as it was taken: `at` says when
+    return {"taken_at": taken, "back_entered": True}
 
 
 # --- one decider per command -------------------------------------------------------------

@@ -541,11 +541,16 @@ def test_trusted_construction_equals_validation() -> None:
         "workstation": "ws1",
         "kind": "note_added",
         "text": "caller rang back",
+        "taken_at": None,
     }
-    trusted = _trusted(ChronologyEntry, dict(values))
-    validated = ChronologyEntry(**values)
-    assert trusted == validated
-    assert trusted.model_dump() == validated.model_dump()
-    assert trusted.model_dump_json() == validated.model_dump_json()
-    assert trusted.model_fields_set == validated.model_fields_set
-    assert ChronologyEntry.model_validate_json(trusted.model_dump_json()) == validated
+    back_entered = {**values, "taken_at": datetime(2026, 11, 27, 8, 40, tzinfo=UTC)}
+    for case in (values, back_entered):
+        trusted = _trusted(ChronologyEntry, dict(case))
+        validated = ChronologyEntry(**case)
+        assert trusted == validated
+        assert trusted.model_dump() == validated.model_dump()
+        assert trusted.model_dump_json() == validated.model_dump_json()
+        assert trusted.model_fields_set == validated.model_fields_set
+        assert ChronologyEntry.model_validate_json(trusted.model_dump_json()) == validated
+    # Recorded as it was taken: no taken_at on the wire at all.
+    assert "taken_at" not in _trusted(ChronologyEntry, dict(values)).model_dump_json()

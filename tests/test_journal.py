@@ -33,6 +33,7 @@ from cadterm.client import (
     LinkState,
     new_key,
 )
+from cadterm.client.queries import Queries
 from cadterm.protocol.commands import AddNote, BookOn, CreateIncident, SetUnitState
 from cadterm.protocol.domain import Location, Position, Role, UnitState
 from cadterm.protocol.problems import Problem, ProblemCode
@@ -322,7 +323,9 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     assert all(e.status == JournalStatus.PENDING for e in submitted)
     assert offline.pending.unsent == offline.pending.count == 5
     pending = offline.pending.entries()
-    assert [e.command for e in pending] == commands
+    # Each is journalled as typed, stamped with the time it was typed.
+    assert [e.command.model_copy(update={"taken_at": None}) for e in pending] == commands
+    assert [e.command.taken_at for e in pending] == [e.issued_at for e in pending]
     assert pending[0].issued_at == typed_at
     assert all(before <= e.issued_at <= after for e in pending[1:])
     assert [e.issued_at for e in pending[1:]] == sorted(e.issued_at for e in pending[1:])
@@ -339,7 +342,7 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
     restarted = journalled_client(backend, journal_path)
     async with restarted:
         assert summary(restarted.pending.entries()) == summary(pending)
-        assert [e.command for e in restarted.pending.entries()] == commands
+        assert [e.command for e in restarted.pending.entries()] == [e.command for e in pending]
         await until(lambda: restarted.status.attempts >= 2)  # tried, and failed, to send
         assert summary(restarted.pending.entries()) == summary(pending)
 
@@ -368,6 +371,11 @@ async def test_commands_journalled_offline_are_sent_in_order_when_the_backend_re
         assert [e.seq for e in sent] == [head + 2, head + 3, head + 4]
         assert all(e.attempts == 1 for e in entries)
         assert entries[0].issued_at == typed_at
+        # Sent minutes after it was typed: recorded with both times, flagged.
+        async with Queries(backend.url, TOKENS[Role.DISPATCHER]) as queries:
+            booked = (await queries.events(after=head + 1, limit=1))[0]
+        assert booked.back_entered and booked.taken_at == typed_at
+        assert booked.at > typed_at
 
         # Refused on arrival: kept, with the server's reason, waiting for an operator.
         conflict, unknown = console.rejected()
