@@ -30,6 +30,7 @@ __all__ = [
     "journal_file",
     "keep_a_log",
     "log_file",
+    "picture_file",
     "run_console",
     "run_on_terminal",
     "tune_gc_for_a_live_picture",
@@ -42,6 +43,11 @@ LOG_BYTES, LOG_BACKUPS = 5 * 1024 * 1024, 3
 def journal_file(settings: ConsoleSettings) -> Path:
     """The offline journal this console uses: its settings' file, else the default."""
     return settings.journal or console_journal_path()
+
+
+def picture_file(settings: ConsoleSettings) -> Path:
+    """Where this console keeps its last known picture: beside its journal."""
+    return journal_file(settings).with_name("picture.json")
 
 
 def log_file(settings: ConsoleSettings) -> Path:
@@ -146,6 +152,7 @@ async def _run(settings: ConsoleSettings, traits: TerminalTraits) -> int:
         settings.token or "",
         workstation=settings.workstation,
         journal_path=journal_file(settings),
+        picture_path=picture_file(settings),
     )
     tune_gc_for_a_live_picture(client)
     logging.getLogger("cadterm.console").info(

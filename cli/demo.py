@@ -81,6 +81,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
                 tokens.dispatcher,
                 workstation=settings.workstation,
                 journal_path=home / "journal.db",
+                picture_path=home / "picture.json",
             )
             tune_gc_for_a_live_picture(client)
             return await run_on_terminal(CadApp(client, settings), client, traits, "demo")

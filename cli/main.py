@@ -269,6 +269,7 @@ def _cmd_locate(args: argparse.Namespace) -> int:
         ("server config", locations.default_server_config_path()),
         ("console settings", locations.console_settings_path()),
         ("console journal", locations.console_journal_path()),
+        ("last known picture", locations.console_journal_path().with_name("picture.json")),
         ("console log", locations.console_log_path()),
     ]
     width = max(len(label) for label, _ in rows)

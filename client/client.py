@@ -36,6 +36,7 @@ from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
 from .journal import Journal, JournalEntry
 from .pending import Pending
+from .picture_file import PictureFile, SavedPicture
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
 
@@ -73,6 +74,7 @@ class DispatchClient:
         *,
         workstation: str = "cadterm",
         journal_path: str | os.PathLike[str] | None = None,
+        picture_path: str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff: Backoff | None = None,
         silence_after: float | None = None,
@@ -105,6 +107,15 @@ class DispatchClient:
             backoff=backoff,
         )
         self.journal = Journal(journal_path) if journal_path is not None else None
+        # The last known picture: shown at start until a backend sends a real one, and
+        # kept up to date on disk for the next start (see picture_file.py).
+        self.picture_file = PictureFile(picture_path) if picture_path is not None else None
+        self._saved: SavedPicture | None = None
+        if self.picture_file is not None:
+            self._saved = self.picture_file.load()
+            if self._saved is not None:
+                self.store.show_saved(self._saved.state)
+            self.store.observers.append(self.picture_file)
         self.pending = Pending(lambda: self.store.seq, self.journal)
         self._flush_wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -122,6 +133,8 @@ class DispatchClient:
     def start(self) -> None:
         """Start the live subscription (and the journal's sender) in the background."""
         self.subscription.start()
+        if self.picture_file is not None:
+            self.picture_file.start()
         if self.journal is not None and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_journal(), name="cadterm-journal")
 
@@ -133,6 +146,8 @@ class DispatchClient:
                 await self._flusher
             self._flusher = None
         await self.subscription.stop()
+        if self.picture_file is not None:
+            await self.picture_file.close()
         await self.sender.aclose()
         if self.journal is not None:
             self.journal.close()
@@ -201,7 +216,17 @@ class DispatchClient:
         """Call `listener` with the new `LinkStatus` whenever the link changes state."""
         self._status_listeners.append(listener)
 
+    @property
+    def saved_picture(self) -> SavedPicture | None:
+        """The picture read from disk at start, while it is what is shown; else None.
+
+        Its `heard_at` says how old it is: show it as the last known picture of then.
+        """
+        return None if self.store.synced else self._saved
+
     def _status_changed(self, status: LinkStatus) -> None:
+        if self.picture_file is not None:
+            self.picture_file.set_live(status.state == LinkState.LIVE, status.url or "")
         if status.state == LinkState.LIVE:
             self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()

@@ -6,11 +6,21 @@ fold, so a client that has seen the same events holds exactly the server's state
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import Changes, DispatchState, SequenceError, apply
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "PictureObserver"]
+
+
+class PictureObserver(Protocol):
+    """Told of every change to the picture (to keep a copy of it somewhere)."""
+
+    def snapshot_loaded(self, state: DispatchState) -> None: ...
+
+    def event_applied(self, event: Event, state: DispatchState) -> None: ...
 
 
 class LocalStore:
@@ -20,6 +30,7 @@ class LocalStore:
         self.state = DispatchState()
         self.synced = False  # True once a snapshot or replay has given a starting point
         self._dirty = Changes()
+        self.observers: list[PictureObserver] = []
 
     @property
     def seq(self) -> int:
@@ -49,6 +60,8 @@ class LocalStore:
         self.state = state
         self.synced = True
         self._dirty.update(touched)
+        for observer in self.observers:
+            observer.snapshot_loaded(state)
 
     def apply(self, event: Event) -> Changes:
         """Fold one event. Raises `SequenceError` on a gap or a duplicate.
@@ -59,7 +72,22 @@ class LocalStore:
             raise SequenceError(self.state.seq + 1, event.seq)
         apply(self.state, event, self._dirty)
         self.synced = True
+        for observer in self.observers:
+            observer.event_applied(event, self.state)
         return self._dirty
+
+    def show_saved(self, state: DispatchState) -> None:
+        """Show a picture read back from disk until the backend sends a real one.
+
+        Not `synced`: the stream starts with a fresh snapshot, never resumes from it.
+        """
+        touched = Changes(
+            incidents=set(self.state.incidents) | set(state.incidents),
+            units=set(self.state.units) | set(state.units),
+            replaced=True,
+        )
+        self.state = state
+        self._dirty.update(touched)
 
     def take_changes(self) -> Changes:
         """What changed since the last call (and clear it). Cheap when nothing did."""

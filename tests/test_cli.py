@@ -316,6 +316,7 @@ def test_locate_honours_env_overrides(tmp_path: Path) -> None:
         "server config": str(conf / "server.toml"),
         "console settings": str(conf / "console.toml"),
         "console journal": str(data / "journal.db"),
+        "last known picture": str(data / "picture.json"),
         "console log": str(data / "console.log"),
     }
     assert not data.exists() and not conf.exists()  # locating creates nothing
