@@ -25,7 +25,9 @@ Four cases, each selectable with ``--cases``:
     ``live`` again (on another node), then restarts the killed node on its port. Rounds
     with 1 console, then with 5 consoles on the killed node (time until every one is
     live). The status changes are recorded, so the time splits into noticing the loss
-    (``reconnecting``) and getting live elsewhere.
+    (``reconnecting``) and getting live elsewhere. Then, for comparison, rounds that
+    freeze the node with SIGSTOP instead (a hung host: its sockets stay open and say
+    nothing more), resumed with SIGCONT afterwards.
 ``soak``
     The acceptance run of the cluster: three nodes on a PostgreSQL of the bench's own
     (so it can be restarted), a failing-over subscriber on each node, 8 writers creating
@@ -55,6 +57,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -455,7 +458,11 @@ def _port(url: str | None) -> int | None:
         return None
 
 
-async def failover_rounds(nodes: list[Node], consoles: int, rounds: int, timeout: float) -> dict:
+async def failover_rounds(
+    nodes: list[Node], consoles: int, rounds: int, timeout: float, how: str = "kill"
+) -> dict:
+    """Rounds of: the consoles' node fails (`how`: kill -9, or freeze with SIGSTOP, a hung
+    host that sends nothing more), timed until every console is live elsewhere."""
     urls = [node.url for node in nodes]
     logs = [StatusLog() for _ in range(consoles)]
     clients = [DispatchClient(urls, TOKEN, workstation="bench", on_status=log) for log in logs]
@@ -473,7 +480,10 @@ async def failover_rounds(nodes: list[Node], consoles: int, rounds: int, timeout
             where = {_port(client.status.url) for client in clients}
             node = by_port[_port(clients[0].status.url)]
             t0 = time.monotonic()
-            node.kill()
+            if how == "kill":
+                node.kill()
+            else:
+                os.kill(node.process.pid, signal.SIGSTOP)
             deadline = t0 + timeout
             while time.monotonic() < deadline:
                 if all(log.first(LinkState.LIVE, t0) for log in logs):
@@ -511,15 +521,19 @@ async def failover_rounds(nodes: list[Node], consoles: int, rounds: int, timeout
             emit(
                 BENCH,
                 kind="failover_round",
+                how=how,
                 consoles=consoles,
                 round=round_no,
-                killed=node.name,
+                failed_node=node.name,
                 consoles_on_it=len(where) == 1,
                 live_again_s=[r(t, 3) for t in times],
                 not_live_within_s=timeout if len(times) < consoles else None,
             )
-            await asyncio.to_thread(node.start)
-            for _ in range(200):  # until it answers again, bounded
+            if how == "kill":
+                await asyncio.to_thread(node.start)
+            else:
+                os.kill(node.process.pid, signal.SIGCONT)
+            for _ in range(800):  # until it answers again, bounded
                 answer = await health(node.url)
                 if answer is not None and answer["status"] == "ok":
                     break
@@ -528,6 +542,7 @@ async def failover_rounds(nodes: list[Node], consoles: int, rounds: int, timeout
         for client in clients:
             await client.close()
     return {
+        "how": how,
         "consoles": consoles,
         "rounds": rounds,
         "live_again_p50_s": r(pct(per_console, 50), 3),
@@ -551,8 +566,11 @@ async def failover_async(args, nodes: list[Node], callsigns: list[str]) -> list[
     results = []
     began = time.monotonic()
     try:
-        for consoles in (1, args.consoles):
-            res = await failover_rounds(nodes, consoles, args.failovers, args.failover_timeout)
+        runs = [("kill", 1, args.failovers), ("kill", args.consoles, args.failovers)]
+        if args.freezes:
+            runs.append(("freeze", args.consoles, args.freezes))
+        for how, consoles, rounds in runs:
+            res = await failover_rounds(nodes, consoles, rounds, args.failover_timeout, how)
             emit(BENCH, kind="failover", **res)
             results.append(res)
     finally:
@@ -598,11 +616,15 @@ async def soak_async(args, own: PrivatePostgres, cluster: Cluster) -> dict:
         asyncio.create_task(w.run(writers_stop, random.Random(i))) for i, w in enumerate(writers)
     ]
 
+    restart_s: list[float] = []  # kill -9 -> the node serving again
+
     async def start_again(node: Node, after: float) -> None:
+        killed = time.monotonic()
         await asyncio.sleep(after)
         for _ in range(5):
             try:
                 await asyncio.to_thread(node.start)
+                restart_s.append(time.monotonic() - killed)
                 return
             except RuntimeError:
                 done["node_start_failures"] += 1
@@ -614,6 +636,7 @@ async def soak_async(args, own: PrivatePostgres, cluster: Cluster) -> dict:
         + [(seconds * (i + 1) / (args.pg_restarts + 1), "pg") for i in range(args.pg_restarts)]
     )
     restarting: dict[str, asyncio.Task[None]] = {}
+    late = 0.0  # how far behind its plan the last fault came
     try:
         # A killed node starts again in the background while the plan goes on, so two
         # may be down at once, but never all three: one node always takes commands. The
@@ -621,6 +644,7 @@ async def soak_async(args, own: PrivatePostgres, cluster: Cluster) -> dict:
         # picture without it), and every fault is done even if the plan runs late.
         for at, what in plan:
             await asyncio.sleep(max(0.0, t_start + at - time.monotonic()))
+            late = max(late, time.monotonic() - t_start - at)
             if what == "kill":
                 while True:
                     up = [
@@ -674,6 +698,9 @@ async def soak_async(args, own: PrivatePostgres, cluster: Cluster) -> dict:
         "writers": args.writers,
         **done,
         "pg_down_s": r(done["pg_down_s"], 1),
+        "node_restart_p50_s": r(pct(restart_s, 50), 2),
+        "node_restart_max_s": r(max(restart_s, default=float("nan")), 2),
+        "faults_late_max_s": r(late, 1),
         "acknowledged_per_s": r(truth["acknowledged"] / written_s, 1),
         **{k: v for k, v in truth.items() if k != "subscribers"},
         "subscribers_caught_up": caught_up,
@@ -716,7 +743,10 @@ def main() -> int:
     )
     parser.add_argument("--consoles", type=int, default=5, help="consoles on the killed node")
     parser.add_argument("--failover-rate", type=float, default=20.0, help="background commands/s")
-    parser.add_argument("--failover-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--freezes", type=int, default=3, help="SIGSTOP rounds (a hung node), 0: none"
+    )
+    parser.add_argument("--failover-timeout", type=float, default=60.0)
     parser.add_argument("--soak-seconds", type=float, default=60.0)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--kills", type=int, default=20)
@@ -800,9 +830,10 @@ def summary(results: dict[str, object]) -> None:
                 f"{x['max_ms']:>7.1f} {x['lost_frames']:>5}"
             )
     if "failover" in results:
-        print("\nfailover: kill -9 of the consoles' node -> live again on another")
+        print("\nfailover: the consoles' node fails -> live again on another")
         for x in results["failover"]:
             print(
+                f"{'kill -9' if x['how'] == 'kill' else 'SIGSTOP'}, "
                 f"{x['consoles']} console(s), {x['rounds']} rounds: each live again p50 "
                 f"{x['live_again_p50_s']:.3f} s, max {x['live_again_max_s']:.3f} s; all live "
                 f"p50 {x['all_live_p50_s']:.3f} s, max {x['all_live_max_s']:.3f} s; "
