@@ -262,6 +262,7 @@ def _joined(parts: list[SnapshotPart]) -> DispatchState:
         units=units,
         log_day=last.log_day,
         log_number=last.log_number,
+        reserved=last.reserved,
     )
 
 

@@ -56,6 +56,7 @@ from .types import (
 __all__ = [
     "COMMAND_ADAPTER",
     "COMMAND_TYPES",
+    "MAX_RESERVED_REFERENCES",
     "SUPERVISOR_ONLY",
     "AcknowledgeEmergency",
     "AddNote",
@@ -75,6 +76,7 @@ __all__ = [
     "LocationInput",
     "RelocateIncident",
     "ReopenIncident",
+    "ReserveReferences",
     "RetypeIncident",
     "RiskInput",
     "SetUnitState",
@@ -176,6 +178,12 @@ class CreateIncident(CommandBase):
     caller: _Caller | None = None
     source: SourceChannel = SourceChannel.EMERGENCY_999
     risk: _Risk | None = None
+    reference: Reference | None = Field(
+        default=None,
+        description="A reference from this workstation's reserved block (see "
+        "reserve_references), for an incident opened while no backend answered, so it "
+        "keeps the reference the dispatcher was shown. Absent: the next reference.",
+    )
 
 
 class GradeIncident(CommandBase):
@@ -347,6 +355,22 @@ class BookOff(CommandBase):
     callsign: _Callsign
 
 
+#: The most unused references one workstation may hold.
+MAX_RESERVED_REFERENCES = 200
+
+
+class ReserveReferences(CommandBase):
+    """Reserve a block of incident references for this workstation's offline use."""
+
+    type: Literal["reserve_references"] = "reserve_references"
+    count: int = Field(
+        ge=1,
+        le=100,
+        description="How many references to reserve (the workstation may hold at most "
+        f"{MAX_RESERVED_REFERENCES} unused).",
+    )
+
+
 Command = Annotated[
     CreateIncident
     | GradeIncident
@@ -363,7 +387,8 @@ Command = Annotated[
     | ReopenIncident
     | LinkIncidents
     | BookOn
-    | BookOff,
+    | BookOff
+    | ReserveReferences,
     Field(discriminator="type"),
 ]
 """Any command, told apart by its `type` field."""
@@ -389,6 +414,7 @@ COMMAND_TYPES: dict[str, type[CommandBase]] = {
         LinkIncidents,
         BookOn,
         BookOff,
+        ReserveReferences,
     )
 }
 

@@ -42,6 +42,7 @@ __all__ = [
     "IncidentRetyped",
     "IncidentsArchived",
     "NoteAdded",
+    "ReferencesReserved",
     "RiskAssessed",
     "UnitAssigned",
     "UnitBookedOff",
@@ -88,6 +89,12 @@ class IncidentCreated(EventBase):
 
     type: Literal["incident_created"] = "incident_created"
     reference: str
+    reserved: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="True when `reference` came from the workstation's reserved block "
+        "(opened while offline): the day's log counter does not move for it.",
+    )
     log_day: date | None = Field(
         default=None,
         description="Control-room day the log number counts in (default: the UTC date of at).",
@@ -250,6 +257,14 @@ class UnitBookedOff(EventBase):
     callsign: str
 
 
+class ReferencesReserved(EventBase):
+    """A block of incident references was set aside for one workstation (`workstation`)."""
+
+    type: Literal["references_reserved"] = "references_reserved"
+    log_day: date = Field(description="Control-room day the references count in.")
+    references: list[str] = Field(min_length=1, description="The references, in order.")
+
+
 Event = Annotated[
     IncidentCreated
     | IncidentGraded
@@ -267,7 +282,8 @@ Event = Annotated[
     | IncidentLinked
     | UnitBookedOn
     | UnitBookedOff
-    | IncidentsArchived,
+    | IncidentsArchived
+    | ReferencesReserved,
     Field(discriminator="type"),
 ]
 """Any event, told apart by its `type` field."""
@@ -294,6 +310,7 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         UnitBookedOn,
         UnitBookedOff,
         IncidentsArchived,
+        ReferencesReserved,
     )
 }
 

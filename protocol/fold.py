@@ -46,6 +46,7 @@ from .events import (
     IncidentRetyped,
     IncidentsArchived,
     NoteAdded,
+    ReferencesReserved,
     RiskAssessed,
     UnitAssigned,
     UnitBookedOff,
@@ -97,6 +98,11 @@ class DispatchState(BaseModel):
     units: dict[str, Unit] = Field(default_factory=dict)
     log_day: date | None = Field(default=None, description="Day of the last log reference.")
     log_number: StrictInt = Field(default=0, description="Last log number issued on `log_day`.")
+    reserved: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Incident references reserved for each workstation (by id) and not "
+        "used yet, for incidents opened while no backend answers.",
+    )
 
 
 @dataclass
@@ -266,11 +272,11 @@ def _incident_created(state: DispatchState, e: IncidentCreated, changes: Changes
         version=0,
     )
     state.incidents[e.reference] = incident
-    day = e.log_day or e.at.date()
-    if state.log_day == day:
-        state.log_number += 1
+    if e.reserved:
+        # Counted when it was reserved; now it is used.
+        _use_reserved(state, e.workstation, e.reference)
     else:
-        state.log_day, state.log_number = day, 1
+        _count_references(state, e.log_day or e.at.date(), 1)
     _record(
         incident,
         e,
@@ -279,6 +285,28 @@ def _incident_created(state: DispatchState, e: IncidentCreated, changes: Changes
         f"(source {e.source.value})",
     )
     changes.incidents.add(e.reference)
+
+
+def _count_references(state: DispatchState, day: date, count: int) -> None:
+    if state.log_day == day:
+        state.log_number += count
+    else:
+        state.log_day, state.log_number = day, count
+
+
+def _use_reserved(state: DispatchState, workstation: str, reference: str) -> None:
+    # New lists, never changed in place: a draft of the picture shares the old ones.
+    left = [r for r in state.reserved.get(workstation, ()) if r != reference]
+    if left:
+        state.reserved = {**state.reserved, workstation: left}
+    else:
+        state.reserved = {k: v for k, v in state.reserved.items() if k != workstation}
+
+
+def _references_reserved(state: DispatchState, e: ReferencesReserved, changes: Changes) -> None:
+    _count_references(state, e.log_day, len(e.references))
+    held = state.reserved.get(e.workstation, [])
+    state.reserved = {**state.reserved, e.workstation: [*held, *e.references]}
 
 
 def _incident_graded(state: DispatchState, e: IncidentGraded, changes: Changes) -> None:
@@ -508,4 +536,5 @@ _HANDLERS = {
     UnitBookedOn: _unit_booked_on,
     UnitBookedOff: _unit_booked_off,
     IncidentsArchived: _incidents_archived,
+    ReferencesReserved: _references_reserved,
 }

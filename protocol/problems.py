@@ -56,6 +56,9 @@ class ProblemCode(StrEnum):
     REQUEST_TIMEOUT = "request_timeout"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     STORE_UNAVAILABLE = "store_unavailable"
+    TAKEN_AT_OUT_OF_RANGE = "taken_at_out_of_range"
+    REFERENCE_NOT_RESERVED = "reference_not_reserved"
+    TOO_MANY_RESERVED = "too_many_reserved"
     INTERNAL = "internal"
 
 
@@ -99,6 +102,9 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.REQUEST_TIMEOUT: 408,
     ProblemCode.TOO_MANY_CONNECTIONS: 503,
     ProblemCode.STORE_UNAVAILABLE: 503,
+    ProblemCode.TAKEN_AT_OUT_OF_RANGE: 422,
+    ProblemCode.REFERENCE_NOT_RESERVED: 409,
+    ProblemCode.TOO_MANY_RESERVED: 409,
     ProblemCode.INTERNAL: 500,
 }
 

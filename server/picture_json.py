@@ -30,13 +30,14 @@ class PictureParts:
     units: list[str]  # '"callsign":{...}' pairs
     log_day: str  # JSON: a date string or null
     log_number: int
+    reserved: str  # JSON: the workstations' reserved references
 
     def join(self) -> str:
         """The whole picture as one JSON document (safe on any thread)."""
         return (
             f'{{"seq":{self.seq},"incidents":{{{_joined(self.incidents)}}},'
             f'"units":{{{_joined(self.units)}}},"log_day":{self.log_day},'
-            f'"log_number":{self.log_number}}}'
+            f'"log_number":{self.log_number},"reserved":{self.reserved}}}'
         )
 
 
@@ -78,6 +79,7 @@ class PictureJson:
             list(self._units.values()),
             day,
             state.log_number,
+            json.dumps(state.reserved, separators=(",", ":")),
         )
 
 

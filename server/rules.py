@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadterm.protocol.commands import (
+    MAX_RESERVED_REFERENCES,
     AcknowledgeEmergency,
     AddNote,
     AssessRisk,
@@ -27,6 +28,7 @@ from cadterm.protocol.commands import (
     LocateUnit,
     RelocateIncident,
     ReopenIncident,
+    ReserveReferences,
     RetypeIncident,
     SetUnitState,
     UnassignUnit,
@@ -51,6 +53,7 @@ from cadterm.protocol.events import (
     IncidentReopened,
     IncidentRetyped,
     NoteAdded,
+    ReferencesReserved,
     RiskAssessed,
     UnitAssigned,
     UnitBookedOff,
@@ -180,7 +183,8 @@ def _check_unit_version(unit: Unit, expected: int | None) -> None:
 
 def _targeted(state: DispatchState, command: Command) -> tuple[Incident | None, Unit | None]:
     """Look up what the command names, checking the version it expected."""
-    reference = getattr(command, "reference", None)
+    # A new incident's reference (from a reserved block) names nothing yet.
+    reference = None if command.type == "create_incident" else getattr(command, "reference", None)
     callsign = getattr(command, "callsign", None)
     incident = _incident(state, reference) if reference is not None else None
     unit = _unit(state, callsign) if callsign is not None and command.type != "book_on" else None
@@ -230,14 +234,14 @@ def _when_taken(command: Command, now: datetime) -> dict[str, Any]:
         return {}
     if taken > now + CLOCK_SKEW:
         raise _refuse(
-            ProblemCode.INVALID_COMMAND,
+            ProblemCode.TAKEN_AT_OUT_OF_RANGE,
             f"taken_at {taken.isoformat()} is in the future (the server's time is "
             f"{now.isoformat()}): check this workstation's clock",
             field="taken_at",
         )
     if taken < now - OLDEST_BACK_ENTRY:
         raise _refuse(
-            ProblemCode.INVALID_COMMAND,
+            ProblemCode.TAKEN_AT_OUT_OF_RANGE,
             f"taken_at {taken.isoformat()} is more than "
             f"{OLDEST_BACK_ENTRY.days} days ago: enter it as a note instead",
             field="taken_at",
@@ -266,9 +270,13 @@ def _incident_type(codes: Codes, value: str) -> str:
 
 def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> Event:
     day = codes.log_day(base["at"])
+    reference, reserved = next_reference(state, day), False
+    if c.reference is not None:
+        reference, day, reserved = _reserved_reference(state, c), _day_of(c.reference), True
     return IncidentCreated(
         **base,
-        reference=next_reference(state, day),
+        reference=reference,
+        reserved=reserved,
         log_day=day,
         grade=c.grade,
         incident_type=_incident_type(codes, c.incident_type),
@@ -278,6 +286,39 @@ def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> E
         source=c.source,
         risk=c.risk,
     )
+
+
+def _reserved_reference(state: DispatchState, c: CreateIncident) -> str:
+    reference = c.reference or ""
+    if reference not in state.reserved.get(c.workstation, ()):
+        raise _refuse(
+            ProblemCode.REFERENCE_NOT_RESERVED,
+            f"{reference} is not a reference reserved for workstation {c.workstation} "
+            "(or it has been used): leave reference out to be given the next one",
+            field="reference",
+        )
+    return reference
+
+
+def _day_of(reference: str) -> date:
+    """The day a reference counts in, from its own text (``0042-27NOV26``)."""
+    return datetime.strptime(reference.partition("-")[2], "%d%b%y").date()
+
+
+def _reserve_references(state, c: ReserveReferences, incident, unit, base, codes) -> Event:
+    held = len(state.reserved.get(c.workstation, ()))
+    if held + c.count > MAX_RESERVED_REFERENCES:
+        raise _refuse(
+            ProblemCode.TOO_MANY_RESERVED,
+            f"workstation {c.workstation} already holds {held} unused references; it may "
+            f"hold {MAX_RESERVED_REFERENCES} at most",
+            field="count",
+        )
+    day = codes.log_day(base["at"])
+    first = int(next_reference(state, day)[:4])
+    suffix = day.strftime("%d%b%y").upper()
+    references = [f"{n:04d}-{suffix}" for n in range(first, first + c.count)]
+    return ReferencesReserved(**base, log_day=day, references=references)
 
 
 def _grade_incident(state, c: GradeIncident, incident: Incident, unit, base, codes) -> Event:
@@ -492,4 +533,5 @@ _DECIDERS: dict[type, _Decider] = {
     LinkIncidents: _link_incidents,
     BookOn: _book_on,
     BookOff: _book_off,
+    ReserveReferences: _reserve_references,
 }

@@ -28,7 +28,9 @@ def snapshot_frames(state: DispatchState, reason: str, limit: int) -> list[str]:
     tail = (
         '"log_day":'
         + ("null" if state.log_day is None else f'"{state.log_day.isoformat()}"')
-        + f',"log_number":{state.log_number:d}}}'
+        + f',"log_number":{state.log_number:d},"reserved":'
+        + json.dumps(state.reserved, separators=(",", ":"))
+        + "}"
     )
     items: list[tuple[bool, str]] = []  # (is a unit, '"key":{...}')
     for reference, incident in state.incidents.items():

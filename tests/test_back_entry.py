@@ -62,7 +62,7 @@ def test_times_outside_the_window_are_refused_with_the_reason(
     problem = console.refused(
         "create_incident",
         422,
-        "invalid_command",
+        "taken_at_out_of_range",
         grade=2,
         incident_type="RTC",
         location=SCENE,

@@ -896,6 +896,7 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "link_incidents": {"reference": "REF", "other": "REF"},
     "book_on": {"callsign": "CD34", "unit_type": "van"},
     "book_off": {"callsign": "AB12"},
+    "reserve_references": {"count": 5},
 }
 
 
