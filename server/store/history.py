@@ -10,8 +10,13 @@ Layout (its own version, in ``history_meta``, independent of the event store's):
 
     archived_incidents(id, reference, created_ms, closed_ms, body)
                                         body = the incident's JSON as it left the picture
-    archived_text(reference, incident_type, description, address, chronology)
+    archived_text(reference, incident_type, description, address, caller, chronology)
                                         FTS5 index, rowid = archived_incidents.id
+                                        caller = name, phone, the phone's digits alone
+
+Version 2 added the caller column (version 1 files are re-indexed from the bodies
+when first opened). A search matches each typed word as the start of a word, as the
+console's search of its own picture does (`cadterm.domain.search`).
 
 Times are kept as UTC milliseconds so they compare as numbers, whatever offset the JSON
 spelt them with. Indexes on (closed_ms, reference) and (created_ms, reference) make a
@@ -21,6 +26,7 @@ history as on a day.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cadterm.domain.search import caller_words
 from cadterm.protocol.domain import Incident
 
 from .base import StoreError
@@ -40,7 +47,7 @@ __all__ = ["CURSOR_PATTERN", "MAX_PAGE", "ArchiveRow", "ArchivedPage", "Incident
 #: The most incidents one history query answers with; ask again with `after` for more.
 MAX_PAGE = 200
 
-_VERSION = 1
+_VERSION = 2
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS history_meta (version INTEGER NOT NULL)",
@@ -57,7 +64,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS archived_by_created ON archived_incidents (created_ms, reference)",
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS archived_text USING fts5 (
-        reference, incident_type, description, address, chronology,
+        reference, incident_type, description, address, caller, chronology,
         tokenize = 'unicode61 remove_diacritics 2'
     )
     """,
@@ -106,13 +113,13 @@ def _match_expression(text: str) -> str | None:
     """The words of `text` as an FTS5 query that finds incidents holding all of them.
 
     Each word is quoted, so nothing a dispatcher types is read as FTS5 syntax (``-``,
-    ``OR``, ``NEAR``, a stray quote); a word of punctuation alone matches anything.
-    None when `text` holds no word at all.
+    ``OR``, ``NEAR``, a stray quote), and is a prefix: ``gas`` finds Gasworks Lane.
+    A word of punctuation alone matches anything. None when `text` holds no word.
     """
     words = text.split()
     if not words:
         return None
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words[:16])
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words[:16])
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class ArchiveRow:
     incident_type: str
     description: str
     address: str
+    caller: str
     chronology: str
 
     @classmethod
@@ -141,7 +149,19 @@ class ArchiveRow:
             incident.incident_type,
             incident.description,
             incident.location.address,
+            caller_words(incident.caller),
             "\n".join(entry.text for entry in incident.chronology),
+        )
+
+    def text_columns(self) -> tuple[str, str, str, str, str, str]:
+        """What the text index holds for this incident, in its columns' order."""
+        return (
+            self.reference,
+            self.incident_type,
+            self.description,
+            self.address,
+            self.caller,
+            self.chronology,
         )
 
 
@@ -182,11 +202,28 @@ class IncidentHistory:
                     f"incident history has version {row[0]}; this cadterm understands "
                     f"up to {_VERSION}: upgrade cadterm to open it"
                 )
+            elif row[0] == 1:
+                IncidentHistory._reindex_with_callers(conn)
+                conn.execute("UPDATE history_meta SET version = ?", (_VERSION,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _reindex_with_callers(conn: sqlite3.Connection) -> None:
+        """Version 1 to 2: rebuild the text index with the caller column, from the bodies."""
+        conn.execute("DROP TABLE archived_text")
+        conn.execute(_SCHEMA[-1])
+        rows = conn.execute("SELECT id, body FROM archived_incidents").fetchall()
+        for rowid, body in rows:
+            row = ArchiveRow.of(Incident.model_validate(json.loads(body)))
+            conn.execute(
+                "INSERT INTO archived_text (rowid, reference, incident_type, description,"
+                " address, caller, chronology) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rowid, *row.text_columns()),
+            )
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -223,17 +260,10 @@ class IncidentHistory:
                         (reference, row.created_ms, row.closed_ms, row.body),
                     )
                     conn.execute(
-                        "INSERT INTO archived_text"
-                        " (rowid, reference, incident_type, description, address, chronology)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            cursor.lastrowid,
-                            reference,
-                            row.incident_type,
-                            row.description,
-                            row.address,
-                            row.chronology,
-                        ),
+                        "INSERT INTO archived_text (rowid, reference, incident_type,"
+                        " description, address, caller, chronology)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (cursor.lastrowid, *row.text_columns()),
                     )
                 conn.execute("COMMIT")
             except BaseException:
@@ -291,8 +321,8 @@ class IncidentHistory:
         return _page(rows, limit)
 
     def search(self, text: str, *, limit: int = 50, after: str | None = None) -> ArchivedPage:
-        """Incidents whose reference, type, description, address or chronology hold
-        every word of `text`, most recently closed first.
+        """Incidents whose reference, type, description, address, caller or chronology
+        hold a word starting with each word of `text`, most recently closed first.
 
         At most `limit` (capped at `MAX_PAGE`); pass `next_after` as `after` for more.
         Raises `ValueError` for a cursor this did not give out.
