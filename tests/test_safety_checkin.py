@@ -7,7 +7,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from conftest import make_config
+from console_helpers import server_incident, server_unit
 from pydantic import ValidationError
+from test_console import book_on, create, number, open_console, seen
 from test_fold import REF, Log
 from test_server_commands import Console
 
@@ -214,3 +216,63 @@ def test_default_cadence_is_documented_in_the_config() -> None:
 def test_bad_cadence_in_the_config_is_refused(cadence: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ServerConfig.model_validate({"safety_checks": cadence})
+
+
+# --- the console ----------------------------------------------------------------------------
+
+
+async def test_ok_clears_the_safety_flag_and_writes_the_chronology(backend, tmp_path) -> None:
+    # A cadence of 6 s: long enough to see the flag go after the check-in, short enough
+    # to see it come in the first place.
+    book_on(backend, "AB12")
+    reference = create(backend, "12 High Street")
+    # Wide enough to show the unit board beside the side pane.
+    async with open_console(
+        backend.url, tmp_path, size=(170, 40), officer_safety_minutes=0.1
+    ) as console:
+        await seen(console, reference)
+        await console.line(f"a {number(reference)} AB12")
+        await console.done("assign")
+        await console.line("s AB12 at scene")
+        await console.done("at scene")
+        await console.until(lambda: "?" in console.unit_row("AB12"), 15, what="the ? marker")
+        await console.line("safety")
+        await console.until(lambda: "!! AB12" in console.detail, what="AB12 overdue, marked !!")
+        assert "1 running, 1 overdue" in console.detail
+
+        await console.line("ok AB12 all fine")
+        await console.done("check-in")
+        await console.until(lambda: "?" not in console.unit_row("AB12"), what="the ? to go")
+        # The safety view follows within a second: AB12 is due again in a few seconds.
+        await console.until(lambda: "due in" in console.detail, what="AB12 counting down again")
+        assert "0 overdue" in console.detail and "!!" not in console.detail
+        assert server_unit(backend, "AB12")["checked_in_at"] is not None
+        assert server_incident(backend, reference)["chronology"][-1]["text"] == (
+            "AB12 checked in safe: all fine"
+        )
+        await console.line(number(reference))
+        await console.until(
+            lambda: "AB12 checked in safe: all fine" in console.detail, what="the chronology"
+        )
+
+
+async def test_ok_for_a_free_unit_is_refused_on_the_line(backend, tmp_path) -> None:
+    book_on(backend, "AB12")
+    async with open_console(backend.url, tmp_path) as console:
+        await console.until(lambda: "AB12" in console.client.state.units, what="AB12")
+        await console.line("ok AB12")
+        said = await console.refused()
+        assert "a check-in is for a unit committed to work" in said
+
+
+async def test_console_learns_the_servers_cadence(backend_factory, tmp_path) -> None:
+    cadence = SafetyCadence(every_minutes=12, by_incident_type={"RTC": 4})
+    server = backend_factory(make_config(safety_checks=cadence))
+    async with open_console(server.url, tmp_path) as console:
+        policy = await console.until(
+            lambda: console.app.policy if console.app.policy.safety_by_type.get("RTC") else None,
+            what="the server's cadence",
+        )
+        assert policy.officer_safety_after == 12 * MIN
+        assert policy.safety_interval("RTC") == 4 * MIN
+        assert console.app.units.policy is policy
