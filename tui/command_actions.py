@@ -255,14 +255,12 @@ class CommandController:
             self.views.run_worker(
                 self._search_history(results), name="search", group="search", exit_on_error=False
             )
-        if not results.matches and results.history != "searching":
-            callsign = next(
-                (c for c in self.client.state.units if text.strip().lower() in c.lower()), None
-            )
-            if callsign is not None and self.views.units.move_cursor_to(callsign):
-                feedback(f"no incident matches; found unit {callsign}")
-                return
-        self._show_search()
+        # A callsign typed whole also selects the unit, as `f` always has.
+        wanted = " ".join(text.split()).upper()
+        unit = wanted if wanted in self.client.state.units else None
+        if unit is not None and not self.views.units.move_cursor_to(unit):
+            unit = None  # filtered off the board
+        self._show_search(unit=unit)
 
     async def _search_history(self, results: SearchResults) -> None:
         """Add the history's matches to `results`, and show them if it is still current."""
@@ -276,7 +274,7 @@ class CommandController:
         if results is self.search and self.views.showing("search"):
             self._show_search(quiet=True)
 
-    def _show_search(self, quiet: bool = False) -> None:
+    def _show_search(self, quiet: bool = False, unit: str | None = None) -> None:
         results = self.search
         if results is None:
             return
@@ -287,13 +285,17 @@ class CommandController:
         if quiet:
             return
         feedback = self.views.command_line.feedback
+        selected = f"; unit {unit} selected" if unit else ""
         if match is None:
             waiting = " yet (asking the server)" if results.history == "searching" else ""
-            feedback(f"nothing matches {results.text!r}{waiting}", error=not waiting)
+            feedback(
+                f"no incident matches {results.text!r}{waiting}{selected}",
+                error=not (waiting or unit),
+            )
         else:
             feedback(
                 f"find {results.text!r}: {results.position} {short_reference(match.reference)}"
-                " (Ctrl+N next, Ctrl+P previous, Enter opens)"
+                f" (Ctrl+N next, Ctrl+P previous, Enter opens){selected}"
             )
 
     def step_search(self, by: int) -> None:
