@@ -159,8 +159,8 @@ def unit_history_text(history: UnitHistory, unit: Unit | None) -> Text:
         out.append(f"(only the newest {len(history.entries)} entries)\n")
     for entry, count in _collapsed(history.entries):
         text = clean_line(entry.text)
-        if count > 1:
-            text = f"{count} fixes, last {text[4:]}"
+        if count > 1 and entry.position is not None:
+            text = f"{count} fixes, last {entry.position.lat:.5f},{entry.position.lon:.5f}"
         who = f"{clean_line(entry.operator)}@{clean_line(entry.workstation)}"
         out.append(f"  {_clock(entry.at)} {text}  [{who}]\n")
     if not history.entries:
