@@ -167,6 +167,40 @@ def test_history_and_picture_agree_on_what_matches(history: IncidentHistory) -> 
         assert sorted(refs(history.search(query, limit=200))) == local, query
 
 
+def test_search_pages_run_newest_closed_first_without_gaps(history: IncidentHistory) -> None:
+    # Kept out of closing order, some closed in the same millisecond.
+    closings = [T0 + timedelta(minutes=(n * 7) % 13) for n in range(30)]
+    history.keep(
+        ArchiveRow.of(incident(f"{n + 1:04d}-27NOV26", closed_at=at))
+        for n, at in enumerate(closings)
+    )
+    seen: list[str] = []
+    after = None
+    for _ in range(10):  # 30 matches, 7 a page: 5 pages
+        page = history.search("gasworks", limit=7, after=after)
+        seen += refs(page)
+        after = page.next_after
+        if after is None:
+            break
+    assert sorted(seen) == sorted(f"{n + 1:04d}-27NOV26" for n in range(30))
+    closed = [Incident.model_validate_json(history.find(ref)).closed_at for ref in seen]
+    assert closed == sorted(closed, reverse=True)
+
+
+def test_search_cursor_of_a_forgotten_incident_still_pages_on(history: IncidentHistory) -> None:
+    history.keep(
+        ArchiveRow.of(incident(f"{n:04d}-27NOV26", closed_at=T0 + timedelta(minutes=n)))
+        for n in range(1, 6)
+    )
+    first = history.search("gasworks", limit=2)
+    assert refs(first) == ["0005-27NOV26", "0004-27NOV26"]
+    history.forget(["0004-27NOV26"])  # reopened: it leaves the history
+    assert refs(history.search("gasworks", limit=2, after=first.next_after)) == [
+        "0003-27NOV26",
+        "0002-27NOV26",
+    ]
+
+
 def test_version_1_history_is_reindexed_with_callers(tmp_path: Path) -> None:
     path = tmp_path / "cad.db"
     old = incident("0001-27NOV26", caller=SMITH)

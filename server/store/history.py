@@ -10,13 +10,17 @@ Layout (its own version, in ``history_meta``, independent of the event store's):
 
     archived_incidents(id, reference, created_ms, closed_ms, body)
                                         body = the incident's JSON as it left the picture
+                                        id = closed_ms * 4096 + n: in closing order
     archived_text(reference, incident_type, description, address, caller, chronology)
                                         FTS5 index, rowid = archived_incidents.id
                                         caller = name, phone, the phone's digits alone
 
-Version 2 added the caller column (version 1 files are re-indexed from the bodies
-when first opened). A search matches each typed word as the start of a word, as the
-console's search of its own picture does (`cadterm.domain.search`).
+Version 2 added the caller column and numbers incidents in closing order (a version 1
+file is renumbered and re-indexed from the bodies when first opened). A search matches
+each typed word as the start of a word, as the console's search of its own picture does
+(`cadterm.domain.search`). Because ids follow closing time, the newest matches are the
+highest rowids: the FTS5 index hands them over newest first and stops at the page, so
+a word found in half the history costs what a rare one does.
 
 Times are kept as UTC milliseconds so they compare as numbers, whatever offset the JSON
 spelt them with. Indexes on (closed_ms, reference) and (created_ms, reference) make a
@@ -48,6 +52,9 @@ __all__ = ["CURSOR_PATTERN", "MAX_PAGE", "ArchiveRow", "ArchivedPage", "Incident
 MAX_PAGE = 200
 
 _VERSION = 2
+
+#: Ids per closing millisecond: an incident's id is ``closed_ms * _TIES + n``.
+_TIES = 4096
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS history_meta (version INTEGER NOT NULL)",
@@ -213,17 +220,38 @@ class IncidentHistory:
 
     @staticmethod
     def _reindex_with_callers(conn: sqlite3.Connection) -> None:
-        """Version 1 to 2: rebuild the text index with the caller column, from the bodies."""
+        """Version 1 to 2: number the incidents in closing order and rebuild the text
+        index, with the caller column, from the bodies."""
         conn.execute("DROP TABLE archived_text")
         conn.execute(_SCHEMA[-1])
-        rows = conn.execute("SELECT id, body FROM archived_incidents").fetchall()
-        for rowid, body in rows:
-            row = ArchiveRow.of(Incident.model_validate(json.loads(body)))
-            conn.execute(
-                "INSERT INTO archived_text (rowid, reference, incident_type, description,"
-                " address, caller, chronology) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (rowid, *row.text_columns()),
-            )
+        bodies = conn.execute(
+            "SELECT body FROM archived_incidents ORDER BY closed_ms, id"
+        ).fetchall()
+        conn.execute("DELETE FROM archived_incidents")
+        for (body,) in bodies:
+            IncidentHistory._insert(conn, ArchiveRow.of(Incident.model_validate(json.loads(body))))
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, row: ArchiveRow) -> None:
+        """Store one incident under the next id of its closing millisecond, and index it."""
+        base = row.closed_ms * _TIES
+        top = conn.execute(
+            "SELECT MAX(id) FROM archived_incidents WHERE id >= ? AND id < ?",
+            (base, base + _TIES),
+        ).fetchone()[0]
+        rowid = base if top is None else top + 1
+        if rowid >= base + _TIES:
+            raise StoreError(f"more than {_TIES} incidents closed in one millisecond")
+        conn.execute(
+            "INSERT INTO archived_incidents (id, reference, created_ms, closed_ms, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (rowid, row.reference, row.created_ms, row.closed_ms, row.body),
+        )
+        conn.execute(
+            "INSERT INTO archived_text (rowid, reference, incident_type, description,"
+            " address, caller, chronology) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rowid, *row.text_columns()),
+        )
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -254,17 +282,7 @@ class IncidentHistory:
                     if old is not None:
                         conn.execute("DELETE FROM archived_text WHERE rowid = ?", old)
                         conn.execute("DELETE FROM archived_incidents WHERE id = ?", old)
-                    cursor = conn.execute(
-                        "INSERT INTO archived_incidents (reference, created_ms, closed_ms, body)"
-                        " VALUES (?, ?, ?, ?)",
-                        (reference, row.created_ms, row.closed_ms, row.body),
-                    )
-                    conn.execute(
-                        "INSERT INTO archived_text (rowid, reference, incident_type,"
-                        " description, address, caller, chronology)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (cursor.lastrowid, *row.text_columns()),
-                    )
+                    self._insert(conn, row)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -333,17 +351,29 @@ class IncidentHistory:
         if match is None:
             return ArchivedPage([], None)
         where, args = "archived_text MATCH ?", [match]
-        if position is not None:
-            where += " AND (a.closed_ms, a.reference) < (?, ?)"
-            args += [position[0], position[1]]
         with self._connection() as conn:
+            if position is not None:
+                where += " AND archived_text.rowid < ?"
+                args.append(self._below(conn, *position))
+            # Newest first is highest id first: FTS5 walks its index in that order and
+            # stops at the page, however many incidents hold the words.
             rows = conn.execute(
                 "SELECT a.closed_ms, a.reference, a.body FROM archived_text"
                 " JOIN archived_incidents AS a ON a.id = archived_text.rowid"
-                f" WHERE {where} ORDER BY a.closed_ms DESC, a.reference DESC LIMIT ?",
+                f" WHERE {where} ORDER BY archived_text.rowid DESC LIMIT ?",
                 (*args, limit + 1),
             ).fetchall()
         return _page(rows, limit)
+
+    @staticmethod
+    def _below(conn: sqlite3.Connection, closed_ms: int, reference: str) -> int:
+        """The id a search page after the cursor (`closed_ms`, `reference`) stays below."""
+        row = conn.execute(
+            "SELECT id FROM archived_incidents WHERE reference = ? AND closed_ms = ?",
+            (reference, closed_ms),
+        ).fetchone()
+        # The cursor's incident was dropped since (reopened): start below its millisecond.
+        return row[0] if row is not None else closed_ms * _TIES
 
     def count(self) -> int:
         """How many incidents are archived."""
