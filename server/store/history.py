@@ -72,7 +72,7 @@ _SCHEMA = (
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS archived_text USING fts5 (
         reference, incident_type, description, address, caller, chronology,
-        tokenize = 'unicode61 remove_diacritics 2'
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '3 5'
     )
     """,
 )
