@@ -18,7 +18,16 @@ import unicodedata
 
 from cadterm.protocol.domain import Caller, Incident
 
-__all__ = ["caller_words", "incident_matches", "incident_words", "words_of"]
+__all__ = [
+    "MAX_WORDS",
+    "caller_words",
+    "incident_matches",
+    "incident_words",
+    "searchable",
+    "typed_words",
+    "words_match",
+    "words_of",
+]
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -28,8 +37,10 @@ MAX_WORDS = 16
 
 def words_of(text: str) -> list[str]:
     """The words of `text`: letters and digits, lower case, accents removed."""
-    plain = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    plain = text.casefold()
+    if not plain.isascii():  # most text is: skip the per-character pass
+        plain = unicodedata.normalize("NFKD", plain)
+        plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
     return _WORD.findall(plain)
 
 
@@ -54,24 +65,32 @@ def incident_words(incident: Incident) -> list[str]:
         caller_words(incident.caller),
         *(entry.text for entry in incident.chronology),
     )
-    return [word for text in fields for word in words_of(text)]
+    return words_of("\n".join(fields))
+
+
+def searchable(incident: Incident) -> str:
+    """The incident's words as one string, each after a space: what `words_match` reads."""
+    return " " + " ".join(incident_words(incident))
+
+
+def typed_words(query: str) -> list[str]:
+    """What each typed word must find in a `searchable` text: ``" 0042 27nov"``.
+
+    Punctuation alone is dropped (it matches anything); words past `MAX_WORDS` too.
+    """
+    typed = (words_of(word) for word in query.split()[:MAX_WORDS])
+    return [" " + " ".join(parts) for parts in typed if parts]
+
+
+def words_match(text: str, typed: list[str]) -> bool:
+    """Whether every typed word (from `typed_words`) is in `text` (from `searchable`).
+
+    A space starts each word in both, so a typed word found in the text starts a word
+    there; its inner words, followed by a space, are whole words in a row.
+    """
+    return bool(typed) and all(word in text for word in typed)
 
 
 def incident_matches(incident: Incident, query: str) -> bool:
     """Whether every typed word of `query` starts a word of the incident (see the module)."""
-    typed = [words_of(word) for word in query.split()[:MAX_WORDS]]
-    typed = [parts for parts in typed if parts]  # punctuation alone matches anything
-    if not typed:
-        return False
-    words = incident_words(incident)
-    return all(_found(parts, words) for parts in typed)
-
-
-def _found(parts: list[str], words: list[str]) -> bool:
-    """Whether `parts` occur in a row in `words`, the last as a prefix, the rest whole."""
-    *whole, last = parts
-    span = len(parts)
-    for start in range(len(words) - span + 1):
-        if words[start + span - 1].startswith(last) and words[start : start + span - 1] == whole:
-            return True
-    return False
+    return words_match(searchable(incident), typed_words(query))

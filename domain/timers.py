@@ -19,7 +19,7 @@ defaults") and every one is configurable through `TimerPolicy`:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -127,6 +127,14 @@ class TimerPolicy:
         """Whether the incident's location is in one of the rural sectors."""
         sector = incident.location.sector
         return sector is not None and sector.casefold() in self.rural_sectors
+
+    def safety_within(self, cap: timedelta) -> TimerPolicy:
+        """This policy with no safety-check cadence longer than `cap`."""
+        return replace(
+            self,
+            officer_safety_after=min(self.officer_safety_after, cap),
+            safety_by_type={code: min(every, cap) for code, every in self.safety_by_type.items()},
+        )
 
     def safety_interval(self, incident_type: str | None) -> timedelta:
         """How often a unit on an incident of `incident_type` is due a safety check."""

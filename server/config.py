@@ -219,7 +219,10 @@ class ServerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _safety_types_known(self) -> ServerConfig:
-        # A cadence for a type nobody can open is a typo that would go unnoticed.
+        # A cadence written for a type nobody can open is a typo that would go unnoticed;
+        # the defaults name types a force may have renamed, and then simply never apply.
+        if "by_incident_type" not in self.safety_checks.model_fields_set:
+            return self
         known = {code.upper() for code in self.incident_types}
         unknown = sorted(c for c in self.safety_checks.by_incident_type if c.upper() not in known)
         if unknown:

@@ -276,3 +276,15 @@ async def test_console_learns_the_servers_cadence(backend_factory, tmp_path) -> 
         assert policy.officer_safety_after == 12 * MIN
         assert policy.safety_interval("RTC") == 4 * MIN
         assert console.app.units.policy is policy
+
+
+def test_default_cadence_does_not_bind_a_force_with_other_types() -> None:
+    config = ServerConfig(incident_types={"RTC": "Road traffic collision"})
+    assert config.safety_checks.by_incident_type == {"FIREARMS": 10, "DOMESTIC": 15}
+
+
+def test_console_cap_shortens_every_cadence() -> None:
+    policy = TimerPolicy().safety_within(12 * MIN)
+    assert policy.officer_safety_after == 12 * MIN
+    assert policy.safety_interval("FIREARMS") == 10 * MIN  # already shorter
+    assert policy.safety_interval("DOMESTIC") == 12 * MIN

@@ -328,3 +328,20 @@ def test_bad_search_words_get_a_clear_answer(backend) -> None:
     assert too_long.json()["code"] == "invalid_query"
     odd = history_search(backend, '"* NEAR( -')
     assert odd.status_code == 200 and odd.json()["incidents"] == []
+
+
+def test_a_long_list_shows_a_window_round_the_current_match() -> None:
+    from cadterm.tui.detail import SEARCH_LINES, search_text
+    from cadterm.tui.search_results import Match, SearchResults
+
+    results = SearchResults(
+        "gasworks", [Match(incident(f"{n:04d}-27NOV26")) for n in range(1, 301)], index=150
+    )
+    results.history = "done"
+    lines = search_text(results).plain.splitlines()
+    assert lines[0] == "Find 'gasworks': 151 of 300"
+    first = 150 - SEARCH_LINES // 2  # the current match in the middle
+    assert lines[1] == f"  ... {first} before"
+    assert sum(1 for line in lines if line.startswith(">")) == 1
+    assert next(line for line in lines if line.startswith(">")).startswith(">151 0151-27NOV26")
+    assert f"  ... {300 - first - SEARCH_LINES} after" in lines

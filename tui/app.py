@@ -124,10 +124,10 @@ class CadApp(App[None]):
         self.connect = connect  # False shows the client's picture as it is (snapshot tests)
         self.operator = operator or settings.workstation
         self.clock = clock
+        self._safety_cap = timedelta(minutes=settings.officer_safety_minutes)
         self.policy = TimerPolicy(
-            warn_fraction=settings.warn_fraction,
-            officer_safety_after=timedelta(minutes=settings.officer_safety_minutes),
-        )
+            warn_fraction=settings.warn_fraction, officer_safety_after=self._safety_cap
+        ).safety_within(self._safety_cap)
         self.alarms = AlarmTracker()
         # Closed incidents and units' shifts are asked of the same backends as the stream.
         history = HistoryQueries(settings.url, settings.token) if settings.url else None
@@ -222,7 +222,7 @@ class CadApp(App[None]):
     @work(group="safety", exit_on_error=False)
     async def _learn_safety_cadence(self) -> None:
         """Time safety checks by the server's cadence, once a backend answers."""
-        policy = await self.controller.learn_safety_cadence(self.policy)
+        policy = await self.controller.learn_safety_cadence(self.policy, self._safety_cap)
         if policy is not None:
             self.policy = self.queue.policy = self.units.policy = policy
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -122,6 +122,7 @@ class CommandController:
         # The server's history (closed incidents, a unit's shift); None without a URL.
         self.history = history
         self.search: SearchResults | None = None  # the last `f`, stepped by Ctrl+N/P
+        self._searchable: dict[str, tuple[int, str]] = {}  # each incident's words, by version
         # Rejected journal entries the operator has been told about (on the command line
         # when the refusal came back at once, or by `report_rejections` when it came later).
         self._rejections_reported: set[str] = set()
@@ -247,7 +248,7 @@ class CommandController:
             else:
                 self.step_search(1)
             return
-        results = SearchResults.of_picture(text, self.client.state)
+        results = SearchResults.of_picture(text, self.client.state, self._searchable)
         self.search = results
         if self.history is None:
             results.history = "no backend URL configured"
@@ -366,28 +367,25 @@ class CommandController:
                 f"safety: {len(checks)} at scene, {overdue} overdue", error=bool(overdue)
             )
 
-    async def learn_safety_cadence(self, own: TimerPolicy) -> TimerPolicy | None:
-        """The policy with the server's safety cadence, never longer than `own` allows.
+    async def learn_safety_cadence(self, own: TimerPolicy, cap: timedelta) -> TimerPolicy | None:
+        """`own` with the server's safety cadence, none of it longer than `cap`.
 
-        Asks until a backend answers (at most a minute); None if none did, or no URL.
+        Asks until a backend answers, less often as time goes on (for about half an
+        hour); None if none did, if the server refused, or with no URL.
         """
         if self.history is None:
             return None
-        for _ in range(30):
+        for attempt in range(60):
             try:
                 cadence = await self.history.safety_cadence()
             except QueryError as error:
                 if error.status is not None:
-                    return None  # refused: the console keeps its own cadence
-                await asyncio.sleep(2.0)
+                    return None  # refused (an older server): the console keeps its own
+                await asyncio.sleep(min(2.0 * 1.5**attempt, 30.0))
                 continue
             every, by_type = cadence.intervals()
-            cap = own.officer_safety_after
-            return dataclasses.replace(
-                own,
-                officer_safety_after=min(every, cap),
-                safety_by_type={code: min(t, cap) for code, t in by_type.items()},
-            )
+            learned = dataclasses.replace(own, officer_safety_after=every, safety_by_type=by_type)
+            return learned.safety_within(cap)
         return None
 
     async def close(self) -> None:

@@ -39,6 +39,8 @@ __all__ = [
 #: Marks the current search match and overdue safety checks: it reads without colour.
 CURRENT = ">"
 OVERDUE = "!!"
+#: Search matches listed at once, round the current one.
+SEARCH_LINES = 60
 
 
 def _clock(moment: object) -> str:
@@ -107,7 +109,12 @@ def closed_incident_text(
 def search_text(results: SearchResults) -> Text:
     """The matches of a search, the current one marked ``>`` (and in bold)."""
     out = Text(f"Find {clean_line(results.text)!r}: {results.position}\n", style="bold")
-    for number, match in enumerate(results.matches, 1):
+    # A window of the list round the current match: a common word can match thousands.
+    first = max(0, min(results.index - SEARCH_LINES // 2, len(results.matches) - SEARCH_LINES))
+    shown = results.matches[first : first + SEARCH_LINES]
+    if first:
+        out.append(f"  ... {first} before\n")
+    for number, match in enumerate(shown, first + 1):
         incident = match.incident
         current = number - 1 == results.index
         status = "ARCHIVED" if match.archived else incident.status.value.replace("_", " ").upper()
@@ -121,6 +128,9 @@ def search_text(results: SearchResults) -> Text:
             who = " ".join(clean_line(x) for x in (caller.name, caller.phone) if x)
             line += f"  caller {who}"
         out.append(line + "\n", style="bold" if current else "")
+    after = len(results.matches) - first - len(shown)
+    if after > 0:
+        out.append(f"  ... {after} after\n")
     if not results.matches:
         out.append("  nothing matches\n")
     if results.history == "searching":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cadterm.domain.search import incident_matches
+from cadterm.domain.search import searchable, typed_words, words_match
 from cadterm.protocol.domain import Incident, IncidentStatus
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time
@@ -47,9 +47,25 @@ class SearchResults:
     more_archived: bool = False
 
     @classmethod
-    def of_picture(cls, text: str, state: DispatchState) -> SearchResults:
-        """The matches in the picture: open newest first, then closed latest first."""
-        found = [i for i in state.incidents.values() if incident_matches(i, text)]
+    def of_picture(
+        cls, text: str, state: DispatchState, cache: dict[str, tuple[int, str]] | None = None
+    ) -> SearchResults:
+        """The matches in the picture: open newest first, then closed latest first.
+
+        `cache` keeps each incident's searchable words by reference and version, so a
+        search of a large picture reads only the incidents that changed since the last.
+        """
+        cache = {} if cache is None else cache
+        typed = typed_words(text)
+        found = []
+        for reference, incident in state.incidents.items():
+            kept = cache.get(reference)
+            if kept is None or kept[0] != incident.version:
+                kept = cache[reference] = (incident.version, searchable(incident))
+            if words_match(kept[1], typed):
+                found.append(incident)
+        for gone in cache.keys() - state.incidents.keys():
+            del cache[gone]
         open_ = [i for i in found if i.status != IncidentStatus.CLOSED]
         closed = [i for i in found if i.status == IncidentStatus.CLOSED]
         open_.sort(key=lambda i: (sortable_time(i.created_at), i.reference), reverse=True)
