@@ -23,6 +23,7 @@ from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
+from .incident_queue import short_reference
 from .safe_text import clean, clean_line
 from .search_results import SearchResults
 
@@ -41,6 +42,8 @@ CURRENT = ">"
 OVERDUE = "!!"
 #: Search matches listed at once, round the current one.
 SEARCH_LINES = 60
+#: An incident's status in a list, in at most 8 characters.
+_STATUS_WORD = {"open": "OPEN", "resourced": "RES", "at_scene": "SCENE", "closed": "CLOSED"}
 
 
 def _clock(moment: object) -> str:
@@ -117,16 +120,16 @@ def search_text(results: SearchResults) -> Text:
     for number, match in enumerate(shown, first + 1):
         incident = match.incident
         current = number - 1 == results.index
-        status = "ARCHIVED" if match.archived else incident.status.value.replace("_", " ").upper()
+        status = "ARCHIVED" if match.archived else _STATUS_WORD.get(incident.status.value, "?")
         line = (
-            f"{CURRENT if current else ' '}{number:>3} {incident.reference} {status:<9} "
-            f"g{int(incident.grade)} {clean_line(incident.incident_type):<10} "
+            f"{CURRENT if current else ' '}{number:>3} {short_reference(incident.reference):<10} "
+            f"{status:<8} g{int(incident.grade)} {clean_line(incident.incident_type)[:9]:<9} "
             f"{clean_line(incident.location.address)}"
         )
         caller = incident.caller
         if caller is not None and (caller.name or caller.phone):
             who = " ".join(clean_line(x) for x in (caller.name, caller.phone) if x)
-            line += f"  caller {who}"
+            line += f"\n     caller {who}"
         out.append(line + "\n", style="bold" if current else "")
     after = len(results.matches) - first - len(shown)
     if after > 0:
@@ -182,10 +185,11 @@ def safety_text(checks: Sequence[SafetyCheck], now: datetime) -> Text:
     """Units at scene and their safety-check countdowns, overdue first, marked ``!!``."""
     overdue = sum(1 for check in checks if check.overdue)
     out = Text(f"Safety checks: {len(checks)} running, {overdue} overdue\n", style="bold")
+    if checks:
+        out.append(f"   {'UNIT':<8} {'INCIDENT':<10} {'TYPE':<9} EVERY NEXT CHECK\n")
     for check in checks:
-        where = check.reference or "-"
-        kind = clean_line(check.incident_type or "")
-        every = f"every {format_age(check.every)}"
+        where = short_reference(check.reference) if check.reference else "-"
+        kind = clean_line(check.incident_type or "")[:9]
         if check.remaining is None:
             when = "DUE (last update unknown)"
         elif check.overdue:
@@ -193,7 +197,9 @@ def safety_text(checks: Sequence[SafetyCheck], now: datetime) -> Text:
         else:
             when = f"due in {format_age(check.remaining)}"
         mark = OVERDUE if check.overdue else "  "
-        line = f"{mark} {clean_line(check.callsign):<8} {where:<13} {kind:<10} {every:<10} {when}"
+        callsign = clean_line(check.callsign)[:8]
+        every = format_age(check.every)
+        line = f"{mark} {callsign:<8} {where:<10} {kind:<9} {every:>5} {when}"
         out.append(line + "\n", style="bold" if check.overdue else "")
     if not checks:
         out.append("  no unit is at scene\n")
