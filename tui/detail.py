@@ -46,6 +46,11 @@ SEARCH_LINES = 60
 _STATUS_WORD = {"open": "OPEN", "resourced": "RES", "at_scene": "SCENE", "closed": "CLOSED"}
 
 
+def _day_and_time(moment: object) -> str:
+    at = known_time(moment)
+    return at.astimezone().strftime("%d %b %H:%M") if at else "an unknown time"
+
+
 def _clock(moment: object) -> str:
     at = known_time(moment)
     return at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
@@ -164,9 +169,9 @@ def unit_history_text(history: UnitHistory, unit: Unit | None) -> Text:
         now = f"{int(unit.state)} {unit.state.label.lower()}"
         on = f" on {unit.incident}" if unit.incident else ""
         out.append(f"  (now {now}{on})", style="bold")
-    out.append(f"\nSince {_clock(history.since)}")
+    out.append(f"\nSince {_day_and_time(history.since)}")
     if history.complete_from is not None:
-        out.append(f" (older events pruned: from {_clock(history.complete_from)})")
+        out.append(f" (older events pruned: from {_day_and_time(history.complete_from)})")
     out.append("\nIncidents: " + (", ".join(history.incidents) or "none") + "\n")
     if history.truncated:
         out.append(f"(only the newest {len(history.entries)} entries)\n")
