@@ -159,3 +159,25 @@ async def test_uh_and_enter_on_a_unit_row_show_the_shift(backend, tmp_path) -> N
         await console.keys.press("enter")
         await console.until(lambda: "Unit history CD34" in console.detail, what="CD34's history")
         assert "booked on, available on patrol" in console.detail
+
+
+async def test_uh_with_the_server_gone_shows_what_the_picture_knows(backend_factory, tmp_path):
+    server = backend_factory()
+    book_on(server, "AB12")
+    reference = create(server, "12 High Street")
+    post(server, "assign_unit", reference=reference, callsign="AB12")
+    post(server, "set_unit_state", callsign="AB12", state=6)
+    async with open_console(server.url, tmp_path) as console:
+        await console.until(
+            lambda: console.client.state.units["AB12"].state == 6, what="AB12 at scene"
+        )
+        backend_factory.stop(server)
+        await console.line("uh AB12")
+        await console.until(
+            lambda: "from this console's picture" in console.detail, 15, what="the fallback"
+        )
+        assert "not reachable" in console.detail
+        lines = console.detail.splitlines()
+        assert any(line.endswith("AB12 assigned, en route") for line in lines)
+        assert any(line.endswith("AB12 at scene") for line in lines)
+        assert "unit history AB12: GET /v1/history/units/AB12" in console.said

@@ -34,6 +34,7 @@ from .alerts import EMERGENCY, AlarmTracker
 from .command_line import CommandLine
 from .detail import (
     closed_incident_text,
+    picture_unit_history_text,
     recommendation_text,
     safety_text,
     search_text,
@@ -335,7 +336,11 @@ class CommandController:
         """Ask the server for the unit's shift and show it in the side pane."""
         feedback = self.views.command_line.feedback
         if self.history is None:
-            feedback("unit history needs the server: no backend URL configured", error=True)
+            why = "no backend URL configured"
+            self.views.show_text(
+                picture_unit_history_text(callsign, self.client.state, why), "unit history"
+            )
+            feedback(f"unit history {callsign}: {why}; the picture's account shown", error=True)
             return
         feedback(f"unit history {callsign}: asking the server")
         self.views.run_worker(
@@ -347,6 +352,9 @@ class CommandController:
         try:
             history = await self.history.unit_history(callsign)
         except QueryError as error:
+            if error.status is None:  # no backend answered: say what the picture knows
+                text = picture_unit_history_text(callsign, self.client.state, str(error))
+                self.views.show_text(text, "unit history")
             self.views.command_line.feedback(f"unit history {callsign}: {error}", error=True)
             return
         unit = self.client.state.units.get(history.callsign)

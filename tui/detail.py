@@ -31,6 +31,7 @@ __all__ = [
     "DetailPane",
     "closed_incident_text",
     "incident_text",
+    "picture_unit_history_text",
     "recommendation_text",
     "safety_text",
     "search_text",
@@ -183,6 +184,33 @@ def unit_history_text(history: UnitHistory, unit: Unit | None) -> Text:
         out.append(f"  {_clock(entry.at)} {text}  [{who}]\n")
     if not history.entries:
         out.append("  nothing recorded for this unit in that time\n")
+    return out
+
+
+def picture_unit_history_text(callsign: str, state: DispatchState, why: str) -> Text:
+    """What the console's own picture tells of a unit, for when the server cannot say.
+
+    Only the chronologies of incidents still in the picture name the unit, so this is
+    headed as the partial account it is.
+    """
+    unit = state.units.get(callsign)
+    out = Text(f"Unit history {clean_line(callsign)}: from this console's picture\n", "bold")
+    out.append(f"(the server's history was not read: {clean_line(why)};\n")
+    out.append(" only incidents still in the picture, no positions)\n")
+    if unit is not None:
+        on = f" on {unit.incident}" if unit.incident else ""
+        out.append(f"Now {int(unit.state)} {unit.state.label.lower()}{on}\n")
+    prefix = f"{callsign} "
+    lines = sorted(
+        (entry.at, incident.reference, entry.text)
+        for incident in state.incidents.values()
+        for entry in incident.chronology
+        if entry.text.startswith(prefix) and known_time(entry.at) is not None
+    )
+    for at, reference, text in lines:
+        out.append(f"  {_clock(at)} {short_reference(reference)} {clean_line(text)}\n")
+    if not lines:
+        out.append("  no incident in the picture names this unit\n")
     return out
 
 
