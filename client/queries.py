@@ -9,6 +9,16 @@ docs/protocol.md. They are here, over the same HTTP library as the commands::
         page = await queries.events(after=0)   # GET /v1/events?after=0&limit=1000
         head = await queries.head()            # GET /v1/health, no token needed
 
+The history API has its own reads: closed incidents by text, a unit's shift, the
+safety-check cadence::
+
+        page = await queries.search_history("gasworks smith")  # GET /v1/history/search
+        shift = await queries.unit_history("AB12")            # GET /v1/history/units/AB12
+        cadence = await queries.safety_cadence()              # GET /v1/safety-checks
+
+`HistoryQueries` asks the same of a list of backends, the first that answers (the
+console's way: it fails over as its stream does).
+
 Blocking code (a command-line tool, a benchmark's set-up) uses the functions of the
 same names instead: `fetch_state(url, token)`, `fetch_events(url, token, after)`,
 `fetch_units`, `fetch_health`, `fetch_head`. Proxies from the environment are ignored:
@@ -23,12 +33,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from cadterm.protocol.domain import Unit
+from cadterm.protocol.answers import SafetyCadence, UnitHistory
+from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
@@ -36,7 +51,9 @@ from .errors import ClientError
 
 __all__ = [
     "PAGE",
+    "ArchivedPage",
     "BackendHealth",
+    "HistoryQueries",
     "Queries",
     "QueryError",
     "fetch_events",
@@ -51,6 +68,15 @@ PAGE = 1000
 
 _EVENTS = TypeAdapter(list[Event])
 _UNITS = TypeAdapter(list[Unit])
+
+_T = TypeVar("_T")
+
+
+class ArchivedPage(BaseModel):
+    """One page of archived incidents, most recently closed first, and the next cursor."""
+
+    incidents: list[Incident]
+    next_after: str | None
 
 
 class QueryError(ClientError):
@@ -165,6 +191,79 @@ class Queries:
     async def head(self) -> int:
         """The seq of the newest event the server has applied."""
         return (await self.health()).seq
+
+    async def search_history(
+        self, text: str, limit: int = 50, after: str | None = None
+    ) -> ArchivedPage:
+        """Archived incidents holding every word of `text`, most recently closed first."""
+        params: dict[str, Any] = {"q": text, "limit": limit}
+        if after is not None:
+            params["after"] = after
+        return ArchivedPage.model_validate_json(await self._get("/v1/history/search", **params))
+
+    async def unit_history(self, callsign: str, since: datetime | None = None) -> UnitHistory:
+        """What the unit did from `since` (default: the server's last 12 hours)."""
+        params = {"since": since.isoformat()} if since is not None else {}
+        path = f"/v1/history/units/{quote(callsign, safe='')}"
+        return UnitHistory.model_validate_json(await self._get(path, **params))
+
+    async def safety_cadence(self) -> SafetyCadence:
+        """The server's officer-safety check cadence."""
+        return SafetyCadence.model_validate_json(await self._get("/v1/safety-checks"))
+
+
+@dataclass
+class HistoryQueries:
+    """The history reads against the first of several backends that answers.
+
+    A backend that is not reachable is passed over for the next; a refusal (an answer
+    with a status) is final, as it would be from any of them.
+    """
+
+    urls: Sequence[str]
+    token: str | None
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("give at least one backend URL")
+        self._queries = [Queries(url, self.token, timeout=self.timeout) for url in self.urls]
+        self._preferred = 0
+
+    async def _first(self, ask: Callable[[Queries], Awaitable[_T]]) -> _T:
+        failure: QueryError | None = None
+        for attempt in range(len(self._queries)):
+            index = (self._preferred + attempt) % len(self._queries)
+            try:
+                answer = await ask(self._queries[index])
+            except QueryError as error:
+                if error.status is not None:
+                    raise
+                failure = error
+                continue
+            self._preferred = index
+            return answer
+        assert failure is not None  # there is at least one URL
+        raise failure
+
+    async def search_history(
+        self, text: str, limit: int = 50, after: str | None = None
+    ) -> ArchivedPage:
+        """See `Queries.search_history`."""
+        return await self._first(lambda q: q.search_history(text, limit, after))
+
+    async def unit_history(self, callsign: str, since: datetime | None = None) -> UnitHistory:
+        """See `Queries.unit_history`."""
+        return await self._first(lambda q: q.unit_history(callsign, since))
+
+    async def safety_cadence(self) -> SafetyCadence:
+        """See `Queries.safety_cadence`."""
+        return await self._first(lambda q: q.safety_cadence())
+
+    async def aclose(self) -> None:
+        """Close every backend's connections."""
+        for queries in self._queries:
+            await queries.aclose()
 
 
 # --- blocking ------------------------------------------------------------------------------

@@ -8,19 +8,23 @@ defaults") and every one is configurable through `TimerPolicy`:
   2 Priority 60 min, 3 Scheduled 48 h, 4 and 5 no target. The clock runs from the
   incident's creation; it warns at ``warn_fraction`` (75%) of the target and breaches
   at the target itself.
-* **Officer safety**: a unit at scene (state 6) with no update - neither a state change
-  nor a position fix - for ``officer_safety_after`` (20 min) is due a check.
+* **Officer safety**: a unit at scene (state 6) with no update - no state change, no
+  position fix, no check-in (``unit_checked_in``) - for its cadence is due a check. The
+  cadence is ``officer_safety_after`` (20 min), or the one ``safety_by_type`` gives the
+  type of the incident the unit is on (`DEFAULT_SAFETY_BY_TYPE`: firearms 10 min,
+  domestic 15 min). `safety_checks` lists every running timer with its countdown.
 * **Emergency** (state 0) is an alarm until someone acknowledges it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
+from cadterm.protocol.answers import DEFAULT_SAFETY_BY_TYPE_MINUTES
 from cadterm.protocol.domain import Grade, Incident, IncidentStatus, Unit, UnitState
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time, sortable_time
@@ -28,9 +32,11 @@ from cadterm.protocol.types import known_time, sortable_time
 __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_RURAL_TARGETS",
+    "DEFAULT_SAFETY_BY_TYPE",
     "DEFAULT_TARGETS",
     "AgeingAlert",
     "Level",
+    "SafetyCheck",
     "TimerPolicy",
     "arrived_at",
     "attendance_alert",
@@ -39,6 +45,7 @@ __all__ = [
     "incident_age",
     "officer_safety",
     "officer_safety_due",
+    "safety_checks",
     "time_since",
 ]
 
@@ -57,6 +64,12 @@ DEFAULT_TARGETS: Mapping[Grade, timedelta | None] = MappingProxyType(
 #: Targets that replace `DEFAULT_TARGETS` for incidents in a rural sector.
 DEFAULT_RURAL_TARGETS: Mapping[Grade, timedelta | None] = MappingProxyType(
     {Grade.EMERGENCY: timedelta(minutes=20)}
+)
+
+#: Safety-check cadences shorter than `TimerPolicy.officer_safety_after` for incident
+#: types where officers face more risk (a server's config may replace them).
+DEFAULT_SAFETY_BY_TYPE: Mapping[str, timedelta] = MappingProxyType(
+    {code: timedelta(minutes=every) for code, every in DEFAULT_SAFETY_BY_TYPE_MINUTES.items()}
 )
 
 
@@ -86,12 +99,20 @@ class TimerPolicy:
     rural_sectors: frozenset[str] = frozenset()
     warn_fraction: float = 0.75
     officer_safety_after: timedelta = timedelta(minutes=20)
+    safety_by_type: Mapping[str, timedelta] = field(default_factory=lambda: DEFAULT_SAFETY_BY_TYPE)
 
     def __post_init__(self) -> None:
         if not 0 < self.warn_fraction <= 1:
             raise ValueError(f"warn_fraction must be in (0, 1], got {self.warn_fraction}")
         if self.officer_safety_after <= _ZERO:
             raise ValueError("officer_safety_after must be positive")
+        by_type = MappingProxyType(
+            {code.strip().upper(): every for code, every in self.safety_by_type.items()}
+        )
+        for code, every in by_type.items():
+            if every <= _ZERO:
+                raise ValueError(f"safety-check cadence for {code} must be positive")
+        object.__setattr__(self, "safety_by_type", by_type)
         for name in ("targets", "rural_targets"):
             # Copy and freeze, so a caller's dict changed later cannot change the policy.
             table = MappingProxyType({Grade(g): t for g, t in getattr(self, name).items()})
@@ -106,6 +127,20 @@ class TimerPolicy:
         """Whether the incident's location is in one of the rural sectors."""
         sector = incident.location.sector
         return sector is not None and sector.casefold() in self.rural_sectors
+
+    def safety_within(self, cap: timedelta) -> TimerPolicy:
+        """This policy with no safety-check cadence longer than `cap`."""
+        return replace(
+            self,
+            officer_safety_after=min(self.officer_safety_after, cap),
+            safety_by_type={code: min(every, cap) for code, every in self.safety_by_type.items()},
+        )
+
+    def safety_interval(self, incident_type: str | None) -> timedelta:
+        """How often a unit on an incident of `incident_type` is due a safety check."""
+        if incident_type is None:
+            return self.officer_safety_after
+        return self.safety_by_type.get(incident_type.upper(), self.officer_safety_after)
 
     def target_for(self, incident: Incident) -> timedelta | None:
         """The attendance target for this incident, or None when its grade has none."""
@@ -222,26 +257,81 @@ def attendance_alert(
     )
 
 
-def officer_safety(unit: Unit, now: datetime, policy: TimerPolicy = DEFAULT_POLICY) -> bool:
+def officer_safety(
+    unit: Unit,
+    now: datetime,
+    policy: TimerPolicy = DEFAULT_POLICY,
+    state: DispatchState | None = None,
+) -> bool:
     """Whether an at-scene unit is due a safety check.
 
-    True when the unit is on duty, in state 6 (at scene), and neither its state nor its
-    position has changed for at least ``policy.officer_safety_after``. A unit at scene
-    whose last update time is unusable is due: for an officer's safety, unknown means
-    check.
+    True when the unit is on duty, in state 6 (at scene), and has had no update (state
+    change, position fix or check-in) for its cadence: the one for the type of its
+    incident in `state` when given, else ``policy.officer_safety_after``. A unit at
+    scene whose last update time is unusable is due: for an officer's safety, unknown
+    means check.
     """
     if not unit.on_duty or unit.state != UnitState.AT_SCENE:
         return False
     last = _last_update(unit)
-    return last is None or now - last >= policy.officer_safety_after
+    return last is None or now - last >= policy.safety_interval(_incident_type(unit, state))
 
 
 def officer_safety_due(
     state: DispatchState, now: datetime, policy: TimerPolicy = DEFAULT_POLICY
 ) -> list[Unit]:
     """Every unit due a safety check, longest without an update first."""
-    due = [u for u in state.units.values() if officer_safety(u, now, policy)]
+    due = [u for u in state.units.values() if officer_safety(u, now, policy, state)]
     return sorted(due, key=lambda u: (sortable_time(_last_update(u)), u.callsign))
+
+
+@dataclass(frozen=True)
+class SafetyCheck:
+    """One running officer-safety timer: a unit at scene and its countdown.
+
+    ``remaining`` is the time until the check is due, negative once overdue, and None
+    when the unit's last update time is unusable (then it is due now).
+    """
+
+    callsign: str
+    reference: str | None
+    incident_type: str | None
+    every: timedelta
+    last_update: datetime | None
+    remaining: timedelta | None
+
+    @property
+    def overdue(self) -> bool:
+        """Whether the check is due or past due."""
+        return self.remaining is None or self.remaining <= _ZERO
+
+
+def safety_checks(
+    state: DispatchState, now: datetime, policy: TimerPolicy = DEFAULT_POLICY
+) -> list[SafetyCheck]:
+    """Every running safety timer: overdue first (longest overdue first), then soonest due."""
+    checks = []
+    for unit in state.units.values():
+        if not unit.on_duty or unit.state != UnitState.AT_SCENE:
+            continue
+        incident_type = _incident_type(unit, state)
+        every = policy.safety_interval(incident_type)
+        last = _last_update(unit)
+        remaining = None if last is None else every - (now - last)
+        checks.append(
+            SafetyCheck(unit.callsign, unit.incident, incident_type, every, last, remaining)
+        )
+    return sorted(
+        checks,
+        key=lambda c: (c.remaining is not None, c.remaining or _ZERO, c.callsign),
+    )
+
+
+def _incident_type(unit: Unit, state: DispatchState | None) -> str | None:
+    if state is None or unit.incident is None:
+        return None
+    incident = state.incidents.get(unit.incident)
+    return incident.incident_type if incident is not None else None
 
 
 def emergencies(state: DispatchState) -> list[Unit]:
@@ -284,7 +374,15 @@ def time_since(then: object, now: datetime) -> timedelta | None:
 
 
 def _last_update(unit: Unit) -> datetime | None:
-    since, fixed = known_time(unit.state_since), known_time(unit.position_at)
-    if fixed is not None and (since is None or fixed > since):
-        return fixed
-    return since
+    # The newest of the usable times; None only when the state's own time is unusable
+    # and nothing later is known.
+    times = [
+        t
+        for t in (
+            known_time(unit.state_since),
+            known_time(unit.position_at),
+            known_time(unit.checked_in_at),
+        )
+        if t is not None
+    ]
+    return max(times) if times else None

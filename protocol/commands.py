@@ -65,6 +65,7 @@ __all__ = [
     "BookOff",
     "BookOn",
     "CallerInput",
+    "CheckInUnit",
     "CloseIncident",
     "Command",
     "CommandBase",
@@ -310,6 +311,20 @@ class AcknowledgeEmergency(CommandBase):
     callsign: _Callsign
 
 
+class CheckInUnit(CommandBase):
+    """Record that a committed unit has checked in safe; it restarts its safety timer.
+
+    Refused for a unit off duty, for one committed to nothing, and for one in state 0 (a
+    check-in never stands in for dealing with an emergency).
+    """
+
+    type: Literal["check_in_unit"] = "check_in_unit"
+    callsign: _Callsign
+    note: _Reason | None = Field(
+        default=None, description="What the officer said, kept in the chronology."
+    )
+
+
 class CloseIncident(CommandBase):
     """Close an incident with a closing code. Units still on it are cleared."""
 
@@ -383,6 +398,7 @@ Command = Annotated[
     | SetUnitState
     | LocateUnit
     | AcknowledgeEmergency
+    | CheckInUnit
     | CloseIncident
     | ReopenIncident
     | LinkIncidents
@@ -409,6 +425,7 @@ COMMAND_TYPES: dict[str, type[CommandBase]] = {
         SetUnitState,
         LocateUnit,
         AcknowledgeEmergency,
+        CheckInUnit,
         CloseIncident,
         ReopenIncident,
         LinkIncidents,

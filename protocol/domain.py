@@ -329,6 +329,11 @@ class Unit(_Model):
     emergency_acknowledged_by: str | None = Field(
         default=None, description="Who acknowledged the current state-0 alarm, if anyone."
     )
+    checked_in_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the unit last checked in safe (`unit_checked_in`); it restarts "
+        "the officer-safety timer.",
+    )
     version: StrictInt = 1
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "UnitAssigned",
     "UnitBookedOff",
     "UnitBookedOn",
+    "UnitCheckedIn",
     "UnitLocated",
     "UnitStateChanged",
     "UnitUnassigned",
@@ -198,6 +199,17 @@ class EmergencyAcknowledged(EventBase):
     callsign: str
 
 
+class UnitCheckedIn(EventBase):
+    """A committed unit checked in safe: its officer-safety timer starts again."""
+
+    type: Literal["unit_checked_in"] = "unit_checked_in"
+    callsign: str
+    reference: str | None = Field(
+        default=None, description="The incident the unit was on, whose chronology records it."
+    )
+    note: str | None = None
+
+
 class IncidentClosed(EventBase):
     """An incident was closed with a closing code; any units still on it were cleared."""
 
@@ -277,6 +289,7 @@ Event = Annotated[
     | UnitStateChanged
     | UnitLocated
     | EmergencyAcknowledged
+    | UnitCheckedIn
     | IncidentClosed
     | IncidentReopened
     | IncidentLinked
@@ -304,6 +317,7 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         UnitStateChanged,
         UnitLocated,
         EmergencyAcknowledged,
+        UnitCheckedIn,
         IncidentClosed,
         IncidentReopened,
         IncidentLinked,

@@ -51,6 +51,7 @@ from .events import (
     UnitAssigned,
     UnitBookedOff,
     UnitBookedOn,
+    UnitCheckedIn,
     UnitLocated,
     UnitStateChanged,
     UnitUnassigned,
@@ -426,6 +427,19 @@ def _emergency_acknowledged(
         changes.incidents.add(incident.reference)
 
 
+def _unit_checked_in(state: DispatchState, e: UnitCheckedIn, changes: Changes) -> None:
+    unit = _unit(state, e.callsign)
+    # The incident is checked before anything changes: on error the state stays as it was.
+    incident = _incident(state, e.reference) if e.reference is not None else None
+    unit.__dict__["checked_in_at"] = e.at
+    _touch_unit(unit, e)
+    changes.units.add(e.callsign)
+    if incident is not None:
+        said = f": {e.note}" if e.note else ""
+        _record(incident, e, e.type, f"{e.callsign} checked in safe{said}")
+        changes.incidents.add(incident.reference)
+
+
 def _incident_closed(state: DispatchState, e: IncidentClosed, changes: Changes) -> None:
     incident = _incident(state, e.reference)
     for callsign in list(incident.assigned):
@@ -530,6 +544,7 @@ _HANDLERS = {
     UnitStateChanged: _unit_state_changed,
     UnitLocated: _unit_located,
     EmergencyAcknowledged: _emergency_acknowledged,
+    UnitCheckedIn: _unit_checked_in,
     IncidentClosed: _incident_closed,
     IncidentReopened: _incident_reopened,
     IncidentLinked: _incident_linked,

@@ -23,6 +23,7 @@ from .history_routes import register_history
 from .ratelimit import CommandRateLimit
 from .refusals import answer_refusals
 from .routes import dispatch_routes
+from .safety_routes import register_safety
 from .service import DispatchService
 from .stream import serve_stream
 
@@ -58,6 +59,7 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
         redirect_slashes=False,
     )
     history = register_history(app, service, config)
+    register_safety(app, config)
     app.add_middleware(
         GuardMiddleware, authenticator=authenticator, limits=limits, bad_requests=bad_requests
     )

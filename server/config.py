@@ -18,6 +18,10 @@ file does not let anyone log in.
     [limits]
     max_frame_bytes = 65536
 
+    [safety_checks]              # officer-safety cadence, minutes (these are the defaults)
+    every_minutes = 20
+    by_incident_type = { FIREARMS = 10, DOMESTIC = 15 }
+
 The file is edited in place by `cadterm operator` and `cadterm workstation` (see
 `config_edit`), which keep every other table and comment as written.
 """
@@ -31,6 +35,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cadterm.protocol.answers import SafetyCadence
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import Role
 from cadterm.protocol.frames import SNAPSHOT_PART_BYTES
@@ -205,6 +210,32 @@ class ServerConfig(BaseModel):
     )
     incident_types: dict[str, str] = Field(default_factory=lambda: dict(INCIDENT_TYPES))
     closing_codes: dict[str, str] = Field(default_factory=lambda: dict(CLOSING_CODES))
+    safety_checks: SafetyCadence = Field(
+        default_factory=SafetyCadence,
+        description="Officer-safety check cadence: `every_minutes` (default 20) and "
+        "`by_incident_type` (default FIREARMS 10, DOMESTIC 15), served to consoles at "
+        "GET /v1/safety-checks.",
+    )
+
+    @model_validator(mode="after")
+    def _safety_types_known(self) -> ServerConfig:
+        # A cadence written for a type nobody can open is a typo that would go unnoticed;
+        # the defaults name types a force may have renamed, and then simply never apply.
+        if "by_incident_type" not in self.safety_checks.model_fields_set:
+            return self
+        known = {code.upper() for code in self.incident_types}
+        unknown = sorted(c for c in self.safety_checks.by_incident_type if c.upper() not in known)
+        if unknown:
+            raise ValueError(
+                f"safety_checks.by_incident_type names unknown incident types: {', '.join(unknown)}"
+            )
+        for code, minutes in self.safety_checks.by_incident_type.items():
+            if not 0 < minutes <= 24 * 60:
+                raise ValueError(
+                    f"safety_checks.by_incident_type.{code} must be more than 0 and at most "
+                    f"1440 minutes, not {minutes}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ServerConfig:

@@ -1,9 +1,11 @@
-"""The history queries: archived incidents by time range and by text.
+"""The history queries: archived incidents by time range and by text; a unit's shift.
 
 Closed incidents leave the live picture after `Limits.closed_window` (see
 `server.archive`); these routes find them again in the `IncidentHistory`. Every answer
 is one bounded page with a cursor for the next. ``GET /v1/incidents/{reference}`` finds
-archived incidents too (through `IncidentHistory.find`).
+archived incidents too (through `IncidentHistory.find`). ``GET /v1/history/units/
+{callsign}`` reads one unit's states, positions and incidents from the event log (see
+`server.unit_history`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from cadterm.protocol.answers import UnitHistory
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.problems import Problem, ProblemCode
+from cadterm.protocol.types import normalise_callsign
 
 from .archive import Archivist
 from .config import ServerConfig
@@ -26,6 +31,10 @@ from .responses import GUARDED_STATUSES, problem_response, problem_responses
 from .service import DispatchService
 from .store.history import CURSOR_PATTERN, MAX_PAGE, ArchivedPage, IncidentHistory
 from .store.location import open_history
+from .unit_history import unit_history
+
+#: How far back a unit's history goes when the query gives no `since`: a long shift.
+SHIFT = timedelta(hours=12)
 
 __all__ = ["ArchivedIncidents", "register_history"]
 
@@ -113,5 +122,29 @@ def register_history(
         except ValueError as exc:
             return problem_response(Problem.of(ProblemCode.INVALID_QUERY, str(exc), field="q"))
         return _page_response(page)
+
+    @app.get(
+        "/v1/history/units/{callsign}",
+        operation_id="unit_history",
+        response_model=UnitHistory,
+        responses=problem_responses(*GUARDED_STATUSES, 404),
+    )
+    async def get_unit_history(
+        callsign: str,
+        since: Annotated[
+            AwareDatetime | None,
+            Query(description="From this time (default: the last 12 hours)."),
+        ] = None,
+    ) -> Response:
+        """A unit's states, positions, incidents and check-ins from `since`, oldest first."""
+        units = service.state.units
+        unit = units.get(callsign) or units.get(normalise_callsign(callsign))
+        if unit is None:
+            return problem_response(
+                Problem.of(ProblemCode.UNKNOWN_CALLSIGN, f"no unit with callsign {callsign!r}")
+            )
+        start = since if since is not None else service.clock() - SHIFT
+        answer = await service.run_read(unit_history, service.store, unit.callsign, start)
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     return history

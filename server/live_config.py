@@ -6,9 +6,9 @@ itself when the file's identity, size or modification time differ from what was 
 read (looked at no more than once a second, when a token is checked). So `cadterm
 operator add` or `remove` against a running server takes effect within a second.
 
-Only operators and workstations take effect live. Limits, origins, codes, snapshot and
-retention settings are read once at start; a reload that changes them logs that a
-restart is needed.
+Only operators and workstations take effect live. Limits, origins, codes, the
+safety-check cadence, snapshot and retention settings are read once at start; a reload
+that changes them logs that a restart is needed.
 
 A reload swaps one `Roster` (an `Authenticator` and the workstation table) for a new
 one in a single assignment, so a request sees either the old set or the new set, never a
@@ -46,6 +46,7 @@ _RESTART_ONLY = (
     "timezone",
     "incident_types",
     "closing_codes",
+    "safety_checks",
 )
 
 

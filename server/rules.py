@@ -20,6 +20,7 @@ from cadterm.protocol.commands import (
     AssignUnit,
     BookOff,
     BookOn,
+    CheckInUnit,
     CloseIncident,
     Command,
     CreateIncident,
@@ -35,6 +36,7 @@ from cadterm.protocol.commands import (
 )
 from cadterm.protocol.domain import (
     AVAILABLE_STATES,
+    COMMITTED_STATES,
     DEPLOYABLE_STATES,
     Incident,
     IncidentStatus,
@@ -58,6 +60,7 @@ from cadterm.protocol.events import (
     UnitAssigned,
     UnitBookedOff,
     UnitBookedOn,
+    UnitCheckedIn,
     UnitLocated,
     UnitStateChanged,
     UnitUnassigned,
@@ -442,6 +445,30 @@ def _acknowledge_emergency(state, c: AcknowledgeEmergency, incident, unit: Unit,
     return EmergencyAcknowledged(**base)
 
 
+#: States in which a unit is out on work, so a check-in means something: committed to an
+#: incident, escorting a prisoner or at court.
+CHECK_IN_STATES = COMMITTED_STATES | {UnitState.PRISONER_ESCORT, UnitState.AT_COURT}
+
+
+def _check_in_unit(state, c: CheckInUnit, incident, unit: Unit, base, codes) -> Event:
+    _on_duty(unit)
+    if unit.state == UnitState.EMERGENCY:
+        raise _refuse(
+            ProblemCode.INVALID_COMMAND,
+            f"{unit.callsign} is in state 0 (emergency): a check-in does not clear it; "
+            "acknowledge the emergency and set the unit's state",
+            field="callsign",
+        )
+    if unit.incident is None and unit.state not in CHECK_IN_STATES:
+        raise _refuse(
+            ProblemCode.UNIT_NOT_ASSIGNED,
+            f"{unit.callsign} is {int(unit.state)} {unit.state.label.lower()} and on no "
+            "incident: a check-in is for a unit committed to work",
+            field="callsign",
+        )
+    return UnitCheckedIn(**base, reference=unit.incident, note=c.note)
+
+
 def _close_incident(state, c: CloseIncident, incident: Incident, unit, base, codes) -> Event:
     _open(incident)
     code = c.closing_code.strip().upper()
@@ -528,6 +555,7 @@ _DECIDERS: dict[type, _Decider] = {
     SetUnitState: _set_unit_state,
     LocateUnit: _locate_unit,
     AcknowledgeEmergency: _acknowledge_emergency,
+    CheckInUnit: _check_in_unit,
     CloseIncident: _close_incident,
     ReopenIncident: _reopen_incident,
     LinkIncidents: _link_incidents,

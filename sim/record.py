@@ -77,6 +77,7 @@ _COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "unit_state_changed": ("set_unit_state", ("callsign", "state")),
     "unit_located": ("locate_unit", ("callsign", "position")),
     "emergency_acknowledged": ("acknowledge_emergency", ("callsign",)),
+    "unit_checked_in": ("check_in_unit", ("callsign", "note")),
     "incident_closed": ("close_incident", ("reference", "closing_code", "summary")),
     "incident_reopened": ("reopen_incident", ("reference", "reason")),
     "incident_linked": ("link_incidents", ("reference", "other", "relation")),
@@ -274,10 +275,12 @@ def comparable(state: DispatchState) -> dict[str, Any]:
     units = {}
     for callsign, unit in sorted(state.units.items()):
         data = unit.model_dump(
-            mode="json", exclude={"state_since", "position_at", "emergency_acknowledged_by"}
+            mode="json",
+            exclude={"state_since", "position_at", "emergency_acknowledged_by", "checked_in_at"},
         )
         data["incident"] = names.get(unit.incident, unit.incident) if unit.incident else None
         data["emergency_acknowledged"] = unit.emergency_acknowledged_by is not None
+        data["checked_in"] = unit.checked_in_at is not None
         units[callsign] = data
     return {"seq": state.seq, "incidents": incidents, "units": units}
 

@@ -50,6 +50,7 @@ from cadterm.protocol.events import (
     UnitAssigned,
     UnitBookedOff,
     UnitBookedOn,
+    UnitCheckedIn,
     UnitLocated,
     UnitStateChanged,
     UnitUnassigned,
@@ -305,6 +306,14 @@ def _acknowledge(draw: st.DrawFn, state: DispatchState, base: dict) -> Event:
     return EmergencyAcknowledged(**base, callsign=draw(st.sampled_from(_unacknowledged(state))))
 
 
+def _check_in(draw: st.DrawFn, state: DispatchState, base: dict) -> Event:
+    callsign = draw(st.sampled_from(_assigned(state)))
+    note = draw(st.none() | st.sampled_from(["all fine", "with the driver"]))
+    return UnitCheckedIn(
+        **base, callsign=callsign, reference=state.units[callsign].incident, note=note
+    )
+
+
 def _locate(draw: st.DrawFn, state: DispatchState, base: dict) -> Event:
     callsign = draw(st.sampled_from(_on_duty(state)))
     lat = draw(st.floats(52.38, 52.60, allow_nan=False))
@@ -373,7 +382,7 @@ def _choices(state: DispatchState) -> list[_Action]:
     if _assignable(state):
         actions += [_assign] * 4
     if _assigned(state):
-        actions += [_unassign, *[_change_state] * 3]
+        actions += [_unassign, _check_in, *[_change_state] * 3]
     if on_duty:
         actions += [_change_state, _locate, _book_off]
         if any(state.units[c].state != UnitState.EMERGENCY for c in on_duty):

@@ -62,7 +62,7 @@ CONFIG = schemathesis.Config.from_dict(
                 "checks": {"positive_data_acceptance": {"expected-statuses": DOMAIN_REFUSALS}},
             },
             {
-                "include-path-regex": "^/v1/(incidents|units)/",
+                "include-path-regex": "^/v1/(incidents|units|history/units)/",
                 "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404"]}},
             },
         ],

@@ -539,15 +539,20 @@ async def test_find_filter_and_select(backend, tmp_path):
 
         await console.line("f high street")
         assert console.app.queue.cursor_key == high
-        assert console.said == f"found {short_reference(high)}"
+        assert console.said.startswith(f"find 'high street': 1 of 1 {short_reference(high)}")
         assert console.app.detail.shown and "12 High Street" in console.detail
+        await console.line("")  # Enter on an empty line opens the match
+        assert console.app.showing("incident") and "Chronology" in console.detail
 
         await console.line("f ab12")
-        assert console.said == "found unit AB12"
+        assert console.said.endswith("; unit AB12 selected")
         assert console.app.units.cursor_key == "AB12"
 
         await console.line("f nowhere at all")
-        assert "nothing open matches" in await console.refused()
+        await console.until(
+            lambda: "nothing matches" in console.detail and "Asking" not in console.detail,
+            what="the server's answer too",
+        )
 
         await console.line(number(park))
         assert console.app.queue.cursor_key == park

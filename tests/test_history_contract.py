@@ -16,6 +16,7 @@ import pytest
 from pg import pg_url  # noqa: F401
 
 from cadterm.protocol.domain import (
+    Caller,
     ChronologyEntry,
     Grade,
     Incident,
@@ -268,6 +269,23 @@ def test_search_wants_every_word_in_any_case_and_any_accent(garden_thefts) -> No
     assert references(garden_thefts.search("ZOË")) == ["0003-28NOV26"]
 
 
+def test_each_word_is_the_start_of_a_word(garden_thefts) -> None:
+    assert references(garden_thefts.search("wheel")) == ["0001-27NOV26"]
+    assert references(garden_thefts.search("wheel*")) == ["0001-27NOV26"]  # * is no word
+    assert references(garden_thefts.search("qua la")) == ["0001-27NOV26"]
+    assert garden_thefts.search("barrow").incidents == []  # inside a word is not a match
+
+
+def test_search_finds_the_caller_by_name_and_phone(history) -> None:
+    caller = Caller(name="Jo Smíth", phone="07700 900123")
+    history.keep(
+        [ArchiveRow.of(incident("0001-27NOV26", T0).model_copy(update={"caller": caller}))]
+    )
+    history.keep([row("0002-27NOV26", T0)])
+    for typed in ("smith", "jo smi", "07700 900123", "07700900123", "0770090"):
+        assert references(history.search(typed)) == ["0001-27NOV26"], typed
+
+
 def test_search_finds_a_day_by_its_part_of_the_reference(garden_thefts) -> None:
     assert references(garden_thefts.search("27NOV26")) == ["0002-27NOV26", "0001-27NOV26"]
     assert references(garden_thefts.search("0001-27NOV26")) == ["0001-27NOV26"]
@@ -281,7 +299,9 @@ def test_search_is_newest_first_in_pages(garden_thefts) -> None:
     assert references(garden_thefts.search("theft")) == ["0003-28NOV26", "0001-27NOV26"]
 
 
-@pytest.mark.parametrize("typed", ['" OR -wheelbarrow NEAR', "wheelbarrow OR mower", "wheel*"])
+@pytest.mark.parametrize(
+    "typed", ['" OR -wheelbarrow NEAR', "wheelbarrow OR mower", "barrow*", "NEAR(mower)"]
+)
 def test_nothing_typed_is_query_syntax(garden_thefts, typed: str) -> None:
     # Every word is a word to find: none of these texts is in any incident.
     assert garden_thefts.search(typed).incidents == []

@@ -92,6 +92,7 @@ async def make_history(url: str) -> None:
         await do("set_unit_state", callsign=one, state=0)
         await do("acknowledge_emergency", callsign=one)
         await do("set_unit_state", callsign=one, state=6)
+        await do("check_in_unit", callsign=one, note="All in hand")
         await do("link_incidents", reference=b, other=a)
         await do("close_incident", reference=b, closing_code="DUPLICATE")
         await do("reopen_incident", reference=b, reason="Different offenders after all")

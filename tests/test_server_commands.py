@@ -891,6 +891,7 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "set_unit_state": {"callsign": "AB12", "state": 6},
     "locate_unit": {"callsign": "AB12", "position": {"lat": 1, "lon": 1}},
     "acknowledge_emergency": {"callsign": "AB12"},
+    "check_in_unit": {"callsign": "AB12"},
     "close_incident": {"reference": "REF", "closing_code": "NFA"},
     "reopen_incident": {"reference": "REF", "reason": "more info"},
     "link_incidents": {"reference": "REF", "other": "REF"},

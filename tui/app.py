@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
+from cadterm.client.queries import HistoryQueries
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
@@ -92,6 +93,8 @@ class CadApp(App[None]):
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
+        Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
         Binding("pagedown", "queue_down", "Next incident", show=False, id="app.queue_down"),
         Binding("escape", "focus_command", "Command line", show=False, id="app.command"),
@@ -121,12 +124,14 @@ class CadApp(App[None]):
         self.connect = connect  # False shows the client's picture as it is (snapshot tests)
         self.operator = operator or settings.workstation
         self.clock = clock
+        self._safety_cap = timedelta(minutes=settings.officer_safety_minutes)
         self.policy = TimerPolicy(
-            warn_fraction=settings.warn_fraction,
-            officer_safety_after=timedelta(minutes=settings.officer_safety_minutes),
-        )
+            warn_fraction=settings.warn_fraction, officer_safety_after=self._safety_cap
+        ).safety_within(self._safety_cap)
         self.alarms = AlarmTracker()
-        self.controller = CommandController(client, self, self.alarms, clock)
+        # Closed incidents and units' shifts are asked of the same backends as the stream.
+        history = HistoryQueries(settings.url, settings.token) if settings.url else None
+        self.controller = CommandController(client, self, self.alarms, clock, history)
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
         self._safety_due = 0
@@ -208,7 +213,18 @@ class CadApp(App[None]):
         self._follow_changes()
         if self.connect:
             self._learn_operator()
+            self._learn_safety_cadence()
         self._tick()
+
+    async def on_unmount(self) -> None:
+        await self.controller.close()
+
+    @work(group="safety", exit_on_error=False)
+    async def _learn_safety_cadence(self) -> None:
+        """Time safety checks by the server's cadence, once a backend answers."""
+        policy = await self.controller.learn_safety_cadence(self.policy, self._safety_cap)
+        if policy is not None:
+            self.policy = self.queue.policy = self.units.policy = policy
 
     @work(group="whoami", exit_on_error=False)
     async def _learn_operator(self) -> None:
@@ -343,6 +359,8 @@ class CadApp(App[None]):
         self._safety_due = len(officer_safety_due(self.client.state, now, self.policy))
         if self.showing("incident") and self.queue.cursor_key:
             self.show_incident(self.queue.cursor_key)  # its age and timers move on
+        if self.showing("safety"):
+            self.controller.show_safety(quiet=True)  # the countdowns move on
         if self.alarms.check_breaches(self.client.state, now, self.policy):
             self.ring()
             self.refresh_alarms()
@@ -391,6 +409,8 @@ class CadApp(App[None]):
     def on_board_chosen(self, message: Board.Chosen) -> None:
         if message.board is self.queue:
             self.show_incident(message.key)
+        elif message.board is self.units and message.key in self.client.state.units:
+            self.controller.show_unit_history(message.key)
 
     def show_incident(self, reference: str | None) -> None:
         """Show an incident in the detail pane (nothing if it is not in the picture)."""
@@ -456,6 +476,10 @@ class CadApp(App[None]):
     def action_help(self) -> None:
         """List every verb with an example."""
         self.show_text(lines_text(grammar.help_text(None)), "help")
+
+    def action_find_step(self, by: int) -> None:
+        """Show the next (1) or previous (-1) match of the last search."""
+        self.controller.step_search(by)
 
     def action_journal(self) -> None:
         """List journalled commands that are pending or were rejected."""

@@ -9,8 +9,10 @@ controller only remembers which refusals the operator has already been told abou
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -19,8 +21,10 @@ from rich.text import Text
 from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError
 from cadterm.client.journal import JournalEntry, JournalStatus
+from cadterm.client.queries import HistoryQueries, QueryError
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
+from cadterm.domain.timers import TimerPolicy, safety_checks
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
 from cadterm.protocol.drafts import draft, draft_of
@@ -28,10 +32,18 @@ from cadterm.protocol.drafts import draft, draft_of
 from . import grammar
 from .alerts import EMERGENCY, AlarmTracker
 from .command_line import CommandLine
-from .detail import recommendation_text
+from .detail import (
+    closed_incident_text,
+    picture_unit_history_text,
+    recommendation_text,
+    safety_text,
+    search_text,
+    unit_history_text,
+)
 from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
 from .safe_text import clean_line
+from .search_results import SearchResults
 from .unit_board import UnitBoard
 
 __all__ = ["CommandController", "ConsoleViews", "lines_text"]
@@ -53,6 +65,10 @@ class ConsoleViews(Protocol):
     @property
     def places(self) -> Gazetteer | None:
         """The force's gazetteer, once loaded (None without one)."""
+
+    @property
+    def policy(self) -> TimerPolicy:
+        """The timers the console runs by (the safety cadence among them)."""
 
     def show_incident(self, reference: str | None) -> None:
         """Show an incident in the detail pane."""
@@ -98,11 +114,16 @@ class CommandController:
         views: ConsoleViews,
         alarms: AlarmTracker,
         clock: Callable[[], datetime],
+        history: HistoryQueries | None = None,
     ) -> None:
         self.client = client
         self.views = views
         self.alarms = alarms
         self.clock = clock
+        # The server's history (closed incidents, a unit's shift); None without a URL.
+        self.history = history
+        self.search: SearchResults | None = None  # the last `f`, stepped by Ctrl+N/P
+        self._searchable: dict[str, tuple[int, str]] = {}  # each incident's words, by version
         # Rejected journal entries the operator has been told about (on the command line
         # when the refusal came back at once, or by `report_rejections` when it came later).
         self._rejections_reported: set[str] = set()
@@ -137,6 +158,8 @@ class CommandController:
         with ``!`` (see `cover`).
         """
         if not line.strip():
+            if self.views.showing("search"):
+                self.open_match()
             return
         forced = line.lstrip().startswith(FORCE)
         text = line.lstrip()[1:] if forced else line
@@ -175,6 +198,10 @@ class CommandController:
             feedback(f"filter: {action.text}" if action.text else "filter cleared")
         elif isinstance(action, grammar.Find):
             self._find(action.text)
+        elif isinstance(action, grammar.ShowUnitHistory):
+            self.show_unit_history(action.callsign)
+        elif isinstance(action, grammar.ShowSafety):
+            self.show_safety()
         elif isinstance(action, grammar.Select):
             if self.views.queue.move_cursor_to(action.reference):
                 self.views.show_incident(action.reference)
@@ -208,21 +235,171 @@ class CommandController:
             best = f"best: {picks[0].callsign} ({picks[0].reason})"
         self.views.command_line.feedback(f"recommend {short_reference(action.reference)}: {best}")
 
+    # --- search ------------------------------------------------------------------------
+
     def _find(self, text: str) -> None:
-        needle = text.strip().lower()
+        """Search the picture now and the server's history in a worker; list the matches.
+
+        With no text, move to the next match of the last search.
+        """
         feedback = self.views.command_line.feedback
-        for reference in reversed(list(self.client.state.incidents)):
-            incident = self.client.state.incidents[reference]
-            haystack = f"{reference} {incident.incident_type} {incident.location.address}"
-            if needle in haystack.lower() and self.views.queue.move_cursor_to(reference):
-                self.views.show_incident(reference)
-                feedback(f"found {short_reference(reference)}")
-                return
-        for callsign in self.client.state.units:
-            if needle in callsign.lower() and self.views.units.move_cursor_to(callsign):
-                feedback(f"found unit {callsign}")
-                return
-        feedback(f"nothing open matches {text!r}", error=True)
+        if not text.strip():
+            if self.search is None:
+                feedback("find what? f WORDS (a reference, address, caller, phone, note)")
+            else:
+                self.step_search(1)
+            return
+        results = SearchResults.of_picture(text, self.client.state, self._searchable)
+        self.search = results
+        if self.history is None:
+            results.history = "no backend URL configured"
+        else:
+            self.views.run_worker(
+                self._search_history(results), name="search", group="search", exit_on_error=False
+            )
+        # A callsign typed whole also selects the unit, as `f` always has.
+        wanted = " ".join(text.split()).upper()
+        unit = wanted if wanted in self.client.state.units else None
+        if unit is not None and not self.views.units.move_cursor_to(unit):
+            unit = None  # filtered off the board
+        self._show_search(unit=unit)
+
+    async def _search_history(self, results: SearchResults) -> None:
+        """Add the history's matches to `results`, and show them if it is still current."""
+        assert self.history is not None
+        try:
+            page = await self.history.search_history(results.text, limit=50)
+        except QueryError as error:
+            results.history = str(error)
+        else:
+            results.add_archived(page.incidents, more=page.next_after is not None)
+        if results is self.search and self.views.showing("search"):
+            self._show_search(quiet=True)
+
+    def _show_search(self, quiet: bool = False, unit: str | None = None) -> None:
+        results = self.search
+        if results is None:
+            return
+        self.views.show_text(search_text(results), "search")
+        match = results.current
+        if match is not None and not match.closed:
+            self.views.queue.move_cursor_to(match.reference)
+        if quiet:
+            return
+        feedback = self.views.command_line.feedback
+        selected = f"; unit {unit} selected" if unit else ""
+        if match is None:
+            waiting = " yet (asking the server)" if results.history == "searching" else ""
+            feedback(
+                f"no incident matches {results.text!r}{waiting}{selected}",
+                error=not (waiting or unit),
+            )
+        else:
+            feedback(
+                f"find {results.text!r}: {results.position} {short_reference(match.reference)}"
+                f" (Ctrl+N next, Ctrl+P previous, Enter opens){selected}"
+            )
+
+    def step_search(self, by: int) -> None:
+        """Show the next (1) or previous (-1) match of the last search."""
+        if self.search is None or not self.search.matches:
+            self.views.command_line.feedback("no matches to step through: f WORDS", error=True)
+            return
+        self.search.step(by)
+        self._show_search()
+
+    def open_match(self) -> None:
+        """Open the current match: a live incident as usual, a closed one read only."""
+        match = self.search.current if self.search is not None else None
+        if match is None:
+            return
+        state = self.client.state
+        live = state.incidents.get(match.reference)
+        if (
+            live is not None
+            and not match.closed
+            and self.views.queue.move_cursor_to(match.reference)
+        ):
+            self.views.show_incident(match.reference)
+            return
+        incident = live if live is not None else match.incident
+        self.views.show_text(
+            closed_incident_text(incident, state, self.clock(), self.views.policy), "closed"
+        )
+        self.views.command_line.feedback(
+            f"{short_reference(match.reference)}: closed, read only ({self.search.position})"
+        )
+
+    # --- a unit's shift and the safety checks ------------------------------------------
+
+    def show_unit_history(self, callsign: str) -> None:
+        """Ask the server for the unit's shift and show it in the side pane."""
+        feedback = self.views.command_line.feedback
+        if self.history is None:
+            why = "no backend URL configured"
+            self.views.show_text(
+                picture_unit_history_text(callsign, self.client.state, why), "unit history"
+            )
+            feedback(f"unit history {callsign}: {why}; the picture's account shown", error=True)
+            return
+        feedback(f"unit history {callsign}: asking the server")
+        self.views.run_worker(
+            self._unit_history(callsign), name="unit history", group="search", exit_on_error=False
+        )
+
+    async def _unit_history(self, callsign: str) -> None:
+        assert self.history is not None
+        try:
+            history = await self.history.unit_history(callsign)
+        except QueryError as error:
+            if error.status is None:  # no backend answered: say what the picture knows
+                text = picture_unit_history_text(callsign, self.client.state, str(error))
+                self.views.show_text(text, "unit history")
+            self.views.command_line.feedback(f"unit history {callsign}: {error}", error=True)
+            return
+        unit = self.client.state.units.get(history.callsign)
+        self.views.show_text(unit_history_text(history, unit), "unit history")
+        self.views.command_line.feedback(
+            f"unit history {callsign}: {len(history.entries)} entries, "
+            f"{len(history.incidents)} incidents"
+        )
+
+    def show_safety(self, quiet: bool = False) -> None:
+        """List running safety checks, overdue first (again each second while shown)."""
+        now = self.clock()
+        checks = safety_checks(self.client.state, now, self.views.policy)
+        self.views.show_text(safety_text(checks, now), "safety")
+        if not quiet:
+            overdue = sum(1 for check in checks if check.overdue)
+            self.views.command_line.feedback(
+                f"safety: {len(checks)} at scene, {overdue} overdue", error=bool(overdue)
+            )
+
+    async def learn_safety_cadence(self, own: TimerPolicy, cap: timedelta) -> TimerPolicy | None:
+        """`own` with the server's safety cadence, none of it longer than `cap`.
+
+        Asks until a backend answers, less often as time goes on (for about half an
+        hour); None if none did, if the server refused, or with no URL.
+        """
+        if self.history is None:
+            return None
+        for attempt in range(60):
+            try:
+                cadence = await self.history.safety_cadence()
+            except QueryError as error:
+                if error.status is not None:
+                    return None  # refused (an older server): the console keeps its own
+                await asyncio.sleep(min(2.0 * 1.5**attempt, 30.0))
+                continue
+            every, by_type = cadence.intervals()
+            learned = dataclasses.replace(own, officer_safety_after=every, safety_by_type=by_type)
+            return learned.safety_within(cap)
+        return None
+
+    async def close(self) -> None:
+        """Close the history queries' connections."""
+        if self.history is not None:
+            await self.history.aclose()
 
     def _acknowledge(self, target: str | None) -> None:
         """Acknowledge the alarm `target` names, or the top one: one alarm at a time."""

@@ -231,7 +231,8 @@ class UnitBoard(Board):
     # --- rendering ------------------------------------------------------------------
 
     def _time_cell(self, unit: Unit, now: datetime) -> tuple[str, bool]:
-        return format_age(time_since(unit.state_since, now)), officer_safety(unit, now, self.policy)
+        due = officer_safety(unit, now, self.policy, self.state)
+        return format_age(time_since(unit.state_since, now)), due
 
     def render_header(self, width: int) -> Text:
         return Text(f"{'CALLSIGN':<9}{'ST':>2} {'STATE':<6}{'TIME':<6}{'INCIDENT':<11}CAPS")

@@ -10,8 +10,17 @@ Layout (its own version, in ``history_meta``, independent of the event store's):
 
     archived_incidents(id, reference, created_ms, closed_ms, body)
                                         body = the incident's JSON as it left the picture
-    archived_text(reference, incident_type, description, address, chronology)
+                                        id = closed_ms * 4096 + n: in closing order
+    archived_text(reference, incident_type, description, address, caller, chronology)
                                         FTS5 index, rowid = archived_incidents.id
+                                        caller = name, phone, the phone's digits alone
+
+Version 2 added the caller column and numbers incidents in closing order (a version 1
+file is renumbered and re-indexed from the bodies when first opened). A search matches
+each typed word as the start of a word, as the console's search of its own picture does
+(`cadterm.domain.search`). Because ids follow closing time, the newest matches are the
+highest rowids: the FTS5 index hands them over newest first and stops at the page, so
+a word found in half the history costs what a rare one does.
 
 Times are kept as UTC milliseconds so they compare as numbers, whatever offset the JSON
 spelt them with. Indexes on (closed_ms, reference) and (created_ms, reference) make a
@@ -21,6 +30,7 @@ history as on a day.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -31,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cadterm.domain.search import caller_words
 from cadterm.protocol.domain import Incident
 
 from .base import StoreError
@@ -40,7 +51,10 @@ __all__ = ["CURSOR_PATTERN", "MAX_PAGE", "ArchiveRow", "ArchivedPage", "Incident
 #: The most incidents one history query answers with; ask again with `after` for more.
 MAX_PAGE = 200
 
-_VERSION = 1
+_VERSION = 2
+
+#: Ids per closing millisecond: an incident's id is ``closed_ms * _TIES + n``.
+_TIES = 4096
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS history_meta (version INTEGER NOT NULL)",
@@ -57,8 +71,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS archived_by_created ON archived_incidents (created_ms, reference)",
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS archived_text USING fts5 (
-        reference, incident_type, description, address, chronology,
-        tokenize = 'unicode61 remove_diacritics 2'
+        reference, incident_type, description, address, caller, chronology,
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '3 5'
     )
     """,
 )
@@ -106,13 +120,13 @@ def _match_expression(text: str) -> str | None:
     """The words of `text` as an FTS5 query that finds incidents holding all of them.
 
     Each word is quoted, so nothing a dispatcher types is read as FTS5 syntax (``-``,
-    ``OR``, ``NEAR``, a stray quote); a word of punctuation alone matches anything.
-    None when `text` holds no word at all.
+    ``OR``, ``NEAR``, a stray quote), and is a prefix: ``gas`` finds Gasworks Lane.
+    A word of punctuation alone matches anything. None when `text` holds no word.
     """
     words = text.split()
     if not words:
         return None
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words[:16])
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words[:16])
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class ArchiveRow:
     incident_type: str
     description: str
     address: str
+    caller: str
     chronology: str
 
     @classmethod
@@ -141,7 +156,19 @@ class ArchiveRow:
             incident.incident_type,
             incident.description,
             incident.location.address,
+            caller_words(incident.caller),
             "\n".join(entry.text for entry in incident.chronology),
+        )
+
+    def text_columns(self) -> tuple[str, str, str, str, str, str]:
+        """What the text index holds for this incident, in its columns' order."""
+        return (
+            self.reference,
+            self.incident_type,
+            self.description,
+            self.address,
+            self.caller,
+            self.chronology,
         )
 
 
@@ -182,11 +209,49 @@ class IncidentHistory:
                     f"incident history has version {row[0]}; this cadterm understands "
                     f"up to {_VERSION}: upgrade cadterm to open it"
                 )
+            elif row[0] == 1:
+                IncidentHistory._reindex_with_callers(conn)
+                conn.execute("UPDATE history_meta SET version = ?", (_VERSION,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _reindex_with_callers(conn: sqlite3.Connection) -> None:
+        """Version 1 to 2: number the incidents in closing order and rebuild the text
+        index, with the caller column, from the bodies."""
+        conn.execute("DROP TABLE archived_text")
+        conn.execute(_SCHEMA[-1])
+        bodies = conn.execute(
+            "SELECT body FROM archived_incidents ORDER BY closed_ms, id"
+        ).fetchall()
+        conn.execute("DELETE FROM archived_incidents")
+        for (body,) in bodies:
+            IncidentHistory._insert(conn, ArchiveRow.of(Incident.model_validate(json.loads(body))))
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, row: ArchiveRow) -> None:
+        """Store one incident under the next id of its closing millisecond, and index it."""
+        base = row.closed_ms * _TIES
+        top = conn.execute(
+            "SELECT MAX(id) FROM archived_incidents WHERE id >= ? AND id < ?",
+            (base, base + _TIES),
+        ).fetchone()[0]
+        rowid = base if top is None else top + 1
+        if rowid >= base + _TIES:
+            raise StoreError(f"more than {_TIES} incidents closed in one millisecond")
+        conn.execute(
+            "INSERT INTO archived_incidents (id, reference, created_ms, closed_ms, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (rowid, row.reference, row.created_ms, row.closed_ms, row.body),
+        )
+        conn.execute(
+            "INSERT INTO archived_text (rowid, reference, incident_type, description,"
+            " address, caller, chronology) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rowid, *row.text_columns()),
+        )
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -217,24 +282,7 @@ class IncidentHistory:
                     if old is not None:
                         conn.execute("DELETE FROM archived_text WHERE rowid = ?", old)
                         conn.execute("DELETE FROM archived_incidents WHERE id = ?", old)
-                    cursor = conn.execute(
-                        "INSERT INTO archived_incidents (reference, created_ms, closed_ms, body)"
-                        " VALUES (?, ?, ?, ?)",
-                        (reference, row.created_ms, row.closed_ms, row.body),
-                    )
-                    conn.execute(
-                        "INSERT INTO archived_text"
-                        " (rowid, reference, incident_type, description, address, chronology)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            cursor.lastrowid,
-                            reference,
-                            row.incident_type,
-                            row.description,
-                            row.address,
-                            row.chronology,
-                        ),
-                    )
+                    self._insert(conn, row)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -291,8 +339,8 @@ class IncidentHistory:
         return _page(rows, limit)
 
     def search(self, text: str, *, limit: int = 50, after: str | None = None) -> ArchivedPage:
-        """Incidents whose reference, type, description, address or chronology hold
-        every word of `text`, most recently closed first.
+        """Incidents whose reference, type, description, address, caller or chronology
+        hold a word starting with each word of `text`, most recently closed first.
 
         At most `limit` (capped at `MAX_PAGE`); pass `next_after` as `after` for more.
         Raises `ValueError` for a cursor this did not give out.
@@ -303,17 +351,29 @@ class IncidentHistory:
         if match is None:
             return ArchivedPage([], None)
         where, args = "archived_text MATCH ?", [match]
-        if position is not None:
-            where += " AND (a.closed_ms, a.reference) < (?, ?)"
-            args += [position[0], position[1]]
         with self._connection() as conn:
+            if position is not None:
+                where += " AND archived_text.rowid < ?"
+                args.append(self._below(conn, *position))
+            # Newest first is highest id first: FTS5 walks its index in that order and
+            # stops at the page, however many incidents hold the words.
             rows = conn.execute(
                 "SELECT a.closed_ms, a.reference, a.body FROM archived_text"
                 " JOIN archived_incidents AS a ON a.id = archived_text.rowid"
-                f" WHERE {where} ORDER BY a.closed_ms DESC, a.reference DESC LIMIT ?",
+                f" WHERE {where} ORDER BY archived_text.rowid DESC LIMIT ?",
                 (*args, limit + 1),
             ).fetchall()
         return _page(rows, limit)
+
+    @staticmethod
+    def _below(conn: sqlite3.Connection, closed_ms: int, reference: str) -> int:
+        """The id a search page after the cursor (`closed_ms`, `reference`) stays below."""
+        row = conn.execute(
+            "SELECT id FROM archived_incidents WHERE reference = ? AND closed_ms = ?",
+            (reference, closed_ms),
+        ).fetchone()
+        # The cursor's incident was dropped since (reopened): start below its millisecond.
+        return row[0] if row is not None else closed_ms * _TIES
 
     def count(self) -> int:
         """How many incidents are archived."""

@@ -4,14 +4,17 @@ The same queries as `history.IncidentHistory` (by reference, by closing time, by
 over one table beside the event log, so an incident archived by any node is found
 through every node. Text search is PostgreSQL's full-text search over the same fields,
 with the ``simple`` configuration (no stemming, no stop words: a street name or a
-surname is matched as typed). Accents and case are folded in Python before the text is
+surname is matched as typed), each typed word as a prefix (``gas`` finds Gasworks), as
+on SQLite. Accents and case are folded in Python before the text is
 indexed and before a query is read, so "Zoë" finds "ZOE" on PostgreSQL as on SQLite
 without needing a database extension.
 
 Layout (part of the event store's schema, see `store.postgres`)::
 
     cadterm_archived(reference, created_ms, closed_ms, body, words)
-        words = tsvector of the folded reference, type, description, address, chronology
+        words = tsvector of the folded reference, type, description, address, caller
+                (name, phone, the phone's digits alone), chronology; rows kept before
+                the caller was indexed are found by the other fields
 """
 
 from __future__ import annotations
@@ -44,9 +47,7 @@ def fold_text(text: str) -> str:
 
 
 def _searchable(row: ArchiveRow) -> str:
-    return fold_text(
-        "\n".join((row.reference, row.incident_type, row.description, row.address, row.chronology))
-    )
+    return fold_text("\n".join(row.text_columns()))
 
 
 class PostgresIncidentHistory:
@@ -113,8 +114,9 @@ class PostgresIncidentHistory:
         position = _parse_cursor(after)
         if not words:
             return ArchivedPage([], None)
-        # plainto_tsquery reads the words as plain text: nothing typed is query syntax.
-        where, args = "words @@ plainto_tsquery('simple', %s)", [" ".join(words)]
+        # Folded words are letters and digits only, so nothing typed is query syntax;
+        # each is a prefix, all must match.
+        where, args = "words @@ to_tsquery('simple', %s)", [" & ".join(f"{w}:*" for w in words)]
         if position is not None:
             where += " AND (closed_ms, reference) < (%s, %s)"
             args += [position[0], position[1]]

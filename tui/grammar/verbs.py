@@ -2,13 +2,14 @@
 
 A line becomes an `Action`: a `Dispatch` of command drafts for the server, or
 something the console does itself (`Recommend`, `Filter`, `Find`, `Select`,
-`Acknowledge`, `Help`, `Quit`). `VERBS` is the registry of every `Verb`, in the order
-help lists them: its name and aliases, its positional `Slot`s and ``key=value`` fields,
-an example, notes for help, and the builder that turns its arguments, once read into a
-`Parsed`, into an action. Usage lines are generated from the slots and fields. A builder
-checks what only the verb knows (a risk assessment needs a heading; state 11 is for
-booking off) and raises `ParseError` over the argument at fault; `Parsed.draft` makes
-each command draft, so whatever the protocol refuses is reported as the line is read.
+`Acknowledge`, `ShowUnitHistory`, `ShowSafety`, `Help`, `Quit`). `VERBS` is the
+registry of every `Verb`, in the order help lists them: its name and aliases, its
+positional `Slot`s and ``key=value`` fields, an example, notes for help, and the
+builder that turns its arguments, once read into a `Parsed`, into an action. Usage
+lines are generated from the slots and fields. A builder checks what only the verb
+knows (a risk assessment needs a heading; state 11 is for booking off) and raises
+`ParseError` over the argument at fault; `Parsed.draft` makes each command draft, so
+whatever the protocol refuses is reported as the line is read.
 
 `BY_WORD`, `PREFIX_VERBS`, `verb_named` and `head_of` say which verb a line names;
 `field_key` which field a word sets.
@@ -44,6 +45,8 @@ __all__ = [
     "Quit",
     "Recommend",
     "Select",
+    "ShowSafety",
+    "ShowUnitHistory",
     "Verb",
     "field_key",
     "head_of",
@@ -79,9 +82,21 @@ class Filter:
 
 @dataclass(frozen=True)
 class Find:
-    """Search incidents and units for text."""
+    """Search open and closed incidents for text; empty text moves to the next match."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class ShowUnitHistory:
+    """Show a unit's states, positions and incidents over the shift."""
+
+    callsign: str
+
+
+@dataclass(frozen=True)
+class ShowSafety:
+    """Show the units whose safety checks are running, overdue first."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,19 @@ class JournalAction:
     number: int | None = None
 
 
-Action = Dispatch | Recommend | Filter | Find | Select | Acknowledge | Help | Quit | JournalAction
+Action = (
+    Dispatch
+    | Recommend
+    | Filter
+    | Find
+    | Select
+    | Acknowledge
+    | ShowUnitHistory
+    | ShowSafety
+    | Help
+    | Quit
+    | JournalAction
+)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -365,6 +392,12 @@ def _build_bookoff(p: Parsed) -> Action:
     return _one(p.draft("book_off", callsign=callsign), f"book off {callsign}")
 
 
+def _build_check_in(p: Parsed) -> Action:
+    callsign = p.values["callsign"]
+    note = {"note": p.values["note"]} if p.values["note"] else {}
+    return _one(p.draft("check_in_unit", callsign=callsign, **note), f"{callsign} checked in")
+
+
 def _build_recommend(p: Parsed) -> Action:
     return Recommend(p.values["ref"], tuple(dict.fromkeys(p.values["capability"])))
 
@@ -547,6 +580,31 @@ VERBS: dict[str, Verb] = {
             _build_bookoff,
         ),
         Verb(
+            "checkin",
+            ("ok",),
+            "record that a unit checked in safe (restarts its safety timer)",
+            "ok AB12 all fine, with the driver",
+            (_CALLSIGN, Slot("note", Kind.TEXT, True, max_length=1000)),
+            _build_check_in,
+            notes=("The words after the callsign go in the incident's chronology.",),
+        ),
+        Verb(
+            "safety",
+            ("sf",),
+            "list units due a safety check, overdue first, with countdowns",
+            "safety",
+            (),
+            lambda p: ShowSafety(),
+        ),
+        Verb(
+            "unithistory",
+            ("uh",),
+            "show a unit's states, positions and incidents over the shift",
+            "uh AB12",
+            (_CALLSIGN,),
+            lambda p: ShowUnitHistory(p.values["callsign"]),
+        ),
+        Verb(
             "recommend",
             ("rec", "r"),
             "recommend units for an incident",
@@ -557,10 +615,16 @@ VERBS: dict[str, Verb] = {
         Verb(
             "find",
             ("f",),
-            "search incidents and units",
-            "f high street",
-            (Slot("text", Kind.TEXT),),
-            lambda p: Find(p.values["text"]),
+            "search open and closed incidents; f alone for the next match",
+            "f gas 37",
+            (Slot("text", Kind.TEXT, optional=True),),
+            lambda p: Find(p.values["text"] or ""),
+            notes=(
+                "Finds by reference, address, caller's name or phone, type, description "
+                "and notes: each word must start a word of the incident.",
+                "Ctrl+N and Ctrl+P step through the matches; Enter on an empty line "
+                "opens the one shown.",
+            ),
         ),
         Verb(
             "filter",
