@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -105,7 +106,7 @@ from private_postgres import PrivatePostgres, why_no_private_postgres
 
 from cadterm.client import DispatchClient
 from cadterm.client.commands import CommandSender, new_key
-from cadterm.client.errors import CommandError
+from cadterm.client.errors import ClientError
 from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.protocol.commands import BookOn, LocateUnit
 from cadterm.protocol.domain import Position, UnitType
@@ -424,31 +425,56 @@ class StatusLog:
         return None
 
 
-async def background_load(urls: list[str], rate: float, callsigns: list[str], stop) -> dict:
-    """Paced locate_unit commands through the client library's sender, any node."""
-    counts = {"sent": 0, "failed": 0}
-    if rate <= 0:
-        await stop.wait()
-        return counts
-    rng = random.Random(11)
-    sender = CommandSender(urls, TOKEN, rng=rng)
-    try:
-        while not stop.is_set():
-            command = LocateUnit(
-                idempotency_key=new_key(),
-                workstation="bench",
-                callsign=rng.choice(callsigns),
-                position=Position(lat=51.45 + rng.random() * 0.1, lon=-0.2 + rng.random() * 0.2),
-            )
-            try:
-                await sender.send(command)
-                counts["sent"] += 1
-            except CommandError:
-                counts["failed"] += 1
-            await asyncio.sleep(1 / rate)
-    finally:
-        await sender.aclose()
-    return counts
+class BackgroundLoad:
+    """Paced locate_unit commands through the client library's sender, one loop per node.
+
+    Each loop starts at its own node and fails over along the list as the sender does,
+    so while one node is down the others' loops keep going: a stretch in which *no*
+    loop got an answer is a stall of the whole cluster's command path.
+    """
+
+    def __init__(self, urls: list[str], rate: float, callsigns: list[str]) -> None:
+        self.urls = urls
+        self.rate = rate
+        self.callsigns = callsigns
+        self.answered: list[float] = []  # monotonic times of accepted commands
+        self.failed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.rate <= 0:
+            await stop.wait()
+            return
+        loops = [self._loop(i, stop) for i in range(len(self.urls))]
+        await asyncio.gather(*loops)
+
+    async def _loop(self, i: int, stop: asyncio.Event) -> None:
+        rng = random.Random(11 + i)
+        urls = self.urls[i:] + self.urls[:i]
+        sender = CommandSender(urls, TOKEN, rng=rng)
+        pause = len(self.urls) / self.rate
+        try:
+            while not stop.is_set():
+                command = LocateUnit(
+                    idempotency_key=new_key(),
+                    workstation="bench",
+                    callsign=rng.choice(self.callsigns),
+                    position=Position(
+                        lat=51.45 + rng.random() * 0.1, lon=-0.2 + rng.random() * 0.2
+                    ),
+                )
+                try:
+                    await sender.send(command)
+                    self.answered.append(time.monotonic())
+                except ClientError:  # refused, or no node answered in the sender's tries
+                    self.failed += 1
+                await asyncio.sleep(pause)
+        finally:
+            await sender.aclose()
+
+    def longest_stall(self, start: float, end: float) -> float:
+        """The longest stretch within [start, end] in which no command was accepted."""
+        points = [start, *(t for t in self.answered if start < t < end), end]
+        return max(b - a for a, b in itertools.pairwise(points))
 
 
 def _port(url: str | None) -> int | None:
@@ -459,10 +485,16 @@ def _port(url: str | None) -> int | None:
 
 
 async def failover_rounds(
-    nodes: list[Node], consoles: int, rounds: int, timeout: float, how: str = "kill"
+    nodes: list[Node],
+    consoles: int,
+    rounds: int,
+    timeout: float,
+    how: str,
+    load: BackgroundLoad,
 ) -> dict:
     """Rounds of: the consoles' node fails (`how`: kill -9, or freeze with SIGSTOP, a hung
-    host that sends nothing more), timed until every console is live elsewhere."""
+    host that sends nothing more), timed until every console is live elsewhere; and the
+    longest stretch in each round in which no node accepted a command."""
     urls = [node.url for node in nodes]
     logs = [StatusLog() for _ in range(consoles)]
     clients = [DispatchClient(urls, TOKEN, workstation="bench", on_status=log) for log in logs]
@@ -470,6 +502,7 @@ async def failover_rounds(
     per_console: list[float] = []  # kill -> live again, every console of every round
     all_live: list[float] = []  # kill -> the last console of the round live again
     noticed: list[float] = []  # kill -> the console says it is reconnecting
+    stalls: list[float] = []  # per round: longest time no node accepted a command
     never = 0
     slowest: dict | None = None
     for client in clients:
@@ -518,6 +551,18 @@ async def failover_rounds(
             per_console.extend(times)
             if len(times) == consoles:
                 all_live.append(max(times))
+            if how == "kill":
+                await asyncio.to_thread(node.start)
+            else:
+                os.kill(node.process.pid, signal.SIGCONT)
+            for _ in range(800):  # until it answers again, bounded
+                answer = await health(node.url)
+                if answer is not None and answer["status"] == "ok":
+                    break
+                await asyncio.sleep(0.05)
+            # The whole round, the failed node's return included: a node that comes
+            # back (SIGCONT) may still hold the append lock it was frozen with.
+            stalls.append(load.longest_stall(t0, time.monotonic()))
             emit(
                 BENCH,
                 kind="failover_round",
@@ -528,16 +573,8 @@ async def failover_rounds(
                 consoles_on_it=len(where) == 1,
                 live_again_s=[r(t, 3) for t in times],
                 not_live_within_s=timeout if len(times) < consoles else None,
+                commands_stalled_s=r(stalls[-1], 2),
             )
-            if how == "kill":
-                await asyncio.to_thread(node.start)
-            else:
-                os.kill(node.process.pid, signal.SIGCONT)
-            for _ in range(800):  # until it answers again, bounded
-                answer = await health(node.url)
-                if answer is not None and answer["status"] == "ok":
-                    break
-                await asyncio.sleep(0.05)
     finally:
         for client in clients:
             await client.close()
@@ -552,6 +589,8 @@ async def failover_rounds(
         "noticed_p50_s": r(pct(noticed, 50), 3),
         "noticed_max_s": r(max(noticed, default=float("nan")), 3),
         "not_live_within_timeout": never,
+        "commands_stalled_max_s": r(max(stalls, default=float("nan")), 2),
+        "rounds_stalled_over_3_s": sum(1 for x in stalls if x > 3.0),
         "under_3_s": sum(1 for t in per_console if t < 3.0),
         "measured": len(per_console),
         "slowest": slowest,
@@ -560,9 +599,8 @@ async def failover_rounds(
 
 async def failover_async(args, nodes: list[Node], callsigns: list[str]) -> list[dict]:
     stop = asyncio.Event()
-    load = asyncio.create_task(
-        background_load([n.url for n in nodes], args.failover_rate, callsigns, stop)
-    )
+    load = BackgroundLoad([n.url for n in nodes], args.failover_rate, callsigns)
+    loading = asyncio.create_task(load.run(stop))
     results = []
     began = time.monotonic()
     try:
@@ -570,25 +608,117 @@ async def failover_async(args, nodes: list[Node], callsigns: list[str]) -> list[
         if args.freezes:
             runs.append(("freeze", args.consoles, args.freezes))
         for how, consoles, rounds in runs:
-            res = await failover_rounds(nodes, consoles, rounds, args.failover_timeout, how)
+            res = await failover_rounds(nodes, consoles, rounds, args.failover_timeout, how, load)
             emit(BENCH, kind="failover", **res)
             results.append(res)
     finally:
         stop.set()
-        counts = await load
-    # Paced at --failover-rate, but each command to the dead node first waits for its
-    # refusal and a backoff before the next URL, so the rate achieved is lower.
-    achieved = r(counts["sent"] / (time.monotonic() - began), 1)
-    emit(BENCH, kind="failover_background_load", **counts, achieved_per_s=achieved)
+        await loading
+    # Paced at --failover-rate, but a loop whose node is down first waits for the
+    # refusal (or a 5 s timeout, for a frozen node) and a backoff, so fewer are sent.
+    achieved = r(len(load.answered) / (time.monotonic() - began), 1)
+    emit(
+        BENCH,
+        kind="failover_background_load",
+        accepted=len(load.answered),
+        failed=load.failed,
+        accepted_per_s=achieved,
+    )
     for res in results:
         res["background_commands_per_s"] = achieved
     return results
 
 
+def _in_write_turn(pg: Postgres) -> bool:
+    """Whether a session sits in a write turn with the append lock taken and not moving."""
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' "
+            "AND query LIKE '%cadterm_head%'"
+        ).fetchall()
+    return bool(rows)
+
+
+def frozen_in_turn(args, pg: Postgres, nodes: list[Node]) -> dict:
+    """A node frozen inside its write turn: how long the other nodes cannot append.
+
+    The first node takes a closed loop of commands; it is frozen (SIGSTOP) again and
+    again until PostgreSQL shows its session idle in a transaction that updated the
+    head row, i.e. holding the append lock. Then commands go to the other nodes, one
+    after another, until one is accepted (or `--failover-timeout` passes), and only
+    then is the node resumed. Only on the bench's own PostgreSQL, where every session
+    is one of these nodes'.
+    """
+    if pg.own is None:
+        return {"skipped": "needs the bench's own PostgreSQL (no --pg) to read its sessions"}
+    frozen, others = nodes[0], nodes[1:]
+    load = start_load(frozen.url, 0, 600, 8)
+    tries = 0
+    found = False
+    try:
+        time.sleep(1.0)
+        while tries < 60 and not found:
+            tries += 1
+            os.kill(frozen.process.pid, signal.SIGSTOP)
+            t0 = time.monotonic()
+            time.sleep(0.2)
+            found = _in_write_turn(pg)
+            if not found:
+                os.kill(frozen.process.pid, signal.SIGCONT)
+                time.sleep(0.3)
+        if not found:
+            return {"tries": tries, "caught_in_turn": False}
+        refused: dict[int, int] = {}
+        accepted_after = None
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        with httpx.Client(timeout=10, trust_env=False, headers=headers) as http:
+            n = 0
+            while time.monotonic() - t0 < args.failover_timeout:
+                n += 1
+                command = LocateUnit(
+                    idempotency_key=f"bench-probe-{n:06d}",
+                    workstation="bench",
+                    callsign=callsign(n % args.units),
+                    position=Position(lat=51.5, lon=-0.1),
+                )
+                node = others[n % len(others)]
+                try:
+                    reply = http.post(f"{node.url}/v1/commands", content=command.model_dump_json())
+                    status = reply.status_code
+                except httpx.HTTPError:
+                    status = 0
+                if status == 200:
+                    accepted_after = time.monotonic() - t0
+                    break
+                refused[status] = refused.get(status, 0) + 1
+        after = None if accepted_after is None else r(accepted_after, 2)
+        return {
+            "tries": tries,
+            "caught_in_turn": True,
+            "other_nodes_accepted_after_s": after,
+            "refused_meanwhile": refused,
+        }
+    finally:
+        os.kill(frozen.process.pid, signal.SIGCONT)
+        stop_process(load)
+        for _ in range(400):  # until the frozen node answers again, bounded
+            try:
+                if httpx.get(f"{frozen.url}/v1/health", timeout=2, trust_env=False).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+
+
 def failover_case(args, pg: Postgres, workdir: Path) -> list[dict]:
     with pg.schema() as db, Nodes(db, workdir, 3, "fail") as nodes:
         callsigns = book_on(nodes, args.units)
-        return asyncio.run(failover_async(args, nodes, callsigns))
+        results = asyncio.run(failover_async(args, nodes, callsigns))
+        if args.freezes:
+            stuck = frozen_in_turn(args, pg, nodes)
+            emit(BENCH, kind="frozen_in_write_turn", **stuck)
+            results.append({"how": "frozen_in_turn", **stuck})
+        return results
 
 
 # --- 4. the soak ------------------------------------------------------------------------
@@ -832,13 +962,22 @@ def summary(results: dict[str, object]) -> None:
     if "failover" in results:
         print("\nfailover: the consoles' node fails -> live again on another")
         for x in results["failover"]:
+            if x["how"] == "frozen_in_turn":
+                print(
+                    f"a node frozen inside its write turn (caught after {x.get('tries')} "
+                    f"SIGSTOPs): the other nodes accepted a command again after "
+                    f"{x.get('other_nodes_accepted_after_s')} s; refused meanwhile: "
+                    f"{x.get('refused_meanwhile')}"
+                )
+                continue
             print(
                 f"{'kill -9' if x['how'] == 'kill' else 'SIGSTOP'}, "
                 f"{x['consoles']} console(s), {x['rounds']} rounds: each live again p50 "
                 f"{x['live_again_p50_s']:.3f} s, max {x['live_again_max_s']:.3f} s; all live "
                 f"p50 {x['all_live_p50_s']:.3f} s, max {x['all_live_max_s']:.3f} s; "
                 f"noticed p50 {x['noticed_p50_s']:.3f} s; under 3 s: {x['under_3_s']}/"
-                f"{x['measured']}; never live: {x['not_live_within_timeout']}"
+                f"{x['measured']}; never live: {x['not_live_within_timeout']}; longest time no "
+                f"node accepted a command: {x['commands_stalled_max_s']:.2f} s"
             )
     if "soak" in results:
         x = results["soak"]
