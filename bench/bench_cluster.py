@@ -27,7 +27,10 @@ Four cases, each selectable with ``--cases``:
     live). The status changes are recorded, so the time splits into noticing the loss
     (``reconnecting``) and getting live elsewhere. Then, for comparison, rounds that
     freeze the node with SIGSTOP instead (a hung host: its sockets stay open and say
-    nothing more), resumed with SIGCONT afterwards.
+    nothing more), resumed with SIGCONT afterwards. Each round also reports the longest
+    stretch in which no node accepted a background command. Last, a node is frozen
+    inside its write turn (holding the append lock; found in ``pg_stat_activity``) and
+    the other nodes are sent commands until one is accepted.
 ``soak``
     The acceptance run of the cluster: three nodes on a PostgreSQL of the bench's own
     (so it can be restarted), a failing-over subscriber on each node, 8 writers creating
@@ -45,7 +48,7 @@ and disk as the SQLite file), so its CPU can be read and nobody else's load is i
 log; ``--pg URL`` runs the first three cases on another server (in a schema of their
 own, dropped afterwards).
 
-    .venv/bin/python bench/bench_cluster.py                          # ~5 min
+    .venv/bin/python bench/bench_cluster.py                          # ~7 min
     .venv/bin/python bench/bench_cluster.py --cases throughput --seconds 2
     .venv/bin/python bench/bench_cluster.py --cases soak --soak-seconds 20 --kills 5 --pg-restarts 1
 """
