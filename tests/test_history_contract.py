@@ -307,6 +307,12 @@ def test_nothing_typed_is_query_syntax(garden_thefts, typed: str) -> None:
     assert garden_thefts.search(typed).incidents == []
 
 
+@pytest.mark.parametrize("typed", ["\x00", "mower\x00", "\x00\"'\x1b[2J", "Zo\x00ë"])
+def test_control_characters_are_no_part_of_a_word(garden_thefts, typed: str) -> None:
+    # The fuzzer's find: a NUL ended SQLite's query string ("unterminated string", 500).
+    assert isinstance(garden_thefts.search(typed), ArchivedPage)
+
+
 @pytest.mark.parametrize("typed", ["", "   ", "\n\t", "-", "?! ..."])
 def test_search_for_no_words_finds_nothing(garden_thefts, typed: str) -> None:
     assert garden_thefts.search(typed) == ArchivedPage([], None)

@@ -123,7 +123,10 @@ def _match_expression(text: str) -> str | None:
     ``OR``, ``NEAR``, a stray quote), and is a prefix: ``gas`` finds Gasworks Lane.
     A word of punctuation alone matches anything. None when `text` holds no word.
     """
-    words = text.split()
+    # Control characters are no part of any word, and SQLite ends a query string at a
+    # NUL ("unterminated string"): drop them before quoting.
+    words = ["".join(c for c in word if c.isprintable()) for word in text.split()]
+    words = [word for word in words if word]
     if not words:
         return None
     return " ".join('"' + word.replace('"', '""') + '"*' for word in words[:16])
