@@ -21,6 +21,7 @@ tokens.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 
 from rich.segment import Segment
@@ -113,7 +114,7 @@ class Board(ScrollView, can_focus=True):
         self._shown_window: list[str] = []  # keys painted on screen last time
         self._shown_anchor: str | None = None  # the first scrolled row painted last time
         self._placing = False  # True while the board itself moves the view
-        self._pins: list[int] | None = None  # pinned_indices, until the order changes
+        self._pins: Sequence[int] | None = None  # pinned_indices, till the order changes
         self._cache: dict[str, Strip] = {}
         self._header: Strip | None = None
         self._cache_width = -1
@@ -214,8 +215,8 @@ class Board(ScrollView, can_focus=True):
     def _cursor_fallback(self) -> int:
         return 0
 
-    def pinned_indices(self) -> list[int]:
-        """Display indices, in order, of the rows that must stay on screen however the
+    def pinned_indices(self) -> Sequence[int]:
+        """Display indices, in ascending order, of the rows that must stay on screen however the
         board is scrolled (none here; a subclass names its urgent rows)."""
         return []
 
@@ -234,16 +235,20 @@ class Board(ScrollView, can_focus=True):
         if not pins:
             return [], top, rows
         cap = max(1, rows // 2)  # pinned rows never take the whole board
+        above = bisect.bisect_left(pins, top)  # pins are in display order: no full pass
         shown: list[int] = []
-        for _ in range(len(pins) + 1):  # settles: each pass can only pin more
+        for _ in range(cap + 1):  # settles: each pass can only pin more
             body = rows - len(shown)
-            outside = [i for i in pins if not top <= i < top + body][:cap]
+            outside = list(pins[: min(above, cap)])
+            if len(outside) < cap:
+                below = bisect.bisect_left(pins, top + body)
+                outside += pins[below : below + cap - len(outside)]
             if outside == shown:
                 break
             shown = outside
         return shown, top, rows - len(shown)
 
-    def _pinned(self) -> list[int]:
+    def _pinned(self) -> Sequence[int]:
         # Asked for on every line drawn: worked out once per change of order or pins.
         if self._pins is None:
             self._pins = self.pinned_indices()

@@ -173,9 +173,9 @@ class IncidentQueue(Board):
             self.set_order(self._refs)
         self.invalidate(changed)
 
-    def pinned_indices(self) -> list[int]:
+    def pinned_indices(self) -> range:
         """Grade 1s stay on screen however the queue is scrolled (they sort first)."""
-        return list(range(bisect.bisect_left(self._sorted, (int(Grade.PRIORITY),))))
+        return range(bisect.bisect_left(self._sorted, (int(Grade.PRIORITY),)))
 
     def set_filter(self, text: str) -> None:
         """Show only incidents whose reference, type, location or units contain `text`.
