@@ -279,7 +279,7 @@ class ChaosBackend:
                 "interval": 5.0,
             }
         if roll < 0.11:
-            event = self._note(text=self.rng.choice(_ODD_TEXTS) * self.rng.randint(2000, 8000))
+            event = self._note(text=self.rng.choice(_ODD_TEXTS) * self.rng.randint(500, 3000))
         elif roll < 0.16 or not self.truth.incidents:
             event = self._created()
         elif roll < 0.20 and len(self.truth.units) < 30:

@@ -123,7 +123,7 @@ async def chaos_console(
 
 @pytest.mark.parametrize("seed", [20261127])
 async def test_the_console_outlives_a_misbehaving_backend_and_says_what_it_did(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with chaos_console(tmp_path, seed) as (app, pilot, backend, log_path):
         plan = backend.plan(EPISODES)
@@ -146,6 +146,10 @@ async def test_the_console_outlives_a_misbehaving_backend_and_says_what_it_did(
         assert found is not None, f"{word!r} not in the log after line {position}: {said}"
         position = found + 1
     assert not [line for line in log if "Traceback" in line or "internal error" in line]
+    # Every close was the console's own choice, never an error in its WebSocket library
+    # (which would close with 1011) nor a connection handler of the backend that failed.
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not failures, [r.getMessage() for r in failures]
 
 
 async def test_a_long_reason_never_hides_how_to_start_the_link_again(tmp_path: Path) -> None:
