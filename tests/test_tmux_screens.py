@@ -117,10 +117,34 @@ def row(screen: str, reference: str) -> str | None:
 _SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
 
-def reversed_at_start(line: str) -> bool:
-    """Whether a line captured with attributes starts in reverse video (SGR 7)."""
-    match = _SGR.match(line)
-    return match is not None and "7" in match.group(1).split(";")
+def reversed_rows(captured: str) -> list[tuple[str, bool]]:
+    """Each row of a ``capture-pane -e`` as plain text, and whether its first character
+    is in reverse video (SGR 7).
+
+    tmux writes only the changes of attributes, and they carry over from one row to the
+    next (a row may start reversed because the row above ended so), so the state is
+    followed through the whole capture.
+    """
+    reverse = False
+    rows = []
+    for line in captured.splitlines():
+        first: bool | None = None
+        at = 0
+        while at < len(line):
+            match = _SGR.match(line, at)
+            if match is None:
+                if first is None:
+                    first = reverse
+                at += 1
+                continue
+            for code in match.group(1).split(";"):
+                if code in ("", "0", "27"):
+                    reverse = False
+                elif code == "7":
+                    reverse = True
+            at = match.end()
+        rows.append((_SGR.sub("", line), bool(first)))
+    return rows
 
 
 def test_resize_filter_and_selection_on_a_real_terminal(
@@ -143,11 +167,11 @@ def test_resize_filter_and_selection_on_a_real_terminal(
     )
 
     # Selection: without colour, the selected row is in reverse video and no other is.
-    lines = tmux.screen(attributes=True).splitlines()
-    queue_rows = [line for line in lines if re.match(r"\d{4}-", _SGR.sub("", line))]
-    marked = [line for line in queue_rows if reversed_at_start(line)]
+    rows = reversed_rows(tmux.screen(attributes=True))
+    queue_rows = [(text, marked) for text, marked in rows if re.match(r"\d{4}-", text)]
+    marked = [text for text, reverse in queue_rows if reverse]
     assert len(queue_rows) == 2 and len(marked) == 1, queue_rows
-    assert first[:10] in _SGR.sub("", marked[0])
+    assert marked[0].startswith(first[:10])
 
     # Filter: the status bar says so and how much it hides; an empty board says why.
     tmux.type("/park")
@@ -185,3 +209,21 @@ def test_wide_characters_keep_columns_aligned_on_a_real_terminal(
         assert line is not None
         # The UNITS column starts at the same terminal cell on every row.
         assert cell_len(line[: line.index(callsign)]) == column, (line, column)
+
+
+def test_a_grade_1_stays_at_the_top_of_a_scrolled_queue_on_a_real_terminal(
+    backend: Backend, tmux: Tmux, tmp_path: Path
+) -> None:
+    urgent = create(backend, "1 Briggate", grade=1)
+    others = [create(backend, f"{n} Long Lane", grade=4) for n in range(1, 16)]
+    start_console(tmux, backend, tmp_path, NO_COLOR="1")
+    wait_for(lambda: row(tmux.screen(), urgent), what="the queue")
+    tmux.run("send-keys", "-t", "console", "F2")  # to the queue
+    tmux.run("send-keys", "-t", "console", "End")  # the last row: the queue scrolls
+    wait_for(lambda: row(tmux.screen(), others[-1]), what="the last incident shown")
+    rows = reversed_rows(tmux.screen(attributes=True))
+    queue_rows = [(text, marked) for text, marked in rows if re.match(r"\d{4}-", text)]
+    assert not row(tmux.screen(), others[0])  # scrolled: the first rows are off screen
+    assert queue_rows[0][0].startswith(urgent[:10])  # ...but the grade 1 is still on top
+    marked = [text for text, reverse in queue_rows if reverse]
+    assert len(marked) == 1 and marked[0].startswith(others[-1][:10]), queue_rows
