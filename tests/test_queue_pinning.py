@@ -62,13 +62,14 @@ def picture() -> DispatchState:
 GRADE_1 = ["0007-27NOV26", "0031-27NOV26"]
 
 
-@pytest.fixture(params=["no colour", "16 colours"])
+@pytest.fixture(params=["no colour", "16 colours", "default theme on 16 colours"])
 async def console(request, monkeypatch) -> AsyncIterator[tuple[CadApp, Pilot]]:
     theme = "cadterm-dark"
     if request.param == "no colour":
         monkeypatch.setenv("NO_COLOR", "1")
     else:
         monkeypatch.delenv("NO_COLOR", raising=False)
+    if request.param == "16 colours":
         theme = "cadterm-ansi"  # the built-in theme for 16-colour terminals
     client = DispatchClient([URL], "token", workstation="ws-1")
     client.store.load_snapshot(picture())
