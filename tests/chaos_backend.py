@@ -6,8 +6,8 @@ an order drawn from a seeded `random.Random`. It keeps its own truth, folded wit
 protocol's own `fold`, so every event it calls valid is one the real server could send,
 and a test can compare the console's picture with it.
 
-Each connection plays one `Episode`: the picture (a snapshot, or a replay after the
-subscriber's ``since``), ``caught_up``, a run of live frames (events, odd but
+Each connection plays one `Episode`: the picture (a snapshot, whole or in parts, or a
+replay after the subscriber's ``since``), ``caught_up``, a run of live frames (events, odd but
 schema-valid values, heartbeats, huge texts), then an `Ending`: a fault such as an
 abrupt close, a seq gap or repeat, invalid JSON or an unknown frame type. The test
 paces it: the backend stops at two checkpoints per episode (``live`` after the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -98,6 +99,7 @@ class ChaosBackend:
         self.events: list[dict[str, Any]] = []  # every event applied to the truth, as sent
         self.frames_sent = 0
         self.connections = 0
+        self.pictures: Counter[str] = Counter()  # how each connection got its picture
         self.checkpoints: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
         self._episodes: asyncio.Queue[Episode] = asyncio.Queue()
         self._proceed = asyncio.Event()
@@ -191,9 +193,15 @@ class ChaosBackend:
             await self._checkpoint(episode, "ended")
             return
         if episode.replay and since is not None and since <= self.truth.seq:
+            self.pictures["replay"] += 1
             for event in self.events[since:]:
                 await self._send(ws, {"type": "event", "event": event})
+        elif self.rng.random() < 0.4:
+            self.pictures["parts"] += 1
+            for part in self._snapshot_in_parts():
+                await self._send(ws, part)
         else:
+            self.pictures["snapshot"] += 1
             await self._send(ws, self._snapshot())
         await self._send(ws, {"type": "caught_up", "seq": self.truth.seq})
         await self._checkpoint(episode, "live")
@@ -255,6 +263,30 @@ class ChaosBackend:
     def _snapshot(self) -> dict[str, Any]:
         state = self.truth.model_dump(mode="json")
         return {"type": "snapshot", "reason": "requested", "state": state}
+
+    def _snapshot_in_parts(self) -> list[dict[str, Any]]:
+        """The picture as three `snapshot_part` frames: two halves of the incidents, then
+        the units (as a server sends a picture too large for one frame)."""
+        state = self.truth.model_dump(mode="json")
+        incidents = list(state["incidents"].items())
+        half = len(incidents) // 2
+        pieces = [
+            {"incidents": dict(incidents[:half]), "units": {}},
+            {"incidents": dict(incidents[half:]), "units": {}},
+            {"incidents": {}, "units": state["units"]},
+        ]
+        seq = self.truth.seq
+        return [
+            {
+                "type": "snapshot_part",
+                "reason": "requested",
+                "seq": seq,
+                "part": n,
+                "parts": len(pieces),
+                "state": state | piece,
+            }
+            for n, piece in enumerate(pieces, start=1)
+        ]
 
     def _part_of_snapshot(self) -> dict[str, Any]:
         """Part 1 of 3 of the picture (the connection is then cut before the rest)."""

@@ -135,6 +135,7 @@ async def test_the_console_outlives_a_misbehaving_backend_and_says_what_it_did(
 
     assert backend.frames_sent >= 3000, backend.frames_sent
     assert backend.connections == EPISODES
+    assert {"snapshot", "parts", "replay"} <= set(backend.pictures), backend.pictures
     # Every fault the console met is in its log, in the order it met them.
     log = log_path.read_text(encoding="utf-8").splitlines()
     said = [line for line in log if "link reconnecting (" in line or "link stopped (" in line]
