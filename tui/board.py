@@ -216,7 +216,7 @@ class Board(ScrollView, can_focus=True):
         return 0
 
     def pinned_indices(self) -> Sequence[int]:
-        """Display indices, in ascending order, of the rows that must stay on screen however the
+        """Display indices, ascending, of the rows that must stay on screen however the
         board is scrolled (none here; a subclass names its urgent rows)."""
         return []
 
