@@ -11,6 +11,14 @@ backend was away.
 The file is the truth; the keys of the entries still waiting (pending, or rejected and
 not yet dealt with) are also kept in memory, updated with every write, so that a console
 can show how many there are as often as it likes without reading the file.
+
+Every method does file I/O (a write waits for the disk: synchronous=FULL), so a console
+calls them from a thread, never on its UI loop; the counts and keys read from memory
+are the exception, and are safe to read anywhere.
+
+When the file cannot be written the error is a `JournalFault` (a `JournalError`) that
+says in plain words what happened (`what`) and what an operator can do about it
+(`remedy`): the disk is full, the file is read-only, or another program holds it locked.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .errors import JournalError
 
-__all__ = ["Journal", "JournalEntry", "JournalStatus"]
+__all__ = ["Journal", "JournalEntry", "JournalFault", "JournalStatus"]
 
 
 class JournalStatus(StrEnum):
@@ -41,6 +49,47 @@ class JournalStatus(StrEnum):
     SENT = "sent"  # acknowledged; `seq` names its event
     REJECTED = "rejected"  # refused by the backend; needs an operator
     DISMISSED = "dismissed"  # a rejected entry an operator has seen and set aside
+
+
+class JournalFault(JournalError):
+    """The journal file could not be written or read: what happened, and what to do.
+
+    `what` and `remedy` are plain words for the person at the console; the message
+    also carries SQLite's own error, for whoever reads the log afterwards.
+    """
+
+    def __init__(self, doing: str, path: Path, error: sqlite3.Error) -> None:
+        #: "add to" (a new command was not recorded, so it was not sent), "update" (what
+        #: became of a command was not recorded) or "read".
+        self.doing = doing
+        self.what, self.remedy = _plain_words(error, path)
+        self.error = error
+        super().__init__(f"cannot {doing} journal {path}: {self.what} [{error}]")
+
+
+def _plain_words(error: sqlite3.Error, path: Path) -> tuple[str, str]:
+    """What an SQLite error means for the person at the console, and what they can do."""
+    # SQLite's messages are stable and are all Python exposes portably before 3.11's
+    # sqlite_errorname; the names are checked first where present.
+    name = getattr(error, "sqlite_errorname", "") or ""
+    text = str(error).lower()
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return (
+            "the disk is full",
+            f"free space on the disk that holds {path.parent}",
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return (
+            "the journal file is read-only",
+            f"make {path} and its folder writable for this user",
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return (
+            "another program holds the journal locked",
+            "close the other cadterm using this journal, or start this console with its "
+            "own --journal",
+        )
+    return (f"the journal file failed ({error})", f"check the disk that holds {path}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +165,12 @@ class Journal:
             self._conn.close()
 
     def _write(
-        self, sql: str, args: tuple, key: str | None = None, now: JournalStatus | None = None
+        self,
+        sql: str,
+        args: tuple,
+        key: str | None = None,
+        now: JournalStatus | None = None,
+        doing: str = "update",
     ) -> sqlite3.Cursor:
         """Run one write; if it changed entry `key`, record that the entry is `now` in
         the in-memory tally (None: no longer waiting)."""
@@ -130,7 +184,7 @@ class Journal:
                         self._waiting[now][key] = None
                 return cursor
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+            raise JournalFault(doing, self.path, exc) from None
 
     @property
     def pending_count(self) -> int:
@@ -170,6 +224,7 @@ class Journal:
             ),
             command.idempotency_key,
             JournalStatus.PENDING,
+            doing="add to",
         )
         position = cursor.lastrowid or 0  # always set after an INSERT
         return JournalEntry(position, command, issued_at, JournalStatus.PENDING)
@@ -231,7 +286,7 @@ class Journal:
             with self._lock:
                 rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot read journal {self.path}: {exc}") from None
+            raise JournalFault("read", self.path, exc) from None
         return [_entry(row) for row in rows]
 
     def _set_aside_unreadable(self) -> None:

@@ -268,4 +268,6 @@ def _joined(parts: list[SnapshotPart]) -> DispatchState:
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    # A frame unreadable as a whole (not JSON, an unknown type) has no field to name.
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]

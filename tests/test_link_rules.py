@@ -254,6 +254,13 @@ def test_handshake_refusals(rules: LinkRules, status: int, stops: bool) -> None:
 def test_an_unreadable_frame_stops_with_the_reason(rules: LinkRules, raw: str) -> None:
     (effect,) = rules.received(raw, 0.0)
     assert isinstance(effect, Stop) and "unreadable frame" in effect.reason
+    assert ": :" not in effect.reason  # a frame wrong as a whole names no empty field
+
+
+def test_an_unreadable_field_is_named(rules: LinkRules) -> None:
+    raw = json.dumps({"type": "heartbeat", "seq": True, "at": "2026-11-27T09:00:00Z"})
+    (effect,) = rules.received(raw, 0.0)
+    assert isinstance(effect, Stop) and "server: heartbeat.seq: " in effect.reason
 
 
 def test_an_error_frame_stops(rules: LinkRules) -> None:

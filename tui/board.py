@@ -4,6 +4,16 @@
 some rows drops just those cache entries and repaints just the screen lines showing
 them; a change of order keeps the cursor on the same row and the viewport on the same
 rows, so a dispatcher reading row 30 is not thrown about by a new incident at the top.
+
+The selected row never leaves the screen unnoticed: a change of order that would push
+it out scrolls just enough to keep it in view, and scrolling the board away from it
+(the wheel, the scrollbar) brings the cursor along to the nearest row on screen, so a
+command that acts on the selection never acts on a row the dispatcher cannot see.
+
+Some rows are pinned (`pinned_indices`: grade 1 incidents, units in emergency): however
+the board is scrolled, those that would be off screen are drawn first, under the
+heading, and the rest of the rows scroll below them.
+
 Subclasses say how a row looks (`render_row`) and what the heading is
 (`render_header`); colours come from component classes whose styles use the theme's
 tokens.
@@ -11,6 +21,7 @@ tokens.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 
 from rich.segment import Segment
@@ -101,6 +112,9 @@ class Board(ScrollView, can_focus=True):
         super().__init__(name=name, id=id)
         self._order: list[str] = []
         self._shown_window: list[str] = []  # keys painted on screen last time
+        self._shown_anchor: str | None = None  # the first scrolled row painted last time
+        self._placing = False  # True while the board itself moves the view
+        self._pins: Sequence[int] | None = None  # pinned_indices, till the order changes
         self._cache: dict[str, Strip] = {}
         self._header: Strip | None = None
         self._cache_width = -1
@@ -125,9 +139,16 @@ class Board(ScrollView, can_focus=True):
         return self._order
 
     def _window(self) -> list[str]:
-        """Keys of the rows on screen now."""
+        """Keys of the rows on screen now, top to bottom (pinned rows first)."""
+        shown, top, body = self._layout()
+        return [self._order[i] for i in shown] + self._order[top : top + body]
+
+    def _refresh_keys(self, *keys: str | None) -> None:
+        """Repaint the screen lines showing these rows, wherever they are drawn."""
         top = int(self.scroll_offset.y)
-        return self._order[top : top + max(0, self.size.height - 1)]
+        for row, key in enumerate(self._window(), start=1):
+            if key in keys:
+                self.refresh_line(top + row)
 
     def set_order(self, keys: list[str]) -> None:
         """Show `keys` in this order, keeping the cursor row and the viewport steady.
@@ -137,21 +158,112 @@ class Board(ScrollView, can_focus=True):
         whole list in Python; a live queue holds thousands of rows and reorders often.
         """
         previous_window = self._shown_window
-        anchor = previous_window[0] if previous_window and int(self.scroll_offset.y) else None
+        anchor = self._shown_anchor if int(self.scroll_offset.y) else None
         self._order = keys
-        self.virtual_size = Size(self.size.width, len(keys) + 1)
-        if anchor is not None and anchor in keys:  # else the top row left: stay put
-            self.scroll_to(y=keys.index(anchor), animate=False, immediate=True)
-        previous = self.cursor_key
-        if self.cursor_key is None or self.cursor_key not in keys:
-            self.cursor_key = keys[min(self._cursor_fallback(), len(keys) - 1)] if keys else None
-        if self.cursor_key != previous:
-            self.post_message(self.Highlighted(self, self.cursor_key))
+        self._pins = None
+        self._size_to_rows()
+        self._placing = True  # the board moves the view here, not the dispatcher
+        try:
+            if anchor is not None and anchor in keys:  # else the top row left: stay put
+                self.scroll_to(y=keys.index(anchor), animate=False, immediate=True)
+            previous = self.cursor_key
+            if self.cursor_key is None or self.cursor_key not in keys:
+                fallback = min(self._cursor_fallback(), len(keys) - 1)
+                self.cursor_key = keys[fallback] if keys else None
+            if self.cursor_key != previous:
+                self.post_message(self.Highlighted(self, self.cursor_key))
+            # A row added above the selection must not push it off the screen.
+            index = self.cursor_index
+            if index is not None:
+                self._scroll_cursor_into_view(index, immediate=True)
+        finally:
+            self._placing = False
         if self._window() != previous_window:
             self.refresh()
 
+    def _size_to_rows(self) -> None:
+        rows = max(0, self.size.height - 1)
+        bottom = max(0, len(self._order) - rows)  # the scroll that shows the last row
+        if len(self._order) > rows >= 2:
+            # Pinned rows drawn under the heading can push the last row off the bottom:
+            # room to scroll a little further, just as far as it takes (bounded).
+            for _ in range(rows):
+                if self._on_screen(len(self._order) - 1, bottom):
+                    break
+                bottom += 1
+        self.virtual_size = Size(self.size.width, max(len(self._order), bottom + rows) + 1)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._placing or self.size.height < 2:
+            return
+        # Scrolled away from the selection (wheel, scrollbar): the cursor comes along to
+        # the nearest row on screen, so the selection is always a row the eye can see.
+        index = self.cursor_index
+        if index is None or self._on_screen(index, int(new_value)):
+            return
+        _, top, body = self._layout(int(new_value))
+        if body <= 0:
+            return
+        nearest = top if index < top else min(top + body - 1, len(self._order) - 1)
+        self._placing = True
+        try:
+            self._move(nearest)
+        finally:
+            self._placing = False
+
     def _cursor_fallback(self) -> int:
         return 0
+
+    def pinned_indices(self) -> Sequence[int]:
+        """Display indices, ascending, of the rows that must stay on screen however the
+        board is scrolled (none here; a subclass names its urgent rows)."""
+        return []
+
+    # --- what is on screen ------------------------------------------------------------
+
+    def _layout(self, top: int | None = None) -> tuple[list[int], int, int]:
+        """What the screen shows when scrolled to `top` (default: where it is now).
+
+        Returns the display indices of the pinned rows drawn under the heading (those
+        that would otherwise be off screen), the first index of the scrolled rows, and
+        how many scrolled rows fit below the pinned ones.
+        """
+        top = int(self.scroll_offset.y) if top is None else top
+        rows = max(0, self.size.height - 1)
+        pins = self._pinned() if rows >= 2 else []
+        if not pins:
+            return [], top, rows
+        cap = max(1, rows // 2)  # pinned rows never take the whole board
+        above = bisect.bisect_left(pins, top)  # pins are in display order: no full pass
+        shown: list[int] = []
+        for _ in range(cap + 1):  # settles: each pass can only pin more
+            body = rows - len(shown)
+            outside = list(pins[: min(above, cap)])
+            if len(outside) < cap:
+                below = bisect.bisect_left(pins, top + body)
+                outside += pins[below : below + cap - len(outside)]
+            if outside == shown:
+                break
+            shown = outside
+        return shown, top, rows - len(shown)
+
+    def _pinned(self) -> Sequence[int]:
+        # Asked for on every line drawn: worked out once per change of order or pins.
+        if self._pins is None:
+            self._pins = self.pinned_indices()
+        return self._pins
+
+    def repin(self) -> None:
+        """The rows to pin may have changed without a change of order: look again."""
+        before, self._pins = self._pins, None
+        if self._pinned() != before:
+            self._size_to_rows()
+            self.refresh()
+
+    def _on_screen(self, index: int, top: int | None = None) -> bool:
+        shown, first, body = self._layout(top)
+        return index in shown or first <= index < first + body
 
     def invalidate(self, keys: Iterable[str]) -> None:
         """Re-render these rows; repaint only those on screen whose text or colours moved.
@@ -207,24 +319,30 @@ class Board(ScrollView, can_focus=True):
         if not self._order:
             return
         index = max(0, min(index, len(self._order) - 1))
-        old = self.cursor_index
         key = self._order[index]
         if key == self.cursor_key:
             return
-        self.cursor_key = key
-        if old is not None:
-            self.refresh_line(old + 1)
-        self.refresh_line(index + 1)
+        old, self.cursor_key = self.cursor_key, key
+        self._refresh_keys(old, key)
         self._scroll_cursor_into_view(index)
         self.post_message(self.Highlighted(self, key))
 
-    def _scroll_cursor_into_view(self, index: int) -> None:
+    def _scroll_cursor_into_view(self, index: int, *, immediate: bool = False) -> None:
+        if self.size.height < 2 or self._on_screen(index):
+            return
         top = int(self.scroll_offset.y)
-        rows = max(1, self.size.height - 1)
         if index < top:
-            self.scroll_to(y=index, animate=False)
-        elif index >= top + rows:
-            self.scroll_to(y=index - rows + 1, animate=False)
+            target = index
+        else:
+            # Lowest scroll that shows it: below the pinned rows, which may grow as
+            # the board scrolls on (bounded: a screenful of steps at most).
+            rows = max(1, self.size.height - 1)
+            target = max(0, index - rows + 1)
+            for _ in range(rows):
+                if self._on_screen(index, target):
+                    break
+                target += 1
+        self.scroll_to(y=target, animate=False, immediate=immediate)
 
     def action_cursor_up(self) -> None:
         """Move the cursor up one row."""
@@ -259,8 +377,9 @@ class Board(ScrollView, can_focus=True):
     def on_click(self, event) -> None:
         """Mouse works but is never needed: a click moves the cursor."""
         y = event.y
-        if y >= 1:
-            self._move(int(self.scroll_offset.y) + y - 1)
+        window = self._window()
+        if 1 <= y <= len(window):
+            self._move(self._order.index(window[y - 1]))
 
     # --- rendering --------------------------------------------------------------------
 
@@ -270,9 +389,12 @@ class Board(ScrollView, can_focus=True):
         self._header = None
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self._order) + 1)
+        self._size_to_rows()
         self._cache.clear()
         self._header = None
+        index = self.cursor_index
+        if index is not None:  # a smaller window must not hide the selection
+            self._scroll_cursor_into_view(index)
 
     def _strip(self, text: Text, width: int, base: Style) -> Strip:
         text.truncate(width, overflow="crop", pad=True)
@@ -296,7 +418,8 @@ class Board(ScrollView, can_focus=True):
                 header.stylize(self.get_component_rich_style("board--header"))
                 self._header = self._strip(header, width, base)
             return self._header
-        index = int(self.scroll_offset.y) + y - 1
+        shown, top, _ = self._layout()
+        index = shown[y - 1] if y - 1 < len(shown) else top + y - 1 - len(shown)
         if index >= len(self._order):
             if index == 0:
                 empty = Text(self.empty_text, style=self.get_component_rich_style("board--empty"))
@@ -305,6 +428,7 @@ class Board(ScrollView, can_focus=True):
         key = self._order[index]
         if y == 1:
             self._shown_window = self._window()
+            self._shown_anchor = self._order[top] if top < len(self._order) else None
         strip = self._cache.get(key)
         if strip is None:
             if len(self._cache) > 4 * max(self.size.height, 25):

@@ -5,12 +5,18 @@ submitted line, and shows what it reports. It reaches the network only through t
 client (in workers), and the screen only through `ConsoleViews`, the few things it asks
 of the app. What is pending is the client's to know (`DispatchClient.pending`); the
 controller only remembers which refusals the operator has already been told about.
+
+The journal is a file on disk (an fsync per write), so everything that reads or writes
+it runs in a worker, in a thread, never on the UI loop: the console keeps drawing and
+taking keys while the disk is slow, full or locked. A journal that cannot be written
+is said on the command line in plain words, with what the dispatcher can do, and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,8 +25,8 @@ from pydantic import ValidationError
 from rich.text import Text
 
 from cadterm.client import DispatchClient
-from cadterm.client.errors import CommandConflict, CommandError
-from cadterm.client.journal import JournalEntry, JournalStatus
+from cadterm.client.errors import CommandConflict, CommandError, JournalError
+from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus
 from cadterm.client.queries import HistoryQueries, QueryError
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
@@ -46,7 +52,9 @@ from .safe_text import clean_line
 from .search_results import SearchResults
 from .unit_board import UnitBoard
 
-__all__ = ["CommandController", "ConsoleViews", "lines_text"]
+__all__ = ["CommandController", "ConsoleViews", "journal_trouble", "lines_text"]
+
+log = logging.getLogger("cadterm.console")
 
 
 class ConsoleViews(Protocol):
@@ -446,7 +454,17 @@ class CommandController:
         feedback = self.views.command_line.feedback
         outcomes = []
         for command in action.commands:
-            issued = await self.client.issue(command)
+            try:
+                issued = await self.client.issue(command)
+            except JournalError as error:
+                log.error("journal fault on %s: %s", command.type, error)
+                if isinstance(error, JournalFault) and error.doing != "add to":
+                    what = "what became of it was not recorded (check the board)"
+                else:
+                    what = "NOT SENT"
+                feedback(f"{action.summary}: {what}: {journal_trouble(error)}", error=True)
+                self.views.ring()
+                return
             if issued.error is not None:
                 self._rejections_reported.add(issued.entry.key)
                 feedback(_describe_error(issued.error), error=True)
@@ -478,7 +496,17 @@ class CommandController:
         if not fresh:
             return
         self._rejections_reported |= rejected
-        news = [entry for entry in self.client.rejected() if entry.key in fresh]
+        self.views.run_worker(
+            self._report_rejected(fresh), name="journal", group="journal", exit_on_error=False
+        )
+
+    async def _report_rejected(self, fresh: set[str]) -> None:
+        try:
+            rejected = await asyncio.to_thread(self.client.rejected)
+        except JournalError as error:
+            self._journal_failed("read", error)
+            return
+        news = [entry for entry in rejected if entry.key in fresh]
         if not news:
             return  # dealt with in the meantime
         newest = news[-1]
@@ -489,9 +517,29 @@ class CommandController:
         self.views.ring()
 
     def show_journal(self) -> None:
-        """List journalled commands that are pending or were rejected."""
+        """List journalled commands that are pending or were rejected (read in a thread)."""
+        self.views.run_worker(
+            self._show_journal(), name="journal", group="journal", exit_on_error=False
+        )
+
+    def _journal_failed(self, doing: str, error: JournalError) -> None:
+        log.error("journal %s failed: %s", doing, error)
+        self.views.command_line.feedback(journal_trouble(error), error=True)
+        self.views.ring()
+
+    async def _show_journal(self) -> None:
         journal = self.client.journal
-        entries = journal.entries(JournalStatus.PENDING, JournalStatus.REJECTED) if journal else []
+        try:
+            entries = (
+                await asyncio.to_thread(
+                    journal.entries, JournalStatus.PENDING, JournalStatus.REJECTED
+                )
+                if journal
+                else []
+            )
+        except JournalError as error:
+            self._journal_failed("read", error)
+            return
         lines = ["Journal (pending and rejected):"]
         rejected = 0
         for entry in entries:
@@ -511,8 +559,17 @@ class CommandController:
 
     def _journal_entry_fix(self, action: grammar.JournalAction) -> None:
         """Deal with a rejected journal entry: set it aside, or send it again."""
+        self.views.run_worker(
+            self._fix_journal_entry(action), name="journal", group="journal", exit_on_error=False
+        )
+
+    async def _fix_journal_entry(self, action: grammar.JournalAction) -> None:
         feedback = self.views.command_line.feedback
-        rejected = self.client.rejected()
+        try:
+            rejected = await asyncio.to_thread(self.client.rejected)
+        except JournalError as error:
+            self._journal_failed("read", error)
+            return
         if action.number is None or action.number > len(rejected):
             feedback(
                 f"no rejected entry {action.number}: {len(rejected)} rejected (F7 lists them)",
@@ -522,7 +579,11 @@ class CommandController:
         entry = rejected[action.number - 1]
         # The entry stays on file as dismissed either way: the record of what was
         # refused and what the operator did about it is never lost.
-        self.client.dismiss(entry.key)
+        try:
+            await asyncio.to_thread(self.client.dismiss, entry.key)  # an fsync: off the loop
+        except JournalError as error:
+            self._journal_failed("write", error)
+            return
         self._rejections_reported.add(entry.key)
         if action.action == "retry" and entry.command is None:
             why = entry.problem.detail if entry.problem else "unreadable"
@@ -541,6 +602,17 @@ class CommandController:
         self.views.refresh_status()
         if self.views.showing("journal"):
             self.show_journal()
+
+
+def journal_trouble(error: JournalError) -> str:
+    """A journal that cannot be used, in words the dispatcher can act on."""
+    if isinstance(error, JournalFault):
+        done = "read" if error.doing == "read" else "written"
+        return (
+            f"the journal cannot be {done}: {error.what}. To do: {error.remedy}; until "
+            "then keep a paper record of what you do"
+        )
+    return f"the journal failed ({error}); keep a paper record and call IT"
 
 
 def _describe_error(error: CommandError) -> str:

@@ -173,6 +173,10 @@ class IncidentQueue(Board):
             self.set_order(self._refs)
         self.invalidate(changed)
 
+    def pinned_indices(self) -> range:
+        """Grade 1s stay on screen however the queue is scrolled (they sort first)."""
+        return range(bisect.bisect_left(self._sorted, (int(Grade.PRIORITY),)))
+
     def set_filter(self, text: str) -> None:
         """Show only incidents whose reference, type, location or units contain `text`.
 
@@ -184,9 +188,8 @@ class IncidentQueue(Board):
     def tick(self) -> None:
         """Re-render rows whose age or alert level has moved on (visible rows only)."""
         now = self.clock()
-        top = int(self.scroll_offset.y)
         stale = []
-        for key in self.keys[top : top + self.size.height]:
+        for key in self._window():
             incident = self.state.incidents.get(key)
             if incident is None:
                 continue

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
 from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.domain.timers import format_age
 
-from .safe_text import clean_line
+from .safe_text import clean_line, fit
 
 __all__ = ["AlarmBanner", "StaleBanner", "StatusBar", "describe_link"]
 
@@ -144,7 +145,13 @@ class StaleBanner(_Line):
                 suffix, short = " - Ctrl+R tries again" + suffix, " - Ctrl+R tries again"
             # Keep the reason readable on a narrow terminal: shorten the suffix first.
             width = self.app.size.width  # a hidden banner has no width of its own yet
-            text += suffix if len(text) + len(suffix) <= 2 * width else short
+            if len(text) + len(suffix) <= 2 * width:
+                text += suffix
+            else:
+                # A reason too long for two rows is cut, never what to do about it;
+                # some slack is left because the rows wrap at spaces, not at the edge.
+                room = 2 * width - len(short) - max(4, width // 6)
+                text = (text if cell_len(text) <= room else fit(text, room)) + short
             if text != self._shown:
                 self._shown = text
                 self.update(Text(text))  # may wrap to a second line: let layout decide

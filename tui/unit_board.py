@@ -198,6 +198,8 @@ class UnitBoard(Board):
             self._shown.pop(callsign, None)
         if moved:
             self.set_order(self._display_order())
+        else:
+            self.repin()  # a unit's emergency keeps its place in the order
         self.invalidate(changed)
 
     def set_grouping(self, grouping: Grouping) -> None:
@@ -216,9 +218,8 @@ class UnitBoard(Board):
     def tick(self) -> None:
         """Re-render visible rows whose time in state or safety flag has moved on."""
         now = self.clock()
-        top = int(self.scroll_offset.y)
         stale = []
-        for key in self.keys[top : top + self.size.height]:
+        for key in self._window():
             unit = self.state.units.get(key)
             if unit is not None and self._shown.get(key) != self._time_cell(unit, now):
                 stale.append(key)
@@ -227,6 +228,15 @@ class UnitBoard(Board):
 
     def _cursor_fallback(self) -> int:
         return 1 if len(self.keys) > 1 else 0
+
+    def pinned_indices(self) -> list[int]:
+        """Units in emergency (state 0) stay on screen however the board is scrolled."""
+        units = self.state.units
+        return [
+            index
+            for index, key in enumerate(self.keys)
+            if key in units and units[key].state == UnitState.EMERGENCY
+        ]
 
     # --- rendering ------------------------------------------------------------------
 
