@@ -1,0 +1,309 @@
+"""What the map shows on its ground: incidents by grade, units by state, the selection.
+
+Every marker reads without colour: an open incident is its grade's digit (``1`` to
+``5``), a unit is its state's letter (`UNIT_LETTER`: ``A`` available, ``E`` en route,
+``S`` at scene, ``!`` emergency, ...), and the selected one is shown reversed between
+brackets (``[S]``). Colour only adds to that, through each marker's *tag*, which the
+console turns into a theme's style.
+
+Two markers never share a cell. They are placed most urgent first (`Marker.rank`: an
+emergency, then grade 1s, ...); one whose cell is taken moves to the nearest free
+neighbour, and one with none left is counted as *crowded*, never drawn over another.
+`compose_rows` lays the placed markers over the sector canvas as runs of
+``(text, tag)``, one tuple per screen row, so a view can tell which rows changed by
+comparing tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from cadterm.protocol.domain import Incident, IncidentStatus, Position, Unit, UnitState
+from cadterm.protocol.fold import DispatchState
+
+from .map_grid import Canvas, MapWindow
+
+__all__ = [
+    "UNIT_LETTER",
+    "MapMarkers",
+    "Marker",
+    "Placement",
+    "Row",
+    "compose_rows",
+    "incident_key",
+    "legend",
+    "marker_name",
+    "place_markers",
+    "unit_key",
+]
+
+#: One letter (or sign) per unit state, so the map reads on a terminal without colour.
+UNIT_LETTER: Mapping[UnitState, str] = {
+    UnitState.EMERGENCY: "!",
+    UnitState.ON_DUTY: "O",
+    UnitState.AVAILABLE_ON_PATROL: "A",
+    UnitState.AVAILABLE_AT_STATION: "A",
+    UnitState.REFRESHMENTS: "R",
+    UnitState.EN_ROUTE: "E",
+    UnitState.AT_SCENE: "S",
+    UnitState.COMMITTED_DEPLOYABLE: "C",
+    UnitState.COMMITTED_NOT_DEPLOYABLE: "C",
+    UnitState.PRISONER_ESCORT: "U",
+    UnitState.AT_COURT: "U",
+}
+
+_UNIT_TAG = {
+    UnitState.EMERGENCY: "unit-emergency",
+    UnitState.ON_DUTY: "unit-available",
+    UnitState.AVAILABLE_ON_PATROL: "unit-available",
+    UnitState.AVAILABLE_AT_STATION: "unit-available",
+    UnitState.REFRESHMENTS: "unit-unavailable",
+    UnitState.EN_ROUTE: "unit-committed",
+    UnitState.AT_SCENE: "unit-committed",
+    UnitState.COMMITTED_DEPLOYABLE: "unit-committed",
+    UnitState.COMMITTED_NOT_DEPLOYABLE: "unit-committed",
+    UnitState.PRISONER_ESCORT: "unit-unavailable",
+    UnitState.AT_COURT: "unit-unavailable",
+}
+
+# Which marker keeps a contested cell: lower first. An emergency is never crowded out.
+_RANK_EMERGENCY = 0
+_RANK_GRADE = 1  # + grade - 1: grade 1 is rank 1, grade 5 rank 5
+_RANK_COMMITTED = 6
+_RANK_OTHER_UNIT = 7
+
+# Where a marker goes when its own cell is taken: beside it, then above and below.
+_NEIGHBOURS = ((0, 0), (1, 0), (-1, 0), (0, -1), (0, 1), (1, -1), (-1, -1), (1, 1), (-1, 1))
+
+_INCIDENT = "incident:"
+_UNIT = "unit:"
+
+#: One screen row of the map: runs of text, each with its style tag ("" for plain).
+Row = tuple[tuple[str, str], ...]
+
+
+def incident_key(reference: str) -> str:
+    """The marker key of an incident."""
+    return _INCIDENT + reference
+
+
+def unit_key(callsign: str) -> str:
+    """The marker key of a unit."""
+    return _UNIT + callsign
+
+
+def marker_name(key: str) -> tuple[str, str]:
+    """A marker key as its kind (``incident`` or ``unit``) and its reference or callsign."""
+    kind, _, name = key.partition(":")
+    return kind, name
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One incident or unit on the map: where, its one-character symbol, its style tag."""
+
+    key: str
+    position: Position
+    symbol: str
+    tag: str
+    rank: int
+
+
+def incident_marker(incident: Incident) -> Marker | None:
+    """An open incident with a known position, as its grade's digit; else None."""
+    position = incident.location.position
+    if position is None or incident.status == IncidentStatus.CLOSED:
+        return None
+    grade = int(incident.grade)
+    return Marker(
+        incident_key(incident.reference),
+        position,
+        str(grade),
+        f"grade-{grade}",
+        _RANK_GRADE + grade - 1,
+    )
+
+
+def unit_marker(unit: Unit) -> Marker | None:
+    """An on-duty unit with a last fix, as its state's letter; else None."""
+    letter = UNIT_LETTER.get(unit.state)
+    if unit.position is None or letter is None:
+        return None
+    tag = _UNIT_TAG[unit.state]
+    if unit.state == UnitState.EMERGENCY:
+        rank = _RANK_EMERGENCY
+    elif tag == "unit-committed":
+        rank = _RANK_COMMITTED
+    else:
+        rank = _RANK_OTHER_UNIT
+    return Marker(unit_key(unit.callsign), unit.position, letter, tag, rank)
+
+
+class MapMarkers:
+    """The picture's markers by key, kept up to date one changed incident or unit at a time."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Marker] = {}
+
+    def reload(self, state: DispatchState) -> None:
+        """Every marker afresh from `state`."""
+        self.by_key.clear()
+        self.update(state, state.incidents.keys(), state.units.keys())
+
+    def update(
+        self, state: DispatchState, incidents: Iterable[str], units: Iterable[str]
+    ) -> set[str]:
+        """Follow changed incidents and units; returns the keys whose marker changed."""
+        changed = set()
+        for reference in incidents:
+            incident = state.incidents.get(reference)
+            changed |= self._put(
+                incident_key(reference), incident_marker(incident) if incident else None
+            )
+        for callsign in units:
+            unit = state.units.get(callsign)
+            changed |= self._put(unit_key(callsign), unit_marker(unit) if unit else None)
+        return changed
+
+    def _put(self, key: str, marker: Marker | None) -> set[str]:
+        before = self.by_key.get(key)
+        if marker is None:
+            if before is None:
+                return set()
+            del self.by_key[key]
+        elif marker == before:
+            return set()
+        else:
+            self.by_key[key] = marker
+        return {key}
+
+    def __iter__(self) -> Iterator[Marker]:
+        return iter(self.by_key.values())
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+
+@dataclass
+class Placement:
+    """Where each marker landed on one window.
+
+    `cells` maps a row to its columns' ``(character, tag)``; `at` maps a marker key to
+    its cell; `crowded` counts markers in the window that found no free cell, `off_map`
+    markers outside it.
+    """
+
+    cells: dict[int, dict[int, tuple[str, str]]] = field(default_factory=dict)
+    at: dict[str, tuple[int, int]] = field(default_factory=dict)
+    crowded: int = 0
+    off_map: int = 0
+
+    def keys_in_reading_order(self) -> list[str]:
+        """Marker keys placed on the map, top row first, left to right (for next/previous)."""
+        return sorted(self.at, key=lambda key: (self.at[key][1], self.at[key][0], key))
+
+    def _free(self, column: int, row: int) -> bool:
+        return column not in self.cells.get(row, ())
+
+    def _put(self, column: int, row: int, character: str, tag: str) -> None:
+        self.cells.setdefault(row, {})[column] = (character, tag)
+
+
+def place_markers(
+    window: MapWindow, markers: Iterable[Marker], selected: str | None = None
+) -> Placement:
+    """Place `markers` on `window`, most urgent first; `selected` is bracketed."""
+    placement = Placement()
+    columns, rows = window.columns, window.rows
+    ordered = sorted(markers, key=lambda m: (m.rank, m.key))
+    chosen = next((m for m in ordered if m.key == selected), None)
+    if chosen is not None:
+        cell = window.cell(chosen.position)
+        if cell is None:
+            placement.off_map += 1
+        else:
+            column, row = cell
+            placement._put(column, row, chosen.symbol, "selected")
+            placement.at[chosen.key] = cell
+            if column > 0:
+                placement._put(column - 1, row, "[", "selected-mark")
+            if column + 1 < columns:
+                placement._put(column + 1, row, "]", "selected-mark")
+    for marker in ordered:
+        if marker is chosen:
+            continue
+        cell = window.cell(marker.position)
+        if cell is None:
+            placement.off_map += 1
+            continue
+        for dx, dy in _NEIGHBOURS:
+            column, row = cell[0] + dx, cell[1] + dy
+            if 0 <= column < columns and 0 <= row < rows and placement._free(column, row):
+                placement._put(column, row, marker.symbol, marker.tag)
+                placement.at[marker.key] = (column, row)
+                break
+        else:
+            placement.crowded += 1
+    return placement
+
+
+def _label_rows(
+    canvas: Canvas, placement: Placement, rows: int
+) -> dict[int, list[tuple[int, str]]]:
+    """Where each sector's name goes: its own row, or the nearest with no marker in the way.
+
+    A name run through by markers ("L43" for LS3 with a 4 and a 3 on it) misleads, so
+    a label moves off them, or is left out when every nearby row is taken.
+    """
+    placed: dict[int, list[tuple[int, str]]] = {}
+    for column, row, name in canvas.labels:
+        for r in (row, row + 1, row - 1, row + 2, row - 2):
+            if not 0 <= r < rows:
+                continue
+            taken = placement.cells.get(r, {})
+            if not any(c in taken for c in range(column - 1, column + len(name) + 1)):
+                placed.setdefault(r, []).append((column, name))
+                break
+    return placed
+
+
+def compose_rows(canvas: Canvas, placement: Placement, columns: int, rows: int) -> list[Row]:
+    """Every map row as runs of ``(text, tag)``: the canvas, labels, then the markers."""
+    labels = _label_rows(canvas, placement, rows)
+    out = []
+    for row in range(rows):
+        line = canvas.rows[row] if row < len(canvas.rows) else ""
+        cells = [(c, "boundary" if c != " " else "") for c in line[:columns].ljust(columns)]
+        for column, name in labels.get(row, ()):
+            for i, character in enumerate(name[: max(0, columns - column)]):
+                cells[column + i] = (character, "label")
+        for column, cell in placement.cells.get(row, {}).items():
+            cells[column] = cell
+        out.append(_runs(cells))
+    return out
+
+
+def _runs(cells: list[tuple[str, str]]) -> Row:
+    runs: list[tuple[str, str]] = []
+    text: list[str] = []
+    tag = None
+    for character, cell_tag in cells:
+        if cell_tag != tag and text:
+            runs.append(("".join(text), tag or ""))
+            text = []
+        tag = cell_tag
+        text.append(character)
+    if text:
+        runs.append(("".join(text), tag or ""))
+    return tuple(runs)
+
+
+def legend(width: int) -> str:
+    """The key to the map's symbols, as much of it as fits in `width` cells."""
+    long = (
+        "incident: 1-5 grade   unit: A avail  O on duty  E en route  S scene  "
+        "C committed  R refs  U unavail  ! EMERGENCY   [x] selected"
+    )
+    short = "1-5 grade  A avail O duty E enrt S scene C comm R refs U unav ! EMERG [x] sel"
+    return long if len(long) <= width else short[:width]
