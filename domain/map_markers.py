@@ -198,10 +198,15 @@ class Placement:
     at: dict[str, tuple[int, int]] = field(default_factory=dict)
     crowded: int = 0
     off_map: int = 0
+    _in_window: list[tuple[int, int, str]] = field(default_factory=list)
 
     def keys_in_reading_order(self) -> list[str]:
-        """Marker keys placed on the map, top row first, left to right (for next/previous)."""
-        return sorted(self.at, key=lambda key: (self.at[key][1], self.at[key][0], key))
+        """Every marker in the window, top row first, left to right (for next/previous).
+
+        By where each marker is, not where it was drawn, so the order does not shift as
+        the selection moves; a crowded marker is in it too, and shows once selected.
+        """
+        return [key for _, _, key in sorted(self._in_window)]
 
     def _free(self, column: int, row: int) -> bool:
         return column not in self.cells.get(row, ())
@@ -224,6 +229,7 @@ def place_markers(
             placement.off_map += 1
         else:
             column, row = cell
+            placement._in_window.append((row, column, chosen.key))
             placement._put(column, row, chosen.symbol, "selected")
             placement.at[chosen.key] = cell
             if column > 0:
@@ -237,6 +243,7 @@ def place_markers(
         if cell is None:
             placement.off_map += 1
             continue
+        placement._in_window.append((cell[1], cell[0], marker.key))
         for dx, dy in _NEIGHBOURS:
             column, row = cell[0] + dx, cell[1] + dy
             if 0 <= column < columns and 0 <= row < rows and placement._free(column, row):

@@ -345,8 +345,8 @@ class MapView(Widget, can_focus=True):
 
     def on_resize(self) -> None:
         self._strips.clear()
-        self._rows = []
         self._stale = True
+        self.refresh()
 
     def on_show(self) -> None:
         self._strips.clear()
