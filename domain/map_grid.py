@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from cadterm.domain.geography import KM_PER_DEGREE_LATITUDE
@@ -82,17 +82,31 @@ class MapWindow:
     def point(self, position: Position) -> tuple[float, float]:
         """Where `position` falls, in cells from the top-left corner (fractional)."""
         per_lon, across, down = self._km()
-        east = (position.lon - self.centre.lon) * per_lon
-        north = (position.lat - self.centre.lat) * KM_PER_DEGREE_LATITUDE
-        return self.columns / 2 + east / across, self.rows / 2 - north / down
+        x = self.columns / 2 + (position.lon - self.centre.lon) * (per_lon / across)
+        y = self.rows / 2 - (position.lat - self.centre.lat) * (KM_PER_DEGREE_LATITUDE / down)
+        return x, y
 
     def cell(self, position: Position) -> tuple[int, int] | None:
         """The cell `position` falls in, or None when it is off the map."""
-        x, y = self.point(position)
-        column, row = math.floor(x), math.floor(y)
-        if 0 <= column < self.columns and 0 <= row < self.rows:
-            return column, row
-        return None
+        return self.projector()(position)
+
+    def projector(self) -> Callable[[Position], tuple[int, int] | None]:
+        """`cell` with the window's constants worked out once, for many positions."""
+        per_lon, across, down = self._km()
+        x0, y0 = self.columns / 2, self.rows / 2
+        lat0, lon0 = self.centre.lat, self.centre.lon
+        per_x, per_y = per_lon / across, KM_PER_DEGREE_LATITUDE / down
+        columns, rows = self.columns, self.rows
+        floor = math.floor
+
+        def cell(position: Position) -> tuple[int, int] | None:
+            column = floor(x0 + (position.lon - lon0) * per_x)
+            row = floor(y0 - (position.lat - lat0) * per_y)
+            if 0 <= column < columns and 0 <= row < rows:
+                return column, row
+            return None
+
+        return cell
 
     def ground(self, x: float, y: float) -> tuple[float, float]:
         """The latitude and longitude at `x`, `y` cells from the top-left corner."""

@@ -99,7 +99,7 @@ def marker_name(key: str) -> tuple[str, str]:
     return kind, name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Marker:
     """One incident or unit on the map: where, its one-character symbol, its style tag."""
 
@@ -140,6 +140,18 @@ def unit_marker(unit: Unit) -> Marker | None:
     return Marker(unit_key(unit.callsign), unit.position, letter, tag, rank)
 
 
+def _same(a: Marker, b: Marker) -> bool:
+    # Field by field: comparing the two `Position` models whole is pydantic's slow path,
+    # and two thousand moving units compare every marker they touch.
+    return (
+        a.position.lat == b.position.lat
+        and a.position.lon == b.position.lon
+        and a.symbol == b.symbol
+        and a.tag == b.tag
+        and a.rank == b.rank
+    )
+
+
 class MapMarkers:
     """The picture's markers by key, kept up to date one changed incident or unit at a time."""
 
@@ -172,7 +184,7 @@ class MapMarkers:
             if before is None:
                 return set()
             del self.by_key[key]
-        elif marker == before:
+        elif before is not None and _same(before, marker):
             return set()
         else:
             self.by_key[key] = marker
@@ -208,9 +220,6 @@ class Placement:
         """
         return [key for _, _, key in sorted(self._in_window)]
 
-    def _free(self, column: int, row: int) -> bool:
-        return column not in self.cells.get(row, ())
-
     def _put(self, column: int, row: int, character: str, tag: str) -> None:
         self.cells.setdefault(row, {})[column] = (character, tag)
 
@@ -221,36 +230,53 @@ def place_markers(
     """Place `markers` on `window`, most urgent first; `selected` is bracketed."""
     placement = Placement()
     columns, rows = window.columns, window.rows
+    cell_of = window.projector()
+    cells, at, in_window = placement.cells, placement.at, placement._in_window
     ordered = sorted(markers, key=lambda m: (m.rank, m.key))
     chosen = next((m for m in ordered if m.key == selected), None)
     if chosen is not None:
-        cell = window.cell(chosen.position)
+        cell = cell_of(chosen.position)
         if cell is None:
             placement.off_map += 1
         else:
             column, row = cell
-            placement._in_window.append((row, column, chosen.key))
+            in_window.append((row, column, chosen.key))
             placement._put(column, row, chosen.symbol, "selected")
-            placement.at[chosen.key] = cell
+            at[chosen.key] = cell
             if column > 0:
                 placement._put(column - 1, row, "[", "selected-mark")
             if column + 1 < columns:
                 placement._put(column + 1, row, "]", "selected-mark")
+    # Cells whose whole neighbourhood is taken: a marker there is crowded at once. Cells
+    # are never freed while placing, so a full neighbourhood stays full; without this a
+    # dense county at a wide zoom would search nine cells for each of thousands.
+    full: set[tuple[int, int]] = set()
     for marker in ordered:
         if marker is chosen:
             continue
-        cell = window.cell(marker.position)
+        cell = cell_of(marker.position)
         if cell is None:
             placement.off_map += 1
             continue
-        placement._in_window.append((cell[1], cell[0], marker.key))
+        home_column, home_row = cell
+        in_window.append((home_row, home_column, marker.key))
+        if cell in full:
+            placement.crowded += 1
+            continue
         for dx, dy in _NEIGHBOURS:
-            column, row = cell[0] + dx, cell[1] + dy
-            if 0 <= column < columns and 0 <= row < rows and placement._free(column, row):
-                placement._put(column, row, marker.symbol, marker.tag)
-                placement.at[marker.key] = (column, row)
-                break
+            column, row = home_column + dx, home_row + dy
+            if not (0 <= column < columns and 0 <= row < rows):
+                continue
+            line = cells.get(row)
+            if line is None:
+                line = cells[row] = {}
+            elif column in line:
+                continue
+            line[column] = (marker.symbol, marker.tag)
+            at[marker.key] = (column, row)
+            break
         else:
+            full.add(cell)
             placement.crowded += 1
     return placement
 

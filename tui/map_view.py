@@ -42,9 +42,11 @@ from cadterm.domain.map_markers import (
     Placement,
     Row,
     compose_rows,
+    incident_key,
     legend,
     marker_name,
     place_markers,
+    unit_key,
 )
 from cadterm.protocol.domain import Position
 from cadterm.protocol.fold import DispatchState
@@ -198,9 +200,31 @@ class MapView(Widget, can_focus=True):
         self._changed()
 
     def apply_changes(self, incidents: Iterable[str], units: Iterable[str]) -> None:
-        """Follow changed incidents and units; repaint the lines that now look different."""
-        if self.markers.update(self.state, incidents, units):
+        """Follow changed incidents and units; repaint the lines that now look different.
+
+        Most fixes move a unit within its cell: where every changed marker still falls
+        in the same cell with the same look, the map is as it was, and nothing is done.
+        """
+        incidents, units = list(incidents), list(units)
+        keys = [incident_key(r) for r in incidents] + [unit_key(c) for c in units]
+        before = {key: self.markers.by_key.get(key) for key in keys}
+        changed = self.markers.update(self.state, incidents, units)
+        if not changed:
+            return
+        window = self.window
+        if window is None or self._stale:
             self._changed()
+            return
+        cell_of = window.projector()
+        for key in changed:
+            old, new = before.get(key), self.markers.by_key.get(key)
+            if old is None or new is None or (old.symbol, old.tag) != (new.symbol, new.tag):
+                break
+            if cell_of(old.position) != cell_of(new.position):
+                break
+        else:
+            return
+        self._changed()
 
     def _changed(self) -> None:
         self._stale = True
