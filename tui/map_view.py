@@ -90,6 +90,21 @@ def sector_points(places: Gazetteer | None, state: DispatchState) -> Iterable[tu
             yield location.position, location.sector
 
 
+def _cells(row: Row) -> list[tuple[str, str]]:
+    return [(character, tag) for text, tag in row for character in text]
+
+
+def _changed_span(old: Row, new: Row, width: int) -> tuple[int, int]:
+    """The first and one past the last cell that differ between two versions of a row."""
+    before, after = _cells(old), _cells(new)
+    if len(before) != len(after):
+        return 0, width
+    differ = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    if not differ:
+        return 0, 0
+    return differ[0], differ[-1] + 1
+
+
 class MapView(Widget, can_focus=True):
     """The picture on a map of the ground, with a selected marker that follows the boards."""
 
@@ -331,7 +346,14 @@ class MapView(Widget, can_focus=True):
         for y in range(max(len(rows), len(previous))):
             if y >= len(rows) or y >= len(previous) or rows[y] != previous[y]:
                 self._strips.pop(y + 1, None)
-                self.refresh(Region(0, y + 1, width, 1))
+                # Only the cells that differ: Textual sends the refreshed region alone,
+                # so a unit stepping one cell costs a few bytes, not the whole line.
+                start, end = (
+                    _changed_span(previous[y], rows[y], width)
+                    if y < len(rows) and y < len(previous)
+                    else (0, width)
+                )
+                self.refresh(Region(start, y + 1, end - start, 1))
                 self.painted_lines += 1
         header = self._header_text()
         if header != self._painted_header:
