@@ -16,6 +16,8 @@ Figures per size and moves-per-frame, over `--frames` frames:
 - paint: the console's work for one frame, from the batch handed to the app to the
   frame's bytes ready to write (the boards and the map following the batch, the
   compositor, the escape sequences), p50/p99. Folding the events is timed apart (fold);
+- map share: of that, the map's own work (following the batch, placing its markers,
+  rendering its lines), p50/p99;
 - latency: the same, but from the batch to the bytes including the wait for Textual's
   next frame tick (at most 1/60 s), p50/p99;
 - bytes per frame, p50/p99 and mean, and lines the map repainted per frame;
@@ -115,6 +117,7 @@ class Probe:
         self.frame_bytes: int | None = None
         self.frame_done_at = 0.0
         self.compose_s = 0.0
+        self.map_s = 0.0  # of the frame's work, the map's own: following the batch, its lines
 
 
 def hook(app: CadApp, probe: Probe) -> None:
@@ -134,8 +137,24 @@ def hook(app: CadApp, probe: Probe) -> None:
         probe.compose_s += time.perf_counter() - started
         probe.frame_done_at = time.perf_counter()
 
+    view = app.map
+    follow, render_line = view.apply_changes, view.render_line
+
+    def timed_follow(incidents, units) -> None:
+        started = time.perf_counter()
+        follow(incidents, units)
+        probe.map_s += time.perf_counter() - started
+
+    def timed_render_line(y: int):
+        started = time.perf_counter()
+        strip = render_line(y)
+        probe.map_s += time.perf_counter() - started
+        return strip
+
     app._display = display  # type: ignore[method-assign]
     screen._compositor_refresh = refresh  # type: ignore[method-assign]
+    view.apply_changes = timed_follow  # type: ignore[method-assign]
+    view.render_line = timed_render_line  # type: ignore[method-assign]
 
 
 async def _wait_for_frame(probe: Probe, timeout: float = 0.1) -> bool:
@@ -182,7 +201,7 @@ async def run_size(state, places, size, moves_list, frames: int, seed: int) -> N
             full_map_frame_bytes=full_bytes,
         )
         for moves in moves_list:
-            paint, latency, fold_ms, sent, lines = [], [], [], [], []
+            paint, latency, fold_ms, sent, lines, map_ms = [], [], [], [], [], []
             gc.collect()
             for _ in range(frames):
                 moved = rng.sample(callsigns, moves)
@@ -209,6 +228,7 @@ async def run_size(state, places, size, moves_list, frames: int, seed: int) -> N
                 fold_ms.append((folded - started) * 1000)
                 probe.frame_bytes = None
                 probe.compose_s = 0.0
+                probe.map_s = 0.0
                 painted = view.painted_lines
                 app.apply_changes(changes.incidents, changes.units)
                 applied = time.perf_counter() - folded
@@ -219,6 +239,7 @@ async def run_size(state, places, size, moves_list, frames: int, seed: int) -> N
                     latency.append(applied * 1000)
                     sent.append(0)
                 paint.append((applied + probe.compose_s) * 1000)
+                map_ms.append(probe.map_s * 1000)
                 lines.append(view.painted_lines - painted)
             emit(
                 "map_frames",
@@ -228,6 +249,8 @@ async def run_size(state, places, size, moves_list, frames: int, seed: int) -> N
                 frames=frames,
                 paint_p50_ms=round(pct(paint, 50), 2),
                 paint_p99_ms=round(pct(paint, 99), 2),
+                map_share_p50_ms=round(pct(map_ms, 50), 2),
+                map_share_p99_ms=round(pct(map_ms, 99), 2),
                 latency_p50_ms=round(pct(latency, 50), 2),
                 latency_p99_ms=round(pct(latency, 99), 2),
                 fold_p50_ms=round(pct(fold_ms, 50), 2),

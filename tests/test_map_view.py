@@ -216,3 +216,38 @@ async def test_a_selection_off_the_map_brings_the_map_to_it():
         app.units.move_cursor_to("EF31")
         await until(pilot, lambda: app.map.selected == unit_key("EF31"))
         assert app.map.window.cell(far) is not None
+
+
+async def test_the_heading_says_where_the_keys_go():
+    app = _console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await until(pilot, lambda: "Esc: command line" in screen_text(app))
+        await pilot.press("escape")
+        await until(pilot, lambda: "F6: map keys" in screen_text(app))
+
+
+async def test_a_theme_change_restyles_the_map():
+    app = _console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await until(pilot, lambda: app.map.placement.at)
+        row, column = next(
+            (r, c)
+            for r, cells in app.map.placement.cells.items()
+            for c, (_, tag) in cells.items()
+            if tag == "grade-1"
+        )
+
+        def marker_style():
+            cell = 0
+            for segment in app.map.render_line(row + 1):
+                if cell <= column < cell + len(segment.text):
+                    return segment.style
+                cell += len(segment.text)
+            return None
+
+        before = marker_style()
+        assert before is not None and before.color is not None
+        await pilot.press("f9")
+        await until(pilot, lambda: marker_style() != before, what="the map in the new theme")

@@ -30,6 +30,7 @@ from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
+from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
@@ -41,7 +42,7 @@ from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .incident_queue import IncidentQueue
-from .map_view import MapView
+from .map_view import MapView, sector_points
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
 from .theming import textual_themes
@@ -198,7 +199,9 @@ class CadApp(App[None]):
             self.call_from_thread(self.command_line.feedback, message, error=True)
             return
         self.places = places
-        self.call_from_thread(self.map.set_places, places)
+        # The map's sector areas, built here too: for a force's file that takes a moment.
+        sectors = SectorField(sector_points(places, None)) if len(places) else None
+        self.call_from_thread(self.map.set_places, places, sectors)
         log.info("gazetteer %s loaded", path)
 
     def on_mount(self) -> None:

@@ -70,7 +70,9 @@ _TAGS = (
 )
 
 
-def sector_points(places: Gazetteer | None, state: DispatchState) -> Iterable[tuple[Position, str]]:
+def sector_points(
+    places: Gazetteer | None, state: DispatchState | None
+) -> Iterable[tuple[Position, str]]:
     """Points known to lie in each sector: the gazetteer's entries, else incident locations.
 
     The picture carries no sector boundaries; a force's gazetteer places every street
@@ -84,7 +86,7 @@ def sector_points(places: Gazetteer | None, state: DispatchState) -> Iterable[tu
                 if entry.end is not None:
                     yield entry.end, entry.sector
         return
-    for incident in state.incidents.values():
+    for incident in state.incidents.values() if state is not None else ():
         location = incident.location
         if location.position is not None and location.sector:
             yield location.position, location.sector
@@ -200,17 +202,22 @@ class MapView(Widget, can_focus=True):
     # --- the picture --------------------------------------------------------------------
 
     def reload(self, state: DispatchState) -> None:
-        """Follow a new picture: every marker, and the sectors learnt again."""
+        """Follow a new picture: every marker, and (without a gazetteer) the sectors."""
         self.state = state
         self.markers.reload(state)
-        self.field = SectorField(sector_points(self._places, state))
-        self._canvas = None
+        if not self._places:  # a gazetteer's sectors do not change with the picture
+            self.field = SectorField(sector_points(None, state))
+            self._canvas = None
         self._changed()
 
-    def set_places(self, places: Gazetteer | None) -> None:
-        """Outline the sectors from a force's gazetteer (just loaded)."""
+    def set_places(self, places: Gazetteer | None, field: SectorField | None = None) -> None:
+        """Outline the sectors from a force's gazetteer (just loaded).
+
+        `field` is the gazetteer's `SectorField` if it was built already: for a force's
+        tens of thousands of entries that takes a moment, better spent off the UI loop.
+        """
         self._places = places
-        self.field = SectorField(sector_points(places, self.state))
+        self.field = field if field is not None else SectorField(sector_points(places, self.state))
         self._canvas = None
         self._changed()
 
@@ -355,11 +362,7 @@ class MapView(Widget, can_focus=True):
                 )
                 self.refresh(Region(start, y + 1, end - start, 1))
                 self.painted_lines += 1
-        header = self._header_text()
-        if header != self._painted_header:
-            self._painted_header = header
-            self._strips.pop(0, None)
-            self.refresh(Region(0, 0, width, 1))
+        self._refresh_header()
         if height > 1 and (height - 1) not in self._strips:
             self.refresh(Region(0, height - 1, width, 1))
 
@@ -370,12 +373,28 @@ class MapView(Widget, can_focus=True):
         placement = self.placement
         words = [f"MAP  {scale_words(window)}"]
         if placement.crowded:
-            words.append(f"{placement.crowded} crowded (zoom in: +)")
+            words.append(f"{placement.crowded} crowded")
         if placement.off_map:
             words.append(f"{placement.off_map} off map")
         selected = marker_name(self.selected)[1] if self.selected else "none"
         words.append(f"selected {selected}")
+        # Where the keys go, said in words: the map's keys are letters the command line
+        # would otherwise take.
+        words.append("Esc: command line" if self.has_focus else "F6: map keys")
         return "  ".join(words)
+
+    def on_focus(self) -> None:
+        self._refresh_header()
+
+    def on_blur(self) -> None:
+        self._refresh_header()
+
+    def _refresh_header(self) -> None:
+        header = self._header_text()
+        if header != self._painted_header:
+            self._painted_header = header
+            self._strips.pop(0, None)
+            self.refresh(Region(0, 0, self.size.width, 1))
 
     def _style(self, tag: str) -> Style:
         style = self._styles.get(tag)
