@@ -28,6 +28,7 @@ __all__ = [
     "UNIT_LETTER",
     "MapMarkers",
     "Marker",
+    "MarkerLayout",
     "Placement",
     "Row",
     "compose_rows",
@@ -228,21 +229,76 @@ def place_markers(
     window: MapWindow, markers: Iterable[Marker], selected: str | None = None
 ) -> Placement:
     """Place `markers` on `window`, most urgent first; `selected` is bracketed."""
+    cell_of = window.projector()
+    ordered = sorted(markers, key=lambda m: (m.rank, m.key))
+    return _place(window, [(m, cell_of(m.position)) for m in ordered], selected)
+
+
+class MarkerLayout:
+    """Every marker's home cell on one window, kept as markers change, placed on demand.
+
+    Placing needs each marker's cell and the markers in order of urgency; working both
+    out afresh for thousands of units every frame is most of the cost, so they are
+    kept, and only a changed marker's cell is worked out again (`follow`).
+    """
+
+    def __init__(self, window: MapWindow, markers: MapMarkers) -> None:
+        self.window = window
+        self._markers = markers
+        self._cell_of = window.projector()
+        self._homes = {key: self._cell_of(m.position) for key, m in markers.by_key.items()}
+        self._order: list[str] | None = None  # keys by urgency; None: sort again
+
+    def follow(self, before: Mapping[str, Marker | None], changed: Iterable[str]) -> bool:
+        """Take in changed markers (`before` holds what they were); whether the map may
+        now look different. A marker that stays in its cell, looking the same, does not
+        change the map, nor does one that moves about off it."""
+        differs = False
+        by_key = self._markers.by_key
+        for key in changed:
+            old, new = before.get(key), by_key.get(key)
+            if new is None or old is None:  # gone or new: the order and the counts change
+                self._order = None
+                differs = True
+                if new is None:
+                    self._homes.pop(key, None)
+                    continue
+            elif old.rank != new.rank:
+                self._order = None
+            cell = self._cell_of(new.position)
+            looks_changed = old is not None and (old.symbol, old.tag) != (new.symbol, new.tag)
+            if looks_changed or cell != self._homes.get(key):
+                differs = True
+            self._homes[key] = cell
+        return differs
+
+    def place(self, selected: str | None = None) -> Placement:
+        """Place every marker, most urgent first; `selected` is bracketed."""
+        by_key = self._markers.by_key
+        if self._order is None:
+            self._order = sorted(by_key, key=lambda key: (by_key[key].rank, key))
+        homes = self._homes
+        return _place(self.window, [(by_key[key], homes[key]) for key in self._order], selected)
+
+
+def _place(
+    window: MapWindow,
+    ordered: list[tuple[Marker, tuple[int, int] | None]],
+    selected: str | None,
+) -> Placement:
     placement = Placement()
     columns, rows = window.columns, window.rows
-    cell_of = window.projector()
     cells, at, in_window = placement.cells, placement.at, placement._in_window
-    ordered = sorted(markers, key=lambda m: (m.rank, m.key))
-    chosen = next((m for m in ordered if m.key == selected), None)
+    chosen = next((pair for pair in ordered if pair[0].key == selected), None)
     if chosen is not None:
-        cell = cell_of(chosen.position)
+        marker, cell = chosen
         if cell is None:
             placement.off_map += 1
         else:
             column, row = cell
-            in_window.append((row, column, chosen.key))
-            placement._put(column, row, chosen.symbol, "selected")
-            at[chosen.key] = cell
+            in_window.append((row, column, marker.key))
+            placement._put(column, row, marker.symbol, "selected")
+            at[marker.key] = cell
             if column > 0:
                 placement._put(column - 1, row, "[", "selected-mark")
             if column + 1 < columns:
@@ -251,10 +307,10 @@ def place_markers(
     # are never freed while placing, so a full neighbourhood stays full; without this a
     # dense county at a wide zoom would search nine cells for each of thousands.
     full: set[tuple[int, int]] = set()
-    for marker in ordered:
-        if marker is chosen:
+    for pair in ordered:
+        if pair is chosen:
             continue
-        cell = cell_of(marker.position)
+        marker, cell = pair
         if cell is None:
             placement.off_map += 1
             continue

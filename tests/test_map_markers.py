@@ -10,6 +10,7 @@ from cadterm.domain.map_markers import (
     UNIT_LETTER,
     MapMarkers,
     Marker,
+    MarkerLayout,
     compose_rows,
     incident_key,
     legend,
@@ -206,3 +207,35 @@ def test_legend_fits_the_width_and_names_every_symbol() -> None:
 def test_marker_name() -> None:
     assert marker_name(incident_key("0001-27NOV26")) == ("incident", "0001-27NOV26")
     assert marker_name(unit_key("ARV 1")) == ("unit", "ARV 1")
+
+
+def test_a_layout_places_as_place_markers_and_knows_when_a_move_changes_nothing() -> None:
+    events = _picture()
+    state = fold(events)
+    markers = MapMarkers()
+    markers.reload(state)
+    layout = MarkerLayout(WINDOW, markers)
+    assert layout.place("unit:AB12") == place_markers(WINDOW, markers, "unit:AB12")
+
+    def move(seq: int, north_km: float, east_km: float) -> bool:
+        where = offset(state.units["AB12"].position, north_km, east_km)
+        events.append(_event(UnitLocated, seq, callsign="AB12", position=where, fixed_at=AT))
+        before = dict(markers.by_key)
+        changed = markers.update(fold(events), [], ["AB12"])
+        assert changed == {unit_key("AB12")}
+        return layout.follow(before, changed)
+
+    home = WINDOW.cell(markers.by_key[unit_key("AB12")].position)
+    column_left = WINDOW.point(markers.by_key[unit_key("AB12")].position)[0] - home[0]
+    # A step too small to leave the cell (a tenth of its width, away from its edge).
+    step = 0.025 if column_left < 0.8 else -0.025
+    assert not move(5, 0.0, step)
+    state = fold(events)
+    assert move(6, 0.0, 1.0)  # four columns: another cell
+    state = fold(events)
+    assert layout.place() == place_markers(WINDOW, markers)
+    far = offset(CENTRE, 0.0, 50.0)
+    events.append(_event(UnitLocated, 7, callsign="AB12", position=far, fixed_at=AT))
+    before = dict(markers.by_key)
+    assert layout.follow(before, markers.update(fold(events), [], ["AB12"]))  # off the map
+    assert layout.place().off_map == 1

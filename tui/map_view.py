@@ -39,13 +39,13 @@ from cadterm.domain.map_grid import (
 )
 from cadterm.domain.map_markers import (
     MapMarkers,
+    MarkerLayout,
     Placement,
     Row,
     compose_rows,
     incident_key,
     legend,
     marker_name,
-    place_markers,
     unit_key,
 )
 from cadterm.protocol.domain import Position
@@ -190,6 +190,7 @@ class MapView(Widget, can_focus=True):
         self.window: MapWindow | None = None
         self.selected: str | None = None
         self.placement = Placement()
+        self._layout: MarkerLayout | None = None  # the markers' cells on `window`
         self._places: Gazetteer | None = None
         self._canvas: Canvas | None = None
         self._rows: list[Row] = []
@@ -205,6 +206,7 @@ class MapView(Widget, can_focus=True):
         """Follow a new picture: every marker, and (without a gazetteer) the sectors."""
         self.state = state
         self.markers.reload(state)
+        self._layout = None
         if not self._places:  # a gazetteer's sectors do not change with the picture
             self.field = SectorField(sector_points(None, state))
             self._canvas = None
@@ -233,20 +235,12 @@ class MapView(Widget, can_focus=True):
         changed = self.markers.update(self.state, incidents, units)
         if not changed:
             return
-        window = self.window
-        if window is None or self._stale:
+        layout = self._layout
+        if layout is None or layout.window != self.window or self._stale:
+            self._layout = None
             self._changed()
-            return
-        cell_of = window.projector()
-        for key in changed:
-            old, new = before.get(key), self.markers.by_key.get(key)
-            if old is None or new is None or (old.symbol, old.tag) != (new.symbol, new.tag):
-                break
-            if cell_of(old.position) != cell_of(new.position):
-                break
-        else:
-            return
-        self._changed()
+        elif layout.follow(before, changed):
+            self._changed()
 
     def _changed(self) -> None:
         self._stale = True
@@ -345,7 +339,9 @@ class MapView(Widget, can_focus=True):
         else:
             if self._canvas is None:
                 self._canvas = sector_canvas(window, self.field, unicode=self.unicode)
-            self.placement = place_markers(window, self.markers, self.selected)
+            if self._layout is None or self._layout.window != window:
+                self._layout = MarkerLayout(window, self.markers)
+            self.placement = self._layout.place(self.selected)
             rows = compose_rows(self._canvas, self.placement, window.columns, window.rows)
         self._stale = False
         previous = self._rows
