@@ -178,6 +178,8 @@ async def run_on_terminal(
     app.driver_class = console_driver(
         app.driver_class, unicode=traits.unicode, extended=traits.extended
     )
+    # The map draws its own lines (Braille or ASCII): it must know which reach the screen.
+    app.settings = app.settings.model_copy(update={"unicode": traits.unicode})
     end_on_hang_up(
         asyncio.get_running_loop(),
         stop=lambda reason: app.exit(return_code=1, message=f"cadterm {name}: {reason}"),

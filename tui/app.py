@@ -31,6 +31,8 @@ from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.queries import HistoryQueries
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
+from cadterm.domain.map_grid import SectorField
+from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.themes import THEMES
 
@@ -41,6 +43,7 @@ from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .incident_queue import IncidentQueue
+from .map_view import MapView, sector_points
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
 from .theming import textual_themes
@@ -78,6 +81,10 @@ class CadApp(App[None]):
     Screen.-narrow #boards > DetailPane { width: 1fr; height: 3fr; border-left: none;
         border-top: hkey $panel; }
     #boards > DetailPane { width: 60; }
+    #boards > MapView { display: none; }
+    Screen.-map #boards > MapView { display: block; }
+    Screen.-map #boards > UnitBoard, Screen.-map #boards > IncidentQueue { display: none; }
+    Screen.-map.-wide #boards > IncidentQueue { display: block; width: 1fr; }
     Screen.-detail #boards > UnitBoard { display: none; }
     Screen.-wide.-detail #boards > UnitBoard { display: block; }
     """
@@ -89,6 +96,7 @@ class CadApp(App[None]):
         Binding("f3", "focus_units", "Units", id="app.focus_units"),
         Binding("f4", "toggle_detail", "Detail", id="app.detail"),
         Binding("f5", "toggle_grouping", "Group units", id="app.group"),
+        Binding("f6", "toggle_map", "Map", id="app.map"),
         Binding("f7", "journal", "Journal", id="app.journal"),
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
@@ -159,6 +167,7 @@ class CadApp(App[None]):
             yield UnitBoard(
                 state, self.clock, self.policy, self.settings.group_units_by, id="units"
             )
+            yield MapView(state, unicode=self.settings.unicode is not False, id="map")
             yield DetailPane(id="detail")
         yield CommandLine(self.controller.parse_context, id="command")
         yield StatusBar(id="status")
@@ -179,6 +188,10 @@ class CadApp(App[None]):
     def detail(self) -> DetailPane:
         return self.query_one(DetailPane)
 
+    @property
+    def map(self) -> MapView:
+        return self.query_one(MapView)
+
     @work(thread=True, group="places", exit_on_error=False)
     def _load_places(self, path: Path) -> None:
         """Read the gazetteer off the UI loop: a force's file takes seconds to index."""
@@ -191,6 +204,9 @@ class CadApp(App[None]):
             self.call_from_thread(self.command_line.feedback, message, error=True)
             return
         self.places = places
+        # The map's sector areas, built here too: for a force's file that takes a moment.
+        sectors = SectorField(sector_points(places, None)) if len(places) else None
+        self.call_from_thread(self.map.set_places, places, sectors)
         log.info("gazetteer %s loaded", path)
 
     def on_mount(self) -> None:
@@ -255,6 +271,7 @@ class CadApp(App[None]):
         state = self.client.state
         self.queue.reload(state)
         self.units.reload(state)
+        self.map.reload(state)
         self.alarms.prime(state)
         self.client.take_changes()
         self.refresh_alarms()
@@ -306,6 +323,7 @@ class CadApp(App[None]):
             with self.batch_update():
                 self.queue.apply_changes(incidents)
                 self.units.apply_changes(units)
+                self.map.apply_changes(incidents, units)
             if self.alarms.update(self.client.state, incidents, units):
                 self.ring()
             self.refresh_alarms()
@@ -405,6 +423,7 @@ class CadApp(App[None]):
     def on_board_highlighted(self, message: Board.Highlighted) -> None:
         if message.board is self.queue and self.showing("incident"):
             self.show_incident(message.key)
+        self._follow_on_map(message.board, message.key)
 
     def on_board_chosen(self, message: Board.Chosen) -> None:
         if message.board is self.queue:
@@ -457,6 +476,35 @@ class CadApp(App[None]):
     def action_queue_down(self) -> None:
         """Select the next incident without leaving the command line."""
         self.queue.action_cursor_down()
+
+    # --- the map -------------------------------------------------------------------------
+
+    def action_toggle_map(self) -> None:
+        """Show the map in the boards' place and move to it; hide it when it has the focus."""
+        if not self.screen.has_class("-map"):
+            self.screen.add_class("-map")
+            self.map.focus()
+        elif self.map.has_focus:
+            self.screen.remove_class("-map")
+            self.action_focus_command()
+        else:
+            self.map.focus()
+
+    def _follow_on_map(self, board: Board, key: str | None) -> None:
+        """A board's cursor moved: the map selects the same incident or unit."""
+        if board is self.queue and key is not None:
+            self.map.select(incident_key(key))
+        elif board is self.units and key is not None and key in self.client.state.units:
+            self.map.select(unit_key(key))
+
+    def on_map_view_selected(self, message: MapView.Selected) -> None:
+        board = self.queue if message.kind == "incident" else self.units
+        board.move_cursor_to(message.name)
+
+    def on_map_view_chosen(self, message: MapView.Chosen) -> None:
+        kind, name = marker_name(message.key)
+        if kind == "incident":
+            self.show_incident(name)
 
     def action_toggle_grouping(self) -> None:
         """Group units by sector or by state."""
