@@ -416,7 +416,8 @@ class CadApp(App[None]):
                 else None
             ),
         )
-        banner.show(status, now)
+        saved = self.client.saved_picture
+        banner.show(status, now, saved.heard_at if saved is not None else None)
 
     # --- selection and the detail pane ---------------------------------------------------
 

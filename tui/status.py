@@ -134,13 +134,22 @@ class StaleBanner(_Line):
     StaleBanner.-shown { display: block; }
     """
 
-    def show(self, status: LinkStatus, now: datetime) -> None:
-        """Show or hide for this link status."""
+    def show(self, status: LinkStatus, now: datetime, saved_at: datetime | None = None) -> None:
+        """Show or hide for this link status.
+
+        `saved_at`: the picture shown was read from disk at start (no backend has
+        answered yet), and is the picture of that time.
+        """
         stale = status.state != LinkState.LIVE
         self.set_class(stale, "-shown")
         if stale:
             text = "!! " + describe_link(status, now)
             suffix, short = " - last known picture shown", " - old picture"
+            if saved_at is not None:
+                of = saved_at.astimezone().strftime("%H:%M")
+                age = format_age(now - saved_at)
+                suffix = f" - picture of {of} ({age} old), kept by this console"
+                short = f" - picture of {of} ({age} old)"
             if status.state == LinkState.STOPPED:  # it will not retry by itself: say how
                 suffix, short = " - Ctrl+R tries again" + suffix, " - Ctrl+R tries again"
             # Keep the reason readable on a narrow terminal: shorten the suffix first.
