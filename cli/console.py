@@ -36,6 +36,9 @@ __all__ = [
     "tune_gc_for_a_live_picture",
 ]
 
+#: Incident references each console holds for incidents opened while CAD is down.
+RESERVED_REFERENCES = 10
+
 #: The log is kept to this size, with this many older files beside it.
 LOG_BYTES, LOG_BACKUPS = 5 * 1024 * 1024, 3
 
@@ -153,6 +156,8 @@ async def _run(settings: ConsoleSettings, traits: TerminalTraits) -> int:
         workstation=settings.workstation,
         journal_path=journal_file(settings),
         picture_path=picture_file(settings),
+        # References held for incidents opened while no backend answers.
+        reserve=RESERVED_REFERENCES,
     )
     tune_gc_for_a_live_picture(client)
     logging.getLogger("cadterm.console").info(

@@ -51,7 +51,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
     from cadterm.sim.gazetteer import BRACKLEY_CSV
     from cadterm.tui.app import CadApp
 
-    from .console import run_on_terminal, tune_gc_for_a_live_picture
+    from .console import RESERVED_REFERENCES, run_on_terminal, tune_gc_for_a_live_picture
 
     scratch = Path(tempfile.mkdtemp(prefix="cadterm-demo-")) if options.fresh else None
     home = scratch or data_dir() / "demo"
@@ -82,6 +82,7 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
                 workstation=settings.workstation,
                 journal_path=home / "journal.db",
                 picture_path=home / "picture.json",
+                reserve=RESERVED_REFERENCES,
             )
             tune_gc_for_a_live_picture(client)
             return await run_on_terminal(CadApp(client, settings), client, traits, "demo")

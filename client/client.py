@@ -29,12 +29,12 @@ import httpx
 
 from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
 from cadterm.protocol.domain import Incident, Unit
-from cadterm.protocol.drafts import CommandDraft
+from cadterm.protocol.drafts import CommandDraft, draft
 from cadterm.protocol.fold import Changes, DispatchState
 
 from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
-from .journal import Journal, JournalEntry
+from .journal import Journal, JournalEntry, JournalStatus
 from .pending import Pending
 from .picture_file import PictureFile, SavedPicture
 from .store import LocalStore
@@ -81,6 +81,7 @@ class DispatchClient:
         command_timeout: float = 5.0,
         command_attempts: int = 4,
         on_status: Callable[[LinkStatus], None] | None = None,
+        reserve: int = 0,
     ) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
         self.workstation = workstation
@@ -119,6 +120,16 @@ class DispatchClient:
         self.pending = Pending(lambda: self.store.seq, self.journal)
         self._flush_wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        #: How many incident references to hold for incidents opened while offline.
+        self.reserve = reserve
+        self._topping_up: asyncio.Task[None] | None = None
+        # Reserved references given to commands not yet accepted (journalled ones too).
+        self._claimed: set[str] = set()
+        if self.journal is not None:
+            for entry in self.journal.entries(JournalStatus.PENDING):
+                reference = getattr(entry.command, "reference", None)
+                if entry.command.type == "create_incident" and reference:
+                    self._claimed.add(reference)
         self._journal_lock = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -140,6 +151,10 @@ class DispatchClient:
 
     async def close(self) -> None:
         """Stop everything and release the network and the journal file."""
+        if self._topping_up is not None:
+            self._topping_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._topping_up
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +226,10 @@ class DispatchClient:
     def _applied(self) -> None:
         self.pending.applied()
         self._changed.set()
+        if self.reserve and self.status.state == LinkState.LIVE:
+            held = len(self.store.state.reserved.get(self.workstation, ()))
+            if held * 2 <= self.reserve:
+                self._top_up_soon()
 
     def add_status_listener(self, listener: Callable[[LinkStatus], None]) -> None:
         """Call `listener` with the new `LinkStatus` whenever the link changes state."""
@@ -230,8 +249,43 @@ class DispatchClient:
         if status.state == LinkState.LIVE:
             self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()
+            self._top_up_soon()
         for listener in self._status_listeners:
             listener(status)
+
+    # --- references for incidents opened offline ----------------------------------------
+
+    @property
+    def reserved_references(self) -> list[str]:
+        """This workstation's reserved references not yet given to a command."""
+        held = self.store.state.reserved.get(self.workstation, [])
+        return [reference for reference in held if reference not in self._claimed]
+
+    def claim_reserved_reference(self) -> str | None:
+        """The next reserved reference, for an incident opened now; None if none is left.
+
+        Once claimed it is given to no other command, across restarts (the journal keeps
+        the command that holds it).
+        """
+        for reference in self.reserved_references:
+            self._claimed.add(reference)
+            return reference
+        return None
+
+    def _top_up_soon(self) -> None:
+        if self.reserve <= 0 or (self._topping_up is not None and not self._topping_up.done()):
+            return
+        self._topping_up = asyncio.create_task(self._top_up(), name="cadterm-reserve")
+
+    async def _top_up(self) -> None:
+        """While live, keep `reserve` references in hand (asked for when half are gone)."""
+        held = len(self.store.state.reserved.get(self.workstation, []))
+        if held * 2 > self.reserve:
+            return
+        try:
+            await self.execute(draft("reserve_references", count=self.reserve - held))
+        except (CommandError, BackendUnavailable, TimeoutError) as exc:
+            log.warning("could not reserve incident references: %s", exc)
 
     # --- commands ------------------------------------------------------------------------
 

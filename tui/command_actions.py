@@ -28,6 +28,7 @@ from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError, JournalError
 from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus
 from cadterm.client.queries import HistoryQueries, QueryError
+from cadterm.client.stream import LinkState
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.domain.timers import TimerPolicy, safety_checks
@@ -453,7 +454,19 @@ class CommandController:
         """Issue each command of one line, in order, and report the outcome."""
         feedback = self.views.command_line.feedback
         outcomes = []
+        summary = action.summary
         for command in action.commands:
+            if (
+                command.type == "create_incident"
+                and getattr(command, "reference", None) is None
+                and self.client.status.state != LinkState.LIVE
+            ):
+                # Offline: the incident gets its final reference now, from this
+                # workstation's reserved block, and keeps it when CAD comes back.
+                reference = self.client.claim_reserved_reference()
+                if reference is not None:
+                    command = command.model_copy(update={"reference": reference})
+                    summary = f"{summary} as {reference}"
             try:
                 issued = await self.client.issue(command)
             except JournalError as error:
@@ -462,7 +475,7 @@ class CommandController:
                     what = "what became of it was not recorded (check the board)"
                 else:
                     what = "NOT SENT"
-                feedback(f"{action.summary}: {what}: {journal_trouble(error)}", error=True)
+                feedback(f"{summary}: {what}: {journal_trouble(error)}", error=True)
                 self.views.ring()
                 return
             if issued.error is not None:
@@ -478,11 +491,9 @@ class CommandController:
             else:
                 outcomes.append("journalled")
         if outcomes.count("journalled"):
-            feedback(
-                f"{action.summary}: journalled, sends when the backend is reachable", error=True
-            )
+            feedback(f"{summary}: journalled, sends when the backend is reachable", error=True)
         else:
-            feedback(f"done: {action.summary} ({' '.join(outcomes)})", ok=True)
+            feedback(f"done: {summary} ({' '.join(outcomes)})", ok=True)
         self.views.refresh_status()
 
     def report_rejections(self) -> None:
