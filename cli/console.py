@@ -169,7 +169,7 @@ async def run_on_terminal(
     from cadterm.tui.terminal_output import console_driver
 
     app.driver_class = console_driver(
-        app.driver_class, unicode=traits.unicode, extended=traits.extended
+        app.driver_class, unicode=traits.unicode, extended=traits.extended, pace=app.output_pace
     )
     end_on_hang_up(
         asyncio.get_running_loop(),

@@ -40,6 +40,7 @@ from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .incident_queue import IncidentQueue
+from .output_pace import OutputPace
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
 from .theming import textual_themes
@@ -135,6 +136,7 @@ class CadApp(App[None]):
         self._quit_asked_at: datetime | None = None
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
+        self.output_pace = OutputPace()  # the terminal's driver times it (run_on_terminal)
         for theme in textual_themes():
             self.register_theme(theme)
         self.theme = settings.theme
@@ -156,7 +158,7 @@ class CadApp(App[None]):
             )
             yield DetailPane(id="detail")
         yield CommandLine(self.controller.parse_context, id="command")
-        yield StatusBar(id="status")
+        yield StatusBar(clock=self.settings.clock, id="status")
 
     @property
     def queue(self) -> IncidentQueue:
@@ -274,7 +276,8 @@ class CadApp(App[None]):
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():
             self.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
-            await asyncio.sleep(FRAME)
+            # On a slow link, fewer and fuller board frames; key echo is never held.
+            await self.output_pace.pause(FRAME)
 
     def apply_changes(
         self, incidents: set[str], units: set[str], *, replaced: bool = False

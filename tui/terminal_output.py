@@ -10,24 +10,41 @@ garbage. The console's driver is the stock one with two filters on what it write
 - without Unicode, every non-ASCII character becomes ASCII of the same width in cells
   (box drawing as ``+-|``, an ellipsis as ``~``, accented letters as their base letter,
   anything else as ``?``), so columns stay where they were laid out.
+
+And it sends less: each frame is cut down to the cells that changed (`painted_screen`),
+and it paces itself to the link (`output_pace`): after a frame it asks the terminal for
+the cursor position, and the answer's round trip tells the app how often to redraw the
+boards.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from functools import lru_cache
 
 from rich.cells import get_character_cell_size
+from textual import events
 from textual.driver import Driver
+from textual.message import Message
 
-__all__ = ["console_driver", "to_ascii", "without_extended_modes"]
+from .output_pace import OutputPace
+from .painted_screen import PaintedScreen
+
+__all__ = ["CURSOR_REQUEST", "console_driver", "to_ascii", "without_extended_modes"]
 
 # Focus events (1004), bracketed paste (2004), in-band resize (2048), pixel mouse (1016),
 # the synchronised-update and in-band-resize queries, and the kitty keyboard protocol.
 _EXTENDED = re.compile(
     r"\x1b\[\?(?:1004|2004|2048|1016)[hl]|\x1b\[\?(?:2026|2048)\$p|\x1b\[[>=]\d*u|\x1b\[<u"
 )
+#: Device status report 6: "where is the cursor?", answered by ESC [ row ; column R.
+CURSOR_REQUEST = "\x1b[6n"
+#: Writes shorter than this are mode switches (a synchronised update's start, say), not
+#: frames: a request sent after one would not follow the frame's bytes.
+_FRAME_BYTES = 16
+
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 # The block elements Textual draws thin rules with ("hkey", "vkey" borders) keep their
@@ -88,16 +105,50 @@ def _ascii_for(character: str) -> str:
     return single + ("?" * (width - 1) if single == "?" else " " * (width - 1))
 
 
-def console_driver(base: type[Driver], *, unicode: bool, extended: bool) -> type[Driver]:
-    """`base` (the app's own driver class) writing only what the terminal can take."""
-    if unicode and extended:
-        return base
+def _terminal_size(driver: Driver) -> tuple[int, int] | None:
+    # Asked of the terminal at each frame (one ioctl): a resize may have reflowed what
+    # it shows before the app has heard of it.
+    try:
+        size = os.get_terminal_size(driver._file.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+    return size.columns, size.lines
+
+
+def console_driver(
+    base: type[Driver], *, unicode: bool, extended: bool, pace: OutputPace | None = None
+) -> type[Driver]:
+    """`base` (the app's own driver class) writing only what the terminal can take.
+
+    Every frame is cut down to the cells that changed. With `pace`, frames are followed
+    by cursor position requests whose answers `pace` times (the answers are still
+    passed on to the app, which ignores them).
+    """
 
     def write(self: Driver, data: str) -> None:
         if not extended:
             data = without_extended_modes(data)
         if not unicode:
             data = to_ascii(data)
+        painted: PaintedScreen = self.__dict__.setdefault("painted", PaintedScreen())
+        size = _terminal_size(self)
+        if size is None:
+            painted.forget()
+        else:
+            data = painted.repaint(data, size)
+            if not data:
+                return  # nothing on screen changed
+        if pace is not None and len(data) >= _FRAME_BYTES and pace.request_due():
+            data += CURSOR_REQUEST
         base.write(self, data)
 
-    return type("ConsoleDriver", (base,), {"write": write, "__doc__": console_driver.__doc__})
+    def process_message(self: Driver, message: Message) -> None:
+        if pace is not None and isinstance(message, events.CursorPosition):
+            pace.answered()
+        base.process_message(self, message)
+
+    return type(
+        "ConsoleDriver",
+        (base,),
+        {"write": write, "process_message": process_message, "__doc__": console_driver.__doc__},
+    )
