@@ -8,8 +8,11 @@ round trips it is told of, and through Pilot against a real backend.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import sys
+import termios
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pty_session import PtySession
 from test_console import create, open_console
+from textual.driver import Driver
 
 from cadterm.client import DispatchClient
 from cadterm.protocol.domain import Role
@@ -31,6 +35,7 @@ from cadterm.tui.output_pace import OutputPace
 from cadterm.tui.painted_screen import PaintedScreen
 from cadterm.tui.settings import ConsoleSettings
 from cadterm.tui.status import StatusBar
+from cadterm.tui.terminal_output import CURSOR_REQUEST, console_driver
 
 SIZE = (50, 6)
 CADTERM = [sys.executable, "-m", "cadterm.cli.main"]
@@ -132,6 +137,50 @@ def test_any_run_of_frames_leaves_the_screen_as_the_whole_frames_would(frames) -
     painted = PaintedScreen()
     sent = [painted.repaint(frame, SIZE) for frame in frames]
     assert same_screen(shown(*sent), shown(*frames))
+
+
+class Recorder(Driver):
+    """A driver that keeps what it is asked to write, on a pty of `SIZE` for its size."""
+
+    def __init__(self) -> None:  # Driver's own needs an app: nothing here uses one
+        self.written: list[str] = []
+        self.leader, follower = os.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+        self._file = os.fdopen(follower, "w")
+
+    def write(self, data: str) -> None:
+        self.written.append(data)
+
+    def start_application_mode(self) -> None: ...
+    def disable_input(self) -> None: ...
+    def stop_application_mode(self) -> None: ...
+
+    def close(self) -> None:
+        self._file.close()
+        os.close(self.leader)
+
+
+def test_the_driver_sends_changed_cells_and_drops_empty_synchronised_updates() -> None:
+    link = Link()
+    pace = OutputPace(link)
+    driver = console_driver(Recorder, unicode=True, extended=True, pace=pace)()
+    try:
+        driver.write("\x1b[?1049h")  # a mode switch: as it is, and no request after it
+        assert driver.written == ["\x1b[?1049h"]
+        frame = board_frame("17s", "16:23:40")
+        for part in ("\x1b[?2026h", frame, "\x1b[?2026l"):
+            driver.write(part)
+        start, end = driver.written[1:]
+        assert start.startswith("\x1b[?2026h") and start.endswith(CURSOR_REQUEST)
+        assert same_screen(shown(start), shown(frame)) and end == "\x1b[?2026l"
+        for part in ("\x1b[?2026h", frame, "\x1b[?2026l"):
+            driver.write(part)  # the same frame again: nothing changed, nothing sent
+        assert len(driver.written) == 3
+        driver.write(board_frame("18s", "16:23:40"))
+        assert "THEFT" not in driver.written[-1] and "8" in driver.written[-1]
+        assert not driver.written[-1].endswith(CURSOR_REQUEST)  # one request at a time
+    finally:
+        driver.close()
 
 
 @pytest.mark.slow

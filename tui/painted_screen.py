@@ -93,7 +93,8 @@ class PaintedScreen:
         new_chars: dict[int, list[str | None]] = {}
         new_styles: dict[int, list[Style | None]] = {}
         out: list[str] = []
-        y = x = 0  # where the frame's cursor is
+        # Where the frame's cursor is: where the last frame left it, until it moves.
+        y, x = self._caret if self._caret is not None else (-1, -1)
         style: Style = ()  # the frame's style
         at = self._caret  # where the terminal's cursor is, if known
         sent: Style = ()  # the style last sent: every frame ends with a reset
@@ -117,7 +118,7 @@ class PaintedScreen:
             if text is not None:
                 if any(get_character_cell_size(c) != 1 for c in text):
                     raise _Unknown  # wide or zero-width: cells are not characters
-                if not 0 <= y < height or x + len(text) > width:
+                if not 0 <= y < height or not 0 <= x <= width - len(text):
                     raise _Unknown
                 if y not in new_chars:
                     new_chars[y], new_styles[y] = list(chars[y]), list(styles[y])
@@ -172,9 +173,9 @@ class PaintedScreen:
                 out.append(match.group())
             elif match.group("control"):
                 char = match.group()
-                if char == "\n":
+                if char == "\n" and y >= 0:
                     y, x = y + 1, 0  # the tty's ONLCR makes it a carriage return too
-                elif char == "\r":
+                elif char == "\r" and y >= 0:
                     x = 0
                 elif char == "\x07":
                     out.append(char)
@@ -186,6 +187,8 @@ class PaintedScreen:
         # style reset, as every Textual frame does.
         if sent:
             out.append("\x1b[0m")
+        if y < 0:
+            return "".join(out)  # the frame never placed the cursor: nor does this
         if at != (y, x):
             out.append(f"\x1b[{y + 1};{x + 1}H")
         self._caret = (y, x)

@@ -41,6 +41,9 @@ _EXTENDED = re.compile(
 )
 #: Device status report 6: "where is the cursor?", answered by ESC [ row ; column R.
 CURSOR_REQUEST = "\x1b[6n"
+# A synchronised update's start and end, each written on its own: held back, so a frame
+# that turns out to change nothing sends neither.
+_SYNC_START, _SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
 #: Writes shorter than this are mode switches (a synchronised update's start, say), not
 #: frames: a request sent after one would not follow the frame's bytes.
 _FRAME_BYTES = 16
@@ -125,30 +128,40 @@ def console_driver(
     passed on to the app, which ignores them).
     """
 
-    def write(self: Driver, data: str) -> None:
-        if not extended:
-            data = without_extended_modes(data)
-        if not unicode:
-            data = to_ascii(data)
-        painted: PaintedScreen = self.__dict__.setdefault("painted", PaintedScreen())
-        size = _terminal_size(self)
-        if size is None:
-            painted.forget()
-        else:
-            data = painted.repaint(data, size)
-            if not data:
-                return  # nothing on screen changed
-        if pace is not None and len(data) >= _FRAME_BYTES and pace.request_due():
-            data += CURSOR_REQUEST
-        base.write(self, data)
+    class ConsoleDriver(base):  # type: ignore[valid-type, misc]
+        __doc__ = console_driver.__doc__
+        _painted: PaintedScreen | None = None
+        _held = ""  # a synchronised update's start, not yet sent
 
-    def process_message(self: Driver, message: Message) -> None:
-        if pace is not None and isinstance(message, events.CursorPosition):
-            pace.answered()
-        base.process_message(self, message)
+        def write(self, data: str) -> None:
+            held, self._held = self._held, ""
+            if data == _SYNC_START:
+                self._held = data
+                return
+            if data == _SYNC_END and held:
+                return  # nothing was written since it started
+            if not extended:
+                data = without_extended_modes(data)
+            if not unicode:
+                data = to_ascii(data)
+            if self._painted is None:
+                self._painted = PaintedScreen()
+            size = _terminal_size(self)
+            if size is None:
+                self._painted.forget()
+            else:
+                data = self._painted.repaint(data, size)
+                if not data:
+                    self._held = held  # still nothing written inside it
+                    return  # nothing on screen changed
+            data = held + data
+            if pace is not None and len(data) >= _FRAME_BYTES and pace.request_due():
+                data += CURSOR_REQUEST
+            super().write(data)
 
-    return type(
-        "ConsoleDriver",
-        (base,),
-        {"write": write, "process_message": process_message, "__doc__": console_driver.__doc__},
-    )
+        def process_message(self, message: Message) -> None:
+            if pace is not None and isinstance(message, events.CursorPosition):
+                pace.answered()
+            super().process_message(message)
+
+    return ConsoleDriver
