@@ -27,6 +27,7 @@ from pty_session import PtySession
 from test_console import create, open_console
 from textual.driver import Driver
 
+from cadterm.cli.console import fit_to_terminal
 from cadterm.client import DispatchClient
 from cadterm.protocol.domain import Role
 from cadterm.tui.app import CadApp
@@ -220,6 +221,21 @@ def test_the_real_console_does_not_resend_its_status_line_each_second(tmp_path: 
         assert b"RECONNECTING" not in after and b"ws-1" not in after
     finally:
         session.close()
+
+
+@pytest.mark.parametrize(
+    ("ssh", "setting", "blinks"),
+    [(True, None, False), (False, None, True), (True, True, True), (False, False, False)],
+)
+def test_the_cursor_does_not_blink_over_ssh_unless_asked(monkeypatch, ssh, setting, blinks):
+    for name in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "256")  # fit_to_terminal may set it
+    if ssh:
+        monkeypatch.setenv("SSH_CONNECTION", "10.0.0.9 5 10.0.0.1 22")
+    fitted, _ = fit_to_terminal(ConsoleSettings(cursor_blink=setting))
+    assert fitted.cursor_blink is blinks
 
 
 # --- the clock -------------------------------------------------------------------------------

@@ -25,11 +25,14 @@ is not asked again, and its boards are redrawn at full pace.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 __all__ = ["OutputPace"]
+
+_log = logging.getLogger("cadterm.console")
 
 
 class OutputPace:
@@ -131,8 +134,10 @@ class OutputPace:
                     self._interval = min(self.SLOWEST, max(self._interval, trip))
                 else:
                     self._slower(trip)
-            elif queued < self.FAST:
+            elif queued < self.FAST and self._interval > self.FASTEST:
                 self._interval = max(self.FASTEST, self._interval / 2)
+                if self._interval == self.FASTEST:
+                    _log.info("output keeps up again: boards redrawn as they change")
 
     def _latency(self) -> float:
         # The shortest round trip seen, but never more than a long link's: a link that
@@ -142,4 +147,8 @@ class OutputPace:
     def _slower(self, trip: float) -> None:
         # At least the round trip itself: a frame more often than output takes to
         # arrive only adds to the queue.
+        if self._interval == self.FASTEST:
+            # Said once as pacing starts (and once as it ends): a log an engineer reads
+            # after a shift, not a line a second.
+            _log.info("output is queueing (%.2f s to the terminal): boards paced", trip)
         self._interval = min(self.SLOWEST, max(self._interval * 2, trip))
