@@ -347,6 +347,11 @@ def run_link(
         return figures
     finally:
         session.close()
+        # How often the console found output queueing and paced its boards (its log).
+        console_log = home / "data" / "console.log"
+        if load and console_log.exists():
+            text = console_log.read_text(encoding="utf-8", errors="replace")
+            figures["times_paced"] = text.count("boards paced")
 
 
 def serve(db: Path) -> None:
@@ -362,7 +367,9 @@ def serve(db: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30, help="load phase per link")
-    parser.add_argument("--idle", type=float, default=10, help="idle phase per link")
+    parser.add_argument(
+        "--idle", type=float, default=10, help="each idle phase (0: load phases only)"
+    )
     parser.add_argument("--settle", type=float, default=3, help="after going live")
     parser.add_argument("--rate", type=float, default=20, help="commands a second")
     parser.add_argument("--key-every", type=float, default=0.25, help="seconds between keys")
@@ -411,10 +418,10 @@ def main() -> None:
             # Ages on screen count minutes a minute after the last seeded event.
             settled_at = time.monotonic() + 65
             runs = [
-                {"bits": 0, "idle": ("fresh", "settled"), "load": False},
+                *([{"bits": 0, "idle": ("fresh", "settled"), "load": False}] if args.idle else []),
                 *(
                     [{"bits": 0, "clock": False, "idle": ("settled",), "load": False}]
-                    if args.cadterm == parser.get_default("cadterm")
+                    if args.idle and args.cadterm == parser.get_default("cadterm")
                     else []
                 ),
                 *({"bits": int(bits)} for bits in args.links.split(",") if bits),
