@@ -140,6 +140,33 @@ def test_any_run_of_frames_leaves_the_screen_as_the_whole_frames_would(frames) -
     assert same_screen(shown(*sent), shown(*frames))
 
 
+def test_a_piece_at_a_time_the_newest_rows_go_first_and_nothing_is_lost() -> None:
+    painted = PaintedScreen()
+    blank = "".join(f"\x1b[{y + 1};1H" + " " * 50 for y in range(6)) + "\x1b[6;1H"
+    painted.repaint(blank, SIZE)
+    board = "".join(f"\x1b[{y + 1};1H\x1b[1mrow {y} of the board\x1b[0m" for y in range(4))
+    assert painted.take(board + "\x1b[6;1H", SIZE) == ""
+    echo = "\x1b[5;1Hzqj\x1b[5;4H"
+    painted.take(echo, SIZE)
+    first = painted.changes(1)  # one row at a time
+    assert "zqj" in first and "board" not in first  # the newest frame's row first
+    assert painted.owed
+    rest = [painted.changes(1) for _ in range(10)]
+    assert not painted.owed and all(rest[:4]) and not any(rest[4:])
+    assert same_screen(shown(blank, first, *rest), shown(blank, board, echo))
+
+
+@given(st.lists(st.tuples(_frame, st.sampled_from([None, 1, 40, 200])), min_size=1, max_size=6))
+def test_any_frames_sent_in_any_pieces_end_as_the_whole_frames_would(steps) -> None:
+    painted = PaintedScreen()
+    sent = []
+    for frame, budget in steps:
+        sent.append(painted.take(frame, SIZE))
+        sent.append(painted.changes(budget))
+    sent.append(painted.changes())
+    assert same_screen(shown(*sent), shown(*(frame for frame, _ in steps)))
+
+
 class Recorder(Driver):
     """A driver that keeps what it is asked to write, on a pty of `SIZE` for its size."""
 
@@ -180,6 +207,38 @@ def test_the_driver_sends_changed_cells_and_drops_empty_synchronised_updates() -
         driver.write(board_frame("18s", "16:23:40"))
         assert "THEFT" not in driver.written[-1] and "8" in driver.written[-1]
         assert not driver.written[-1].endswith(CURSOR_REQUEST)  # one request at a time
+    finally:
+        driver.close()
+
+
+def test_while_the_link_is_behind_a_keys_echo_goes_ahead_of_a_board_redraw() -> None:
+    link = Link()
+    pace = OutputPace(link)
+    driver = console_driver(Recorder, unicode=True, extended=True, pace=pace)()
+    try:
+        blank = "".join(f"\x1b[{y + 1};1H" + " " * 50 for y in range(6)) + "\x1b[6;1H"
+        driver.write(blank)
+        assert driver.written[-1].endswith(CURSOR_REQUEST)
+        link.now += 1.0  # no answer yet: output is queueing
+        assert pace.behind and pace.awaiting
+        # A redraw of four rows, every cell in a colour of its own: about 3 KB.
+        board = "".join(
+            f"\x1b[{y + 1};1H" + "".join(f"\x1b[38;5;{16 + x}m#\x1b[0m" for x in range(50))
+            for y in range(4)
+        )
+        driver.write(board + "\x1b[0m\x1b[6;1H")
+        assert len(driver.written[-1]) < len(board) / 2  # some of it now, the rest later
+        driver.write("\x1b[5;1Hzqj\x1b[5;4H")
+        assert "zqj" in driver.written[-1] and "#" not in driver.written[-1]
+        for _ in range(20):  # each answer lets the next piece go
+            if not driver._painted.owed:
+                break
+            link.now += 0.2
+            pace.answered()
+            driver._send()
+        assert not driver._painted.owed
+        whole = shown(blank, board + "\x1b[0m\x1b[6;1H", "\x1b[5;1Hzqj\x1b[5;4H")
+        assert same_screen(shown(*driver.written), whole)
     finally:
         driver.close()
 

@@ -96,6 +96,28 @@ class OutputPace:
         while (left := self.interval - (time.monotonic() - started)) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(left, self.RECHECK))
 
+    @property
+    def behind(self) -> bool:
+        """Whether output is queueing now: then it goes out a piece at a time."""
+        return self.interval > self.FASTEST
+
+    @property
+    def awaiting(self) -> bool:
+        """Whether a request is out and its answer not yet back (nor given up)."""
+        with self._lock:
+            asked = self._asked_at
+            return asked is not None and self._clock() - asked < self.LOST
+
+    def request_now(self) -> bool:
+        """Like `request_due`, but without waiting `EVERY` since the last answer: while
+        output goes a piece at a time, each piece's answer lets the next one go."""
+        with self._lock:
+            now = self._clock()
+            if self.silent or (self._asked_at is not None and now - self._asked_at < self.LOST):
+                return False
+            self._asked_at = now
+            return True
+
     def request_due(self) -> bool:
         """Whether to send a request now (after a frame); if so, it counts as sent."""
         with self._lock:

@@ -14,7 +14,9 @@ garbage. The console's driver is the stock one with two filters on what it write
 And it sends less: each frame is cut down to the cells that changed (`painted_screen`),
 and it paces itself to the link (`output_pace`): after a frame it asks the terminal for
 the cursor position, and the answer's round trip tells the app how often to redraw the
-boards.
+boards. While output is queueing it goes out a piece at a time, the next piece when the
+terminal has answered for the last, except the newest frame's rows (a key's echo),
+which go at once: what is typed never waits behind a board redraw.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ CURSOR_REQUEST = "\x1b[6n"
 # A synchronised update's start and end, each written on its own: held back, so a frame
 # that turns out to change nothing sends neither.
 _SYNC_START, _SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
+#: Bytes of a piece of output while the link is behind: at 32 kbit/s about 0.15 s, the
+#: most a key's echo waits behind what is already on its way.
+PIECE = 512
 #: Writes shorter than this are mode switches (a synchronised update's start, say), not
 #: frames: a request sent after one would not follow the frame's bytes.
 _FRAME_BYTES = 16
@@ -149,19 +154,41 @@ def console_driver(
             size = _terminal_size(self)
             if size is None:
                 self._painted.forget()
+                super().write(held + data)
+                return
+            first = self._painted.take(data, size)
+            if not first and not self._painted.owed:
+                self._held = held  # nothing on screen changed: still nothing written
+                return
+            self._send(held + first)
+
+        def _send(self, first: str = "") -> None:
+            """Write `first` and what the screen owes: all of it while the link keeps
+            up; while it is behind, one piece per answer, the newest rows (key echo)
+            always at once."""
+            painted = self._painted
+            if painted is None:
+                return
+            if pace is None or not pace.behind:
+                data = first + painted.changes()
+            elif pace.awaiting:
+                data = first + painted.changes(PIECE, newest_only=True)
             else:
-                data = self._painted.repaint(data, size)
-                if not data:
-                    self._held = held  # still nothing written inside it
-                    return  # nothing on screen changed
-            data = held + data
-            if pace is not None and len(data) >= _FRAME_BYTES and pace.request_due():
-                data += CURSOR_REQUEST
+                data = first + painted.changes(PIECE)
+            if not data:
+                return
+            if pace is not None and len(data) >= _FRAME_BYTES:
+                asked = pace.request_now() if pace.behind else pace.request_due()
+                if asked:
+                    data += CURSOR_REQUEST
             super().write(data)
 
         def process_message(self, message: Message) -> None:
             if pace is not None and isinstance(message, events.CursorPosition):
                 pace.answered()
+                if self._painted is not None and self._painted.owed:
+                    # On the input thread: the next piece goes from the app's loop.
+                    self._loop.call_soon_threadsafe(self._send)
             super().process_message(message)
 
     return ConsoleDriver
