@@ -211,34 +211,44 @@ def test_the_driver_sends_changed_cells_and_drops_empty_synchronised_updates() -
         driver.close()
 
 
-def test_while_the_link_is_behind_a_keys_echo_goes_ahead_of_a_board_redraw() -> None:
+def heavy_board(colour: int) -> str:
+    """Four rows, every cell in a colour of its own: about 3 KB."""
+    return (
+        "".join(
+            f"\x1b[{y + 1};1H" + "".join(f"\x1b[38;5;{colour + x}m#\x1b[0m" for x in range(50))
+            for y in range(4)
+        )
+        + "\x1b[6;1H"
+    )
+
+
+def test_on_a_slow_link_a_keys_echo_goes_ahead_of_a_board_redraw() -> None:
     link = Link()
     pace = OutputPace(link)
     driver = console_driver(Recorder, unicode=True, extended=True, pace=pace)()
     try:
-        blank = "".join(f"\x1b[{y + 1};1H" + " " * 50 for y in range(6)) + "\x1b[6;1H"
-        driver.write(blank)
+        first = heavy_board(16)
+        driver.write(first)  # the link's speed is not known yet: all of it at once
         assert driver.written[-1].endswith(CURSOR_REQUEST)
-        link.now += 1.0  # no answer yet: output is queueing
-        assert pace.behind and pace.awaiting
-        # A redraw of four rows, every cell in a colour of its own: about 3 KB.
-        board = "".join(
-            f"\x1b[{y + 1};1H" + "".join(f"\x1b[38;5;{16 + x}m#\x1b[0m" for x in range(50))
-            for y in range(4)
-        )
-        driver.write(board + "\x1b[0m\x1b[6;1H")
-        assert len(driver.written[-1]) < len(board) / 2  # some of it now, the rest later
-        driver.write("\x1b[5;1Hzqj\x1b[5;4H")
+        link.now += 1.0  # its answer takes a second: about 3 KB/s
+        pace.answered()
+        assert pace.speed is not None and 2000 < pace.speed < 4000
+        assert pace.window is not None and pace.window < 500  # a tenth of a second
+        second = heavy_board(100)
+        driver.write(second)
+        assert len(driver.written[-1]) < len(second) / 2  # a window now, the rest later
+        assert driver.written[-1].endswith(CURSOR_REQUEST) and pace.awaiting
+        echo = "\x1b[5;1Hzqj\x1b[5;4H"
+        driver.write(echo)
         assert "zqj" in driver.written[-1] and "#" not in driver.written[-1]
-        for _ in range(20):  # each answer lets the next piece go
+        for _ in range(20):  # each answer lets the next window go
             if not driver._painted.owed:
                 break
             link.now += 0.2
             pace.answered()
             driver._send()
         assert not driver._painted.owed
-        whole = shown(blank, board + "\x1b[0m\x1b[6;1H", "\x1b[5;1Hzqj\x1b[5;4H")
-        assert same_screen(shown(*driver.written), whole)
+        assert same_screen(shown(*driver.written), shown(first, second, echo))
     finally:
         driver.close()
 
@@ -383,6 +393,23 @@ def test_an_answer_not_back_yet_already_counts_as_slow() -> None:
     assert pace.interval == pace.FASTEST
     link.now += 0.5
     assert pace.interval >= 0.5
+
+
+def test_a_slow_answer_to_a_large_write_measures_the_link() -> None:
+    link = Link()
+    pace = OutputPace(link)
+    assert pace.window is None  # unknown: nothing held back
+    pace.wrote(8000)
+    assert pace.request_due()
+    link.now += 1.0
+    pace.answered()
+    assert pace.speed == 8000 and pace.window == 800  # a tenth of a second of it
+    for _ in range(5):  # full windows coming back at once: the link takes more
+        link.now += pace.EVERY
+        pace.wrote(pace.window)
+        assert pace.request_due()
+        pace.answered()
+    assert pace.speed > 8000
 
 
 def test_a_long_link_is_not_taken_for_a_slow_one() -> None:

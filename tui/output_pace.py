@@ -52,6 +52,8 @@ class OutputPace:
     GIVE_UP = 10.0  #: a terminal silent this long after its first request never answers
     LOST = 10.0  #: an answer this late is taken as lost, and a new request may go
     RECHECK = 0.05  #: seconds between looks at the interval while the boards wait
+    PIECE = 256  #: the smallest piece of output sent at a time (bytes)
+    ECHO_WAIT = 0.1  #: seconds of output sent at a time: what a key's echo may wait
 
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, *, slowest: float | None = None
@@ -69,6 +71,9 @@ class OutputPace:
         self.answers = 0  #: answers received so far
         self.round_trip: float | None = None  #: the last round trip, in seconds
         self.silent = False  #: the terminal does not answer: pacing is off
+        self.speed: float | None = None  #: bytes a second the link was seen to take
+        self._since_answer = 0  # bytes written since the last answer
+        self._asked_bytes = 0  # bytes ahead of the request awaiting its answer
 
     @property
     def interval(self) -> float:
@@ -97,6 +102,19 @@ class OutputPace:
             await asyncio.sleep(min(left, self.RECHECK))
 
     @property
+    def window(self) -> int | None:
+        """Bytes to send at a time: `ECHO_WAIT` seconds of the link's speed (at least
+        `PIECE`), so a key typed now waits behind no more; None: not known yet."""
+        if self.speed is None:
+            return None
+        return max(self.PIECE, int(self.speed * self.ECHO_WAIT))
+
+    def wrote(self, size: int) -> None:
+        """`size` bytes went to the terminal (call before asking for a request)."""
+        with self._lock:
+            self._since_answer += size
+
+    @property
     def behind(self) -> bool:
         """Whether output is queueing now: then it goes out a piece at a time."""
         return self.interval > self.FASTEST
@@ -116,6 +134,7 @@ class OutputPace:
             if self.silent or (self._asked_at is not None and now - self._asked_at < self.LOST):
                 return False
             self._asked_at = now
+            self._asked_bytes, self._since_answer = self._since_answer, 0
             return True
 
     def request_due(self) -> bool:
@@ -134,6 +153,7 @@ class OutputPace:
             if self._answered_at is not None and now - self._answered_at < self.EVERY:
                 return False
             self._asked_at = now
+            self._asked_bytes, self._since_answer = self._since_answer, 0
             if self._first_asked is None:
                 self._first_asked = now
             return True
@@ -151,6 +171,14 @@ class OutputPace:
             self.round_trip = trip
             self._shortest = trip if self._shortest is None else min(self._shortest, trip)
             queued = trip - self._latency()
+            if queued > self.FAST / 2 and self._asked_bytes >= self.PIECE:
+                # The bytes ahead of the request took the round trip: what the link
+                # carries a second (a little less, counting its latency in).
+                sample = self._asked_bytes / trip
+                self.speed = sample if self.speed is None else (self.speed + sample) / 2
+            elif self.speed is not None and self._asked_bytes >= (self.window or 0):
+                # A full window came back without queueing: the link may take more.
+                self.speed *= 1.1
             if queued > self.SLOW:
                 if late:  # already doubled while it was awaited: only never below it
                     self._interval = min(self.SLOWEST, max(self._interval, trip))

@@ -14,9 +14,10 @@ garbage. The console's driver is the stock one with two filters on what it write
 And it sends less: each frame is cut down to the cells that changed (`painted_screen`),
 and it paces itself to the link (`output_pace`): after a frame it asks the terminal for
 the cursor position, and the answer's round trip tells the app how often to redraw the
-boards. While output is queueing it goes out a piece at a time, the next piece when the
-terminal has answered for the last, except the newest frame's rows (a key's echo),
-which go at once: what is typed never waits behind a board redraw.
+boards. Output goes out a window at a time (a tenth of a second of what the link was
+seen to carry), the next when the terminal has answered for the last, except the
+newest frame's rows (a key's echo), which go at once: what is typed never waits behind
+more than a window of a board redraw.
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ CURSOR_REQUEST = "\x1b[6n"
 # A synchronised update's start and end, each written on its own: held back, so a frame
 # that turns out to change nothing sends neither.
 _SYNC_START, _SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
-#: Bytes of a piece of output while the link is behind: at 32 kbit/s about 0.15 s, the
-#: most a key's echo waits behind what is already on its way.
-PIECE = 512
 #: Writes shorter than this are mode switches (a synchronised update's start, say), not
 #: frames: a request sent after one would not follow the frame's bytes.
 _FRAME_BYTES = 16
@@ -163,24 +161,31 @@ def console_driver(
             self._send(held + first)
 
         def _send(self, first: str = "") -> None:
-            """Write `first` and what the screen owes: all of it while the link keeps
-            up; while it is behind, one piece per answer, the newest rows (key echo)
-            always at once."""
+            """Write `first` and what the screen owes, a window's worth at a time (see
+            `OutputPace.window`), the next when the terminal has answered for the last;
+            the newest frame's first row (a key's echo) goes at once even while an answer is
+            awaited."""
             painted = self._painted
             if painted is None:
                 return
-            if pace is None or not pace.behind:
+            window = pace.window if pace is not None else None
+            if window is None:
                 data = first + painted.changes()
-            elif pace.awaiting:
-                data = first + painted.changes(PIECE, newest_only=True)
+            elif pace is not None and pace.awaiting:
+                # One row of the newest frame: a key's echo, not a board's redraw.
+                data = first + painted.changes(1, newest_only=True)
             else:
-                data = first + painted.changes(PIECE)
+                data = first + painted.changes(window)
             if not data:
                 return
-            if pace is not None and len(data) >= _FRAME_BYTES:
-                asked = pace.request_now() if pace.behind else pace.request_due()
-                if asked:
-                    data += CURSOR_REQUEST
+            if pace is not None:
+                pace.wrote(len(data))
+                if len(data) >= _FRAME_BYTES or painted.owed:
+                    # While some is still owed, each piece asks at once: its answer
+                    # lets the next go. Otherwise a request now and then times the link.
+                    more = painted.owed or pace.behind
+                    if pace.request_now() if more else pace.request_due():
+                        data += CURSOR_REQUEST
             super().write(data)
 
         def process_message(self, message: Message) -> None:
