@@ -13,10 +13,14 @@ the time output takes to reach the operator's screen, backlog included; less the
 shortest round trip seen (the link's own latency) it is how long output queues. While
 answers come back without queueing the boards are redrawn as often as they change (at
 most once a frame); when they come back slowly (or not yet) the interval between board
-redraws is doubled,
-up to `SLOWEST`, so each frame carries more changes and there are fewer of them; as the
-link recovers it halves again. Key echo is never paced: the command line redraws at
-once, and because board frames are fewer its frame finds the link free.
+redraws is doubled, up to `SLOWEST`, so each frame carries more changes and there are
+fewer of them; as the link recovers it halves again.
+
+A slow answer to a large write also says how many bytes a second the link carries
+(`speed`); the driver then sends a `window` of output at a time, a tenth of a second's
+worth, and the next when the terminal has answered for the last. Key echo is never
+paced: the command line redraws at once, and its row goes even while an answer is
+awaited, so it waits behind at most one window of a board redraw.
 
 A terminal that never answers (none seen within `GIVE_UP` seconds of the first request)
 is not asked again, and its boards are redrawn at full pace.
@@ -36,11 +40,12 @@ _log = logging.getLogger("cadterm.console")
 
 
 class OutputPace:
-    """The interval between board redraws, from the round trip of terminal requests.
+    """Board redraw interval and output window, from the round trips of terminal requests.
 
-    The driver calls `request_due` after each frame it writes (True: append a request)
-    and `answered` when a cursor position report arrives (from its input thread); the
-    app reads `interval` before redrawing the boards.
+    The driver calls `wrote` for each write, `request_due` (or `request_now`, while
+    output is owed) after it (True: append a request), `answered` when a cursor
+    position report arrives (from its input thread), and sends `window` bytes at a
+    time; the app waits `pause` between board redraws.
     """
 
     FASTEST = 1 / 60  #: seconds between board redraws on a link that keeps up
