@@ -181,7 +181,7 @@ async def run_on_terminal(
     from cadterm.tui.terminal_output import console_driver
 
     app.driver_class = console_driver(
-        app.driver_class, unicode=traits.unicode, extended=traits.extended
+        app.driver_class, unicode=traits.unicode, extended=traits.extended, pace=app.output_pace
     )
     # The map draws its own lines (Braille or ASCII): it must know which reach the screen.
     app.settings = app.settings.model_copy(update={"unicode": traits.unicode})

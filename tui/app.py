@@ -44,6 +44,7 @@ from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .incident_queue import IncidentQueue
 from .map_view import MapView, sector_points
+from .output_pace import OutputPace
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
 from .theming import textual_themes
@@ -148,6 +149,7 @@ class CadApp(App[None]):
         self._quit_asked_at: datetime | None = None
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
+        self.output_pace = OutputPace()  # the terminal's driver times it (run_on_terminal)
         for theme in textual_themes():
             self.register_theme(theme)
         self.theme = settings.theme
@@ -170,7 +172,7 @@ class CadApp(App[None]):
             yield MapView(state, unicode=self.settings.unicode is not False, id="map")
             yield DetailPane(id="detail")
         yield CommandLine(self.controller.parse_context, id="command")
-        yield StatusBar(id="status")
+        yield StatusBar(clock=self.settings.clock, id="status")
 
     @property
     def queue(self) -> IncidentQueue:
@@ -307,7 +309,8 @@ class CadApp(App[None]):
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():
             self.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
-            await asyncio.sleep(FRAME)
+            # On a slow link, fewer and fuller board frames; key echo is never held.
+            await self.output_pace.pause(FRAME)
 
     def apply_changes(
         self, incidents: set[str], units: set[str], *, replaced: bool = False

@@ -88,6 +88,9 @@ class ConsoleSettings(BaseModel):
     cursor_blink: bool | None = Field(
         default=None, description="Blink the cursor (default: not over SSH, to save bytes)."
     )
+    clock: bool = Field(
+        default=True, description="The time of day on the status line (it ticks each second)."
+    )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
     )

@@ -41,14 +41,25 @@ class _Line(Static):
 
 
 class StatusBar(_Line):
-    """Operator, link state, time since the last event, pending commands, clock."""
+    """Operator, link state, time since the last event, pending commands, clock.
+
+    The clock is the one thing on an idle console that changes every second: with
+    `clock=False` it is left off, and a bar whose facts stand still is never redrawn.
+    (What does change goes out as the changed cells only: see `painted_screen`.)
+    """
 
     _facts: dict = {}  # replaced by show(), never mutated
+    #: Redraws so far: tests count them (never time them).
+    repaints = 0
 
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; color: $foreground; }
     StatusBar.-stale { background: $alarm-bg; color: $alarm-fg; text-style: bold; }
     """
+
+    def __init__(self, *, clock: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
 
     def show(
         self,
@@ -98,7 +109,8 @@ class StatusBar(_Line):
                 words, incidents, units = filtered
                 hidden = f"{incidents} inc, {units} units hidden"
                 parts.append(f"FILTER /{clean_line(words)}: {hidden}" if long else f"/ {hidden}")
-            parts.append(clock)
+            if self.clock:
+                parts.append(clock)
             text = " | ".join(parts)
             if len(text) <= self.size.width or not long:
                 break
@@ -111,6 +123,7 @@ class StatusBar(_Line):
         self.set_class(not live, "-stale")
         if text != self._shown:
             self._shown = text
+            self.repaints += 1
             self.update(Text(text), layout=False)  # one fixed line: no layout needed
 
     def on_resize(self) -> None:
