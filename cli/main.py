@@ -321,6 +321,37 @@ def _cmd_console(args: argparse.Namespace) -> int:
     return run_console(settings)
 
 
+# --- cadterm pack ------------------------------------------------------------------------
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from cadterm.cli.console import picture_file
+    from cadterm.cli.locations import console_settings_path, data_dir
+    from cadterm.cli.pack import write_pack
+    from cadterm.cli.pack_source import NoPicture, pack_source
+    from cadterm.tui.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(
+            console_settings_path(),
+            url=list(args.url) or None,
+            token=args.token,
+            workstation=args.workstation,
+            journal=args.journal,
+        )
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        source = pack_source(settings, picture_file(settings))
+    except NoPicture as exc:
+        raise CliError(str(exc)) from None
+    written = write_pack(source, args.out or data_dir() / "packs")
+    print(f"CAD-down pack: picture of {source.of.astimezone():%H:%M} ({source.origin})")
+    for path in written:
+        print(f"  {path}")
+    return EXIT_OK
+
+
 # --- cadterm ssh-account ----------------------------------------------------------------
 
 
@@ -580,6 +611,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=LOG_LEVELS, default="info", help="logging level (default: info)"
     )
     server.set_defaults(handler=_cmd_server)
+
+    pack = sub.add_parser(
+        "pack",
+        help="write the CAD-down pack (open incidents, units, reserved references, "
+        "contacts, a paper log) as text and HTML",
+    )
+    pack.add_argument("url", nargs="*", help="backend URLs (default: the console settings)")
+    pack.add_argument("--token", default=None, help="bearer token (default: the settings)")
+    pack.add_argument("--workstation", default=None, help="this workstation's id")
+    pack.add_argument("--journal", type=Path, default=None, help="the console's journal file")
+    pack.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder to write into (default: packs in the data dir)",
+    )
+    pack.set_defaults(handler=_cmd_pack)
 
     schema = sub.add_parser("schema", help="write the protocol's JSON Schemas")
     schema.add_argument(

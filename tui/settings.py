@@ -48,6 +48,15 @@ class SettingsError(Exception):
     """The console settings file or environment holds something unusable."""
 
 
+class Contact(BaseModel):
+    """Someone to ring when CAD is down (printed in the CAD-down pack)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    phone: str = Field(min_length=1, max_length=40)
+
+
 class ConsoleSettings(BaseModel):
     """Everything the console can be told, with its defaults."""
 
@@ -90,6 +99,11 @@ class ConsoleSettings(BaseModel):
     )
     clock: bool = Field(
         default=True, description="The time of day on the status line (it ticks each second)."
+    )
+    contacts: list[Contact] = Field(
+        default_factory=list,
+        description="People to ring when CAD is down, e.g. [[contacts]] name = 'IT on "
+        "call' phone = '01632 960000'; printed in the CAD-down pack (cadterm pack).",
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
