@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -56,6 +56,18 @@ from .unit_board import UnitBoard
 __all__ = ["CommandController", "ConsoleViews", "journal_trouble", "lines_text"]
 
 log = logging.getLogger("cadterm.console")
+
+
+def happened_today(at: time, now: datetime) -> datetime:
+    """The moment a paper log's ``HH:MM`` means: the last such local time, up to now.
+
+    Typed in after midnight, 23:50 is yesterday's.
+    """
+    local_now = now.astimezone()
+    moment = local_now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    if moment > local_now:
+        moment -= timedelta(days=1)
+    return moment.astimezone(UTC)
 
 
 class ConsoleViews(Protocol):
@@ -455,7 +467,13 @@ class CommandController:
         feedback = self.views.command_line.feedback
         outcomes = []
         summary = action.summary
+        taken_at = None
+        if action.happened_at is not None:
+            taken_at = happened_today(action.happened_at, self.clock())
+            summary = f"{summary} (back-entered, happened at {action.happened_at:%H:%M})"
         for command in action.commands:
+            if taken_at is not None:
+                command = command.model_copy(update={"taken_at": taken_at})
             if (
                 command.type == "create_incident"
                 and getattr(command, "reference", None) is None

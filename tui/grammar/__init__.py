@@ -50,6 +50,8 @@ Arguments:
   until the next heading, so there the quotes are optional.
 * Free text (notes, reasons, summaries, search text) is the rest of the line exactly as
   typed: quotes, brackets, ``=`` and markup-like text are data, never interpreted.
+* ``at=HH:MM`` as the very last word of a command line says when the action really
+  happened (a paper log typed in afterwards); it is the one word read from the end.
 
 Errors::
 
@@ -61,7 +63,10 @@ Errors::
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Sequence
+from datetime import time
 from typing import Any
 
 from .completion import Candidate, Completion, complete
@@ -128,9 +133,33 @@ __all__ = [
 # --------------------------------------------------------------------------- parsing
 
 
+#: ``at=HH:MM`` as the last word of a line: when a command's action really happened.
+_HAPPENED_AT = re.compile(r"(?:^|\s)at=(\S*)\s*$")
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
 def parse(line: str, ctx: ParseContext) -> Action:
-    """Read one command line; raises `ParseError` saying what is wrong and where."""
+    """Read one command line; raises `ParseError` saying what is wrong and where.
+
+    A line ending ``at=HH:MM`` is a command entered after the fact (from a paper log):
+    the `Dispatch` carries that local time as `happened_at`.
+    """
     _check_encodable(line)
+    found = _HAPPENED_AT.search(line)
+    if found is None:
+        return _parse_line(line, ctx)
+    start, end = found.start(1) - 3, found.end(1)
+    clock = _CLOCK.fullmatch(found.group(1))
+    if clock is None:
+        raise ParseError("at= takes the time it happened as HH:MM, e.g. at=09:13", start, end)
+    action = _parse_line(line[: found.start()].rstrip(), ctx)
+    if not isinstance(action, Dispatch):
+        raise ParseError("at=HH:MM goes at the end of a command that changes something", start, end)
+    happened = time(int(clock.group(1)), int(clock.group(2)))
+    return dataclasses.replace(action, happened_at=happened)
+
+
+def _parse_line(line: str, ctx: ParseContext) -> Action:
     vocab = Vocabulary(ctx)
     head = head_of(line)
     if head.verb is None and not head.args:

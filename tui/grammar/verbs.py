@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,6 +64,9 @@ class Dispatch:
 
     commands: tuple[CommandDraft, ...]
     summary: str
+    #: ``at=HH:MM`` at the end of the line: the local time the action really happened
+    #: (a paper log typed in after an outage). The console turns it into `taken_at`.
+    happened_at: time | None = None
 
 
 @dataclass(frozen=True)
