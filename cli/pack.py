@@ -94,7 +94,8 @@ def render_text(source: PackSource, printed: datetime) -> str:
         units = ", ".join(incident.assigned) or "none"
         out.append(
             f"{incident.reference}  G{int(incident.grade)} {clean_line(incident.incident_type)}"
-            f"  {incident.status.value.upper()}  opened {_when(incident.created_at)}"
+            f"  {incident.status.value.replace('_', ' ').upper()}"
+            f"  opened {_when(incident.created_at)}"
             f"  units: {units}"
         )
         out.append(f"    at {clean_line(incident.location.address)}")
@@ -144,6 +145,7 @@ h2 { font-size: 12pt; border-bottom: 2px solid #000; margin-top: 1.2em; }
 .of { font-weight: bold; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #444; padding: 2px 4px; text-align: left; vertical-align: top; }
+td:first-child { white-space: nowrap; }
 .g1 td:first-child { font-weight: bold; }
 .g1 td:first-child::before { content: "\\25B2 "; }
 ol.chron { margin: 0; padding-left: 1.2em; font-size: 9pt; }
@@ -165,7 +167,8 @@ def render_html(source: PackSource, printed: datetime) -> str:
         grade = int(incident.grade)
         rows.append(
             f'<tr class="g{grade}"><td>{e(incident.reference)}</td><td>{grade}</td>'
-            f"<td>{e(incident.incident_type)}</td><td>{e(incident.status.value.upper())}</td>"
+            f"<td>{e(incident.incident_type)}</td>"
+            f"<td>{e(incident.status.value.replace('_', ' ').upper())}</td>"
             f"<td>{e(incident.location.address)}</td><td>{e(_caller(incident))}</td>"
             f"<td>{e(', '.join(incident.assigned) or 'none')}</td>"
             f'<td><ol class="chron">{chron}</ol></td></tr>'
