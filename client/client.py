@@ -33,7 +33,7 @@ from cadterm.protocol.drafts import CommandDraft, draft
 from cadterm.protocol.fold import Changes, DispatchState
 
 from .commands import CommandSender, new_key
-from .errors import BackendUnavailable, CommandError, RateLimited, StreamStopped
+from .errors import BackendUnavailable, CommandError, JournalError, RateLimited, StreamStopped
 from .journal import Journal, JournalEntry, JournalStatus
 from .pending import Pending
 from .picture_file import PictureFile, SavedPicture
@@ -427,13 +427,19 @@ class DispatchClient:
             self._flush_wakeup.clear()
             if self.status.state != LinkState.LIVE:
                 continue
-            async with self._journal_lock:
-                delivered = True
-                for entry in await asyncio.to_thread(self.journal.pending):
-                    if await self._send_entry(entry) is None:
-                        # Keep the order: stop at the first entry no backend took.
-                        delivered = False
-                        break
+            try:
+                async with self._journal_lock:
+                    delivered = True
+                    for entry in await asyncio.to_thread(self.journal.pending):
+                        if await self._send_entry(entry) is None:
+                            # Keep the order: stop at the first entry no backend took.
+                            delivered = False
+                            break
+            except JournalError as exc:
+                # A disk that is full or locked now may not be in a moment: the sender
+                # must outlive it, or nothing queued later would ever be sent.
+                log.error("journal unusable while sending queued commands: %s", exc)
+                delivered = False
             if delivered:
                 continue
             # Paused by an unreachable backend while the link still looks live: retry
