@@ -86,6 +86,7 @@ _COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
         ("callsign", "unit_type", "capabilities", "home_sector", "state", "position"),
     ),
     "unit_booked_off": ("book_off", ("callsign",)),
+    "references_reserved": ("reserve_references", ()),
 }
 _REFERENCE_FIELDS = ("reference", "other")
 _LOG_REFERENCE = re.compile(r"\b\d{4}-\d{2}[A-Z]{3}\d{2}\b")
@@ -184,6 +185,18 @@ def command_for(event: Event, references: Mapping[str, str]) -> dict[str, Any]:
                 ) from None
     if event.type == "unit_assigned" and data.get("diverted_from"):
         command["divert"] = True
+    if event.type == "references_reserved":
+        command["count"] = len(data["references"])
+    if event.type == "incident_created" and data.get("reserved"):
+        # Opened offline from a reserved block: the copy's block, as replayed before it.
+        try:
+            command["reference"] = references[event.reference]
+        except KeyError:
+            raise ReplayError(
+                f"event {event.seq} opened {event.reference} from a reserved block the "
+                "recording never reserved",
+                event,
+            ) from None
     return command
 
 
@@ -197,7 +210,8 @@ async def replay(
 ) -> dict[str, str]:
     """Send the command for each event to the backend at `url`; old -> new references.
 
-    `speed` None replays as fast as the backend answers; otherwise the gaps between the
+    The references map every reference the recording gave out, incidents' and those
+    reserved for offline use alike. `speed` None replays as fast as the backend answers; otherwise the gaps between the
     events' times are kept, divided by `speed` (each gap at most `max_gap` seconds of
     recording time, if given). Raises `ReplayError` at the first refused command.
     """
@@ -228,6 +242,10 @@ async def replay(
                 ) from None
             if event.type == "incident_created":
                 references[event.reference] = result.event.reference  # type: ignore[union-attr]
+            elif event.type == "references_reserved":
+                # The recording's block, in order, is the copy's block.
+                copied = result.event.references  # type: ignore[union-attr]
+                references.update(zip(event.references, copied, strict=True))  # type: ignore[union-attr]
     return references
 
 
