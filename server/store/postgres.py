@@ -39,12 +39,12 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import ValidationError
 
-from cadterm.protocol.events import EVENT_ADAPTER, Event
+from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
 from .base import Accepted, SequenceConflict, StoredCommand, StoreError, StoreUnavailable
+from .reading import decoded_event, decoded_snapshot, paged_events
 
 __all__ = ["SCHEMA_VERSION", "EventWaker", "PostgresEventStore", "describe_url"]
 
@@ -558,28 +558,7 @@ class PostgresEventStore:
 
     def events_after(self, after: int, batch: int = 5000) -> Iterator[Event]:
         """Every event after `after`, in order; `StoreError` if some were pruned."""
-        if batch <= 0:
-            raise ValueError("batch must be one or more")
-        oldest = self.first_retained()
-        if after + 1 < oldest:
-            raise StoreError(
-                f"events {after + 1}..{oldest - 1} have been pruned from {self.describe()}; "
-                f"start from a snapshot at seq {oldest - 1} or later"
-            )
-        while True:
-            events = self.read(after, batch)
-            # Another node may save a snapshot and prune while this one reads: a page
-            # that does not start right after the last is a gap, never skipped over.
-            if events and events[0].seq != after + 1:
-                raise StoreError(
-                    f"events {after + 1}..{events[0].seq - 1} were pruned from "
-                    f"{self.describe()} while they were read; start again from the newest "
-                    "snapshot"
-                )
-            yield from events
-            if len(events) < batch:
-                return
-            after = events[-1].seq
+        return paged_events(self.read, self.first_retained(), after, batch, self.describe())
 
     def load_snapshot(self) -> DispatchState | None:
         """The newest stored snapshot, if any."""
@@ -587,15 +566,7 @@ class PostgresEventStore:
             row = conn.execute(
                 "SELECT seq, body FROM cadterm_snapshots ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-        if row is None:
-            return None
-        seq, body = row
-        try:
-            return DispatchState.model_validate_json(body)
-        except ValidationError as exc:
-            raise StoreError(
-                f"snapshot at seq {seq} in {self.describe()} is unreadable: {exc}"
-            ) from exc
+        return decoded_snapshot(row, self.describe())
 
     def watch(self, wake: Callable[[], None]) -> EventWaker:
         """Call `wake` whenever another node commits (and every second); close to stop."""
@@ -625,10 +596,7 @@ class PostgresEventStore:
         return f"PostgresEventStore({self.describe()!r}, {state})"
 
     def _decode(self, seq: int, body: str) -> Event:
-        try:
-            return EVENT_ADAPTER.validate_json(body)
-        except ValidationError as exc:
-            raise StoreError(f"event {seq} in {self.describe()} is unreadable: {exc}") from exc
+        return decoded_event(seq, body, self.describe())
 
 
 class EventWaker:

@@ -36,13 +36,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from pydantic import ValidationError
-
-from cadterm.protocol.events import EVENT_ADAPTER, Event
+from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
 from .base import Accepted, SequenceConflict, StoredCommand, StoreError
 from .legacy import LegacyReport, repair_event, repair_state
+from .reading import decoded_event, decoded_snapshot, paged_events
 
 __all__ = ["SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -631,13 +630,7 @@ class SQLiteEventStore:
             row = conn.execute(
                 "SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-        if row is None:
-            return None
-        seq, body = row
-        try:
-            return DispatchState.model_validate_json(body)
-        except ValidationError as exc:
-            raise StoreError(f"snapshot at seq {seq} in {self.path} is unreadable: {exc}") from exc
+        return decoded_snapshot(row, str(self.path))
 
     def close(self) -> None:
         """Release the store's file. Safe to call more than once."""
@@ -649,26 +642,8 @@ class SQLiteEventStore:
     # --- extras ------------------------------------------------------------------------
 
     def events_after(self, after: int, batch: int = 5000) -> Iterator[Event]:
-        """Every event with seq > `after`, in order, read `batch` at a time.
-
-        For rebuilding the picture at start: fold these onto the snapshot at `after`.
-        Raises `StoreError` if events just after `after` have been pruned, since folding
-        across that gap could only fail later and less clearly.
-        """
-        if batch <= 0:
-            raise ValueError("batch must be one or more")
-        oldest = self.first_retained()
-        if after + 1 < oldest:
-            raise StoreError(
-                f"events {after + 1}..{oldest - 1} have been pruned from {self.path}; "
-                f"start from a snapshot at seq {oldest - 1} or later"
-            )
-        while True:
-            events = self.read(after, batch)
-            yield from events
-            if len(events) < batch:
-                return
-            after = events[-1].seq
+        """Every event after `after`, in order; `StoreError` if some were pruned."""
+        return paged_events(self.read, self.first_retained(), after, batch, str(self.path))
 
     def __enter__(self) -> SQLiteEventStore:
         return self
@@ -686,7 +661,4 @@ class SQLiteEventStore:
         return f"SQLiteEventStore({str(self.path)!r}, {state})"
 
     def _decode(self, seq: int, body: str) -> Event:
-        try:
-            return EVENT_ADAPTER.validate_json(body)
-        except ValidationError as exc:
-            raise StoreError(f"event {seq} in {self.path} is unreadable: {exc}") from exc
+        return decoded_event(seq, body, str(self.path))
