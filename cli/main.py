@@ -22,6 +22,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, like every heavy module here
+    from cadterm.tui.settings import ConsoleSettings
 
 __all__ = ["build_parser", "main"]
 
@@ -290,21 +294,26 @@ def _need_a_terminal() -> None:
         raise CliError(problem, status=EXIT_FAILURE)
 
 
-def _cmd_console(args: argparse.Namespace) -> int:
+def _console_settings(args: argparse.Namespace, **more: object) -> ConsoleSettings:
+    """The console settings: the file and environment, then the command line's flags."""
     from cadterm.cli.locations import console_settings_path
     from cadterm.tui.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings(
+        return load_settings(
             console_settings_path(),
             url=list(args.url) or None,
             token=args.token,
-            theme=args.theme,
             workstation=args.workstation,
             journal=args.journal,
+            **more,
         )
     except SettingsError as exc:
         raise CliError(str(exc)) from None
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    settings = _console_settings(args, theme=args.theme)
     if not settings.url:
         raise CliError(
             "no backend URL: give one (cadterm console http://127.0.0.1:8740), set "
@@ -326,21 +335,11 @@ def _cmd_console(args: argparse.Namespace) -> int:
 
 def _cmd_pack(args: argparse.Namespace) -> int:
     from cadterm.cli.console import picture_file
-    from cadterm.cli.locations import console_settings_path, data_dir
+    from cadterm.cli.locations import data_dir
     from cadterm.cli.pack import write_pack
     from cadterm.cli.pack_source import NoPicture, pack_source
-    from cadterm.tui.settings import SettingsError, load_settings
 
-    try:
-        settings = load_settings(
-            console_settings_path(),
-            url=list(args.url) or None,
-            token=args.token,
-            workstation=args.workstation,
-            journal=args.journal,
-        )
-    except SettingsError as exc:
-        raise CliError(str(exc)) from None
+    settings = _console_settings(args)
     try:
         source = pack_source(settings, picture_file(settings))
     except NoPicture as exc:
