@@ -20,6 +20,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .guard import mark_refused
 from .responses import problem_response
+from .store.base import StoreUnavailable
 
 __all__ = ["answer_refusals"]
 
@@ -56,6 +57,19 @@ def answer_refusals(app: FastAPI) -> None:
         else:
             code, detail = ProblemCode.INTERNAL, str(exc.detail)
         return problem_response(Problem.of(code, detail), headers=headers)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        # A read while the database is away (a node of a cluster): say so, and when to
+        # ask again, rather than calling it an internal error.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            Problem.of(
+                ProblemCode.STORE_UNAVAILABLE,
+                f"the event store is not answering ({exc}); ask again shortly",
+            ),
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:

@@ -220,8 +220,13 @@ async def test_postgresql_restarts_refuse_then_recover(
                             "text": "during the outage",
                         },
                     )
+                    read = await h.get(f"{running.nodes[1].url}/v1/events?after=0")
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["code"] == "store_unavailable"
+                # Reads too: the node says the store is away, not that it failed.
+                assert read.status_code == 503, read.text
+                assert read.json()["code"] == "store_unavailable"
+                assert read.headers["retry-after"] == "1"
                 await asyncio.to_thread(private_pg.start)
 
         subscribers, writers = await run_load(running, seconds=0, faults=faults)
