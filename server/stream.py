@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from fastapi import WebSocket
@@ -32,8 +33,11 @@ from .config import ServerConfig
 from .guard import nesting_exceeds
 from .responses import problem_response
 from .service import DispatchService, utc_now
+from .store.base import StoreUnavailable
 
 __all__ = ["serve_stream"]
+
+log = logging.getLogger("cadterm.server")
 
 
 def _origin_allowed(origin: str | None, config: ServerConfig) -> bool:
@@ -190,6 +194,11 @@ async def _stream_events(
                 after = batch[-1][0]
         await websocket.send_text(CaughtUp(seq=head).model_dump_json())
         await _pump(websocket, subscriber, service, limits)
+    except StoreUnavailable as exc:
+        # This node cannot read its log just now (its database is away): the client
+        # should come back shortly, here or on another node, and resume.
+        log.warning("stream closed: event store not answering: %s", exc)
+        await websocket.close(CloseCode.SERVICE_RESTART, "event store not answering")
     finally:
         hub.unsubscribe(subscriber)
 

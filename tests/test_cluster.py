@@ -29,9 +29,12 @@ from cluster import (
 from pg import in_schema, pg_url  # noqa: F401
 from private_postgres import PrivatePostgres, why_no_private_postgres
 from waiting import until
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from cadterm.protocol.events import EVENT_ADAPTER
 from cadterm.protocol.fold import DispatchState, fold
+from cadterm.protocol.frames import SUBPROTOCOL
 
 
 @pytest.fixture
@@ -95,6 +98,26 @@ async def check_pictures(cluster: Cluster, table: list[tuple[int, str]]) -> None
                     break
                 await asyncio.sleep(0.05)
             assert state.model_dump() == folded, f"{node.name}'s picture is the fold"
+
+
+async def subscribe_close_code(url: str, tokens) -> int | None:
+    """Subscribe with nothing and return the close code the node ends the stream with."""
+    async with connect(
+        url.replace("http://", "ws://") + "/v1/stream",
+        subprotocols=[SUBPROTOCOL],
+        additional_headers={"Authorization": f"Bearer {tokens.dispatcher}"},
+        proxy=None,
+        open_timeout=5,
+        ping_interval=None,
+    ) as conn:
+        await conn.send(json.dumps({"type": "subscribe"}))
+        try:
+            async with asyncio.timeout(15):
+                while True:
+                    await conn.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+    return None
 
 
 async def health_until(url: str, status: str, attempts: int = 200) -> dict:
@@ -227,6 +250,8 @@ async def test_postgresql_restarts_refuse_then_recover(
                 assert read.status_code == 503, read.text
                 assert read.json()["code"] == "store_unavailable"
                 assert read.headers["retry-after"] == "1"
+                # A console subscribing now is told to come back (1012), not left waiting.
+                assert await subscribe_close_code(running.nodes[0].url, running.tokens) == 1012
                 await asyncio.to_thread(private_pg.start)
 
         subscribers, writers = await run_load(running, seconds=0, faults=faults)
