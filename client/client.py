@@ -372,7 +372,9 @@ class DispatchClient:
                 # while we waited for the lock: report the entry as it stands.
                 if self.journal.is_pending(entry.key):
                     return Issued(entry, queued=True)
-                return Issued(self.journal_entry(entry.key) or entry)
+                # Read off the loop: the journal may be long, and the UI waits on this.
+                found = await asyncio.to_thread(self.journal_entry, entry.key)
+                return Issued(found or entry)
             if self.status.state != LinkState.LIVE:
                 return Issued(entry, queued=True)
             outcome = await self._send_entry(entry, answered_at_once=True)
