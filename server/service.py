@@ -182,6 +182,8 @@ class DispatchService:
         #: Why the store last failed, or None while it answers (for /v1/health).
         self.store_problem: str | None = None
         self._watcher: Closeable | None = None
+        # The newest seq this node committed itself (set on the writer thread).
+        self._committed_head = 0
         # Set (and replaced) each time the head moves, for `reach`.
         self._advanced = asyncio.Event()
 
@@ -236,8 +238,10 @@ class DispatchService:
         """Begin following other writers of the log, if the store has any (PostgreSQL)."""
         loop = asyncio.get_running_loop()
 
-        def wake() -> None:
-            # From the store's listening thread: another node committed, or a poll.
+        def wake(head: int | None) -> None:
+            # From the store's listening thread: a node committed up to `head`, or a poll.
+            if head is not None and head <= max(self.state.seq, self._committed_head):
+                return  # this node's own commit, or one it has folded already
             with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
                 loop.call_soon_threadsafe(self._want_catch_up)
 
@@ -362,6 +366,9 @@ class DispatchService:
         """
         with self.store.write_turn(self.state.seq) as turn:
             done = self._decide_batch(turn, batch)
+        if done.accepted:
+            # Committed: this node's own notification of it need not wake a catch-up.
+            self._committed_head = done.accepted[-1].event.seq
         return done
 
     def _decide_batch(self, turn: WriteTurn, batch: list[_Pending | _Recording]) -> _Batch:

@@ -408,15 +408,22 @@ async def test_a_database_that_goes_away_is_unavailable_then_comes_back(url: str
 def test_a_commit_on_one_node_wakes_the_other(nodes) -> None:
     a, b = nodes
     woken = threading.Event()
+    heads: list[int | None] = []
+
+    def wake(head: int | None) -> None:
+        heads.append(head)
+        woken.set()
+
     # It polls less often than the wait below lasts: only the notification can wake it
     # in time. (Closing it then takes up to a poll.)
-    waker = EventWaker(a, woken.set, poll=WAKE_WAIT + 3)
+    waker = EventWaker(a, wake, poll=WAKE_WAIT + 3)
     waker.start()
     try:
         assert woken.wait(TIMEOUT), "the waker never started listening"  # its first wake
         woken.clear()
         b.append(history(1)[0], command("on-b", 1))
         assert woken.wait(WAKE_WAIT), "b's commit did not wake a"
+        assert heads[-1] == 1, "the notification names the head b's commit reached"
     finally:
         waker.close()
     assert not waker._thread.is_alive()
@@ -425,7 +432,7 @@ def test_a_commit_on_one_node_wakes_the_other(nodes) -> None:
 def test_closing_the_watch_stops_its_thread(nodes) -> None:
     a, _ = nodes
     calls: list[int] = []
-    waker = a.watch(lambda: calls.append(1))
+    waker = a.watch(lambda head: calls.append(1))
     wait_for(lambda: calls, TIMEOUT, "the waker's first wake")
     thread = waker._thread
     assert thread.is_alive()

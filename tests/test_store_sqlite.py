@@ -77,7 +77,7 @@ def test_rows_hold_type_time_and_json(store: SQLiteEventStore, path: Path) -> No
 
 
 def test_nobody_else_writes_so_there_is_nothing_to_watch(store: SQLiteEventStore) -> None:
-    assert store.watch(lambda: None) is None
+    assert store.watch(lambda head: None) is None
 
 
 def test_rollback_when_the_event_insert_fails_after_the_command_insert(path: Path) -> None:

@@ -151,9 +151,10 @@ class EventStore(Protocol):
         """
         ...
 
-    def watch(self, wake: Callable[[], None]) -> Closeable | None:
+    def watch(self, wake: Callable[[int | None], None]) -> Closeable | None:
         """Call `wake` (from any thread) whenever another writer may have appended.
 
+        `wake(head)` names the seq a commit reached when the store knows it, else None.
         None when nobody else can write this log. Close what it returns to stop.
         """
         ...

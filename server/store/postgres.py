@@ -138,7 +138,10 @@ def _conninfo(url: str, timeout: float) -> str:
     in the URL (a ``search_path``, say) are kept.
     """
     given = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
-    ours = f"-c lock_timeout={int(timeout * 1000)} -c idle_in_transaction_session_timeout=30000"
+    # A write turn takes milliseconds: a session idle inside one for seconds is a node
+    # that hung holding the append lock, and every node waits until it is ended.
+    idle = int(max(2 * timeout, 5.0) * 1000)
+    ours = f"-c lock_timeout={int(timeout * 1000)} -c idle_in_transaction_session_timeout={idle}"
     return psycopg.conninfo.make_conninfo(
         url, connect_timeout=max(1, round(timeout)), options=f"{given} {ours}".strip()
     )
@@ -568,8 +571,8 @@ class PostgresEventStore:
             ).fetchone()
         return decoded_snapshot(row, self.describe())
 
-    def watch(self, wake: Callable[[], None]) -> EventWaker:
-        """Call `wake` whenever another node commits (and every second); close to stop."""
+    def watch(self, wake: Callable[[int | None], None]) -> EventWaker:
+        """Call `wake(head)` whenever a node commits (`wake(None)` every second)."""
         waker = EventWaker(self, wake)
         waker.start()
         return waker
@@ -599,8 +602,17 @@ class PostgresEventStore:
         return decoded_event(seq, body, self.describe())
 
 
+def _head_in(payload: str) -> int | None:
+    try:
+        return int(payload)
+    except ValueError:
+        return None
+
+
 class EventWaker:
-    """Calls `wake` whenever another node commits, and at least every `poll` seconds.
+    """Calls `wake(head)` whenever a node commits, and `wake(None)` every `poll` seconds.
+
+    `head` is the seq the commit reached, so a node can skip its own commits.
 
     A thread with its own connection LISTENs on the store's channel. The notification is
     only a wake-up: whoever is woken reads the new rows from the table, so a notification
@@ -627,10 +639,10 @@ class EventWaker:
         self._stopping.set()
         self._thread.join(timeout=self._poll + self._store.timeout + 1)
 
-    def _call_wake(self) -> None:
+    def _call_wake(self, head: int | None = None) -> None:
         # Whatever the callback does wrong, the node must go on hearing the others.
         try:
-            self._wake()
+            self._wake(head)
         except Exception:
             log.exception("waking the server for other nodes' events failed")
 
@@ -647,9 +659,12 @@ class EventWaker:
                     # Anything committed while we were not listening is read on this wake.
                     self._call_wake()
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=self._poll, stop_after=1):
-                            pass
-                        self._call_wake()
+                        heard = None
+                        for notify in conn.notifies(timeout=self._poll, stop_after=1):
+                            heard = _head_in(notify.payload)
+                        # A notification names the head it committed (its waker may
+                        # know it has that already); a quiet poll names nothing.
+                        self._call_wake(heard)
             except psycopg.Error as exc:
                 # Said once per outage; the retries go on quietly.
                 (log.debug if failing else log.warning)(

@@ -464,7 +464,7 @@ class SQLiteEventStore:
                     ).fetchall()
             yield _Turn(self, self._head, missed)
 
-    def watch(self, wake: Callable[[], None]) -> None:
+    def watch(self, wake: Callable[[int | None], None]) -> None:
         """Nothing to watch: this process is the file's only writer."""
         return None
 
