@@ -633,11 +633,19 @@ async def failover_async(args, nodes: list[Node], callsigns: list[str]) -> list[
 
 
 def _in_write_turn(pg: Postgres) -> bool:
-    """Whether a session sits in a write turn with the append lock taken and not moving."""
+    """Whether a session idles in a transaction holding the append lock.
+
+    A write turn locks the head row (FOR UPDATE: a row-share lock on the table) and
+    updates it (row-exclusive); a plain read of the head takes neither, so a session
+    that only read it is not counted.
+    """
     with psycopg.connect(pg.url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' "
-            "AND query LIKE '%cadterm_head%'"
+            "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE c.relname = 'cadterm_head' AND l.granted"
+            " AND l.mode IN ('RowShareLock', 'RowExclusiveLock')"
+            " AND a.state LIKE 'idle in transaction%'"
         ).fetchall()
     return bool(rows)
 
