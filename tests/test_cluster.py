@@ -134,32 +134,33 @@ async def health_until(url: str, status: str, attempts: int = 200) -> dict:
 async def run_load(
     cluster: Cluster, seconds: float, faults=None
 ) -> tuple[list[Subscriber], list[Writer]]:
-    stop = asyncio.Event()
+    # Two stops: the writers end first; each subscriber keeps its one task, which
+    # records every event it is given, until it has caught up with the table.
+    writing_done, reading_done = asyncio.Event(), asyncio.Event()
     token = cluster.tokens.dispatcher
     urls = cluster.urls
     subscribers = [Subscriber(urls[i:] + urls[:i], token) for i in range(len(urls))]
     writers = [Writer(f"w{i}", urls, token) for i in range(8)]
-    tasks = [asyncio.create_task(s.run(stop)) for s in subscribers]
-    # Every subscriber is live before the first command, so each must see every event.
-    await until(lambda: all(s.ready for s in subscribers), timeout=20)
-    writing = [asyncio.create_task(w.run(stop, random.Random(i))) for i, w in enumerate(writers)]
+    reading = [asyncio.create_task(s.run(reading_done)) for s in subscribers]
     try:
-        if faults is not None:
-            await faults(seconds)
-        else:
-            await asyncio.sleep(seconds)
-    finally:
-        stop.set()
-        await asyncio.gather(*writing)
-    # Let the subscribers catch up with everything written, then stop them.
-    stop.clear()
-    resume = [asyncio.create_task(s.run(stop)) for s in subscribers]
-    await asyncio.gather(*[t for t in tasks if t.done()])
-    try:
+        # Every subscriber is live before the first command, so each must see every event.
+        await until(lambda: all(s.ready for s in subscribers), timeout=20)
+        writing = [
+            asyncio.create_task(w.run(writing_done, random.Random(i)))
+            for i, w in enumerate(writers)
+        ]
+        try:
+            if faults is not None:
+                await faults(seconds)
+            else:
+                await asyncio.sleep(seconds)
+        finally:
+            writing_done.set()
+            await asyncio.gather(*writing)
         await wait_caught_up(subscribers, table_head(cluster.db_url), timeout=30)
     finally:
-        stop.set()
-        await asyncio.gather(*tasks, *resume, return_exceptions=True)
+        reading_done.set()
+        await asyncio.gather(*reading, return_exceptions=True)
     return subscribers, writers
 
 
