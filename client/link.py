@@ -95,9 +95,14 @@ class Live:
 
 @dataclass(frozen=True)
 class Resume:
-    """Drop the connection and resume from the last applied seq, saying why."""
+    """Drop the connection and resume from the last applied seq, saying why.
+
+    `elsewhere`: the backend itself is suspect (silent, going away, restarting), so a
+    link that was live resumes on the next backend of its list rather than this one.
+    """
 
     reason: str
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ class LinkRules:
     def tick(self, now: float) -> list[Effect]:
         """Time passed: silence past the limit means the link is dead."""
         if now - self._last_frame >= self.silence_limit:
-            return [Resume(f"no frame or heartbeat for {self.silence_limit:g} s")]
+            return [Resume(f"no frame or heartbeat for {self.silence_limit:g} s", elsewhere=True)]
         return []
 
     def refused(self, status: int, detail: str) -> list[Effect]:
@@ -168,7 +173,8 @@ class LinkRules:
             return [Stop(f"{FATAL_CLOSE[CloseCode(code)]}: {reason}")]
         if code == CloseCode.RESUME:
             return [Resume(f"server cut the stream off: {reason or 'fell behind'}")]
-        return [Resume(f"server closed the stream ({code} {reason})".strip())]
+        leaving = code in (CloseCode.GOING_AWAY, CloseCode.SERVICE_RESTART)
+        return [Resume(f"server closed the stream ({code} {reason})".strip(), elsewhere=leaving)]
 
     def received(self, raw: str | bytes, now: float) -> list[Effect]:
         """A frame arrived: check it against the picture and apply it."""

@@ -77,7 +77,12 @@ class LinkStatus:
 
 
 class _Resume(Exception):
-    """Drop this connection and resume from the last applied seq."""
+    """Drop this connection and resume from the last applied seq (`elsewhere`: on the
+    next backend, even if this one was live)."""
+
+    def __init__(self, reason: str, elsewhere: bool = False) -> None:
+        super().__init__(reason)
+        self.elsewhere = elsewhere
 
 
 class _Stop(Exception):
@@ -243,6 +248,7 @@ class Subscription:
     async def _run(self) -> None:
         attempts = 0
         while True:
+            elsewhere = False
             try:
                 await self._connect_once()
                 reason = "connection closed"
@@ -251,6 +257,7 @@ class Subscription:
                 return
             except _Resume as resume:
                 reason = str(resume)
+                elsewhere = resume.elsewhere
                 self.resumes += 1
             except asyncio.CancelledError:
                 raise
@@ -269,8 +276,9 @@ class Subscription:
                 attempts = 0
             attempts += 1
             # A link that was live resumes on the same backend at once; one that never
-            # got going fails over to the next backend in the list.
-            if not was_live:
+            # got going, or whose backend went silent or is going away, fails over to
+            # the next backend in the list (a hung node would only hold the handshake).
+            if not was_live or elsewhere:
                 self._url_index = (self._url_index + 1) % len(self.urls)
             delay = 0.0 if attempts == 1 else self.backoff.delay(attempts - 1, self._rng)
             self._set(LinkState.RECONNECTING, reason, attempts=attempts)
@@ -358,7 +366,7 @@ class Subscription:
             elif isinstance(effect, Live):
                 self._set(LinkState.LIVE)
             elif isinstance(effect, Resume):
-                raise _Resume(effect.reason)
+                raise _Resume(effect.reason, effect.elsewhere)
             elif isinstance(effect, Stop):
                 raise _Stop(effect.reason)
 
