@@ -211,9 +211,10 @@ async def replay(
     """Send the command for each event to the backend at `url`; old -> new references.
 
     The references map every reference the recording gave out, incidents' and those
-    reserved for offline use alike. `speed` None replays as fast as the backend answers; otherwise the gaps between the
-    events' times are kept, divided by `speed` (each gap at most `max_gap` seconds of
-    recording time, if given). Raises `ReplayError` at the first refused command.
+    reserved for offline use alike. `speed` None replays as fast as the backend
+    answers; otherwise the gaps between the events' times are kept, divided by `speed`
+    (each gap at most `max_gap` seconds of recording time, if given). Raises `ReplayError`
+    at the first refused command.
     """
     references: dict[str, str] = {}
     async with DispatchClient([url], token, workstation="replay") as client:

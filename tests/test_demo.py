@@ -7,11 +7,10 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_terminal import Tmux, wait_for
+from test_terminal import Tmux, tmux, wait_for  # noqa: F401
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,17 +18,6 @@ pytestmark = [
 ]
 
 REFERENCE = re.compile(r"^\d{4}-\d{2}[A-Z]{3} ", re.MULTILINE)
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    socket = Path("/tmp") / f"cadterm-demo-{uuid.uuid4().hex[:8]}.sock"
-    session = Tmux(socket)
-    try:
-        yield session
-    finally:
-        session.kill()
-        socket.unlink(missing_ok=True)
 
 
 def _processes_mentioning(marker: str) -> list[int]:
@@ -48,7 +36,8 @@ def _processes_mentioning(marker: str) -> list[int]:
 
 
 def test_demo_shows_a_living_control_room_and_leaves_nothing_behind(
-    tmux: Tmux, tmp_path: Path
+    tmux: Tmux,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     marker = f"cadterm-demo-test-{uuid.uuid4().hex[:8]}"
     data = tmp_path / marker

@@ -19,9 +19,7 @@ from cadterm.client.errors import JournalError
 async def test_a_failing_journal_read_does_not_stop_the_sender(
     backend: Backend, tmp_path: Path
 ) -> None:
-    client = DispatchClient(
-        [backend.url], DISPATCHER, journal_path=tmp_path / "j.db", backoff=FAST
-    )
+    client = DispatchClient([backend.url], DISPATCHER, journal_path=tmp_path / "j.db", backoff=FAST)
     assert client.journal is not None
     real = client.journal.pending
     failures = []

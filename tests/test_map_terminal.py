@@ -9,28 +9,15 @@ from __future__ import annotations
 
 import shutil
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_terminal import Tmux, wait_for
+from test_terminal import Tmux, tmux, wait_for  # noqa: F401
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    socket = Path("/tmp") / f"cadterm-map-{uuid.uuid4().hex[:8]}.sock"
-    session = Tmux(socket)
-    try:
-        yield session
-    finally:
-        session.kill()
-        socket.unlink(missing_ok=True)
 
 
 def _map_rows(screen: str) -> list[str]:
@@ -41,21 +28,23 @@ def _map_rows(screen: str) -> list[str]:
     return lines[top + 1 : bottom]
 
 
-def _start_demo(tmux: Tmux, tmp_path: Path, locale: str) -> None:
+def _start_demo(session: Tmux, tmp_path: Path, locale: str) -> None:
     data = tmp_path / "data"
     cadterm = Path(sys.executable).parent / "cadterm"
-    tmux.start(
+    session.start(
         f"env LANG={locale} LC_ALL={locale} CADTERM_DATA_DIR={data} "
         f"CADTERM_CONFIG_DIR={data}/conf {cadterm} demo --fresh",
         width=80,
         height=24,
     )
-    wait_for(lambda: "| LIVE |" in tmux.screen(), 30, "the demo console to go live")
+    wait_for(lambda: "| LIVE |" in session.screen(), 30, "the demo console to go live")
 
 
 @pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
 def test_the_map_shows_the_towns_sectors_and_units_and_pans(
-    tmux: Tmux, tmp_path: Path, locale: str
+    tmux: Tmux,  # noqa: F811
+    tmp_path: Path,
+    locale: str,
 ) -> None:
     _start_demo(tmux, tmp_path, locale)
     tmux.key("F6")

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_map_terminal import _start_demo
-from test_terminal import Tmux, wait_for
+from test_terminal import Tmux, tmux, wait_for  # noqa: F401
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,19 +20,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    socket = Path("/tmp") / f"cadterm-places-{uuid.uuid4().hex[:8]}.sock"
-    session = Tmux(socket)
-    try:
-        yield session
-    finally:
-        session.kill()
-        socket.unlink(missing_ok=True)
-
-
 def test_tab_completes_a_real_street_and_the_incident_gets_its_sector(
-    tmux: Tmux, tmp_path: Path
+    tmux: Tmux,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     _start_demo(tmux, tmp_path, "C.UTF-8")
     tmux.type("n 1 rtc 37 Gas", enter=False)
