@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cadterm.client.queries import QueryError, fetch_health
+from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import (
     AddNote,
@@ -73,7 +74,6 @@ from cadterm.server.config import (
     WorkstationEntry,
     write_config,
 )
-from cadterm.server.rules import Codes, Refused, decide
 from cadterm.server.store.base import StoredCommand
 from cadterm.server.store.sqlite import SQLiteEventStore
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from cadterm.domain.geography import haversine_km
 from cadterm.domain.recommend import NEVER_OFFERED, needs_for, recommend
+from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.domain.travel import speed_kmh, travel_seconds
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
@@ -40,7 +41,6 @@ from cadterm.protocol.domain import (
     Unit,
 )
 from cadterm.protocol.fold import DispatchState, apply
-from cadterm.server.rules import Codes, Refused, decide
 from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields
 from cadterm.sim.movement import interpolate

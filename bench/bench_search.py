@@ -33,6 +33,7 @@ import httpx
 from _common import TOKENS, bench_config, emit, machine, pct, r, scratch_dir
 from _speed import machine_speed
 
+from cadterm.domain.rules import next_reference
 from cadterm.protocol.domain import Incident, Role, SourceChannel, UnitState, UnitType
 from cadterm.protocol.events import (
     IncidentClosed,
@@ -45,7 +46,6 @@ from cadterm.protocol.events import (
 )
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.server.embedded import EmbeddedBackend
-from cadterm.server.rules import next_reference
 from cadterm.server.store.history import ArchiveRow, IncidentHistory
 from cadterm.sim.calls import call_rng, draw_call
 

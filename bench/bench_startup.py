@@ -8,7 +8,7 @@ incident row. Repeated --runs times; the median is the figure. Building the boar
 timed separately in-process (`reload` of both boards over the same picture).
 
 With --long-shift the backend instead holds a long shift built through the server's
-own rules (`server.rules.decide`, folded as the server folds): 50,000 incidents closed
+own rules (`domain.rules.decide`, folded as the server folds): 50,000 incidents closed
 the day before (more than `closed_window` ago) and 1,000 open, with 300 units. The
 server archives the closed ones at start; the figures are taken once it has, and again
 on the same shift with no closed history, so the two can be compared. Each case also
@@ -53,10 +53,10 @@ import pyte
 from _common import TOKEN, ServerProcess, bench_config, emit, machine
 from console_load import big_picture
 
+from cadterm.domain.rules import Codes, decide
 from cadterm.protocol.commands import COMMAND_ADAPTER
 from cadterm.protocol.domain import Operator, Role
 from cadterm.protocol.fold import DispatchState, apply
-from cadterm.server.rules import Codes, decide
 from cadterm.server.store.sqlite import SQLiteEventStore
 
 SIZE = (120, 40)

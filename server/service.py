@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.commands import Command, may_issue
 from cadterm.protocol.domain import Operator
 from cadterm.protocol.events import EVENT_ADAPTER, Event
@@ -38,7 +39,6 @@ from .draft import draft_of
 from .hub import Hub
 from .live_config import LiveConfig
 from .picture_json import PictureJson, PictureParts
-from .rules import Codes, Refused, decide
 from .store.base import (
     Accepted,
     Closeable,

@@ -68,7 +68,7 @@ def test_every_layer_keeps_to_its_contract() -> None:
         ("cadterm.protocol.fold", "httpx", "protocol"),
         ("cadterm.domain.recommend", "cadterm.client.stream", "domain"),
         ("cadterm.client.stream", "textual", "client"),
-        ("cadterm.server.rules", "cadterm.client.client", "server"),
+        ("cadterm.server.service", "cadterm.client.client", "server"),
         ("cadterm.tui.grammar.verbs", "textual", "grammar"),
         ("cadterm.server.run", "platformdirs", "server"),
         ("cadterm.themes", "cadterm.tui", "themes"),

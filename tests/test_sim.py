@@ -23,6 +23,7 @@ from waiting import until
 from cadterm.client import Backoff, DispatchClient
 from cadterm.client.queries import fetch_events
 from cadterm.domain.geography import haversine_km
+from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import (
@@ -36,7 +37,6 @@ from cadterm.protocol.domain import (
 )
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.server.embedded import SIMULATOR_ID, EmbeddedBackend
-from cadterm.server.rules import Codes, Refused, decide
 from cadterm.sim.background import main as background_main
 from cadterm.sim.background import simulation
 from cadterm.sim.calls import GRADE_MIX, plan_calls
