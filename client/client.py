@@ -28,19 +28,21 @@ from typing import Any
 import httpx
 
 from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
-from cadterm.protocol.domain import Incident, Unit
+from cadterm.protocol.domain import Incident, Operator, Role, Unit
 from cadterm.protocol.drafts import CommandDraft, draft
 from cadterm.protocol.fold import Changes, DispatchState
+from cadterm.protocol.problems import Problem, ProblemCode
 
 from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, JournalError, RateLimited, StreamStopped
 from .journal import Journal, JournalEntry, JournalStatus
 from .pending import Pending
 from .picture_file import PictureFile, SavedPicture
+from .provisional import ProvisionalPicture, provisional_picture
 from .store import LocalStore
 from .stream import Backoff, LinkState, LinkStatus, Subscription
 
-__all__ = ["DispatchClient", "Issued"]
+__all__ = ["UNKNOWN_OPERATOR", "DispatchClient", "Issued"]
 
 log = logging.getLogger("cadterm.client")
 
@@ -53,6 +55,15 @@ class Issued:
     result: CommandResult | None = None
     error: CommandError | None = None
     queued: bool = False
+    #: For an incident opened while no backend answered: the reference it is shown
+    #: under now (reserved, so final; or provisional, mapped to a log reference later).
+    reference: str | None = None
+    provisional_reference: bool = False
+
+
+#: Who the provisional actions of a console that has never reached a backend are
+#: recorded as, on its own picture only (the server records the token's operator).
+UNKNOWN_OPERATOR = Operator(id="not-known-offline", name="not known offline", role=Role.DISPATCHER)
 
 
 class DispatchClient:
@@ -64,7 +75,13 @@ class DispatchClient:
     - `execute()`: send a command now and wait until its event is applied locally;
     - `submit()`: journal a command durably and send it in order when a backend is up;
     - `issue()`: the console's way: journal it, and send it now if that keeps the order;
-    - `pending`: what was issued and is not in the picture yet (`Pending`).
+    - `pending`: what was issued and is not in the picture yet (`Pending`);
+    - `provisional`: in CAD-down mode, what the waiting commands did to the picture.
+
+    While commands wait in the journal because no backend answered (CAD down),
+    `state`, `incidents` and `units` show the picture with them applied by the
+    server's own rules, and `provisional` says which incidents and units that changed;
+    `confirmed` is always the picture as the backend last said it.
     """
 
     def __init__(
@@ -131,6 +148,23 @@ class DispatchClient:
                 if entry.command.type == "create_incident" and reference:
                     self._claimed.add(reference)
         self._journal_lock = asyncio.Lock()
+        #: The operator the token belongs to, once a backend has said (`whoami`).
+        self.operator: Operator | None = None
+        # CAD-down mode: commands that waited in the journal, by key, in journal order,
+        # until the picture shows their events; and the seq each was given once sent.
+        self._waiting: dict[str, Command] = {}
+        self._waiting_sent: dict[str, int] = {}
+        # Provisional references: entry key -> (provisional, log reference once known).
+        self._provisional_refs: dict[str, tuple[str, str | None]] = {}
+        if self.journal is not None:
+            for entry in self.journal.pending():
+                if entry.command is not None:
+                    self._waiting[entry.key] = entry.command
+            for key, shown_as, reference in self.journal.provisional_references():
+                self._provisional_refs[key] = (shown_as, reference)
+        self._overlay: ProvisionalPicture | None = None
+        self._overlay_dirty = True
+        self._overlay_shown = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -186,28 +220,81 @@ class DispatchClient:
 
     @property
     def state(self) -> DispatchState:
-        """The whole picture as last seen."""
+        """The whole picture as last seen, with CAD-down actions applied (`provisional`)."""
+        overlay = self.provisional
+        return overlay.state if overlay is not None else self.store.state
+
+    @property
+    def confirmed(self) -> DispatchState:
+        """The picture as the backend last said it, without provisional actions."""
         return self.store.state
 
     @property
     def seq(self) -> int:
-        """Seq of the last event applied."""
+        """Seq of the last event applied from a backend."""
         return self.store.seq
 
     @property
     def incidents(self) -> dict[str, Incident]:
         """Incidents by reference."""
-        return self.store.incidents
+        return self.state.incidents
 
     @property
     def units(self) -> dict[str, Unit]:
         """Units by callsign."""
-        return self.store.units
+        return self.state.units
+
+    @property
+    def provisional(self) -> ProvisionalPicture | None:
+        """What commands waiting since CAD went down did to the picture; None if none wait.
+
+        Recomputed only after the picture or the waiting commands changed.
+        """
+        if not self._waiting:
+            return None
+        if self._overlay is None or self._overlay_dirty:
+            self._overlay_dirty = False
+            previous = self._overlay
+            overlay = provisional_picture(
+                self.store.state,
+                list(self._waiting.values()),
+                self.operator or UNKNOWN_OPERATOR,
+                {key: shown for key, (shown, real) in self._provisional_refs.items() if not real},
+            )
+            if previous is not None and previous.state is not None:
+                # Boards hold the picture object they were given: refill the same one,
+                # so only the rows that changed are redrawn.
+                _refill(previous.state, overlay.state)
+                overlay.state = previous.state
+                touched = previous.changes
+                touched.update(overlay.changes)
+                self.store.peek_changes().update(touched)
+                self._changed.set()
+            self._overlay = overlay
+        return self._overlay
+
+    @property
+    def reference_map(self) -> dict[str, str]:
+        """Provisional references of incidents opened offline -> their log references."""
+        return {shown: real for shown, real in self._provisional_refs.values() if real}
 
     def take_changes(self) -> Changes:
         """Incidents and units changed since the last call."""
         self._changed.clear()
-        return self.store.take_changes()
+        provisional = self.provisional  # recomputed first, so its changes are included
+        changes = self.store.take_changes()
+        if (provisional is not None) != self._overlay_shown:
+            # Into or out of CAD-down mode: a different picture object is shown now.
+            self._overlay_shown = provisional is not None
+            if provisional is None and self._overlay is not None:
+                changes.update(self._overlay.changes)
+                self._overlay = None
+            changes.replaced = True
+        return changes
+
+    def _waiting_changed(self) -> None:
+        self._overlay_dirty = True
+        self._changed.set()
 
     async def watch(self) -> AsyncIterator[Changes]:
         """Yield batches of changes as they happen (a batch may hold many events).
@@ -225,6 +312,14 @@ class DispatchClient:
 
     def _applied(self) -> None:
         self.pending.applied()
+        if self._waiting:
+            self._overlay_dirty = True
+            if self._waiting_sent:
+                head = self.store.seq
+                for key, seq in list(self._waiting_sent.items()):
+                    if seq <= head:  # its real event is in the picture now
+                        del self._waiting_sent[key]
+                        self._waiting.pop(key, None)
         self._changed.set()
         if self.reserve and self.status.state == LinkState.LIVE:
             held = len(self.store.state.reserved.get(self.workstation, ()))
@@ -246,6 +341,8 @@ class DispatchClient:
     def _status_changed(self, status: LinkStatus) -> None:
         if self.picture_file is not None:
             self.picture_file.set_live(status.state == LinkState.LIVE, status.url or "")
+        if status.state == LinkState.LIVE and self.operator is None:
+            asyncio.get_running_loop().create_task(self._learn_operator())
         if status.state == LinkState.LIVE:
             self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()
@@ -271,6 +368,21 @@ class DispatchClient:
             self._claimed.add(reference)
             return reference
         return None
+
+    async def _learn_operator(self) -> None:
+        """Who the token belongs to: provisional actions are recorded as them."""
+        with contextlib.suppress(CommandError, BackendUnavailable):
+            self.operator = await self.sender.whoami()
+            self._overlay_dirty = True
+
+    def _provisional_reference(self) -> str:
+        """A reference for an incident opened offline once the reserved block is used up.
+
+        ``P3-WS-03``: never a log reference (those start with the number), unique on this
+        workstation, and mapped to the log reference the server gives it on recovery.
+        """
+        number = len(self._provisional_refs) + 1
+        return f"P{number}-{self.workstation}".upper()[:40].rstrip(" ._-")
 
     def _top_up_soon(self) -> None:
         if self.reserve <= 0 or (self._topping_up is not None and not self._topping_up.done()):
@@ -333,8 +445,18 @@ class DispatchClient:
             # and one that waited offline is recorded with the time it was typed.
             keyed = keyed.model_copy(update={"taken_at": at.astimezone(UTC)})
         entry = await asyncio.to_thread(self.journal.add, keyed, at)
+        if self.status.state != LinkState.LIVE:
+            await self._wait_offline(entry)
         self._flush_wakeup.set()
         return entry
+
+    async def _wait_offline(self, entry: JournalEntry) -> None:
+        """The entry waits for a backend: CAD-down mode applies it to the picture now."""
+        assert self.journal is not None and entry.command is not None
+        if entry.key not in self._waiting and self.journal.is_pending(entry.key):
+            self._waiting[entry.key] = entry.command
+            self._waiting_changed()
+            await asyncio.to_thread(self.journal.mark_waiting, entry.key)
 
     def rejected(self) -> list[JournalEntry]:
         """Journalled commands the backend refused, waiting for an operator."""
@@ -362,27 +484,52 @@ class DispatchClient:
         crash mid-send loses nothing. When the link is live and nothing older is
         waiting, it is sent at once and the outcome returned (`result` or `error`);
         otherwise it waits in the journal (`queued` is true) and goes in order when a
-        backend is reachable.
+        backend is reachable, shown on the picture meanwhile as provisional.
+
+        An incident opened while no backend answers gets its reference at once: the
+        next of this workstation's reserved block (final), or when that is used up a
+        provisional one, mapped to a log reference when a backend has it (`Issued`
+        says which). Commands naming it by either reference reach the right incident.
         """
-        entry = await self.submit(command)
+        keyed = self.keyed(command)
+        reference, provisional = None, False
+        if (
+            keyed.type == "create_incident"
+            and getattr(keyed, "reference", None) is None
+            and self.status.state != LinkState.LIVE
+            and self.journal is not None
+        ):
+            reference = self.claim_reserved_reference()
+            if reference is not None:
+                keyed = keyed.model_copy(update={"reference": reference})
+            else:
+                reference, provisional = self._provisional_reference(), True
+                key = keyed.idempotency_key
+                await asyncio.to_thread(self.journal.hold_provisional, key, reference)
+                self._provisional_refs[key] = (reference, None)
+        entry = await self.submit(keyed)
+        shown = {"reference": reference, "provisional_reference": provisional}
         async with self._journal_lock:
             assert self.journal is not None
             if self.journal.next_pending_key != entry.key:
                 # Either older entries go first, or the journal's sender took this one
                 # while we waited for the lock: report the entry as it stands.
                 if self.journal.is_pending(entry.key):
-                    return Issued(entry, queued=True)
+                    await self._wait_offline(entry)
+                    return Issued(entry, queued=True, **shown)
                 # Read off the loop: the journal may be long, and the UI waits on this.
                 found = await asyncio.to_thread(self.journal_entry, entry.key)
-                return Issued(found or entry)
+                return Issued(found or entry, **shown)
             if self.status.state != LinkState.LIVE:
-                return Issued(entry, queued=True)
+                await self._wait_offline(entry)
+                return Issued(entry, queued=True, **shown)
             outcome = await self._send_entry(entry, answered_at_once=True)
         if isinstance(outcome, CommandResult):
             return Issued(entry, result=outcome)
         if isinstance(outcome, CommandError):
             return Issued(entry, error=outcome)
-        return Issued(entry, queued=True)
+        await self._wait_offline(entry)
+        return Issued(entry, queued=True, **shown)
 
     async def _send_entry(
         self, entry: JournalEntry, *, answered_at_once: bool = False
@@ -397,8 +544,22 @@ class DispatchClient:
         assert self.journal is not None
         # Pending entries always hold a command: unreadable ones are set aside on opening.
         assert entry.command is not None
+        waited = entry.key in self._waiting
+        command, unopened = self._mapped(entry.command)
+        if unopened is not None:
+            problem = Problem.of(
+                ProblemCode.UNKNOWN_INCIDENT,
+                f"{unopened} was opened on this console while CAD was down, and its "
+                "opening was refused, so there is no such incident: adapt or withdraw this",
+                field="reference",
+            )
+            await asyncio.to_thread(
+                self.journal.mark_rejected, entry.key, problem, seen=False, waited=waited
+            )
+            self._settled(entry.key)
+            return CommandError(problem)
         try:
-            result = await self.sender.send(entry.command)
+            result = await self.sender.send(command)
         except RateLimited as limited:
             # "Not now", not "no": the entry stays pending, in order, and goes later.
             log.info("journal entry %s rate limited: %s", entry.key, limited)
@@ -406,9 +567,13 @@ class DispatchClient:
             return None
         except CommandError as refused:
             await asyncio.to_thread(
-                self.journal.mark_rejected, entry.key, refused.problem, seen=answered_at_once
+                self.journal.mark_rejected,
+                entry.key,
+                refused.problem,
+                seen=answered_at_once,
+                waited=waited,
             )
-            self._changed.set()
+            self._settled(entry.key)
             return refused
         except BackendUnavailable as exc:
             log.info("journal entry %s not delivered: %s", entry.key, exc)
@@ -417,9 +582,46 @@ class DispatchClient:
         # Pending from here until the stream shows it: counted as sent before the journal
         # stops counting it as unsent, so the count never dips below the truth.
         self.pending.accepted(result.seq)
-        await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq)
+        await asyncio.to_thread(self.journal.mark_sent, entry.key, result.seq, waited=waited)
+        if entry.key in self._provisional_refs:
+            shown_as = self._provisional_refs[entry.key][0]
+            reference = result.event.reference  # type: ignore[union-attr]
+            await asyncio.to_thread(self.journal.map_reference, entry.key, reference)
+            self._provisional_refs[entry.key] = (shown_as, reference)
+            log.info("incident opened offline as %s is %s", shown_as, reference)
+        if waited and result.seq > self.store.seq:
+            # Shown as provisional until the stream brings its event, then as confirmed.
+            self._waiting_sent[entry.key] = result.seq
+        else:
+            self._settled(entry.key)
         self._changed.set()
         return result
+
+    def _settled(self, key: str) -> None:
+        """The entry no longer waits: the picture stops showing it as provisional."""
+        self._waiting_sent.pop(key, None)
+        if self._waiting.pop(key, None) is not None:
+            self._waiting_changed()
+        self._changed.set()
+
+    def _mapped(self, command: Command) -> tuple[Command, str | None]:
+        """`command` with provisional references replaced by the log references they got.
+
+        The second value names a provisional reference that never got one (the command
+        that opened it was refused): the command cannot be sent as it stands.
+        """
+        if not self._provisional_refs:
+            return command, None
+        pending = {shown: real for shown, real in self._provisional_refs.values()}
+        update = {}
+        for name in ("reference", "other"):
+            value = getattr(command, name, None)
+            if value in pending:
+                real = pending[value]
+                if real is None:
+                    return command, value
+                update[name] = real
+        return (command.model_copy(update=update) if update else command), None
 
     async def _flush_journal(self) -> None:
         """Send pending journal entries in order whenever the link is live."""
@@ -448,3 +650,9 @@ class DispatchClient:
             # after a short pause rather than waiting for the next status change.
             await asyncio.sleep(1.0)
             self._flush_wakeup.set()
+
+
+def _refill(target: DispatchState, source: DispatchState) -> None:
+    """Make `target` hold what `source` holds (its contents, not a copy of them)."""
+    for name in DispatchState.model_fields:
+        setattr(target, name, getattr(source, name))

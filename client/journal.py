@@ -39,7 +39,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .errors import JournalError
 
-__all__ = ["Journal", "JournalEntry", "JournalFault", "JournalStatus"]
+__all__ = ["Journal", "JournalEntry", "JournalFault", "JournalStatus", "Resolution"]
 
 
 class JournalStatus(StrEnum):
@@ -49,6 +49,15 @@ class JournalStatus(StrEnum):
     SENT = "sent"  # acknowledged; `seq` names its event
     REJECTED = "rejected"  # refused by the backend; needs an operator
     DISMISSED = "dismissed"  # a rejected entry an operator has seen and set aside
+
+
+class Resolution(StrEnum):
+    """What an operator did about an entry a backend refused after it waited."""
+
+    APPLIED_ANYWAY = "applied anyway"  # sent again as a fresh command, as it stood
+    ADAPTED = "adapted"  # replaced by a corrected command the operator typed
+    WITHDRAWN = "withdrawn"  # not done after all, for the reason recorded
+    SET_ASIDE = "set aside"  # dismissed without a decision recorded
 
 
 class JournalFault(JournalError):
@@ -108,6 +117,10 @@ class JournalEntry:
     #: The command's idempotency key and type, also known for an unreadable command.
     key: str = ""
     kind: str = ""
+    #: It waited in the journal because no backend answered when it was typed.
+    waited: bool = False
+    resolution: Resolution | None = None
+    resolution_note: str | None = None
 
     def __post_init__(self) -> None:
         if self.command is not None:
@@ -127,7 +140,23 @@ CREATE TABLE IF NOT EXISTS entries (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS entries_status ON entries(status, position);
+CREATE TABLE IF NOT EXISTS provisional_references (
+    idempotency_key TEXT PRIMARY KEY,
+    provisional TEXT NOT NULL UNIQUE,
+    reference TEXT
+);
 """
+
+#: Columns added to `entries` since the first journals: (name, declaration). A journal
+#: written by an older cadterm gains them on opening, its entries untouched.
+_ADDED_COLUMNS = (
+    # The entry waited in the journal (no backend answered when it was typed): on the
+    # console's picture it was provisional, and on recovery it counts in the summary.
+    ("waited", "INTEGER NOT NULL DEFAULT 0"),
+    # What an operator did about a refused entry: see `Resolution`.
+    ("resolution", "TEXT"),
+    ("resolution_note", "TEXT"),
+)
 
 
 class Journal:
@@ -145,6 +174,10 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(entries)")}
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE entries ADD COLUMN {name} {declaration}")
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
         self._lock = threading.Lock()
@@ -229,17 +262,26 @@ class Journal:
         position = cursor.lastrowid or 0  # always set after an INSERT
         return JournalEntry(position, command, issued_at, JournalStatus.PENDING)
 
-    def mark_sent(self, key: str, seq: int) -> None:
-        """Record that the backend acknowledged the command with event `seq`."""
+    def mark_waiting(self, key: str) -> None:
+        """Record that the entry waits: no backend answered when it was typed."""
+        self._write("UPDATE entries SET waited = 1 WHERE idempotency_key = ?", (key,))
+
+    def mark_sent(self, key: str, seq: int, *, waited: bool = False) -> None:
+        """Record that the backend acknowledged the command with event `seq`.
+
+        `waited`: it was sent from the journal, after waiting, not as it was typed.
+        """
         self._write(
-            "UPDATE entries SET status = ?, seq = ?, attempts = attempts + 1"
-            " WHERE idempotency_key = ?",
-            (JournalStatus.SENT.value, seq, key),
+            "UPDATE entries SET status = ?, seq = ?, attempts = attempts + 1,"
+            " waited = MAX(waited, ?) WHERE idempotency_key = ?",
+            (JournalStatus.SENT.value, seq, int(waited), key),
             key,
             JournalStatus.SENT,
         )
 
-    def mark_rejected(self, key: str, problem: Problem, *, seen: bool = False) -> None:
+    def mark_rejected(
+        self, key: str, problem: Problem, *, seen: bool = False, waited: bool = False
+    ) -> None:
         """Record the backend's refusal; the entry waits for an operator.
 
         `seen`: the operator was told of the refusal as it happened, so the entry is
@@ -247,9 +289,9 @@ class Journal:
         """
         status = JournalStatus.DISMISSED if seen else JournalStatus.REJECTED
         self._write(
-            "UPDATE entries SET status = ?, problem = ?, attempts = attempts + 1"
-            " WHERE idempotency_key = ?",
-            (status.value, problem.model_dump_json(exclude_none=True), key),
+            "UPDATE entries SET status = ?, problem = ?, attempts = attempts + 1,"
+            " waited = MAX(waited, ?) WHERE idempotency_key = ?",
+            (status.value, problem.model_dump_json(exclude_none=True), int(waited), key),
             key,
             status,
         )
@@ -258,13 +300,28 @@ class Journal:
         """Count a try that got no definite answer; the entry stays pending."""
         self._write("UPDATE entries SET attempts = attempts + 1 WHERE idempotency_key = ?", (key,))
 
-    def dismiss(self, key: str) -> None:
-        """Set a rejected entry aside after an operator has dealt with it (kept on file)."""
+    def dismiss(
+        self,
+        key: str,
+        resolution: Resolution = Resolution.SET_ASIDE,
+        note: str | None = None,
+    ) -> None:
+        """Set a rejected entry aside after an operator has dealt with it (kept on file).
+
+        `resolution` and `note` record what they did about it and why.
+        """
         # rowcount, not lastrowid: the latter keeps the id of this connection's last
         # INSERT, so it would make every dismiss look successful.
         changed = self._write(
-            "UPDATE entries SET status = ? WHERE idempotency_key = ? AND status = ?",
-            (JournalStatus.DISMISSED.value, key, JournalStatus.REJECTED.value),
+            "UPDATE entries SET status = ?, resolution = ?, resolution_note = ?"
+            " WHERE idempotency_key = ? AND status = ?",
+            (
+                JournalStatus.DISMISSED.value,
+                resolution.value,
+                note,
+                key,
+                JournalStatus.REJECTED.value,
+            ),
             key,
             JournalStatus.DISMISSED,
         ).rowcount
@@ -275,7 +332,7 @@ class Journal:
         """Entries in the order they were issued, optionally only those with `statuses`."""
         sql = (
             "SELECT position, command, issued_at, status, problem, seq, attempts,"
-            " idempotency_key FROM entries"
+            " idempotency_key, waited, resolution, resolution_note FROM entries"
         )
         args: tuple = ()
         if statuses:
@@ -306,6 +363,38 @@ class Journal:
                     ),
                 )
 
+    # --- provisional references --------------------------------------------------------
+
+    def hold_provisional(self, key: str, provisional: str) -> None:
+        """Record that entry `key` opens the incident shown as `provisional` until sent.
+
+        Written before the entry itself, so a console that stops in between never
+        journals a command whose provisional reference it has forgotten.
+        """
+        self._write(
+            "INSERT INTO provisional_references (idempotency_key, provisional) VALUES (?, ?)",
+            (key, provisional),
+            doing="add to",
+        )
+
+    def map_reference(self, key: str, reference: str) -> None:
+        """The incident entry `key` opened got the log reference `reference`."""
+        self._write(
+            "UPDATE provisional_references SET reference = ? WHERE idempotency_key = ?",
+            (reference, key),
+        )
+
+    def provisional_references(self) -> list[tuple[str, str, str | None]]:
+        """Every provisional reference: (entry key, provisional, log reference or None)."""
+        try:
+            with self._lock:
+                return self._conn.execute(
+                    "SELECT idempotency_key, provisional, reference FROM provisional_references"
+                    " ORDER BY rowid"
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalFault("read", self.path, exc) from None
+
     def pending(self) -> list[JournalEntry]:
         """Commands not yet acknowledged, oldest first: the order they must be sent in."""
         return self.entries(JournalStatus.PENDING)
@@ -316,7 +405,8 @@ class Journal:
 
 
 def _entry(row: tuple) -> JournalEntry:
-    position, command, issued_at, status, problem, seq, attempts, key = row
+    position, command, issued_at, status, problem, seq, attempts, key, waited = row[:9]
+    resolution, note = row[9:]
     stored_problem = Problem.model_validate_json(problem) if problem else None
     try:
         parsed: Command | None = COMMAND_ADAPTER.validate_json(command)
@@ -341,6 +431,9 @@ def _entry(row: tuple) -> JournalEntry:
         attempts=attempts,
         key=key,
         kind=kind,
+        waited=bool(waited),
+        resolution=Resolution(resolution) if resolution else None,
+        resolution_note=note,
     )
 
 

@@ -271,6 +271,7 @@ class CadApp(App[None]):
     def _reload(self) -> None:
         """Point every board at the client's current picture."""
         state = self.client.state
+        self._mark_provisional()
         self.queue.reload(state)
         self.units.reload(state)
         self.map.reload(state)
@@ -323,6 +324,7 @@ class CadApp(App[None]):
         if replaced:
             self._reload()
         else:
+            self._mark_provisional()
             with self.batch_update():
                 self.queue.apply_changes(incidents)
                 self.units.apply_changes(units)
@@ -338,6 +340,14 @@ class CadApp(App[None]):
         if self.showing("incident") and selected in incidents:
             self.show_incident(selected)
         self.refresh_status()
+
+    def _mark_provisional(self) -> None:
+        """Tell the boards which rows show actions taken while CAD was down."""
+        provisional = self.client.provisional
+        incidents = provisional.incidents if provisional is not None else frozenset()
+        units = provisional.units if provisional is not None else frozenset()
+        self.queue.provisional = incidents
+        self.units.provisional = units
 
     def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
         self.controller.submit(message.line)
@@ -420,7 +430,13 @@ class CadApp(App[None]):
             ),
         )
         saved = self.client.saved_picture
-        banner.show(status, now, saved.heard_at if saved is not None else None)
+        provisional = self.client.provisional
+        banner.show(
+            status,
+            now,
+            saved.heard_at if saved is not None else None,
+            len(provisional.actions) if provisional is not None else 0,
+        )
 
     # --- selection and the detail pane ---------------------------------------------------
 
@@ -440,7 +456,9 @@ class CadApp(App[None]):
         incident = self.client.state.incidents.get(reference) if reference else None
         if incident is None:
             return
-        text = incident_text(incident, self.client.state, self.clock(), self.policy)
+        text = incident_text(
+            incident, self.client.state, self.clock(), self.policy, confirmed_seq=self.client.seq
+        )
         self.show_text(text, "incident")
 
     def show_text(self, text: Text, mode: str) -> None:

@@ -33,7 +33,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-__all__ = ["Board"]
+__all__ = ["PROVISIONAL_MARK", "Board"]
+
+#: Marks a provisional row, next to its key: not colour, so it shows on any terminal.
+PROVISIONAL_MARK = "~"
 
 
 class Board(ScrollView, can_focus=True):
@@ -95,6 +98,9 @@ class Board(ScrollView, can_focus=True):
     row_words = "row"
     filter_text = ""
     _hidden: set[str] | frozenset[str] = frozenset()  # keys the filter hides (per board)
+    #: Keys changed by actions taken while CAD was down and not yet on a server: their
+    #: rows carry `PROVISIONAL_MARK` (set by the app with every change).
+    provisional: frozenset[str] = frozenset()
 
     @property
     def hidden_count(self) -> int:

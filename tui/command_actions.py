@@ -28,7 +28,6 @@ from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError, JournalError
 from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus
 from cadterm.client.queries import HistoryQueries, QueryError
-from cadterm.client.stream import LinkState
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.domain.timers import TimerPolicy, safety_checks
@@ -474,17 +473,6 @@ class CommandController:
         for command in action.commands:
             if taken_at is not None:
                 command = command.model_copy(update={"taken_at": taken_at})
-            if (
-                command.type == "create_incident"
-                and getattr(command, "reference", None) is None
-                and self.client.status.state != LinkState.LIVE
-            ):
-                # Offline: the incident gets its final reference now, from this
-                # workstation's reserved block, and keeps it when CAD comes back.
-                reference = self.client.claim_reserved_reference()
-                if reference is not None:
-                    command = command.model_copy(update={"reference": reference})
-                    summary = f"{summary} as {reference}"
             try:
                 issued = await self.client.issue(command)
             except JournalError as error:
@@ -506,10 +494,25 @@ class CommandController:
                 if event.type == "incident_created":
                     self.views.select_when_shown(event.seq, event.reference)
                 outcomes.append(f"#{issued.result.seq}")
+            elif issued.reference is not None:
+                # Opened offline: shown at once under the reference it got here, the
+                # reserved one (final) or a provisional one (mapped on recovery), and
+                # selected, so a note typed next goes to it.
+                kept = (
+                    "provisional, mapped when CAD is back"
+                    if issued.provisional_reference
+                    else "kept"
+                )
+                summary = f"{summary} as {issued.reference} ({kept})"
+                self.views.select_when_shown(0, issued.reference)
+                outcomes.append("journalled")
             else:
                 outcomes.append("journalled")
         if outcomes.count("journalled"):
-            feedback(f"{summary}: journalled, sends when the backend is reachable", error=True)
+            feedback(
+                f"{summary}: journalled, shown ~ provisional until a backend has it",
+                error=True,
+            )
         else:
             feedback(f"done: {summary} ({' '.join(outcomes)})", ok=True)
         self.views.refresh_status()

@@ -23,6 +23,7 @@ from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
+from .board import PROVISIONAL_MARK
 from .incident_queue import short_reference
 from .safe_text import clean, clean_line
 from .search_results import SearchResults
@@ -58,12 +59,30 @@ def _clock(moment: object) -> str:
 
 
 def incident_text(
-    incident: Incident, state: DispatchState, now: datetime, policy: TimerPolicy = DEFAULT_POLICY
+    incident: Incident,
+    state: DispatchState,
+    now: datetime,
+    policy: TimerPolicy = DEFAULT_POLICY,
+    *,
+    confirmed_seq: int | None = None,
 ) -> Text:
-    """The whole incident as plain text (no markup is ever interpreted)."""
+    """The whole incident as plain text (no markup is ever interpreted).
+
+    `confirmed_seq`: the last event a backend sent; chronology entries after it were
+    written on this console while CAD was down, and are marked provisional (``~``).
+    """
     alert = attendance_alert(incident, state, now, policy)
     target = f" / target {format_age(alert.target)}" if alert.target else ""
     out = Text()
+    provisional = confirmed_seq is not None and any(
+        entry.seq > confirmed_seq for entry in incident.chronology
+    )
+    if provisional:
+        out.append(
+            f"{PROVISIONAL_MARK} PROVISIONAL: changed on this console while CAD was down; "
+            "a backend has not recorded it yet\n",
+            "bold",
+        )
     out.append(
         f"{incident.reference}  grade {int(incident.grade)} {incident.grade.label}\n", "bold"
     )
@@ -101,8 +120,14 @@ def incident_text(
     for entry in incident.chronology:
         at = known_time(entry.at)
         when = at.astimezone().strftime("%H:%M:%S") if at else "--:--:--"
-        out.append(f"  {when} {clean_line(entry.operator)}@{clean_line(entry.workstation)}: ")
-        out.append(clean(entry.text) + "\n")
+        mark = PROVISIONAL_MARK if confirmed_seq is not None and entry.seq > confirmed_seq else " "
+        out.append(f" {mark}{when} {clean_line(entry.operator)}@{clean_line(entry.workstation)}: ")
+        out.append(clean(entry.text))
+        taken = known_time(entry.taken_at) if entry.taken_at is not None else None
+        if taken is not None:
+            # Back-entered: typed in after the fact (a journal sent late, a paper log).
+            out.append(f" [BACK-ENTERED: happened {taken.astimezone():%H:%M:%S}]")
+        out.append("\n")
     return out
 
 

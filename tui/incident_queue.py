@@ -14,7 +14,7 @@ from cadterm.protocol.domain import Grade, Incident, IncidentStatus
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time
 
-from .board import Board
+from .board import PROVISIONAL_MARK, Board
 from .safe_text import clean_line, fit
 
 __all__ = ["IncidentQueue", "short_reference"]
@@ -229,7 +229,8 @@ class IncidentQueue(Board):
         self._shown_age[key] = (age, level)
         grade = int(incident.grade)
         row = Text()
-        row.append(fit(clean_line(short_reference(incident.reference)), REF_WIDTH) + " ")
+        mark = PROVISIONAL_MARK if key in self.provisional else " "
+        row.append(fit(clean_line(short_reference(incident.reference)), REF_WIDTH) + mark)
         row.append(f"{grade:<2}", style=self.get_component_rich_style(f"queue--grade-{grade}"))
         row.append(" ")
         row.append(fit(clean_line(incident.incident_type), type_w) + " ")

@@ -147,11 +147,18 @@ class StaleBanner(_Line):
     StaleBanner.-shown { display: block; }
     """
 
-    def show(self, status: LinkStatus, now: datetime, saved_at: datetime | None = None) -> None:
+    def show(
+        self,
+        status: LinkStatus,
+        now: datetime,
+        saved_at: datetime | None = None,
+        provisional: int = 0,
+    ) -> None:
         """Show or hide for this link status.
 
         `saved_at`: the picture shown was read from disk at start (no backend has
-        answered yet), and is the picture of that time.
+        answered yet), and is the picture of that time. `provisional`: how many actions
+        taken here since are shown on it (marked ``~``) and wait for a backend.
         """
         stale = status.state != LinkState.LIVE
         self.set_class(stale, "-shown")
@@ -163,6 +170,9 @@ class StaleBanner(_Line):
                 age = format_age(now - saved_at)
                 suffix = f" - picture of {of} ({age} old), kept by this console"
                 short = f" - picture of {of} ({age} old)"
+            if provisional:
+                done = f" - {provisional} done here, marked ~"
+                suffix, short = done + suffix, done + short
             if status.state == LinkState.STOPPED:  # it will not retry by itself: say how
                 suffix, short = " - Ctrl+R tries again" + suffix, " - Ctrl+R tries again"
             # Keep the reason readable on a narrow terminal: shorten the suffix first.

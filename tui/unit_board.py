@@ -18,7 +18,7 @@ from cadterm.domain.timers import (
 from cadterm.protocol.domain import Capability, Unit, UnitState
 from cadterm.protocol.fold import DispatchState
 
-from .board import Board
+from .board import PROVISIONAL_MARK, Board
 from .incident_queue import short_reference
 from .safe_text import clean_line, fit
 from .settings import Grouping
@@ -259,7 +259,8 @@ class UnitBoard(Board):
         row = Text()
         # A blank callsign can only come from a log written before the door refused it.
         callsign = clean_line(unit.callsign) or "(blank)"
-        row.append(fit(callsign, 8) + " ", style=style)
+        mark = PROVISIONAL_MARK if key in self.provisional else " "
+        row.append(fit(callsign, 8) + mark, style=style)
         row.append(f"{int(unit.state):>2} {state_word(unit.state):<6}", style=style)
         if safety:
             row.append(
