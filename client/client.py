@@ -35,7 +35,8 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .commands import CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, JournalError, RateLimited, StreamStopped
-from .journal import Journal, JournalEntry, JournalStatus
+from .journal import Journal, JournalEntry, JournalStatus, Resolution
+from .outage import OutageSummary, write_summary
 from .pending import Pending
 from .picture_file import PictureFile, SavedPicture
 from .provisional import ProvisionalPicture, provisional_picture
@@ -462,11 +463,34 @@ class DispatchClient:
         """Journalled commands the backend refused, waiting for an operator."""
         return self.journal.rejected() if self.journal is not None else []
 
-    def dismiss(self, key: str) -> None:
-        """Set the rejected entry `key` aside once an operator has dealt with it."""
+    def dismiss(
+        self, key: str, resolution: Resolution = Resolution.SET_ASIDE, note: str | None = None
+    ) -> None:
+        """Set the rejected entry `key` aside once an operator has dealt with it.
+
+        `resolution` and `note` say what they did about it (applied anyway, adapted,
+        withdrawn and why); the outage summary on file is brought up to date.
+        """
         if self.journal is None:
             raise RuntimeError("this client has no journal: pass journal_path")
-        self.journal.dismiss(key)
+        self.journal.dismiss(key, resolution, note)
+        self.keep_outage_summary()
+
+    def outage_summary(self) -> OutageSummary:
+        """What became of the commands that waited while CAD was down (reads the journal)."""
+        return OutageSummary.of(self.journal.entries()) if self.journal else OutageSummary()
+
+    def keep_outage_summary(self) -> None:
+        """Write the outage summary beside the journal, if any command ever waited."""
+        if self.journal is None:
+            return
+        summary = self.outage_summary()
+        if not summary.total:
+            return
+        try:
+            write_summary(self.journal.path, summary, datetime.now(UTC))
+        except OSError as exc:  # a copy for people: the journal itself is the record
+            log.error("cannot write the outage summary beside %s: %s", self.journal.path, exc)
 
     def journal_entry(self, key: str) -> JournalEntry | None:
         """The journal entry for idempotency key `key`."""
@@ -633,12 +657,15 @@ class DispatchClient:
                 continue
             try:
                 async with self._journal_lock:
-                    delivered = True
+                    delivered, answered = True, 0
                     for entry in await asyncio.to_thread(self.journal.pending):
                         if await self._send_entry(entry) is None:
                             # Keep the order: stop at the first entry no backend took.
                             delivered = False
                             break
+                        answered += 1
+                    if answered:
+                        await asyncio.to_thread(self.keep_outage_summary)
             except JournalError as exc:
                 # A disk that is full or locked now may not be in a moment: the sender
                 # must outlive it, or nothing queued later would ever be sent.

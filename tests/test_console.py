@@ -95,10 +95,16 @@ class Console:
         await self.until(lambda: text in self.screen(), timeout, what=f"{text!r} on screen")
 
     def row(self, reference: str) -> str | None:
-        """The incident queue's row for `reference` as on screen, if shown."""
+        """The incident queue's row for `reference` as on screen, if shown (a provisional
+        row has ``~`` after its reference)."""
         short = short_reference(reference)
         return next(
-            (line for line in self.screen().splitlines() if line.startswith(f"{short} ")), None
+            (
+                line
+                for line in self.screen().splitlines()
+                if line.startswith((f"{short} ", f"{short}~"))
+            ),
+            None,
         )
 
     def unit_row(self, callsign: str) -> str | None:
@@ -697,8 +703,11 @@ async def test_backend_loss_shows_not_live_journals_commands_and_recovers(
         assert len(console.bells) == 1
         await console.keys.press("f7")
         # As typed: what, on which incident, to what grade, and why it was refused.
-        assert f"REJECTED 1 grade incident {short_reference(reference)} 2 - " in console.detail
-        assert "'j retry N'" in console.detail
+        detail = console.detail
+        assert f"1. grade incident {short_reference(reference)} 2\n" in detail
+        assert "typed while CAD was down" in detail and "already grade 2" in detail
+        assert f"now:  {short_reference(reference)} open" in detail
+        assert "j retry 1 (apply anyway) | j adapt 1 COMMAND | j withdraw 1 REASON" in detail
 
         # Retrying sends it again as a new command: still refused, now at once.
         await console.line("j retry 1")
@@ -784,7 +793,7 @@ async def test_default_function_keys(backend, tmp_path):
         await console.keys.press("f1")
         assert console.app.detail.shown and "Commands" in console.detail
         await console.keys.press("f7")
-        assert "Journal (pending and rejected):" in console.detail
+        assert "Journal: nothing pending or refused" in console.detail
         await console.keys.press("f5")
         assert console.said == "units grouped by state"
         await console.keys.press("f9")

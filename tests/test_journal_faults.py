@@ -193,11 +193,11 @@ async def test_the_journal_never_holds_up_the_screen(tmp_path: Path) -> None:
         waited: list[bool] = []
         dismiss = journal.dismiss
 
-        def slow_dismiss(key: str) -> None:
+        def slow_dismiss(key: str, *how: object) -> None:
             # Bounded: a console that waited for this on its loop would never let the
             # test set the event, and the wait would end in a failure, not a hang.
             waited.append(disk.wait(10))
-            dismiss(key)
+            dismiss(key, *how)
 
         journal.dismiss = slow_dismiss  # type: ignore[method-assign]
         await console.keys.line("j dismiss 1")

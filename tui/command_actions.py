@@ -26,10 +26,12 @@ from rich.text import Text
 
 from cadterm.client import DispatchClient
 from cadterm.client.errors import CommandConflict, CommandError, JournalError
-from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus
+from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus, Resolution
+from cadterm.client.outage import OutageSummary
 from cadterm.client.queries import HistoryQueries, QueryError
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
+from cadterm.domain.reconcile import offline_duplicates
 from cadterm.domain.timers import TimerPolicy, safety_checks
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.domain import UnitState
@@ -48,7 +50,7 @@ from .detail import (
 )
 from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
-from .safe_text import clean_line
+from .reconciliation import as_typed, reconciliation_text
 from .search_results import SearchResults
 from .unit_board import UnitBoard
 
@@ -560,37 +562,33 @@ class CommandController:
         self.views.ring()
 
     async def _show_journal(self) -> None:
-        journal = self.client.journal
         try:
-            entries = (
-                await asyncio.to_thread(
-                    journal.entries, JournalStatus.PENDING, JournalStatus.REJECTED
-                )
-                if journal
-                else []
-            )
+            entries, summary = await asyncio.to_thread(self._read_journal)
         except JournalError as error:
             self._journal_failed("read", error)
             return
-        lines = ["Journal (pending and rejected):"]
-        rejected = 0
-        for entry in entries:
-            when = entry.issued_at.astimezone().strftime("%H:%M:%S")
-            if entry.status == JournalStatus.REJECTED:
-                rejected += 1
-                label = f"REJECTED {rejected}"
-            else:
-                label = "PENDING"
-            problem = f" - {entry.problem.detail}" if entry.problem else ""
-            lines.append(f"{when} {label} {_as_typed(entry)}{problem}")
-        if not entries:
-            lines.append("nothing pending or rejected")
-        if rejected:
-            lines.append("'j retry N' sends rejected entry N again; 'j dismiss N' sets it aside")
-        self.views.show_text(lines_text(lines), "journal")
+        text = reconciliation_text(
+            entries,
+            self.client.confirmed,
+            summary,
+            offline_duplicates(self.client.confirmed),
+            self.client.reference_map,
+        )
+        self.views.show_text(text, "journal")
+
+    def _read_journal(self) -> tuple[list[JournalEntry], OutageSummary]:
+        """The entries waiting or refused, and the outage summary (file reads: a thread)."""
+        journal = self.client.journal
+        if journal is None:
+            return [], OutageSummary()
+        entries = journal.entries()
+        waiting = [
+            e for e in entries if e.status in (JournalStatus.PENDING, JournalStatus.REJECTED)
+        ]
+        return waiting, OutageSummary.of(entries)
 
     def _journal_entry_fix(self, action: grammar.JournalAction) -> None:
-        """Deal with a rejected journal entry: set it aside, or send it again."""
+        """Put right a rejected journal entry: apply anyway, adapt, withdraw, set aside."""
         self.views.run_worker(
             self._fix_journal_entry(action), name="journal", group="journal", exit_on_error=False
         )
@@ -609,31 +607,71 @@ class CommandController:
             )
             return
         entry = rejected[action.number - 1]
-        # The entry stays on file as dismissed either way: the record of what was
-        # refused and what the operator did about it is never lost.
+        instead = None
+        if action.action == "adapt":
+            # Read the replacement first: a mistake in it leaves the entry as it was.
+            try:
+                instead = grammar.parse(action.text or "", self.parse_context())
+            except grammar.ParseError as error:
+                feedback(f"j adapt {action.number}: {error}", error=True)
+                return
+            if not isinstance(instead, grammar.Dispatch):
+                feedback(f"j adapt {action.number}: give a command that acts", error=True)
+                return
+        if action.action == "retry" and entry.command is None:
+            why = entry.problem.detail if entry.problem else "unreadable"
+            feedback(
+                f"rejected {entry.kind} cannot be applied as stored ({why}): "
+                f"'j adapt {action.number} COMMAND' to type it again",
+                error=True,
+            )
+            return
+        resolution = {
+            "retry": Resolution.APPLIED_ANYWAY,
+            "adapt": Resolution.ADAPTED,
+            "withdraw": Resolution.WITHDRAWN,
+        }.get(action.action, Resolution.SET_ASIDE)
+        # The entry stays on file, with what was decided and why: the record of what
+        # was refused and what the operator did about it is never lost.
         try:
-            await asyncio.to_thread(self.client.dismiss, entry.key)  # an fsync: off the loop
+            await asyncio.to_thread(self.client.dismiss, entry.key, resolution, action.text)
         except JournalError as error:
             self._journal_failed("write", error)
             return
         self._rejections_reported.add(entry.key)
-        if action.action == "retry" and entry.command is None:
-            why = entry.problem.detail if entry.problem else "unreadable"
-            feedback(
-                f"rejected {entry.kind} cannot be retried as stored ({why}); type it again. "
-                "Set aside (kept in the journal)",
-                error=True,
-            )
-        elif action.action == "retry":
+        if action.action == "retry":
             # A retry is the operator's fresh decision on the picture as it is now, so
             # it carries a new key (the client's) and no expected version.
             again = draft_of(entry.command).model_copy(update={"expected_version": None})
-            self.dispatch(grammar.Dispatch((again,), f"retry of {entry.kind}"))
+            self.dispatch(grammar.Dispatch((again,), f"{entry.kind} applied anyway"))
+        elif instead is not None:
+            self.dispatch(instead)
+        elif action.action == "withdraw":
+            self._record_withdrawal(entry, action.text or "")
         else:
             feedback(f"rejected {entry.kind} set aside (kept in the journal)", ok=True)
         self.views.refresh_status()
         if self.views.showing("journal"):
             self.show_journal()
+
+    def _record_withdrawal(self, entry: JournalEntry, reason: str) -> None:
+        """Say in the chronology that an action taken offline was not done after all."""
+        feedback = self.views.command_line.feedback
+        command, state = entry.command, self.client.state
+        reference = getattr(command, "reference", None)
+        if reference is None and getattr(command, "callsign", None) in state.units:
+            reference = state.units[command.callsign].incident  # type: ignore[union-attr]
+        if reference not in state.incidents:
+            feedback(f"{entry.kind} withdrawn: {reason} (recorded in the journal)", ok=True)
+            return
+        typed = entry.issued_at.astimezone().strftime("%H:%M")
+        text = f"Withdrawn: {as_typed(entry)}, typed {typed} while CAD was down. {reason}"
+        try:
+            note = draft("add_note", reference=reference, text=text[:2000])
+        except ValidationError as error:
+            feedback(f"withdrawn, but no note: {error.errors()[0]['msg']}", error=True)
+            return
+        self.dispatch(grammar.Dispatch((note,), f"{entry.kind} withdrawn, noted on {reference}"))
 
 
 def journal_trouble(error: JournalError) -> str:
@@ -658,26 +696,3 @@ def _describe_error(error: CommandError) -> str:
 def lines_text(lines: list[str]) -> Text:
     """Plain lines as one text, never read as markup."""
     return Text("\n".join(lines))
-
-
-# The fields that say what a journalled command was about, in the order they read.
-_TARGETS = ("reference", "callsign", "grade", "incident_type", "state", "closing_code")
-
-
-def _as_typed(entry: JournalEntry) -> str:
-    """A journal entry as the dispatcher would recognise it: what, on what, with what."""
-    command = entry.command
-    if command is None:  # stored by an older cadterm in a form no longer readable
-        return f"{entry.kind} (unreadable)"
-    parts = [command.type.replace("_", " ")]
-    for name in _TARGETS:
-        value = getattr(command, name, None)
-        if value is not None:
-            parts.append(short_reference(value) if name == "reference" else str(value))
-    location = getattr(command, "location", None)
-    if location is not None:
-        parts.append(f"at {location.address}")
-    text = getattr(command, "text", None) or getattr(command, "reason", None)
-    if text:
-        parts.append(repr(text if len(text) <= 40 else text[:39] + "…"))
-    return clean_line(" ".join(parts))

@@ -131,14 +131,17 @@ class Quit:
 
 @dataclass(frozen=True)
 class JournalAction:
-    """List the journal, or deal with rejected entry `number` (1 = oldest rejected).
+    """List the journal, or put right rejected entry `number` (1 = oldest rejected).
 
-    `action` is "list", "dismiss" (set it aside, kept on file) or "retry" (send it again
-    as a new command, then set the old one aside).
+    `action` is "list"; "retry" (apply anyway: send it again as a new command on the
+    picture as it is now); "adapt" (do `text`, another command line, instead);
+    "withdraw" (not done after all, for the reason `text`, recorded in the chronology);
+    or "dismiss" (set it aside). The entry stays on file whatever is decided.
     """
 
     action: str
     number: int | None = None
+    text: str | None = None
 
 
 Action = (
@@ -280,20 +283,37 @@ def _build_loc(p: Parsed) -> Action:
     )
 
 
+#: What `j` can do with a rejected entry, and whether it needs words after the number.
+_JOURNAL_ACTIONS = {
+    "retry": False,
+    "apply": False,
+    "dismiss": False,
+    "adapt": True,
+    "withdraw": True,
+}
+_JOURNAL_USAGE = (
+    "journal: 'j' lists; for rejected entry N: 'j retry N' (apply anyway), "
+    "'j adapt N COMMAND', 'j withdraw N REASON' or 'j dismiss N'"
+)
+
+
 def _build_journal(p: Parsed) -> Action:
-    words = (p.values["words"] or "").split()
+    words = (p.values["words"] or "").split(maxsplit=2)
     if not words:
         return JournalAction("list")
     action = words[0].lower()
-    if action not in ("dismiss", "retry") or len(words) != 2 or not words[1].isdigit():
-        raise p.error(
-            "journal: say 'j' to list, 'j dismiss N' or 'j retry N' for rejected entry N",
-            "words",
-        )
+    if action not in _JOURNAL_ACTIONS or len(words) < 2 or not words[1].isdigit():
+        raise p.error(_JOURNAL_USAGE, "words")
     number = int(words[1])
     if number < 1:
         raise p.error("journal: rejected entries are numbered from 1", "words")
-    return JournalAction(action, number)
+    text = words[2].strip() if len(words) > 2 else None
+    if _JOURNAL_ACTIONS[action] and not text:
+        what = "the command to do instead" if action == "adapt" else "the reason"
+        raise p.error(f"journal: 'j {action} {number}' needs {what} after the number", "words")
+    if not _JOURNAL_ACTIONS[action] and text:
+        raise p.error(f"journal: 'j {action} {number}' takes nothing more", "words")
+    return JournalAction("retry" if action == "apply" else action, number, text)
 
 
 def _build_risk(p: Parsed) -> Action:
@@ -662,8 +682,8 @@ VERBS: dict[str, Verb] = {
         Verb(
             "journal",
             ("j",),
-            "list pending and rejected commands; dismiss or retry a rejected one",
-            "j retry 1",
+            "the journal and reconciliation: put right a command refused after CAD was down",
+            "j withdraw 1 unit went to 0042 instead",
             (Slot("words", Kind.WORDS, optional=True),),
             _build_journal,
         ),
