@@ -91,10 +91,13 @@ class Codes:
         incident_types: Mapping[str, str],
         closing_codes: Mapping[str, str],
         timezone: str = "Europe/London",
+        back_entry_after: timedelta | None = None,
     ):
         self.incident_types = {code.upper(): text for code, text in incident_types.items()}
         self.closing_codes = {code.upper(): text for code, text in closing_codes.items()}
         self.timezone = ZoneInfo(timezone)
+        #: An action recorded more than this after it was taken is back-entered.
+        self.back_entry_after = back_entry_after or BACK_ENTRY_AFTER
 
     def log_day(self, at: datetime) -> date:
         """The control room's calendar day at instant `at`."""
@@ -212,7 +215,7 @@ def decide(
         "at": now,
         "operator": operator.id,
         "workstation": command.workstation,
-        **_when_taken(command, now),
+        **_when_taken(command, now, codes.back_entry_after),
     }
     if incident is not None:
         base["reference"] = incident.reference
@@ -222,7 +225,8 @@ def decide(
 
 
 #: An action recorded more than this after it was taken is back-entered (flagged, with
-#: both times): a command sent from an offline journal, or a paper log typed in.
+#: both times): a command sent from an offline journal, or a paper log typed in. The
+#: default; a server's config may set its own (`back_entry_after`).
 BACK_ENTRY_AFTER = timedelta(seconds=60)
 #: How far ahead of the server's clock a console's may run before its times are refused.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -230,7 +234,9 @@ CLOCK_SKEW = timedelta(seconds=60)
 OLDEST_BACK_ENTRY = timedelta(days=7)
 
 
-def _when_taken(command: Command, now: datetime) -> dict[str, Any]:
+def _when_taken(
+    command: Command, now: datetime, back_entry_after: timedelta = BACK_ENTRY_AFTER
+) -> dict[str, Any]:
     """The event's `taken_at` and `back_entered`, from the command's `taken_at`."""
     taken = command.taken_at
     if taken is None:
@@ -249,7 +255,7 @@ def _when_taken(command: Command, now: datetime) -> dict[str, Any]:
             f"{OLDEST_BACK_ENTRY.days} days ago: enter it as a note instead",
             field="taken_at",
         )
-    if now - taken <= BACK_ENTRY_AFTER:
+    if now - taken <= back_entry_after:
         return {}  # recorded as it was taken: `at` says when
     return {"taken_at": taken, "back_entered": True}
 

@@ -208,6 +208,14 @@ class ServerConfig(BaseModel):
     timezone: str = Field(
         default="Europe/London", description="Control room's time zone, for log references."
     )
+    back_entry_after: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds after which an action recorded late (sent from a console's "
+        "offline journal, or typed in from a paper log) is flagged back-entered, with the "
+        "time it was taken kept beside the time it was recorded.",
+    )
     incident_types: dict[str, str] = Field(default_factory=lambda: dict(INCIDENT_TYPES))
     closing_codes: dict[str, str] = Field(default_factory=lambda: dict(CLOSING_CODES))
     safety_checks: SafetyCadence = Field(

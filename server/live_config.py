@@ -44,6 +44,7 @@ _RESTART_ONLY = (
     "snapshot_every",
     "retain_events",
     "timezone",
+    "back_entry_after",
     "incident_types",
     "closing_codes",
     "safety_checks",

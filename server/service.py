@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.commands import Command, may_issue
@@ -155,7 +155,12 @@ class DispatchService:
         self.config = config
         # Operators and workstations, swapped whole when the config file is reloaded.
         self.live = live if live is not None else LiveConfig(config)
-        self.codes = Codes(config.incident_types, config.closing_codes, config.timezone)
+        self.codes = Codes(
+            config.incident_types,
+            config.closing_codes,
+            config.timezone,
+            timedelta(seconds=config.back_entry_after),
+        )
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
         self.state, folded = self._rebuild()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import make_config
 from test_server_commands import SCENE, Console, assert_problem
 
 
@@ -80,3 +81,27 @@ def test_a_naive_taken_at_is_refused_at_the_door(console: Console) -> None:
         taken_at="2026-12-01T09:13:00",
     )
     assert_problem(response, 422, "invalid_command")
+
+
+def test_a_control_room_sets_how_late_counts_as_back_entered(backend_factory) -> None:
+    desk = Console(backend_factory(make_config(back_entry_after=5.0)))
+    try:
+        now = datetime.now(UTC)
+        late = desk.ok(
+            "create_incident",
+            grade=3,
+            incident_type="THEFT",
+            location=SCENE,
+            taken_at=iso(now - timedelta(seconds=30)),
+        )["event"]
+        assert late["back_entered"] is True
+        prompt = desk.ok(
+            "create_incident",
+            grade=3,
+            incident_type="THEFT",
+            location=SCENE,
+            taken_at=iso(now - timedelta(seconds=1)),
+        )["event"]
+        assert "back_entered" not in prompt
+    finally:
+        desk.close()
