@@ -29,7 +29,7 @@ import httpx
 
 from cadterm.protocol.commands import COMMAND_TYPES, Command, CommandResult
 from cadterm.protocol.domain import Incident, Operator, Role, Unit
-from cadterm.protocol.drafts import CommandDraft, draft
+from cadterm.protocol.drafts import CommandDraft, draft, draft_of
 from cadterm.protocol.fold import Changes, DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
 
@@ -475,6 +475,64 @@ class DispatchClient:
             raise RuntimeError("this client has no journal: pass journal_path")
         self.journal.dismiss(key, resolution, note)
         self.keep_outage_summary()
+
+    # --- putting the record right after CAD was down ------------------------------------
+
+    async def apply_anyway(self, entry: JournalEntry) -> Issued:
+        """Send a refused entry again, as a fresh decision on the picture as it is now.
+
+        A new command (new key, no expected version); the old entry is kept, marked
+        applied anyway.
+        """
+        if entry.command is None:
+            raise CommandError(
+                Problem.of(
+                    ProblemCode.INVALID_COMMAND,
+                    f"the refused {entry.kind} cannot be read as stored: adapt it instead",
+                )
+            )
+        again = draft_of(entry.command).model_copy(update={"expected_version": None})
+        await asyncio.to_thread(self.dismiss, entry.key, Resolution.APPLIED_ANYWAY)
+        return await self.issue(again)
+
+    async def adapt(
+        self, entry: JournalEntry, instead: Sequence[Command | CommandDraft]
+    ) -> list[Issued]:
+        """Do `instead` in place of a refused entry (kept, marked adapted)."""
+        note = "; ".join(command.type for command in instead)
+        await asyncio.to_thread(self.dismiss, entry.key, Resolution.ADAPTED, f"instead: {note}")
+        return [await self.issue(command) for command in instead]
+
+    async def withdraw(self, entry: JournalEntry, reason: str) -> Issued | None:
+        """Record that a refused entry was not done after all, and why.
+
+        The entry is kept, marked withdrawn with `reason`; the incident it was about
+        (or its unit's incident) gets a note in its chronology saying so. Returns that
+        note's outcome, or None when there is no incident to note it on.
+        """
+        await asyncio.to_thread(self.dismiss, entry.key, Resolution.WITHDRAWN, reason)
+        note = self.withdrawal_note(entry, reason)
+        return await self.issue(note) if note is not None else None
+
+    def withdrawal_note(self, entry: JournalEntry, reason: str) -> CommandDraft | None:
+        """The chronology note saying a refused entry was withdrawn, on the incident it
+        was about (or its unit's incident); None when there is none to note it on."""
+        command, state = entry.command, self.state
+        reference = getattr(command, "reference", None)
+        reference = self.reference_map.get(reference, reference)
+        callsign = getattr(command, "callsign", None)
+        if reference not in state.incidents and callsign in state.units:
+            reference = state.units[callsign].incident
+        if reference not in state.incidents:
+            return None
+        typed = command.taken_at if command and command.taken_at else entry.issued_at
+        what = command.type.replace("_", " ") if command else entry.kind
+        why = entry.problem.detail if entry.problem else "refused"
+        text = (
+            f"Withdrawn: {what} typed {typed.astimezone():%H:%M} on {self.workstation} "
+            f"while CAD was down ({why}). Reason: {reason}"
+        )
+        return draft("add_note", reference=reference, text=text[:2000])
 
     def outage_summary(self) -> OutageSummary:
         """What became of the commands that waited while CAD was down (reads the journal)."""

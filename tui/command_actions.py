@@ -50,7 +50,7 @@ from .detail import (
 )
 from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
-from .reconciliation import as_typed, reconciliation_text
+from .reconciliation import reconciliation_text
 from .search_results import SearchResults
 from .unit_board import UnitBoard
 
@@ -657,21 +657,16 @@ class CommandController:
     def _record_withdrawal(self, entry: JournalEntry, reason: str) -> None:
         """Say in the chronology that an action taken offline was not done after all."""
         feedback = self.views.command_line.feedback
-        command, state = entry.command, self.client.state
-        reference = getattr(command, "reference", None)
-        if reference is None and getattr(command, "callsign", None) in state.units:
-            reference = state.units[command.callsign].incident  # type: ignore[union-attr]
-        if reference not in state.incidents:
-            feedback(f"{entry.kind} withdrawn: {reason} (recorded in the journal)", ok=True)
-            return
-        typed = entry.issued_at.astimezone().strftime("%H:%M")
-        text = f"Withdrawn: {as_typed(entry)}, typed {typed} while CAD was down. {reason}"
         try:
-            note = draft("add_note", reference=reference, text=text[:2000])
-        except ValidationError as error:
+            note = self.client.withdrawal_note(entry, reason)
+        except ValidationError as error:  # a reason the protocol cannot carry
             feedback(f"withdrawn, but no note: {error.errors()[0]['msg']}", error=True)
             return
-        self.dispatch(grammar.Dispatch((note,), f"{entry.kind} withdrawn, noted on {reference}"))
+        if note is None:
+            feedback(f"{entry.kind} withdrawn: {reason} (recorded in the journal)", ok=True)
+            return
+        summary = f"{entry.kind} withdrawn, noted on {getattr(note, 'reference', '?')}"
+        self.dispatch(grammar.Dispatch((note,), summary))
 
 
 def journal_trouble(error: JournalError) -> str:
