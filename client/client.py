@@ -158,11 +158,23 @@ class DispatchClient:
         # Provisional references: entry key -> (provisional, log reference once known).
         self._provisional_refs: dict[str, tuple[str, str | None]] = {}
         if self.journal is not None:
-            for entry in self.journal.pending():
-                if entry.command is not None:
-                    self._waiting[entry.key] = entry.command
             for key, shown_as, reference in self.journal.provisional_references():
                 self._provisional_refs[key] = (shown_as, reference)
+            for entry in self.journal.pending():
+                command = entry.command
+                if command is None:
+                    continue
+                self._waiting[entry.key] = command
+                if (
+                    command.type == "create_incident"
+                    and getattr(command, "reference", None) is None
+                    and entry.key not in self._provisional_refs
+                ):
+                    # Journalled before it was known to wait (a crash in between): shown
+                    # under a provisional reference, never a log number made up here.
+                    shown_as = self._provisional_reference()
+                    self.journal.hold_provisional(entry.key, shown_as)
+                    self._provisional_refs[entry.key] = (shown_as, None)
         self._overlay: ProvisionalPicture | None = None
         self._overlay_dirty = True
         self._overlay_shown = False
@@ -455,7 +467,18 @@ class DispatchClient:
         """The entry waits for a backend: CAD-down mode applies it to the picture now."""
         assert self.journal is not None and entry.command is not None
         if entry.key not in self._waiting and self.journal.is_pending(entry.key):
-            self._waiting[entry.key] = entry.command
+            command = entry.command
+            if (
+                command.type == "create_incident"
+                and getattr(command, "reference", None) is None
+                and entry.key not in self._provisional_refs
+            ):
+                # Opened while the link still looked up: it needs a reference to be
+                # shown under, and only the server may give a log number.
+                shown_as = self._provisional_reference()
+                await asyncio.to_thread(self.journal.hold_provisional, entry.key, shown_as)
+                self._provisional_refs[entry.key] = (shown_as, None)
+            self._waiting[entry.key] = command
             self._waiting_changed()
             await asyncio.to_thread(self.journal.mark_waiting, entry.key)
 
@@ -574,23 +597,19 @@ class DispatchClient:
         says which). Commands naming it by either reference reach the right incident.
         """
         keyed = self.keyed(command)
-        reference, provisional = None, False
+        reference = None
         if (
             keyed.type == "create_incident"
             and getattr(keyed, "reference", None) is None
             and self.status.state != LinkState.LIVE
             and self.journal is not None
         ):
+            # Offline: the next reserved reference, final; with none left, the entry is
+            # given a provisional one when it is known to wait (`_wait_offline`).
             reference = self.claim_reserved_reference()
             if reference is not None:
                 keyed = keyed.model_copy(update={"reference": reference})
-            else:
-                reference, provisional = self._provisional_reference(), True
-                key = keyed.idempotency_key
-                await asyncio.to_thread(self.journal.hold_provisional, key, reference)
-                self._provisional_refs[key] = (reference, None)
         entry = await self.submit(keyed)
-        shown = {"reference": reference, "provisional_reference": provisional}
         async with self._journal_lock:
             assert self.journal is not None
             if self.journal.next_pending_key != entry.key:
@@ -598,20 +617,30 @@ class DispatchClient:
                 # while we waited for the lock: report the entry as it stands.
                 if self.journal.is_pending(entry.key):
                     await self._wait_offline(entry)
-                    return Issued(entry, queued=True, **shown)
+                    return self._queued(entry, reference)
                 # Read off the loop: the journal may be long, and the UI waits on this.
                 found = await asyncio.to_thread(self.journal_entry, entry.key)
-                return Issued(found or entry, **shown)
+                return Issued(found or entry)
             if self.status.state != LinkState.LIVE:
                 await self._wait_offline(entry)
-                return Issued(entry, queued=True, **shown)
+                return self._queued(entry, reference)
             outcome = await self._send_entry(entry, answered_at_once=True)
+            if outcome is None:  # no backend took it after all: it waits, as offline
+                await self._wait_offline(entry)
         if isinstance(outcome, CommandResult):
             return Issued(entry, result=outcome)
         if isinstance(outcome, CommandError):
             return Issued(entry, error=outcome)
-        await self._wait_offline(entry)
-        return Issued(entry, queued=True, **shown)
+        return self._queued(entry, reference)
+
+    def _queued(self, entry: JournalEntry, reserved: str | None) -> Issued:
+        """A queued entry, with the reference an incident it opens is shown under."""
+        if reserved is not None:
+            return Issued(entry, queued=True, reference=reserved)
+        provisional = self._provisional_refs.get(entry.key)
+        if provisional is not None:
+            return Issued(entry, queued=True, reference=provisional[0], provisional_reference=True)
+        return Issued(entry, queued=True)
 
     async def _send_entry(
         self, entry: JournalEntry, *, answered_at_once: bool = False

@@ -27,11 +27,12 @@ WRONG = ROOT / "tests" / "scenarios" / "wrong_expectation.toml"
 DOCS = ROOT / "docs" / "scenarios.md"
 
 
-def test_the_three_scenarios_are_shipped() -> None:
+def test_the_four_scenarios_are_shipped() -> None:
     assert {p.name for p in SHIPPED} == {
         "quiet_shift.toml",
         "grade1_surge.toml",
         "backend_restart.toml",
+        "cad_down.toml",
     }
 
 
@@ -150,6 +151,25 @@ MALFORMED = [
     (
         swap("grade = 1", "grade = 4") + CHECK + '"resourced_within_target"\nincident = "a"\n',
         "expect[0].target: grade 4 has no attendance target",
+    ),
+    (
+        NAME + CALL + LATER + '"outage"\nseconds = 5\nconsole = "a"\n',
+        "steps[1].console: an outage stops the backend, not one console",
+    ),
+    (
+        NAME
+        + CALL.replace("at = 0", 'at = 0\nconsole = "a"')
+        + LATER
+        + '"reconcile"\nconsole = "a"\nchoice = "withdraw"\n',
+        "steps[1].reason: withdraw needs a reason",
+    ),
+    (
+        NAME + CALL + LATER + '"reconcile"\nconsole = "b"\nchoice = "set_aside"\n',
+        "steps[1].console: no step before it goes through console 'b'",
+    ),
+    (
+        NAME + CALL.replace("at = 0", 'at = 0\nconsole = "a b"'),
+        "steps[0].console: a console is named with letters, digits",
     ),
 ]
 

@@ -1,7 +1,7 @@
 """Scripted scenarios: run a TOML script against a fresh backend and report pass or fail.
 
-    python -m cadterm.sim.scenario run scenarios/grade1_surge.toml
-    python -m cadterm.sim.scenario check scenarios/grade1_surge.toml   # only read it
+    cadterm scenario run scenarios/grade1_surge.toml
+    cadterm scenario check scenarios/grade1_surge.toml   # only read it
 
 (`cadterm scenario run FILE` is the same.) A run starts an embedded backend in a
 temporary directory, books the Brackley force on, plays the script on a clock running

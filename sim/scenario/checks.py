@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cadterm.client.journal import JournalStatus
+from cadterm.domain.reconcile import offline_duplicates
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.fold import DispatchState
 
 from .model import (
     TARGETS,
+    CadDownRecord,
     CommandConflicts,
     Expectation,
     IncidentStatusIs,
@@ -47,6 +50,8 @@ def title_of(expectation: Expectation) -> str:
         return f"command_conflicts {expectation.step or '(all steps with expect)'}"
     if isinstance(expectation, IncidentStatusIs):
         return f"incident_status {expectation.incident}"
+    if isinstance(expectation, CadDownRecord):
+        return "cad_down_record"
     return "no_event_lost"
 
 
@@ -171,12 +176,70 @@ def _incident_status(record: RunRecord, check: IncidentStatusIs) -> tuple[bool, 
     return passed, f"{incident.reference} is {now}" + ("" if passed else f", expected {wanted}")
 
 
+def _cad_down_record(record: RunRecord, check: CadDownRecord) -> tuple[bool, str]:
+    """Every command typed offline is on the server as typed, or listed as refused."""
+    if record.server_events is None or record.server_state is None:
+        return False, "the server's log could not be read"
+    if not record.journals:
+        return False, "no step went through a console"
+    stored = {event.seq: event for event in record.server_events}
+    problems: list[str] = []
+    said: list[str] = []
+    refused_total = 0
+    for name, entries in record.journals.items():
+        by_key = {entry.key: entry for entry in entries}
+        typed = record.typed_offline.get(name, [])
+        recorded = refused = 0
+        for key in typed:
+            entry = by_key.get(key)
+            if entry is None:
+                problems.append(f"console {name}: a command typed offline is not in its journal")
+                continue
+            if not entry.waited:
+                problems.append(f"console {name}: {entry.kind} typed offline is not marked waited")
+            if entry.status == JournalStatus.SENT:
+                event = stored.get(entry.seq or -1)
+                if event is None:
+                    problems.append(f"console {name}: {entry.kind} sent as {entry.seq}, not stored")
+                elif not event.back_entered or event.taken_at != entry.command.taken_at:
+                    problems.append(
+                        f"console {name}: event {event.seq} ({event.type}) lost the time it "
+                        f"was typed (taken_at {event.taken_at}, back_entered "
+                        f"{event.back_entered})"
+                    )
+                else:
+                    recorded += 1
+            elif entry.status in (JournalStatus.REJECTED, JournalStatus.DISMISSED):
+                refused += 1
+            else:
+                problems.append(f"console {name}: {entry.kind} still waits to be sent")
+        refused_total += refused
+        mapped = record.reference_maps.get(name) or {}
+        maps = f", {len(mapped)} provisional reference(s) mapped" if mapped else ""
+        said.append(
+            f"{name}: {len(typed)} typed offline, {recorded} recorded back-entered with the "
+            f"time typed, {refused} refused and listed{maps}"
+        )
+    if refused_total != check.conflicts:
+        problems.append(f"{refused_total} refused, expected {check.conflicts}")
+    if check.duplicates is not None:
+        pairs = offline_duplicates(record.server_state)
+        if len(pairs) != check.duplicates:
+            problems.append(f"{len(pairs)} offline pair(s) offered, expected {check.duplicates}")
+        else:
+            said.append(f"{len(pairs)} pair(s) opened offline offered for linking")
+    if problems:
+        return False, "; ".join(problems)
+    return True, "; ".join(said)
+
+
 _CHECKS: dict[type, Any] = {
     ResourcedWithinTarget: _resourced,
     Recommended: _recommended,
     NoEventLost: _no_event_lost,
     CommandConflicts: _command_conflicts,
     IncidentStatusIs: _incident_status,
+    CadDownRecord: _cad_down_record,
 }
 
 

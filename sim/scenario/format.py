@@ -39,6 +39,7 @@ from .model import (
     OutageStep,
     Positive,
     Recommended,
+    ReconcileStep,
     ResourcedWithinTarget,
     Scenario,
     SimulatorPart,
@@ -81,6 +82,8 @@ class _File(TomlTable):
     speed: Positive = 10.0
     duration: NonNegative | None = None
     force: bool = True
+    back_entry_after: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    reserve: Annotated[int, Field(ge=0, le=200)] = 0
     simulator: SimulatorPart = SimulatorPart()
     steps: list[Annotated[Step, Field(discriminator="action")]] = []
     expect: list[Annotated[Expectation, Field(discriminator="check")]] = []
@@ -269,6 +272,7 @@ class _Checker:
                 item.number(index)
         for step in file.steps:
             self.names(step)
+            self.console(step)
             if isinstance(step, CommandStep):
                 self.command(step)
         steps = sorted(file.steps, key=lambda s: (s.at, s.index))
@@ -289,7 +293,23 @@ class _Checker:
             expectations=tuple(file.expect),
             source=self.source,
             calls=dict(self.calls),
+            back_entry_after=file.back_entry_after,
+            reserve=file.reserve,
         )
+
+    def console(self, step: Step) -> None:
+        """Only commands go through a console; withdrawing takes a reason."""
+        if isinstance(step, OutageStep) and step.console is not None:
+            raise _Bad(_at(step, "console"), "an outage stops the backend, not one console")
+        if isinstance(step, ReconcileStep):
+            if step.choice == "withdraw" and step.reason is None:
+                raise _Bad(_at(step, "reason"), "withdraw needs a reason (noted in the chronology)")
+            named = {s.console for s in self.file.steps if s.at <= step.at and s is not step}
+            if step.console not in named:
+                raise _Bad(
+                    _at(step, "console"),
+                    f"no step before it goes through console {step.console!r}",
+                )
 
     def names(self, step: Step) -> None:
         """Step ids and call aliases are unique."""

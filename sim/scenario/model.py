@@ -39,6 +39,7 @@ __all__ = [
     "STEP_MODELS",
     "TARGETS",
     "AssignStep",
+    "CadDownRecord",
     "CallStep",
     "CommandConflicts",
     "CommandStep",
@@ -47,6 +48,7 @@ __all__ = [
     "NoEventLost",
     "OutageStep",
     "Recommended",
+    "ReconcileStep",
     "ResourcedWithinTarget",
     "Scenario",
     "SimulatorPart",
@@ -210,9 +212,23 @@ class _Numbered(TomlTable):
 # --- steps ---------------------------------------------------------------------------------
 
 
+def _console(value: Any) -> str:
+    text = _text(value)
+    if not text.replace("-", "").replace("_", "").isalnum() or len(text) > 20:
+        raise bad(f"a console is named with letters, digits, '-' or '_' (at most 20), not {text!r}")
+    return text
+
+
+#: A console of the scenario: its own client, offline journal and picture on disk.
+ConsoleName = Annotated[str, PlainValidator(_console)]
+
+
 class _Step(_Numbered):
     at: NonNegative
     id: Text | None = None
+    #: Issue the step through this console (its journal): while the backend is down
+    #: it waits there, applied to that console's picture as provisional.
+    console: ConsoleName | None = None
 
     @property
     def label(self) -> str:
@@ -272,6 +288,19 @@ class OutageStep(_Step):
     seconds: Positive
 
 
+class ReconcileStep(_Step):
+    """After CAD was down: a console deals with every command the server refused.
+
+    `choice` is ``withdraw`` (with a `reason`, noted in the chronology), ``apply_anyway``
+    or ``set_aside``. Waits first (bounded) until the console's journal has replayed.
+    """
+
+    action: Literal["reconcile"]
+    console: ConsoleName
+    choice: Literal["withdraw", "apply_anyway", "set_aside"]
+    reason: Text | None = None
+
+
 class CommandStep(_Step):
     """A raw command; strings "@alias" in it stand for that incident's reference."""
 
@@ -280,7 +309,7 @@ class CommandStep(_Step):
     expect: Outcome | None = None
 
 
-Step = CallStep | UnitStateStep | AssignStep | OutageStep | CommandStep
+Step = CallStep | UnitStateStep | AssignStep | OutageStep | CommandStep | ReconcileStep
 
 #: The step model for each `action`.
 STEP_MODELS: Mapping[str, type[_Step]] = {
@@ -289,6 +318,7 @@ STEP_MODELS: Mapping[str, type[_Step]] = {
     "assign": AssignStep,
     "outage": OutageStep,
     "command": CommandStep,
+    "reconcile": ReconcileStep,
 }
 ACTIONS = tuple(STEP_MODELS)
 
@@ -334,8 +364,24 @@ class IncidentStatusIs(_Numbered):
     closing_code: Upper | None = None
 
 
+class CadDownRecord(_Numbered):
+    """After CAD was down, the record is whole: every command a console typed offline is
+    on the server with the time it was typed and the back-entered flag, or was refused
+    and listed for reconciliation (`conflicts` of them); `duplicates` pairs of incidents
+    opened offline on two consoles are offered for linking, if given."""
+
+    check: Literal["cad_down_record"]
+    conflicts: Annotated[int, Field(ge=0)] = 0
+    duplicates: Annotated[int, Field(ge=0)] | None = None
+
+
 Expectation = (
-    ResourcedWithinTarget | Recommended | NoEventLost | CommandConflicts | IncidentStatusIs
+    ResourcedWithinTarget
+    | Recommended
+    | NoEventLost
+    | CommandConflicts
+    | IncidentStatusIs
+    | CadDownRecord
 )
 
 #: The expectation model for each `check`.
@@ -345,6 +391,7 @@ EXPECTATION_MODELS: Mapping[str, type[_Numbered]] = {
     "no_event_lost": NoEventLost,
     "command_conflicts": CommandConflicts,
     "incident_status": IncidentStatusIs,
+    "cad_down_record": CadDownRecord,
 }
 CHECKS = tuple(EXPECTATION_MODELS)
 
@@ -381,3 +428,12 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     source: str = "<scenario>"
     calls: Mapping[str, CallStep] = field(default_factory=dict)
+    #: Real seconds late after which the backend flags an action back-entered.
+    back_entry_after: float = 60.0
+    #: References each console holds for incidents opened while the backend is down.
+    reserve: int = 0
+
+    @property
+    def consoles(self) -> tuple[str, ...]:
+        """The consoles the steps name, in the order they first appear."""
+        return tuple(dict.fromkeys(s.console for s in self.steps if s.console is not None))

@@ -6,6 +6,12 @@ any outage), and the *simulator's* (the simulator token, workstation "sim"), whi
 the force on and plays units and background calls. Every command either acknowledged is
 kept with the event it caused, so the checks can look for each one on the server.
 
+Steps that name a `console` go instead through that console: a client of its own with
+an offline journal and a picture on disk, as a control room's consoles have. While the
+backend is down they wait in its journal, applied to its picture as provisional (CAD-down
+mode), and replay when it is back; what each console's journal ends with is kept for the
+checks.
+
 Steps run in order of their time on one `SimClock`; an outage runs in the background so
 that the steps after it carry on (their commands are retried with the same idempotency
 key until the backend is back). `recommended` expectations are probed at their time.
@@ -15,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cadterm.client import (
@@ -27,6 +35,7 @@ from cadterm.client import (
     DispatchClient,
     RateLimited,
 )
+from cadterm.client.journal import JournalEntry
 from cadterm.client.queries import Queries
 from cadterm.domain.recommend import Recommendation, needs_for, recommend
 from cadterm.protocol.commands import CommandResult
@@ -46,6 +55,7 @@ from .model import (
     CommandStep,
     OutageStep,
     Recommended,
+    ReconcileStep,
     Scenario,
     Step,
     UnitStateStep,
@@ -95,6 +105,12 @@ class RunRecord:
     server_events: list[Event] | None = None
     observer_resumes: int = 0
     restarts: int = 0
+    #: Console name -> its journal's entries at the end (every one, in order).
+    journals: dict[str, list[JournalEntry]] = field(default_factory=dict)
+    #: Console name -> provisional references it used -> the log references they got.
+    reference_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Console name -> idempotency keys of the commands it journalled while offline.
+    typed_offline: dict[str, list[str]] = field(default_factory=dict)
     real_seconds: float = 0.0
     sim_seconds: float = 0.0
     error: str | None = None
@@ -103,23 +119,49 @@ class RunRecord:
 async def run_scenario(scenario: Scenario, *, speed: float | None = None) -> RunRecord:
     """Run `scenario` against a fresh embedded backend (temporary directory)."""
     record = RunRecord(scenario, speed or scenario.speed)
-    backend = EmbeddedBackend()
+    backend = EmbeddedBackend(workstations=[_workstation(name) for name in scenario.consoles])
+    backend.config = backend.config.model_copy(
+        update={"back_entry_after": scenario.back_entry_after}
+    )
     started = time.monotonic()
     try:
         url, tokens = await backend.astart()
-        async with (
-            DispatchClient(
-                [url], tokens.dispatcher, workstation="scenario", backoff=_BACKOFF
-            ) as operator,
-            DispatchClient([url], tokens.simulator, workstation="sim", backoff=_BACKOFF) as players,
-        ):
-            await _Run(record, backend, operator, players).run()
+        with tempfile.TemporaryDirectory(prefix="cadterm-consoles-") as folder:
+            consoles = {
+                name: DispatchClient(
+                    [url],
+                    tokens.dispatcher,
+                    workstation=_workstation(name),
+                    journal_path=Path(folder) / name / "journal.db",
+                    picture_path=Path(folder) / name / "picture.json",
+                    backoff=_BACKOFF,
+                    reserve=scenario.reserve,
+                )
+                for name in scenario.consoles
+            }
+            async with contextlib.AsyncExitStack() as stack:
+                operator = await stack.enter_async_context(
+                    DispatchClient(
+                        [url], tokens.dispatcher, workstation="scenario", backoff=_BACKOFF
+                    )
+                )
+                players = await stack.enter_async_context(
+                    DispatchClient([url], tokens.simulator, workstation="sim", backoff=_BACKOFF)
+                )
+                for console in consoles.values():
+                    await stack.enter_async_context(console)
+                await _Run(record, backend, operator, players, consoles).run()
     except Exception as exc:  # the report says what broke; nothing escapes the runner
         record.error = f"{type(exc).__name__}: {exc}"
     finally:
         await asyncio.to_thread(backend.close)
         record.real_seconds = time.monotonic() - started
     return record
+
+
+def _workstation(console: str) -> str:
+    """The workstation id a scenario's console sends its commands from."""
+    return f"console-{console}"
 
 
 class _Run:
@@ -129,7 +171,9 @@ class _Run:
         backend: EmbeddedBackend,
         operator: DispatchClient,
         players: DispatchClient,
+        consoles: dict[str, DispatchClient] | None = None,
     ) -> None:
+        self.consoles = consoles or {}
         self.record = record
         self.scenario = record.scenario
         self.backend = backend
@@ -141,6 +185,13 @@ class _Run:
     async def run(self) -> None:
         await self.operator.wait_live(timeout=15)
         await self.players.wait_live(timeout=15)
+        for name, console in self.consoles.items():
+            await console.wait_live(timeout=15)
+            if self.scenario.reserve:  # its block in hand before anything can go down
+                await self.until(
+                    lambda c=console: len(c.reserved_references) >= self.scenario.reserve,
+                    f"console {name}'s reserved references",
+                )
         if self.scenario.force:
             for spec in FORCE:
                 await self.execute(self.players, "book_on", book_on_fields(spec))
@@ -202,6 +253,32 @@ class _Run:
 
     # --- commands --------------------------------------------------------------------------
 
+    async def until(self, predicate: Any, what: str, timeout: float = _PATIENCE) -> None:
+        """Wait (bounded) for `predicate`, polling: the consoles' state has no events."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        while not predicate():
+            if loop.time() > give_up:
+                raise TimeoutError(f"{what}: not reached within {timeout:g} s")
+            await asyncio.sleep(0.02)
+
+    async def issue(self, name: str, kind: str, fields: dict[str, Any]) -> tuple[str, Any]:
+        """Issue one command through console `name`: at once if live, else journalled.
+
+        Returns the words for the report and the `Issued`. Raises `CommandError` when
+        the backend refused it there and then.
+        """
+        console = self.consoles[name]
+        issued = await console.issue(console.command(kind, **fields))
+        if issued.error is not None:
+            raise issued.error
+        if issued.result is not None:
+            self.record.acknowledged.append(issued.result.event)
+            return f"{kind} on console {name}: event {issued.result.seq}", issued
+        self.record.typed_offline.setdefault(name, []).append(issued.entry.key)
+        shown = f" as {issued.reference}" if issued.reference else ""
+        return f"{kind} on console {name}: journalled{shown}, provisional", issued
+
     async def execute(
         self, client: DispatchClient, kind: str, fields: dict[str, Any]
     ) -> CommandResult:
@@ -252,6 +329,10 @@ class _Run:
 
     async def act(self, step: Step) -> str:
         """Carry out one step; the words for the report. Raises on refusal."""
+        if isinstance(step, ReconcileStep):
+            return await self.reconcile(step)
+        if step.console is not None:
+            return await self.act_on_console(step, step.console)
         if isinstance(step, CallStep):
             location = self.scenario_location(step)
             fields = {
@@ -277,6 +358,57 @@ class _Run:
         kind = command.pop("type")
         result = await self.execute(self.operator, kind, command)
         return f"{kind} applied as event {result.seq} ({result.event.type})"
+
+    async def act_on_console(self, step: Step, name: str) -> str:
+        """A step typed at console `name` (its journal keeps it while CAD is down)."""
+        if isinstance(step, CallStep):
+            location = self.scenario_location(step)
+            fields = {
+                "grade": int(step.grade),
+                "incident_type": step.incident_type,
+                "location": location,
+                "description": step.description or f"Scenario call {step.alias}",
+                "source": step.source.value,
+            }
+            said, issued = await self.issue(name, "create_incident", fields)
+            reference = issued.reference or issued.result.event.reference
+            self.record.references[step.alias] = reference
+            return f"{said}: {step.alias} is {reference}"
+        if isinstance(step, UnitStateStep):
+            fields = {"callsign": step.callsign, "state": int(step.state)}
+            return (await self.issue(name, "set_unit_state", fields))[0]
+        if isinstance(step, AssignStep):
+            fields = {"reference": self.references()[step.incident], "callsign": step.callsign}
+            if step.divert:
+                fields["divert"] = True
+            return (await self.issue(name, "assign_unit", fields))[0]
+        assert isinstance(step, CommandStep)
+        command = substitute_aliases(step.command, self.references())
+        kind = command.pop("type")
+        return (await self.issue(name, kind, command))[0]
+
+    async def replayed(self, name: str) -> DispatchClient:
+        """Console `name` once live again with nothing left waiting in its journal."""
+        console = self.consoles[name]
+        await self.until(
+            lambda: console.status.live and not console.pending.unsent,
+            f"console {name}'s journal to replay",
+        )
+        return console
+
+    async def reconcile(self, step: ReconcileStep) -> str:
+        """Deal with every command the server refused from console `step.console`."""
+        console = await self.replayed(step.console)
+        refused = await asyncio.to_thread(console.rejected)
+        for entry in refused:
+            if step.choice == "withdraw":
+                await console.withdraw(entry, step.reason or "")
+            elif step.choice == "apply_anyway":
+                await console.apply_anyway(entry)
+            else:
+                await asyncio.to_thread(console.dismiss, entry.key)
+        kinds = ", ".join(entry.kind for entry in refused) or "nothing"
+        return f"console {step.console}: {step.choice.replace('_', ' ')}: {kinds}"
 
     def scenario_location(self, step: CallStep) -> dict[str, Any]:
         location = BRACKLEY.location(step.place, step.house)
@@ -350,6 +482,15 @@ class _Run:
 
     async def collect(self) -> None:
         """Let the operator's picture catch up with the server, then keep both."""
+        for name, console in self.consoles.items():
+            await self.replayed(name)
+            self.record.journals[name] = await asyncio.to_thread(console.journal.entries)
+            self.record.reference_maps[name] = console.reference_map
+            for alias, reference in list(self.record.references.items()):
+                # An incident opened offline under a provisional reference is known by
+                # its log reference from here on.
+                if reference in console.reference_map:
+                    self.record.references[alias] = console.reference_map[reference]
         async with Queries(self.backend.url, self.backend.tokens.dispatcher) as server:
             head = await server.head()
             with contextlib.suppress(TimeoutError):
