@@ -336,8 +336,8 @@ def _cmd_console(args: argparse.Namespace) -> int:
 def _cmd_pack(args: argparse.Namespace) -> int:
     from cadterm.cli.console import picture_file
     from cadterm.cli.locations import data_dir
-    from cadterm.cli.pack import write_pack
     from cadterm.cli.pack_source import NoPicture, pack_source
+    from cadterm.tui.pack import write_pack
 
     settings = _console_settings(args)
     try:

@@ -13,9 +13,8 @@ from pathlib import Path
 from cadterm.client.picture_file import PictureFile
 from cadterm.client.queries import Queries, QueryError
 from cadterm.protocol.fold import DispatchState
+from cadterm.tui.pack import PackSource
 from cadterm.tui.settings import ConsoleSettings
-
-from .pack import PackSource
 
 __all__ = ["NoPicture", "pack_source"]
 

@@ -80,4 +80,13 @@ def test_actions_taken_while_cad_is_down_show_at_once_marked_provisional(
     detail = tmux.screen()
     assert "At: 9 Boar Lane" in detail, detail
     assert re.search(r"note on \d{4}-\d\d[A-Z]{3}\d\d: journalled", detail), detail
+
+    # The paper fallback from the picture on screen, offline actions included.
+    tmux.run("send-keys", "-t", "console", "F12")
+    wait_for(lambda: "CAD-down pack written" in tmux.screen(), 10, "the pack written")
+    pages = sorted((tmp_path / "data").rglob("cad-down-pack-*.html"))
+    assert len(pages) == 1, pages
+    page = pages[0].read_text()
+    assert "9 Boar Lane" in page and "Gasworks Lane" in page
+    assert "3 action(s) taken here since, not yet recorded" in page
     tmux.run("send-keys", "-t", "console", "C-q")

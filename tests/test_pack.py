@@ -19,9 +19,9 @@ from conftest import TOKENS, Backend
 from console_helpers import post_command
 
 from cadterm.cli.main import main
-from cadterm.cli.pack import PackSource, render_html, render_text
 from cadterm.client.picture_file import PictureFile
 from cadterm.protocol.domain import Role
+from cadterm.tui.pack import PackSource, render_html, render_text
 
 
 def build_shift(backend: Backend) -> tuple[str, str]:

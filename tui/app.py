@@ -102,6 +102,7 @@ class CadApp(App[None]):
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("f12", "write_pack", "CAD-down pack", show=False, id="app.pack"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
@@ -550,6 +551,10 @@ class CadApp(App[None]):
     def action_find_step(self, by: int) -> None:
         """Show the next (1) or previous (-1) match of the last search."""
         self.controller.step_search(by)
+
+    def action_write_pack(self) -> None:
+        """Write the CAD-down pack to print, from the picture on screen."""
+        self.controller.write_pack()
 
     def action_journal(self) -> None:
         """List journalled commands that are pending or were rejected."""

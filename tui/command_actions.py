@@ -29,6 +29,7 @@ from cadterm.client.errors import CommandConflict, CommandError, JournalError
 from cadterm.client.journal import JournalEntry, JournalFault, JournalStatus, Resolution
 from cadterm.client.outage import OutageSummary
 from cadterm.client.queries import HistoryQueries, QueryError
+from cadterm.client.stream import LinkState
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.recommend import UNRANKED, needs_for, recommend
 from cadterm.domain.reconcile import offline_duplicates
@@ -50,8 +51,10 @@ from .detail import (
 )
 from .grammar.cover import FORCE, left_unresourced
 from .incident_queue import IncidentQueue, short_reference
+from .pack import PackSource, write_pack
 from .reconciliation import reconciliation_text
 from .search_results import SearchResults
+from .settings import ConsoleSettings
 from .unit_board import UnitBoard
 
 __all__ = ["CommandController", "ConsoleViews", "journal_trouble", "lines_text"]
@@ -91,6 +94,10 @@ class ConsoleViews(Protocol):
     @property
     def policy(self) -> TimerPolicy:
         """The timers the console runs by (the safety cadence among them)."""
+
+    @property
+    def settings(self) -> ConsoleSettings:
+        """The console's settings (contacts for the pack among them)."""
 
     def show_incident(self, reference: str | None) -> None:
         """Show an incident in the detail pane."""
@@ -238,6 +245,8 @@ class CommandController:
                 self.show_journal()
             else:
                 self._journal_entry_fix(action)
+        elif isinstance(action, grammar.WritePack):
+            self.write_pack()
         elif isinstance(action, grammar.Quit):
             self.views.quit()
 
@@ -549,6 +558,37 @@ class CommandController:
             f"journalled {newest.kind} was REJECTED: {detail} (F7 lists them)", error=True
         )
         self.views.ring()
+
+    def write_pack(self) -> None:
+        """Write the CAD-down pack from the picture on screen (file writes: a thread)."""
+        self.views.run_worker(self._write_pack(), name="pack", group="pack", exit_on_error=False)
+
+    async def _write_pack(self) -> None:
+        feedback = self.views.command_line.feedback
+        journal = self.client.journal
+        if journal is None:
+            feedback("no pack: this console keeps no journal, so it has no folder", error=True)
+            return
+        status, provisional = self.client.status, self.client.provisional
+        if status.state == LinkState.LIVE:
+            of, origin = self.clock(), f"live from {status.url}"
+        else:
+            saved = self.client.saved_picture
+            heard = saved.heard_at if saved is not None else status.last_frame_at
+            of = heard or self.clock()
+            done = len(provisional.actions) if provisional is not None else 0
+            origin = "this console's picture: no backend answers" + (
+                f"; with {done} action(s) taken here since, not yet recorded" if done else ""
+            )
+        contacts = tuple((c.name, c.phone) for c in self.views.settings.contacts)
+        source = PackSource(self.client.state, of, origin, self.client.workstation, contacts)
+        try:
+            written = await asyncio.to_thread(write_pack, source, journal.path.parent / "packs")
+        except OSError as error:
+            feedback(f"pack not written: {error.strerror or error}", error=True)
+            self.views.ring()
+            return
+        feedback(f"CAD-down pack written: {written[-1]} (and .txt): print it", ok=True)
 
     def show_journal(self) -> None:
         """List journalled commands that are pending or were rejected (read in a thread)."""

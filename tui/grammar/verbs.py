@@ -49,6 +49,7 @@ __all__ = [
     "ShowSafety",
     "ShowUnitHistory",
     "Verb",
+    "WritePack",
     "field_key",
     "head_of",
     "verb_named",
@@ -130,6 +131,11 @@ class Quit:
 
 
 @dataclass(frozen=True)
+class WritePack:
+    """Write the CAD-down pack from this console's picture (for when the terminals go)."""
+
+
+@dataclass(frozen=True)
 class JournalAction:
     """List the journal, or put right rejected entry `number` (1 = oldest rejected).
 
@@ -155,6 +161,7 @@ Action = (
     | ShowSafety
     | Help
     | Quit
+    | WritePack
     | JournalAction
 )
 
@@ -686,6 +693,14 @@ VERBS: dict[str, Verb] = {
             "j withdraw 1 unit went to 0042 instead",
             (Slot("words", Kind.WORDS, optional=True),),
             _build_journal,
+        ),
+        Verb(
+            "pack",
+            (),
+            "write the CAD-down pack (incidents, units, references, contacts) to print (F12)",
+            "pack",
+            (),
+            lambda p: WritePack(),
         ),
         Verb("quit", ("q", "exit"), "leave the console", "q", (), lambda p: Quit()),
     )

@@ -1,4 +1,4 @@
-"""`cadterm pack`: the CAD-down pack, for when even the terminals go.
+"""The CAD-down pack, for when even the terminals go (`cadterm pack`, or F12 on a console).
 
 A control room that loses its CAD falls back to paper. The pack is what the paper needs
 to start from: every open incident with its key chronology, every unit and its state,
