@@ -11,7 +11,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Backend
+from conftest import Backend, make_config
 from test_journal import DISPATCHER, FAST, TIMEOUT
 from waiting import until
 
@@ -225,3 +225,27 @@ async def test_only_waiting_commands_are_provisional_never_live_ones(
         assert issued.result is not None and d.provisional is None
         entry = d.journal_entry(issued.entry.key)
         assert entry.status == JournalStatus.SENT and not entry.waited
+
+
+async def test_commands_on_an_incident_whose_offline_opening_was_refused_wait_to_be_put_right(
+    backend_factory, tmp_path: Path
+) -> None:
+    # This force has no THEFT code, though consoles know it: the opening is refused.
+    backend = backend_factory(make_config(incident_types={"RTC": "Road traffic collision"}))
+    backend_factory.stop(backend)
+    async with console(backend, tmp_path / "e", "ws-1") as e:
+        opened = await e.issue(
+            offline("create_incident", grade=3, incident_type="THEFT", location={"address": "Q"})
+        )
+        assert opened.provisional_reference
+        await e.issue(offline("add_note", reference=opened.reference, text="more"))
+        backend.start()
+        await until(lambda: e.pending.unsent == 0, timeout=TIMEOUT)
+        refused = e.rejected()
+    assert [entry.kind for entry in refused] == ["create_incident", "add_note"]
+    assert refused[0].problem.code == "unknown_incident_type"
+    # The note was never sent to some other incident: it waits, with the reason.
+    assert refused[1].problem.code == "unknown_incident"
+    assert "its opening was refused" in refused[1].problem.detail
+    events = await asyncio.to_thread(fetch_events, backend.url, DISPATCHER, 0, 100)
+    assert not [event for event in events if event.workstation == "ws-1"]

@@ -476,3 +476,41 @@ def test_the_journal_is_private_to_its_user(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     finally:
         journal.close()
+
+
+def test_a_journal_from_before_cad_down_mode_opens_with_its_entries(tmp_path: Path) -> None:
+    """Journals written before entries recorded waiting and resolutions gain the columns."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            """
+            CREATE TABLE entries (
+                position INTEGER PRIMARY KEY AUTOINCREMENT,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                command TEXT NOT NULL,
+                issued_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                problem TEXT,
+                seq INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0
+            );
+            """
+        )
+        old.execute(
+            "INSERT INTO entries (idempotency_key, command, issued_at, status) VALUES (?,?,?,?)",
+            (
+                "old-key-1",
+                '{"type":"book_off","idempotency_key":"old-key-1","workstation":"ws-1",'
+                '"callsign":"B1"}',
+                "2026-11-30T09:00:00+00:00",
+                "pending",
+            ),
+        )
+    journal = Journal(path)
+    try:
+        [entry] = journal.pending()
+        assert entry.key == "old-key-1" and not entry.waited and entry.resolution is None
+        journal.mark_waiting("old-key-1")
+        assert journal.pending()[0].waited
+    finally:
+        journal.close()
