@@ -349,6 +349,7 @@ class CadApp(App[None]):
         units = provisional.units if provisional is not None else frozenset()
         self.queue.provisional = incidents
         self.units.provisional = units
+        self.map.provisional = len(incidents) + len(units)
 
     def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
         self.controller.submit(message.line)

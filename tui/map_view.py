@@ -145,6 +145,10 @@ class MapView(Widget, can_focus=True):
     MapView > .map--selected-mark { text-style: bold; }
     """
 
+    #: Incidents and units changed by actions taken while CAD was down (counted in the
+    #: header; set by the app with every change).
+    provisional = 0
+
     class Selected(Message):
         """The operator moved the map's selection to another marker."""
 
@@ -372,6 +376,9 @@ class MapView(Widget, can_focus=True):
             words.append(f"{placement.crowded} crowded")
         if placement.off_map:
             words.append(f"{placement.off_map} off map")
+        if self.provisional:
+            # A marker is one character: which ones are provisional, the boards mark.
+            words.append(f"{self.provisional} provisional (~ on the boards)")
         selected = marker_name(self.selected)[1] if self.selected else "none"
         words.append(f"selected {selected}")
         # Where the keys go, said in words: the map's keys are letters the command line
