@@ -10,6 +10,7 @@ the room's record of the outage survives the console.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,7 +72,8 @@ class OutageSummary:
             why = entry.problem.detail if entry.problem else "refused"
             done = entry.resolution.value if entry.resolution else "to put right"
             note = f" ({entry.resolution_note})" if entry.resolution_note else ""
-            lines.append(f"{entry.issued_at:%H:%M:%S} {entry.kind}: {why} -> {done}{note}")
+            line = f"{entry.issued_at:%H:%M:%S} {entry.kind}: {why} -> {done}{note}"
+            lines.append(_printable(line))
         return cls(**counts, waiting=waiting, lines=tuple(lines))
 
     def line(self) -> str:
@@ -88,6 +90,14 @@ class OutageSummary:
                 parts.append(f"{count} {name}")
         parts.append(f"{self.waiting} waiting")
         return ", ".join(parts)
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (escape sequences among them) shown as ``?``.
+
+    The reasons in it come from servers and dispatchers; the file is read with `cat`.
+    """
+    return "".join("?" if unicodedata.category(c).startswith("C") else c for c in text)
 
 
 def summary_path(journal_path: str | os.PathLike[str]) -> Path:

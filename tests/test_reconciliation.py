@@ -18,7 +18,8 @@ from console_helpers import body_text, post_command, server_incident, server_uni
 from faultproxy import FaultProxy
 from test_console import Console, create, number, open_console, seen
 
-from cadterm.client.outage import summary_path
+from cadterm.client.journal import JournalEntry, JournalStatus, Resolution
+from cadterm.client.outage import OutageSummary, summary_path, write_summary
 from cadterm.domain.reconcile import offline_duplicates
 from cadterm.protocol.domain import (
     ChronologyEntry,
@@ -31,6 +32,7 @@ from cadterm.protocol.domain import (
     SourceChannel,
 )
 from cadterm.protocol.fold import DispatchState
+from cadterm.protocol.problems import Problem, ProblemCode
 from cadterm.tui.incident_queue import short_reference
 
 
@@ -204,3 +206,23 @@ def test_no_offer_for_one_console_twice_a_linked_pair_or_incidents_opened_live()
         live,
     )
     assert offline_duplicates(state) == []
+
+
+def test_the_outage_summary_on_file_never_carries_escape_sequences(tmp_path) -> None:
+    entry = JournalEntry(
+        position=1,
+        command=None,
+        issued_at=T0,
+        status=JournalStatus.DISMISSED,
+        problem=Problem.of(ProblemCode.UNIT_COMMITTED, "B21 \x1b[2J\x1b]0;owned\x07 is busy"),
+        key="k-1",
+        kind="assign_unit",
+        waited=True,
+        resolution=Resolution.WITHDRAWN,
+        resolution_note="went \x1b[31melsewhere",
+    )
+    summary = OutageSummary.of([entry])
+    assert summary.withdrawn == 1 and summary.total == 1
+    text = write_summary(tmp_path / "j.db", summary, T0).read_text()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "B21 ?[2J?]0;owned? is busy" in text
