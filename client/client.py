@@ -149,8 +149,10 @@ class DispatchClient:
                 if entry.command.type == "create_incident" and reference:
                     self._claimed.add(reference)
         self._journal_lock = asyncio.Lock()
-        #: The operator the token belongs to, once a backend has said (`whoami`).
+        #: The operator the token belongs to, once a backend has said (`whoami`): the
+        #: name CAD-down actions are shown under on this console's picture.
         self.operator: Operator | None = None
+        self._learning: asyncio.Task[None] | None = None
         # CAD-down mode: commands that waited in the journal, by key, in journal order,
         # until the picture shows their events; and the seq each was given once sent.
         self._waiting: dict[str, Command] = {}
@@ -198,6 +200,10 @@ class DispatchClient:
 
     async def close(self) -> None:
         """Stop everything and release the network and the journal file."""
+        if self._learning is not None:
+            self._learning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._learning
         if self._topping_up is not None:
             self._topping_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -354,8 +360,15 @@ class DispatchClient:
     def _status_changed(self, status: LinkStatus) -> None:
         if self.picture_file is not None:
             self.picture_file.set_live(status.state == LinkState.LIVE, status.url or "")
-        if status.state == LinkState.LIVE and self.operator is None:
-            asyncio.get_running_loop().create_task(self._learn_operator())
+        if (
+            status.state == LinkState.LIVE
+            and self.operator is None
+            and self.journal is not None  # only CAD-down mode needs to know
+            and (self._learning is None or self._learning.done())
+        ):
+            self._learning = asyncio.get_running_loop().create_task(
+                self._learn_operator(), name="cadterm-whoami"
+            )
         if status.state == LinkState.LIVE:
             self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()
@@ -384,9 +397,12 @@ class DispatchClient:
 
     async def _learn_operator(self) -> None:
         """Who the token belongs to: provisional actions are recorded as them."""
-        with contextlib.suppress(CommandError, BackendUnavailable):
+        try:
             self.operator = await self.sender.whoami()
-            self._overlay_dirty = True
+        except (CommandError, BackendUnavailable) as exc:
+            log.info("who this token belongs to is not known yet: %s", exc)
+            return
+        self._overlay_dirty = True
 
     def _provisional_reference(self) -> str:
         """A reference for an incident opened offline once the reserved block is used up.

@@ -205,7 +205,9 @@ class Subscriber:
             max_size=2**20,
         ) as conn:
             frame: dict[str, Any] = {"type": "subscribe"}
-            if self.last_seq:
+            if self.ready:
+                # A resume, even from 0: a node killed before this subscriber saw its
+                # first event must not be answered with a snapshot that skips them.
                 frame["since"] = self.last_seq
             await conn.send(json.dumps(frame))
             while not stop.is_set():

@@ -258,6 +258,7 @@ class CadApp(App[None]):
                 await asyncio.sleep(2.0)
                 continue
             self.operator = f"{operator.id} ({operator.role.value})"
+            self.client.operator = operator
             self.refresh_status()
             return
 
