@@ -22,13 +22,14 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from cadterm.protocol.commands import Command, may_issue
-from cadterm.protocol.domain import Operator
+from cadterm.protocol.domain import Incident, Operator
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.protocol.problems import Problem, ProblemCode
@@ -91,6 +92,18 @@ class _Pending:
     operator: Operator
     fingerprint: str
     answer: asyncio.Future[Outcome]
+    # For a reopen of an incident no longer in the picture: as the history holds it.
+    archived: Incident | None = None
+
+
+class Archive(Protocol):
+    """Where incidents closed long ago are kept (`server.store.history`)."""
+
+    def find(self, reference: str) -> str | None:
+        """The archived incident's JSON, or None."""
+
+    def forget(self, references: Iterable[str]) -> None:
+        """Drop the copies of incidents that are back in the picture."""
 
 
 @dataclass
@@ -158,6 +171,8 @@ class DispatchService:
         self.codes = Codes(config.incident_types, config.closing_codes, config.timezone)
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
+        #: Incidents archived out of the picture, for reopening them (set by the app).
+        self.archive: Archive | None = None
         self.state, folded = self._rebuild()
         # Each incident's and unit's JSON, so a snapshot re-serialises only what changed.
         self._json = PictureJson(self.state)
@@ -230,10 +245,30 @@ class DispatchService:
         if refusal is not None:
             return _problem_outcome(refusal)
         loop = asyncio.get_running_loop()
-        pending = _Pending(command, operator, fingerprint(command), loop.create_future())
+        archived = await self._archived_for(command)
+        pending = _Pending(command, operator, fingerprint(command), loop.create_future(), archived)
         self._pending.append(pending)
         self._start_committer()
-        return await asyncio.shield(pending.answer)
+        outcome = await asyncio.shield(pending.answer)
+        if archived is not None and archived.reference in self.state.incidents:
+            # Back in the picture (this reopen or a retry's): the history's copy goes.
+            # Should that fail, the copy is only stale: the picture is read first, and
+            # archiving it again replaces it.
+            try:
+                await self.run_read(self.archive.forget, [archived.reference])
+            except Exception:
+                log.exception("the reopened incident %s stays in the history", archived.reference)
+        return outcome
+
+    async def _archived_for(self, command: Command) -> Incident | None:
+        """The archived incident a `reopen_incident` names, if it left the picture."""
+        if command.type != "reopen_incident" or self.archive is None:
+            return None
+        reference = command.reference.upper()
+        if command.reference in self.state.incidents or reference in self.state.incidents:
+            return None
+        body = await self.run_read(self.archive.find, reference)
+        return Incident.model_validate_json(body) if body is not None else None
 
     async def start(self) -> None:
         """Begin following other writers of the log, if the store has any (PostgreSQL)."""
@@ -422,7 +457,9 @@ class DispatchService:
         command, operator = pending.command, pending.operator
         key = command.idempotency_key
         try:
-            event = decide(draft, command, operator, self.clock(), self.codes)
+            event = decide(
+                draft, command, operator, self.clock(), self.codes, archived=pending.archived
+            )
         except Refused as refused:
             outcome = _problem_outcome(refused.problem)
             record = StoredCommand(
