@@ -95,6 +95,7 @@ _NEW_LIMITS = (
     "commit_batch",
     "snapshot_seconds",
     "snapshot_log_bytes",
+    "snapshot_log_share",
     "upkeep_seconds",
 )
 
