@@ -9,7 +9,12 @@ live stream would fold them, and the app drains them as it does in service. We r
 - event-to-paint: from an event touching a row on screen being folded to that row being
   rendered into a frame (p50/p99);
 - key echo: from a key press posted to the app to the command line rendering it (p99);
-- CPU share of one core and peak RSS of the process.
+- CPU share of one core and peak RSS of the process;
+- the output step: each composed frame is turned into terminal bytes as a terminal
+  would be sent them (Textual's `render_segments`, then for cadterm its driver's cut
+  down to the cells that changed, `PaintedScreen`; the stock driver writes the frame as
+  it is), timed per frame (output p50/p99) and counted (bytes/s). The clock of
+  event-to-paint stops once that is done, not when the frame is composed.
 
 The baseline, in the same run, is a stock `DataTable` of the same 10,000 rows fed the
 same events (`update_cell` on the row each event touches).
@@ -83,6 +88,61 @@ class Probe:
 
 
 PROBE = Probe()
+
+
+class Output:
+    """The output step's bytes and per-frame times, since the last `take`."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.seconds: list[float] = []
+
+    def take(self, result: dict) -> dict:
+        wall = result["events"] / result["events_per_s"] if result["events_per_s"] else 0
+        ms = [x * 1000 for x in self.seconds]
+        figures = {
+            "output_frames": len(ms),
+            "output_p50_ms": round(pct(ms, 50), 2) if ms else None,
+            "output_p99_ms": round(pct(ms, 99), 2) if ms else None,
+            "terminal_bytes_per_s": round(self.bytes / wall, 1) if wall else None,
+        }
+        self.bytes = 0
+        self.seconds.clear()
+        return figures
+
+
+OUTPUT = Output()
+
+
+def _hook_output(app: App, cut_to_changes: bool) -> None:
+    """Turn each composed frame into the bytes the terminal would be written.
+
+    Headless, Textual composes frames but skips this step (`App._display`); here it is
+    done as the driver does it: `render_segments` and the cursor move, then, for the
+    cadterm console, its driver's cut to the cells that changed (`PaintedScreen`). The
+    bytes go nowhere; their count and the time taken are kept.
+    """
+    from rich.control import Control
+    from textual._compositor import CompositorUpdate
+
+    from cadterm.tui.painted_screen import PaintedScreen
+
+    painted = PaintedScreen() if cut_to_changes else None
+    original = app._display
+
+    def display(screen, renderable) -> None:
+        original(screen, renderable)
+        if not isinstance(renderable, CompositorUpdate) or app._batch_count:
+            return
+        started = time.perf_counter()
+        cursor = app.screen.outer_size.clamp_offset(app.cursor_position)
+        data = renderable.render_segments(app.console) + Control.move_to(*cursor).segment.text
+        if painted is not None:
+            data = painted.take(data, (app.size.width, app.size.height)) + painted.changes()
+        OUTPUT.seconds.append(time.perf_counter() - started)
+        OUTPUT.bytes += len(data.encode())
+
+    app._display = display  # type: ignore[method-assign]
 
 
 def _hook_frames(app: App) -> None:
@@ -202,6 +262,7 @@ async def run_cadterm(state, rates: list[int], seconds: float) -> None:
             board="cadterm",
             rebuild_both_boards_s=round(time.perf_counter() - t1, 3),
         )
+        _hook_output(app, cut_to_changes=True)
         _hook_frames(app)
         stream = EventStream(client.state)
         top = int(app.queue.scroll_offset.y)
@@ -219,7 +280,15 @@ async def run_cadterm(state, rates: list[int], seconds: float) -> None:
         for rate in rates:
             input_widget.value = ""
             result = await _drive(app, feed, seconds, rate, input_widget)
-            emit("console_load", board="cadterm", rate=rate, seconds=seconds, **_summary(result))
+            output = OUTPUT.take(result)
+            emit(
+                "console_load",
+                board="cadterm",
+                rate=rate,
+                seconds=seconds,
+                **_summary(result),
+                **output,
+            )
 
 
 class TableApp(App[None]):
@@ -271,6 +340,7 @@ async def run_datatable(state, rates: list[int], seconds: float) -> None:
             board="datatable",
             mount_and_first_paint_s=round(time.perf_counter() - t0, 3),
         )
+        _hook_output(app, cut_to_changes=False)
         _hook_frames(app)
         table = app.query_one(DataTable)
         stream = EventStream(state)
@@ -294,7 +364,15 @@ async def run_datatable(state, rates: list[int], seconds: float) -> None:
         for rate in rates:
             input_widget.value = ""
             result = await _drive(app, feed, seconds, rate, input_widget)
-            emit("console_load", board="datatable", rate=rate, seconds=seconds, **_summary(result))
+            output = OUTPUT.take(result)
+            emit(
+                "console_load",
+                board="datatable",
+                rate=rate,
+                seconds=seconds,
+                **_summary(result),
+                **output,
+            )
 
 
 def main() -> None:

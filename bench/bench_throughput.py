@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -59,15 +61,20 @@ WORKER = os.path.join(HERE, "_fanout_worker.py")
 
 
 def closed_load(url: str, seconds: float, conns: int) -> dict:
+    """Run the load process; its report, with the CPU seconds it used (`client_cpu_s`)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [sys.executable, WORKER, "load", "http", url, TOKEN, "0", str(seconds), str(conns)],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"load failed: {out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return report | {"client_cpu_s": used}
 
 
 def _as_schema_3(db: Path) -> None:
@@ -88,6 +95,7 @@ _NEW_LIMITS = (
     "commit_batch",
     "snapshot_seconds",
     "snapshot_log_bytes",
+    "snapshot_log_share",
     "upkeep_seconds",
 )
 
@@ -116,6 +124,28 @@ def _source(tree: str | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = saved
 
 
+@contextmanager
+def _profiled(stats: Path, workdir: Path) -> Iterator[None]:
+    """A server started inside runs under cProfile, writing its stats to `stats` on exit.
+
+    `ServerProcess` starts `sys.executable -m cadterm.cli.main server ...`; for the
+    start only, that executable is a script running the same under `-m cProfile`.
+    cProfile sees the event loop's thread (HTTP, routing, rules, fan-out), not the
+    writer thread's SQLite work.
+    """
+    wrapper = workdir / "python-under-cprofile"
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cProfile"
+        f' -o {shlex.quote(str(stats))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    saved, sys.executable = sys.executable, str(wrapper)
+    try:
+        yield
+    finally:
+        sys.executable = saved
+
+
 def _load_runs(server: ServerProcess, name: str, length: int, seconds: float, label: str):
     closed_load(server.url, 0.5, 1)  # warm up: imports, caches, connections
     for conns in (1, 8):
@@ -134,6 +164,10 @@ def _load_runs(server: ServerProcess, name: str, length: int, seconds: float, la
             "p99_ms": r(load["req_p99_ms"], 2),
             "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
             "server_cpu_util": r(cpu / load["elapsed_s"], 2),
+            # The sender's own CPU: on two cores it competes with the server for them.
+            "client_cpu_ms_per_command": r(
+                load["client_cpu_s"] / max(1, load["completed"]) * 1e3, 3
+            ),
         }
         emit(BENCH, kind="run", **res)
         yield res
@@ -154,6 +188,12 @@ def main() -> int:
         metavar="TREE",
         help="also run each case, just before, with the cadterm in TREE (a folder holding "
         "a `cadterm` package, e.g. an older commit from `git archive`; schema 3)",
+    )
+    parser.add_argument(
+        "--profile-server",
+        type=Path,
+        metavar="STATS",
+        help="diagnostic: run the first case's server under cProfile, stats to STATS",
     )
     args = parser.parse_args()
     started = time.monotonic()
@@ -199,8 +239,18 @@ def main() -> int:
                 server = ServerProcess(path, config, workdir)
                 if tree is not None:
                     _older_config(server.cfg)
-                with _source(tree), server:
-                    results.extend(_load_runs(server, name, length, args.seconds, label))
+                first = not any(res["server"] == "current" for res in results)
+                profile = args.profile_server if label == "current" and first else None
+                with _source(tree):
+                    if profile is not None:
+                        with _profiled(profile.resolve(), workdir):
+                            server.start()
+                    else:
+                        server.start()
+                    try:
+                        results.extend(_load_runs(server, name, length, args.seconds, label))
+                    finally:
+                        server.stop()
                 for suffix in ("", "-wal", "-shm"):
                     Path(str(path) + suffix).unlink(missing_ok=True)
         speed_after = {**machine_speed(), **fsync_speed(workdir)}
@@ -210,13 +260,14 @@ def main() -> int:
     print("throughput: locate_unit commands over HTTP, durable (WAL, synchronous=FULL)")
     print(
         f"{'log':>11} {'server':>8} {'senders':>7} {'cmds/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'cpu ms/cmd':>10} {'cpu util':>8}"
+        f"{'cpu ms/cmd':>10} {'cpu util':>8} {'sender ms/cmd':>13}"
     )
     for res in results:
         print(
             f"{res['case']:>11} {res['server']:>8} {res['senders']:>7} "
             f"{res['commands_per_s']:>8.0f} {res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
-            f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f}"
+            f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f} "
+            f"{res['client_cpu_ms_per_command']:>13.3f}"
         )
     for when, figures in (("start", speed), ("end", speed_after)):
         print(

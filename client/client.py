@@ -47,6 +47,11 @@ __all__ = ["UNKNOWN_OPERATOR", "DispatchClient", "Issued"]
 
 log = logging.getLogger("cadterm.client")
 
+#: Seconds after a refused reservation before the next is asked for (a new live link
+#: asks at once). Without it every event folded would ask again: a workstation the
+#: server does not know is refused each time, hundreds of requests a second.
+RESERVE_RETRY_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -141,6 +146,7 @@ class DispatchClient:
         #: How many incident references to hold for incidents opened while offline.
         self.reserve = reserve
         self._topping_up: asyncio.Task[None] | None = None
+        self._reserve_refused_at: float | None = None  # loop time of the last refusal
         # Reserved references given to commands not yet accepted (journalled ones too).
         self._claimed: set[str] = set()
         if self.journal is not None:
@@ -372,6 +378,7 @@ class DispatchClient:
         if status.state == LinkState.LIVE:
             self.sender.prefer(self.subscription.urls.index(self.subscription.url))
             self._flush_wakeup.set()
+            self._reserve_refused_at = None  # a new link: a new server may know this desk
             self._top_up_soon()
         for listener in self._status_listeners:
             listener(status)
@@ -416,6 +423,12 @@ class DispatchClient:
     def _top_up_soon(self) -> None:
         if self.reserve <= 0 or (self._topping_up is not None and not self._topping_up.done()):
             return
+        refused = self._reserve_refused_at
+        if (
+            refused is not None
+            and asyncio.get_running_loop().time() - refused < RESERVE_RETRY_SECONDS
+        ):
+            return
         self._topping_up = asyncio.create_task(self._top_up(), name="cadterm-reserve")
 
     async def _top_up(self) -> None:
@@ -426,7 +439,14 @@ class DispatchClient:
         try:
             await self.execute(draft("reserve_references", count=self.reserve - held))
         except (CommandError, BackendUnavailable, TimeoutError) as exc:
-            log.warning("could not reserve incident references: %s", exc)
+            self._reserve_refused_at = asyncio.get_running_loop().time()
+            log.warning(
+                "could not reserve incident references (asking again in %g s): %s",
+                RESERVE_RETRY_SECONDS,
+                exc,
+            )
+        else:
+            self._reserve_refused_at = None
 
     # --- commands ------------------------------------------------------------------------
 

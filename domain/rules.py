@@ -187,12 +187,23 @@ def _check_unit_version(unit: Unit, expected: int | None) -> None:
     )
 
 
-def _targeted(state: DispatchState, command: Command) -> tuple[Incident | None, Unit | None]:
+def _targeted(
+    state: DispatchState, command: Command, archived: Incident | None
+) -> tuple[Incident | None, Unit | None]:
     """Look up what the command names, checking the version it expected."""
     # A new incident's reference (from a reserved block) names nothing yet.
     reference = None if command.type == "create_incident" else getattr(command, "reference", None)
     callsign = getattr(command, "callsign", None)
-    incident = _incident(state, reference) if reference is not None else None
+    if (
+        archived is not None
+        and command.type == "reopen_incident"
+        and reference is not None
+        and archived.reference in (reference, reference.upper())
+        and archived.reference not in state.incidents
+    ):
+        incident: Incident | None = archived  # closed long ago: out of the picture
+    else:
+        incident = _incident(state, reference) if reference is not None else None
     unit = _unit(state, callsign) if callsign is not None and command.type != "book_on" else None
     if incident is not None:
         _check_incident_version(incident, command.expected_version)
@@ -202,14 +213,22 @@ def _targeted(state: DispatchState, command: Command) -> tuple[Incident | None, 
 
 
 def decide(
-    state: DispatchState, command: Command, operator: Operator, now: datetime, codes: Codes
+    state: DispatchState,
+    command: Command,
+    operator: Operator,
+    now: datetime,
+    codes: Codes,
+    *,
+    archived: Incident | None = None,
 ) -> Event:
     """Check `command` against the rules and return the event it produces.
 
     Raises `Refused` with a problem document when a rule forbids it. Role checks happen
-    before this (see `cadterm.protocol.commands.may_issue`).
+    before this (see `cadterm.protocol.commands.may_issue`). `archived` is the
+    incident a `reopen_incident` names as the server's history holds it, when it is no
+    longer in the picture: the reopen then carries it back.
     """
-    incident, unit = _targeted(state, command)
+    incident, unit = _targeted(state, command, archived)
     base = {
         "seq": state.seq + 1,
         "at": now,
@@ -495,6 +514,8 @@ def _reopen_incident(state, c: ReopenIncident, incident: Incident, unit, base, c
             f"incident {incident.reference} is not closed",
             field="reference",
         )
+    if incident.reference not in state.incidents:  # archived: it comes back with the event
+        return IncidentReopened(**base, reason=c.reason, archived=incident)
     return IncidentReopened(**base, reason=c.reason)
 
 

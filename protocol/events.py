@@ -16,6 +16,7 @@ from .domain import (
     Caller,
     Capability,
     Grade,
+    Incident,
     LinkRelation,
     Location,
     Position,
@@ -220,11 +221,22 @@ class IncidentClosed(EventBase):
 
 
 class IncidentReopened(EventBase):
-    """A closed incident was reopened."""
+    """A closed incident was reopened.
+
+    One closed so long ago that it had been archived (left the picture by an
+    `incidents_archived` event) comes back whole in `archived`, as the server's history
+    held it: every node and console puts it back into the picture at this seq, then
+    reopens it.
+    """
 
     type: Literal["incident_reopened"] = "incident_reopened"
     reference: str
     reason: str
+    archived: Incident | None = Field(
+        default=None,
+        description="The incident as it was archived, when it was no longer in the "
+        "picture; absent when it was.",
+    )
 
 
 class IncidentLinked(EventBase):

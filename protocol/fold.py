@@ -456,6 +456,8 @@ def _incident_closed(state: DispatchState, e: IncidentClosed, changes: Changes) 
 
 
 def _incident_reopened(state: DispatchState, e: IncidentReopened, changes: Changes) -> None:
+    if e.archived is not None:
+        _restore(state, e.reference, e.archived)
     incident = _incident(state, e.reference)
     incident.status = IncidentStatus.OPEN
     incident.closing_code = None
@@ -463,6 +465,20 @@ def _incident_reopened(state: DispatchState, e: IncidentReopened, changes: Chang
     _record(incident, e, e.type, f"Reopened: {e.reason}")
     _refresh_status(state, incident)
     changes.incidents.add(e.reference)
+
+
+def _restore(state: DispatchState, reference: str, archived: Incident) -> None:
+    """Put an archived incident back into the picture, as the reopen event carries it."""
+    if reference in state.incidents:
+        raise InconsistentEvent(f"incident {reference} is in the picture; it was not archived")
+    if archived.reference != reference or archived.status != IncidentStatus.CLOSED:
+        raise InconsistentEvent(
+            f"the archived incident carried is {archived.reference} ({archived.status.value}),"
+            f" not closed incident {reference}"
+        )
+    # A copy: the event is shared (a console keeps it in a chronology view, the server
+    # fans it out), the picture's incident changes from here on.
+    state.incidents[reference] = archived.model_copy(deep=True)
 
 
 def _incident_linked(state: DispatchState, e: IncidentLinked, changes: Changes) -> None:

@@ -176,6 +176,13 @@ class Limits(BaseModel):
         ge=1,
         description="Event JSON written since the last snapshot that triggers the next.",
     )
+    snapshot_log_share: float = Field(
+        default=0.25,
+        ge=0,
+        description="A snapshot due by `snapshot_every` waits until the event JSON written "
+        "since the last one is at least this share of that snapshot's size, so a large "
+        "picture is not rewritten every few hundred events.",
+    )
     upkeep_seconds: float = Field(
         default=30.0,
         gt=0,

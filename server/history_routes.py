@@ -60,6 +60,7 @@ def register_history(
 ) -> IncidentHistory:
     """Add the history routes and the archivist to `app`; return the history they read."""
     history = open_history(service.store)
+    service.archive = history  # a reopen of an archived incident brings it back
     archivist = Archivist(
         service,
         history,

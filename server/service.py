@@ -22,14 +22,15 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.commands import Command, may_issue
-from cadterm.protocol.domain import Operator
+from cadterm.protocol.domain import Incident, Operator
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState, apply
 from cadterm.protocol.problems import Problem, ProblemCode
@@ -91,6 +92,18 @@ class _Pending:
     operator: Operator
     fingerprint: str
     answer: asyncio.Future[Outcome]
+    # For a reopen of an incident no longer in the picture: as the history holds it.
+    archived: Incident | None = None
+
+
+class Archive(Protocol):
+    """Where incidents closed long ago are kept (`server.store.history`)."""
+
+    def find(self, reference: str) -> str | None:
+        """The archived incident's JSON, or None."""
+
+    def forget(self, references: Iterable[str]) -> None:
+        """Drop the copies of incidents that are back in the picture."""
 
 
 @dataclass
@@ -163,6 +176,8 @@ class DispatchService:
         )
         self.clock = clock
         self.hub = Hub(config.limits.subscriber_queue)
+        #: Incidents archived out of the picture, for reopening them (set by the app).
+        self.archive: Archive | None = None
         self.state, folded = self._rebuild()
         # Each incident's and unit's JSON, so a snapshot re-serialises only what changed.
         self._json = PictureJson(self.state)
@@ -180,6 +195,7 @@ class DispatchService:
         # the first upkeep, so a crash soon after does not fold it all again.
         self._since_snapshot = folded
         self._bytes_since_snapshot = 0
+        self._snapshot_bytes = 0  # the size of the last snapshot written
         self._last_snapshot = time.monotonic()
         self._snapshot_cache: tuple[int, str] | None = None
         # Set when another node may have committed events this one has not folded.
@@ -234,10 +250,30 @@ class DispatchService:
         if refusal is not None:
             return _problem_outcome(refusal)
         loop = asyncio.get_running_loop()
-        pending = _Pending(command, operator, fingerprint(command), loop.create_future())
+        archived = await self._archived_for(command)
+        pending = _Pending(command, operator, fingerprint(command), loop.create_future(), archived)
         self._pending.append(pending)
         self._start_committer()
-        return await asyncio.shield(pending.answer)
+        outcome = await asyncio.shield(pending.answer)
+        if archived is not None and archived.reference in self.state.incidents:
+            # Back in the picture (this reopen or a retry's): the history's copy goes.
+            # Should that fail, the copy is only stale: the picture is read first, and
+            # archiving it again replaces it.
+            try:
+                await self.run_read(self.archive.forget, [archived.reference])
+            except Exception:
+                log.exception("the reopened incident %s stays in the history", archived.reference)
+        return outcome
+
+    async def _archived_for(self, command: Command) -> Incident | None:
+        """The archived incident a `reopen_incident` names, if it left the picture."""
+        if command.type != "reopen_incident" or self.archive is None:
+            return None
+        reference = command.reference.upper()
+        if command.reference in self.state.incidents or reference in self.state.incidents:
+            return None
+        body = await self.run_read(self.archive.find, reference)
+        return Incident.model_validate_json(body) if body is not None else None
 
     async def start(self) -> None:
         """Begin following other writers of the log, if the store has any (PostgreSQL)."""
@@ -426,7 +462,9 @@ class DispatchService:
         command, operator = pending.command, pending.operator
         key = command.idempotency_key
         try:
-            event = decide(draft, command, operator, self.clock(), self.codes)
+            event = decide(
+                draft, command, operator, self.clock(), self.codes, archived=pending.archived
+            )
         except Refused as refused:
             outcome = _problem_outcome(refused.problem)
             record = StoredCommand(
@@ -495,10 +533,17 @@ class DispatchService:
     def _snapshot_due(self) -> bool:
         if not self._since_snapshot:
             return False
+        limits = self.config.limits
+        # Writing a snapshot holds SQLite's write lock while the whole picture goes to
+        # disk (about 25 ms for 7.7 MB): by event count alone a large picture would be
+        # rewritten every few seconds under load, each time holding commands up.
         return (
-            self._since_snapshot >= self.config.snapshot_every
-            or self._bytes_since_snapshot >= self.config.limits.snapshot_log_bytes
-            or time.monotonic() - self._last_snapshot >= self.config.limits.snapshot_seconds
+            (
+                self._since_snapshot >= self.config.snapshot_every
+                and self._bytes_since_snapshot >= limits.snapshot_log_share * self._snapshot_bytes
+            )
+            or self._bytes_since_snapshot >= limits.snapshot_log_bytes
+            or time.monotonic() - self._last_snapshot >= limits.snapshot_seconds
         )
 
     def _maybe_snapshot(self) -> None:
@@ -533,7 +578,9 @@ class DispatchService:
             self._run_upkeep(self._tidy)
 
     def _save_and_tidy(self, parts: PictureParts) -> None:
-        self.store.save_snapshot_json(parts.seq, parts.join())
+        body = parts.join()
+        self.store.save_snapshot_json(parts.seq, body)
+        self._snapshot_bytes = len(body)
         self._tidy()
 
     def _tidy(self) -> None:

@@ -251,3 +251,58 @@ def test_a_failed_commit_applies_nothing_and_the_next_one_carries_on(tmp_path: P
     assert json.loads(retried[0].body)["seq"] == 2
     with SQLiteEventStore(tmp_path / "log.db") as reopened:
         assert [e.seq for e in reopened.events_after(0)] == [1, 2]
+
+
+class SnapshotCountingStore(SQLiteEventStore):
+    """The real store, noting the seq and size of every snapshot it writes."""
+
+    def __init__(self, path: Path, **kwargs) -> None:
+        super().__init__(path, **kwargs)
+        self.snapshots: list[tuple[int, int]] = []
+
+    def save_snapshot_json(self, seq: int, body: str) -> None:
+        super().save_snapshot_json(seq, body)
+        self.snapshots.append((seq, len(body)))
+
+
+def test_a_snapshot_by_event_count_waits_for_a_share_of_the_picture_in_log(
+    tmp_path: Path,
+) -> None:
+    # Forty units make a picture far larger than one AVL fix: with `snapshot_every=1`
+    # and a share of 1.0, the next snapshot waits until the fixes written since add up
+    # to the size of the last snapshot, not for one event.
+    store = SnapshotCountingStore(tmp_path / "log.db")
+    service = DispatchService(store, _config(snapshot_every=1, limits={"snapshot_log_share": 1.0}))
+    units = [f"BX{n:02d}" for n in range(40)]
+
+    async def upkeep_done():
+        for _ in range(1000):
+            if not service._upkeep_busy():
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError("the snapshot was never written")
+
+    async def scenario():
+        await _send(service, [(book_on(cs, f"book-{cs}-0001"), DISPATCHER) for cs in units])
+        await _send(service, [(locate("BX00", "fix-first-0001"), DISPATCHER)])
+        await upkeep_done()
+        first = list(store.snapshots)
+        fixes = 0
+        for n in range(2, 2000):
+            await _send(service, [(locate("BX00", f"fix-{n:05d}", 52.48 + n / 1e5), DISPATCHER)])
+            fixes += 1
+            await upkeep_done()
+            if len(store.snapshots) > len(first):
+                break
+        await service.close()
+        return first, fixes
+
+    first, fixes = asyncio.run(scenario())
+    assert len(first) == 1, first
+    (first_seq, picture_bytes), (second_seq, _) = store.snapshots[:2]
+    with SQLiteEventStore(tmp_path / "log.db") as reopened:
+        logged = [len(e.model_dump_json()) for e in reopened.events_after(first_seq)]
+    # Not before the fixes since the first snapshot came to its size, and not long after.
+    written = sum(logged[: second_seq - first_seq])
+    assert written >= picture_bytes > written - max(logged)
+    assert fixes > 10, (fixes, picture_bytes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from conftest import Backend
 from test_journal import DISPATCHER, FAST, TIMEOUT
 from waiting import until
@@ -66,3 +67,41 @@ async def test_an_incident_opened_offline_keeps_its_reserved_reference(
         assert result.event.reference not in block
         # Topped up again once half the block was gone.
         await until(lambda: len(back.reserved_references) >= 2, timeout=TIMEOUT)
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """The stock transport, counting the commands it carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/commands":
+            self.commands += 1
+        return await super().handle_async_request(request)
+
+
+async def test_a_refused_reservation_is_not_asked_again_for_every_event(
+    backend: Backend, tmp_path: Path
+) -> None:
+    # A desk the server does not know is refused its references. The console then
+    # waits before asking again, however many events arrive meanwhile.
+    transport = CountingTransport()
+    unknown = DispatchClient(
+        [backend.url],
+        DISPATCHER,
+        workstation="ws-unregistered",
+        transport=transport,
+        backoff=FAST,
+        reserve=4,
+    )
+    async with unknown, console(backend, tmp_path) as other:
+        await unknown.wait_live(TIMEOUT)
+        await until(lambda: transport.commands >= 1, timeout=TIMEOUT)
+        await other.wait_live(TIMEOUT)
+        for n in range(20):
+            result = await other.execute(new_incident(f"{n + 1} Gasworks Lane"))
+        await until(lambda: unknown.store.seq >= result.seq, timeout=TIMEOUT)
+        assert transport.commands == 1
+        assert unknown.reserved_references == []

@@ -170,3 +170,33 @@ async def test_a_unit_in_emergency_stays_on_a_scrolled_unit_board(console) -> No
     assert rows[1].split()[0] == "AB01" and "EMERG" in rows[1], rows
     assert units.cursor_key in units._window()
     assert cursor_marked(app, units)
+
+
+async def test_a_unit_put_in_emergency_while_scrolled_is_pinned_and_released(console) -> None:
+    app, pilot = console
+    units = app.units
+    units.scroll_to(y=12, animate=False)
+    await until(pilot, lambda: int(units.scroll_offset.y) == 12, what="scrolled")
+    client = app.client
+    seq = client.store.seq
+
+    def change(state: int) -> None:
+        nonlocal seq
+        seq += 1
+        client.store.apply(
+            UnitStateChanged(
+                seq=seq, at=NOW, operator="disp1", workstation="ws-1", callsign="AB02", state=state
+            )
+        )
+        client._changed.set()
+
+    def pinned_callsigns() -> list[str]:
+        rows = board_rows(app, units)[1:]
+        return [row.split()[0] for row in rows if "EMERG" in row]
+
+    change(0)
+    await until(pilot, lambda: "AB02" in pinned_callsigns(), what="AB02 pinned")
+    assert "AB01" in pinned_callsigns()
+    change(2)
+    await until(pilot, lambda: "AB02" not in pinned_callsigns(), what="AB02 released")
+    assert "AB01" in pinned_callsigns()

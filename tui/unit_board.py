@@ -115,6 +115,9 @@ class UnitBoard(Board):
         self._shown: dict[str, tuple[str, bool]] = {}
         self.filter_text = ""
         self._hidden: set[str] = set()  # on-duty units the filter hides
+        # The units pinned when the pins were last worked out: a change to any other
+        # unit that did not put it in emergency leaves the pins as they are.
+        self._pinned_units: set[str] = set()
 
     # --- keeping the order -----------------------------------------------------------
 
@@ -198,7 +201,7 @@ class UnitBoard(Board):
             self._shown.pop(callsign, None)
         if moved:
             self.set_order(self._display_order())
-        else:
+        elif any(self._is_pinned(c) != (c in self._pinned_units) for c in changed):
             self.repin()  # a unit's emergency keeps its place in the order
         self.invalidate(changed)
 
@@ -229,14 +232,20 @@ class UnitBoard(Board):
     def _cursor_fallback(self) -> int:
         return 1 if len(self.keys) > 1 else 0
 
+    def _is_pinned(self, callsign: str) -> bool:
+        unit = self.state.units.get(callsign)
+        return unit is not None and unit.state == UnitState.EMERGENCY
+
     def pinned_indices(self) -> list[int]:
         """Units in emergency (state 0) stay on screen however the board is scrolled."""
         units = self.state.units
-        return [
+        pins = [
             index
             for index, key in enumerate(self.keys)
             if key in units and units[key].state == UnitState.EMERGENCY
         ]
+        self._pinned_units = {self.keys[index] for index in pins}
+        return pins
 
     # --- rendering ------------------------------------------------------------------
 
