@@ -31,17 +31,24 @@ from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.queries import HistoryQueries
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
+from cadterm.domain.grading import default_rules
 from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
+from cadterm.protocol.codes import INCIDENT_TYPES
+from cadterm.protocol.domain import IncidentStatus, LinkRelation
+from cadterm.protocol.drafts import draft
 from cadterm.themes import THEMES
 
 from . import grammar
 from .alerts import AlarmTracker
 from .board import Board
+from .call_draft import CallAnswers
+from .call_form import CallForm, CallFormContext
 from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
+from .duplicate_offers import incident_offers, offer_line
 from .incident_queue import IncidentQueue
 from .map_view import MapView, sector_points
 from .output_pace import OutputPace
@@ -102,6 +109,8 @@ class CadApp(App[None]):
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("f10", "call_form", "Call", id="app.call"),
+        Binding("ctrl+l", "link_duplicate", "Link duplicate", show=False, id="app.duplicate"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
@@ -150,6 +159,11 @@ class CadApp(App[None]):
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
         self.output_pace = OutputPace()  # the terminal's driver times it (run_on_terminal)
+        # The call in hand on the call form: kept when the form is closed with Escape.
+        self.call_answers = CallAnswers()
+        self.grading = default_rules()
+        self._known_incidents: set[str] = set()  # to tell a new incident from a changed one
+        self._offered: tuple[str, str, str] | None = None  # new, offered, the line saying so
         for theme in textual_themes():
             self.register_theme(theme)
         self.theme = settings.theme
@@ -271,6 +285,7 @@ class CadApp(App[None]):
     def _reload(self) -> None:
         """Point every board at the client's current picture."""
         state = self.client.state
+        self._known_incidents = set(state.incidents)
         self.queue.reload(state)
         self.units.reload(state)
         self.map.reload(state)
@@ -330,6 +345,7 @@ class CadApp(App[None]):
             if self.alarms.update(self.client.state, incidents, units):
                 self.ring()
             self.refresh_alarms()
+            self._offer_duplicates(incidents - self._known_incidents)
         for seq in [s for s in self._select_after if s <= self.client.seq]:
             reference = self._select_after.pop(seq)
             if self.queue.move_cursor_to(reference) and self.detail.shown:
@@ -573,6 +589,72 @@ class CadApp(App[None]):
         else:
             state = self.client.status.state.value
             self.command_line.feedback(f"the link is {state}: nothing to do")
+
+    # --- calls and duplicates ------------------------------------------------------------
+
+    def action_call_form(self) -> None:
+        """Open the call form on the call in hand (F10)."""
+        self.open_call_form()
+
+    def open_call_form(self, location: str = "") -> None:
+        """Open the call form, with `location` filled in if given."""
+        if isinstance(self.screen, CallForm):
+            return
+        if location:
+            self.call_answers.values["location"] = location
+        context = CallFormContext(
+            rules=self.grading,
+            incident_types=INCIDENT_TYPES,
+            places=lambda: self.places,
+            state=lambda: self.client.state,
+            clock=self.clock,
+            send=self.controller.run,
+        )
+        self.push_screen(CallForm(self.call_answers, context))
+
+    def _offer_duplicates(self, new: set[str]) -> None:
+        """Say on the command line when a new incident may repeat an open one."""
+        state = self.client.state
+        self._known_incidents |= new
+        for reference in sorted(new):
+            incident = state.incidents.get(reference)
+            offers = incident_offers(incident, state) if incident is not None else []
+            if offers:
+                line = f"{offer_line(reference, offers[0])}. Ctrl+L links it as a duplicate"
+                self.command_line.feedback(line)
+                self._offered = (reference, offers[0].reference, line)
+
+    def action_link_duplicate(self) -> None:
+        """Link as a duplicate: the pair the command line offers, else the selected
+        incident and the first open incident it may repeat."""
+        offered, self._offered = self._offered, None
+        said = str(self.query_one("#command-feedback").render())
+        state = self.client.state
+        if offered is not None and offered[2] == said:
+            reference, other = offered[0], offered[1]
+        else:
+            selected = self.queue.cursor_key
+            incident = state.incidents.get(selected) if selected else None
+            offers = incident_offers(incident, state) if incident is not None else []
+            if not offers:
+                self.command_line.feedback("no possible duplicate to link", error=True)
+                return
+            assert incident is not None
+            reference, other = incident.reference, offers[0].reference
+        for ref in (reference, other):
+            found = state.incidents.get(ref)
+            if found is None or found.status == IncidentStatus.CLOSED:
+                self.command_line.feedback(f"{ref} is no longer open: not linked", error=True)
+                return
+        command = draft(
+            "link_incidents",
+            reference=reference,
+            other=other,
+            relation=LinkRelation.DUPLICATE_OF.value,
+        )
+        self.controller.run(
+            grammar.Dispatch((command,), f"link {reference} as a duplicate of {other}")
+        )
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""

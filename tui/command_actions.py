@@ -125,6 +125,9 @@ class ConsoleViews(Protocol):
     def quit(self) -> None:
         """Quit, as Ctrl+Q does (asking first when commands are still unsent)."""
 
+    def open_call_form(self, location: str = "") -> None:
+        """Open the call form (F10), with the location filled in if one is given."""
+
 
 class CommandController:
     """The console's handling of command lines, journal fixes and refusals."""
@@ -239,6 +242,8 @@ class CommandController:
                 self._journal_entry_fix(action)
         elif isinstance(action, grammar.Quit):
             self.views.quit()
+        elif isinstance(action, grammar.CallFormAction):
+            self.views.open_call_form(action.location)
 
     def _recommend(self, action: grammar.Recommend) -> None:
         incident = self.client.state.incidents.get(action.reference)

@@ -23,6 +23,7 @@ from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
+from .duplicate_offers import incident_offers
 from .incident_queue import short_reference
 from .safe_text import clean, clean_line
 from .search_results import SearchResults
@@ -95,6 +96,9 @@ def incident_text(
     if incident.links:
         links = ", ".join(f"{link.relation.value} {link.reference}" for link in incident.links)
         out.append(f"Links: {links}\n")
+    for offer in incident_offers(incident, state)[:2]:
+        out.append(f"Possible duplicate of {offer.reference}: {offer.summary}", "bold")
+        out.append(" (Ctrl+L links)\n")
     if incident.closing_code:
         out.append(f"Closed: {incident.closing_code}\n")
     out.append("Chronology:\n", "bold")

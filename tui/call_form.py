@@ -1,0 +1,326 @@
+"""The call form: a call handler's questions in order, over the whole screen.
+
+Opened by F10 or the ``call`` verb. One row per field (caller, phone, location, type,
+what happened, the six THRIVE headings, grade), keyboard only:
+
+- Enter or Down goes to the next field, Shift+Tab or Up to the previous one; Enter on
+  the grade (or on the reason, when one is due) sends the call. F10 sends at once.
+- Tab completes the location from the gazetteer and the type from the opening codes
+  (again for the next candidate); on other fields it moves on, as Enter does.
+- As the form fills, the grade the force's rules suggest is shown with its reasons, and
+  the open incidents the call may repeat (same address, within 200 m, or the same
+  caller's phone). Ctrl+L adds this call to the one marked ``>`` instead of opening a new
+  incident; Ctrl+T marks the next.
+- Escape closes the form and keeps the answers (F10 brings them back); Ctrl+N clears it
+  for a new call.
+
+Every row is one line, so the whole form fits 80x24. What the public said is shown as
+plain text (never markup) with control characters replaced, and a paste loses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Input, Label, Static
+
+from cadterm.domain.duplicates import DuplicateOffer, likely_duplicates
+from cadterm.domain.gazetteer import Gazetteer
+from cadterm.domain.grading import GradingRules
+from cadterm.protocol.fold import DispatchState
+
+from .call_draft import FIELDS, CallAnswers, CallFormError
+from .grammar import Dispatch
+from .incident_queue import short_reference
+from .safe_text import clean_line, typeable
+
+__all__ = ["CallForm", "CallFormContext"]
+
+_ORDER = [f.key for f in FIELDS]
+_KEYS = "Enter next  Tab complete  F10 send  ^L add to >  ^T next  Esc keep  ^N new"
+
+
+@dataclass(frozen=True)
+class CallFormContext:
+    """What the form needs of the console: rules, codes, places, the picture, a clock,
+    and how to send (the command line's own way, so the outcome shows there)."""
+
+    rules: GradingRules
+    incident_types: Mapping[str, str]
+    places: Callable[[], Gazetteer | None]
+    state: Callable[[], DispatchState]
+    clock: Callable[[], datetime]
+    send: Callable[[Dispatch], None]
+
+
+class CallField(Input):
+    """One answer: pastes lose control characters; Escape and Enter belong to the form."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.text = typeable(event.text)
+
+
+class CallForm(Screen[None]):
+    """The call form screen; see the module notes."""
+
+    DEFAULT_CSS = """
+    CallForm { layout: vertical; padding: 0 1; }
+    CallForm > #call-title { height: 1; text-style: bold; }
+    CallForm .call-row { height: 1; }
+    CallForm .call-row > Label { width: 12; color: $text-muted; }
+    CallForm .call-row.-focus > Label { color: $text; text-style: bold reverse; }
+    CallForm .call-row > CallField, CallForm .call-row > CallField:focus {
+        border: none; height: 1; width: 1fr; padding: 0 1;
+    }
+    CallForm #row-reason { display: none; }
+    CallForm.-override #row-reason { display: block; }
+    CallForm > #call-hint { height: 1; color: $text-muted; }
+    CallForm > #call-guidance { height: auto; max-height: 2; }
+    CallForm > #call-duplicates { height: auto; max-height: 4; }
+    CallForm > #call-keys { height: 1; color: $text-muted; }
+    CallForm > #call-error { height: 1; }
+    CallForm > #call-error.-error { color: $error-text; text-style: bold; }
+    """
+
+    BINDINGS = [
+        Binding("tab", "tab", "Complete or next", show=False, priority=True, id="call.tab"),
+        Binding("shift+tab,up", "step(-1)", show=False, priority=True, id="call.previous"),
+        Binding("down", "step(1)", "Next field", show=False, priority=True, id="call.next"),
+        Binding("f10", "send", "Send the call", show=False, priority=True, id="call.send"),
+        Binding("escape", "keep", "Close, kept", show=False, priority=True, id="call.keep"),
+        Binding("ctrl+l", "add_to_offer", show=False, id="call.add_to_offer"),
+        Binding("ctrl+t", "next_offer", show=False, id="call.next_offer"),
+        Binding("ctrl+n", "clear", "New call", show=False, priority=True, id="call.clear"),
+    ]
+
+    def __init__(self, answers: CallAnswers, context: CallFormContext) -> None:
+        super().__init__(id="call-form")
+        self.answers = answers
+        self.context = context
+        self.offers: list[DuplicateOffer] = []
+        self.marked = 0
+        self._cycle: tuple[str, str, list[str], int] | None = None  # key, before, options, at
+
+    def compose(self) -> ComposeResult:
+        yield Static("NEW CALL", id="call-title")
+        for spec in FIELDS:
+            with Horizontal(classes="call-row", id=f"row-{spec.key}"):
+                yield Label(spec.label)
+                yield CallField(
+                    self.answers.values.get(spec.key, ""),
+                    placeholder=spec.prompt,
+                    max_length=spec.max_length,
+                    id=f"call-{spec.key}",
+                )
+        yield Static("", id="call-hint")
+        yield Static("", id="call-guidance")
+        yield Static("", id="call-duplicates")
+        yield Static(_KEYS, id="call-keys")
+        yield Static("", id="call-error")
+
+    def on_mount(self) -> None:
+        first = next((k for k in _ORDER if not self.answers.get(k)), _ORDER[0])
+        self.field(first).focus()
+        self.refresh_guidance()
+        self.refresh_duplicates()
+
+    # --- fields ------------------------------------------------------------------------
+
+    def field(self, key: str) -> CallField:
+        """The input of field `key`."""
+        return self.query_one(f"#call-{key}", CallField)
+
+    @property
+    def focused_key(self) -> str | None:
+        """The key of the field with the focus."""
+        focused = self.focused
+        if isinstance(focused, CallField) and focused.id:
+            return focused.id.removeprefix("call-")
+        return None
+
+    def _keys_shown(self) -> list[str]:
+        return [k for k in _ORDER if k != "reason" or self.has_class("-override")]
+
+    def _go(self, key: str) -> None:
+        self.field(key).focus()
+
+    @on(events.DescendantFocus)
+    def _focus_moved(self, event: events.DescendantFocus) -> None:
+        for row in self.query(".call-row"):
+            row.set_class(row.id == f"row-{self.focused_key}", "-focus")
+        self.refresh_hint()
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        key = (event.input.id or "").removeprefix("call-")
+        self.answers.values[key] = event.value
+        if self._cycle is not None and self._cycle[0] == key and event.value in self._cycle[2]:
+            pass  # a completion being cycled: keep the cycle
+        else:
+            self._cycle = None
+        self.refresh_guidance()
+        if key in ("location", "phone"):
+            self.refresh_duplicates()
+        self.refresh_hint()
+        self.say("")
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        shown = self._keys_shown()
+        key = self.focused_key
+        if key is None or key == shown[-1]:
+            self.action_send()
+        else:
+            self._go(shown[shown.index(key) + 1])
+
+    def action_step(self, by: int) -> None:
+        """Move to the next (1) or previous (-1) field."""
+        shown = self._keys_shown()
+        key = self.focused_key
+        at = shown.index(key) if key in shown else 0
+        self._go(shown[max(0, min(len(shown) - 1, at + by))])
+
+    def action_tab(self) -> None:
+        """Complete the location or the type; elsewhere, the next field."""
+        key = self.focused_key
+        if key not in ("location", "type"):
+            self.action_step(1)
+            return
+        widget = self.field(key)
+        if self._cycle is not None and self._cycle[0] == key and widget.value in self._cycle[2]:
+            _, before, options, at = self._cycle
+            at = (at + 1) % len(options)
+        else:
+            before, at = widget.value, 0
+            options = self._candidates(key, before)
+            if not options:
+                self.say(f"nothing to complete for {clean_line(before)!r}", error=True)
+                return
+        self._cycle = (key, before, options, at)
+        widget.value = options[at]
+        widget.cursor_position = len(widget.value)
+
+    def _candidates(self, key: str, prefix: str) -> list[str]:
+        if key == "type":
+            word = prefix.strip().upper()
+            return sorted(code for code in self.context.incident_types if code.startswith(word))
+        places = self.context.places()
+        return places.complete(prefix, 5) if places is not None else []
+
+    # --- what the form shows -----------------------------------------------------------
+
+    def refresh_hint(self) -> None:
+        """The line under the fields: completions or the match for the field in hand."""
+        key = self.focused_key
+        value = self.answers.get(key or "")
+        hint = ""
+        if key == "type":
+            codes = self._candidates("type", value)[:4]
+            hint = "  ".join(f"{c} {self.context.incident_types[c]}" for c in codes)
+            if value.upper() in self.context.incident_types:
+                hint = f"{value.upper()}: {self.context.incident_types[value.upper()]}"
+        elif key == "location" and value:
+            places = self.context.places()
+            if places is None:
+                hint = "no gazetteer: the location goes as typed"
+            else:
+                found = places.match(value)
+                if found is not None:
+                    hint = f"found: {found.address} ({found.sector or 'no sector'})"
+                else:
+                    options = places.complete(value, 3)
+                    hint = "Tab: " + " | ".join(options) if options else "not in the gazetteer"
+        self.query_one("#call-hint", Static).update(Text(clean_line(hint)))
+
+    def refresh_guidance(self) -> None:
+        """The suggested grade and its reasons; the reason row when it is overridden."""
+        guidance = self.answers.guidance(self.context.rules)
+        typed, suggested = self.answers.chosen_grade(self.context.rules)
+        overriding = self.answers.overrides(self.context.rules)
+        self.set_class(overriding, "-override")
+        line = Text("Grade: ", style="bold")
+        line.append(clean_line(guidance.summary))
+        if overriding and typed is not None:
+            line.append(f"  OVERRIDE to {int(typed)}: say why", style="bold")
+        self.query_one("#call-guidance", Static).update(line)
+        self.field("grade").placeholder = f"Enter takes {int(suggested)} (suggested)"
+
+    def refresh_duplicates(self) -> None:
+        """The open incidents this call may repeat, the marked one first with ``>``."""
+        call = self.answers.new_call(self.context.clock(), self.context.places())
+        self.offers = likely_duplicates(call, self.context.state().incidents.values())[:3]
+        self.marked = min(self.marked, max(0, len(self.offers) - 1))
+        text = Text()
+        if self.offers:
+            text.append("Possible duplicates (^L add this call to >, ^T next):", style="bold")
+        state = self.context.state()
+        for n, offer in enumerate(self.offers):
+            incident = state.incidents[offer.reference]
+            mark = ">" if n == self.marked else " "
+            text.append(
+                f"\n{mark} {short_reference(offer.reference)} {incident.incident_type} "
+                f"{clean_line(incident.location.address)[:30]}: {offer.summary}"
+            )
+        self.query_one("#call-duplicates", Static).update(text)
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        """One line at the foot of the form: what is wrong, or nothing."""
+        widget = self.query_one("#call-error", Static)
+        widget.set_class(error, "-error")
+        widget.update(Text(("! " if error else "") + clean_line(message)))
+
+    # --- actions -----------------------------------------------------------------------
+
+    def action_send(self) -> None:
+        """Send the call as one command; what is missing is said, at its field."""
+        try:
+            action = self.answers.dispatch(
+                self.context.rules, self.context.incident_types, self.context.places()
+            )
+        except CallFormError as error:
+            self.say(error.message, error=True)
+            if error.key == "reason":
+                self.set_class(True, "-override")
+            self._go(error.key)
+            self.app.bell()
+            return
+        self.context.send(action)
+        self.answers.values.clear()
+        self.dismiss()
+
+    def action_add_to_offer(self) -> None:
+        """Record this call on the marked open incident instead of opening a new one."""
+        if not self.offers:
+            self.say("no possible duplicate to add this call to", error=True)
+            return
+        reference = self.offers[self.marked].reference
+        self.context.send(self.answers.further_call(reference))
+        self.answers.values.clear()
+        self.dismiss()
+
+    def action_next_offer(self) -> None:
+        """Mark the next possible duplicate."""
+        if self.offers:
+            self.marked = (self.marked + 1) % len(self.offers)
+            self.refresh_duplicates()
+
+    def action_keep(self) -> None:
+        """Close the form; the answers stay for the next F10."""
+        self.dismiss()
+
+    def action_clear(self) -> None:
+        """Clear every answer, for a new call."""
+        self.answers.values.clear()
+        for spec in FIELDS:
+            self.field(spec.key).value = ""
+        self._go(_ORDER[0])
