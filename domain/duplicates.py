@@ -10,6 +10,11 @@ it may be a repeat of, best first, each with the reasons in a dispatcher's words
 - **same caller**: the same phone number (digits only, ``+44`` read as ``0``; at least
   six digits, so a blank or a short code never matches), opened within `phone_window`.
 
+With `DuplicatePolicy.same_type` (the default), a match on place alone also needs the
+same incident type when the call's type is known: a busy retail park has thefts and
+collisions in the same half hour that are not one incident. A match on the phone does
+not: the same caller ringing back is the same call whatever it is typed as.
+
 It is a pure function of its arguments: no clock, no I/O. Closed incidents and the
 incident itself (a new incident checked against the rest) are never offered, nor one the
 call is already linked to. Times that cannot be compared (a naive time from an older
@@ -46,6 +51,7 @@ class DuplicatePolicy:
     window: timedelta = timedelta(minutes=30)
     phone_window: timedelta = timedelta(hours=12)
     limit: int = 5
+    same_type: bool = True
 
     def __post_init__(self) -> None:
         if not (self.metres >= 0 and math.isfinite(self.metres)):
@@ -65,6 +71,7 @@ class NewCall:
     address: str | None = None
     position: Position | None = None
     phone: str | None = None
+    incident_type: str | None = None
     reference: str | None = None  # the incident the call already is, if any
     linked: frozenset[str] = field(default_factory=frozenset)
 
@@ -111,6 +118,7 @@ def likely_duplicates(
         raise ValueError("a call's time must be timezone-aware")
     address = fold(call.address) if call.address else ""
     phone = phone_key(call.phone)
+    code = " ".join((call.incident_type or "").split()).upper()
     offers: list[tuple[tuple, DuplicateOffer]] = []
     for incident in incidents:
         if incident.status == IncidentStatus.CLOSED or incident.reference == call.reference:
@@ -130,7 +138,8 @@ def likely_duplicates(
         )
         if same_phone:
             reasons.append("same caller's phone")
-        if apart <= policy.window:
+        other_type = policy.same_type and code and incident.incident_type != code
+        if apart <= policy.window and not other_type:
             if address and fold(incident.location.address) == address:
                 reasons.append("same address")
             elif metres is not None and metres <= policy.metres:

@@ -141,3 +141,17 @@ def test_hostile_text_never_breaks_it(address, phone, other_address, other_phone
     assert len(offers) <= 1
     for offer in offers:
         assert offer.reasons and abs(offer.minutes - (-minutes)) < 1e-6
+
+
+def test_a_place_match_needs_the_same_type_once_the_type_is_known_but_a_phone_does_not() -> None:
+    assault = incident("0001-01DEC26")  # at the pub, as `incident` makes them
+    rang_back = incident("0002-01DEC26", address="Elsewhere", at=None, phone="07700 900123")
+    call = NewCall(at=T0, address="The Red Lion, Market Square", phone="07700900123",
+                   incident_type=" rtc ")  # fmt: skip
+    assert refs(call, [assault, rang_back]) == ["0002-01DEC26"]
+    assert set(refs(call, [assault, rang_back], same_type=False)) == {
+        "0001-01DEC26",
+        "0002-01DEC26",
+    }
+    same = NewCall(at=T0, address="The Red Lion, Market Square", incident_type="assault")
+    assert refs(same, [assault]) == ["0001-01DEC26"]

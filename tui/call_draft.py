@@ -111,15 +111,20 @@ class CallAnswers:
         typed, suggested = self.chosen_grade(rules)
         return typed is not None and typed != suggested
 
-    def new_call(self, now: datetime, places: Gazetteer | None) -> NewCall:
-        """What is known of the call for finding the open incidents it may repeat."""
+    def new_call(
+        self, now: datetime, places: Gazetteer | None, incident_types: Mapping[str, str]
+    ) -> NewCall:
+        """What is known of the call for finding the open incidents it may repeat (its
+        type only once it is a whole code: half typed, it says nothing yet)."""
         address = self.get("location") or None
+        code = " ".join(self.get("type").split()).upper()
         found = places.match(address) if places is not None and address else None
         return NewCall(
             at=now,
             address=found.address if found is not None else address,
             position=found.position if found is not None else None,
             phone=self.get("phone") or None,
+            incident_type=code if code in incident_types else None,
         )
 
     def dispatch(

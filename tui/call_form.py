@@ -168,7 +168,7 @@ class CallForm(Screen[None]):
         else:
             self._cycle = None
         self.refresh_guidance()
-        if key in ("location", "phone"):
+        if key in ("location", "phone", "type"):
             self.refresh_duplicates()
         self.refresh_hint()
         self.say("")
@@ -257,7 +257,8 @@ class CallForm(Screen[None]):
 
     def refresh_duplicates(self) -> None:
         """The open incidents this call may repeat, the marked one first with ``>``."""
-        call = self.answers.new_call(self.context.clock(), self.context.places())
+        context = self.context
+        call = self.answers.new_call(context.clock(), context.places(), context.incident_types)
         self.offers = likely_duplicates(call, self.context.state().incidents.values())[:3]
         self.marked = min(self.marked, max(0, len(self.offers) - 1))
         text = Text()

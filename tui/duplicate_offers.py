@@ -30,6 +30,7 @@ def incident_offers(
         address=incident.location.address,
         position=incident.location.position,
         phone=incident.caller.phone if incident.caller else None,
+        incident_type=incident.incident_type,
         reference=incident.reference,
         linked=frozenset(link.reference for link in incident.links),
     )
