@@ -147,8 +147,9 @@ def likely_duplicates(
         if not reasons:
             continue
         minutes = (at - opened).total_seconds() / 60
-        when = f"opened {abs(minutes):.0f} min {'before' if minutes >= 0 else 'after'}"
-        reasons.append(when)
+        side = "before" if minutes >= 0 else "after"
+        when = f"opened {abs(minutes):.0f} min {side}" if abs(minutes) >= 1 else ""
+        reasons.append(when or f"opened just {side}")
         offer = DuplicateOffer(incident.reference, tuple(reasons), metres, minutes, same_phone)
         # Both a phone and a place first; then the nearer; then the more recent.
         rank = (-len(reasons), metres if metres is not None else math.inf, abs(minutes))

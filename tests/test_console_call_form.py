@@ -167,12 +167,17 @@ async def test_the_form_fits_80x24_shows_guidance_and_needs_a_reason_to_override
         )
 
 
-async def test_a_repeat_call_is_offered_and_added_to_the_open_incident(backend, tmp_path):
-    first = post_command(
+def _assault_at(backend, address: str, phone: str | None = None) -> str:
+    fields = {"caller": {"phone": phone}} if phone else {}
+    return post_command(
         backend, type="create_incident", grade=2, incident_type="ASSAULT",
-        location=brackley().match("37 Gasworks Row").location().model_dump(mode="json"),
-        caller={"phone": "07700 900111"},
+        location=brackley().match(address).location().model_dump(mode="json"), **fields,
     )["event"]["reference"]  # fmt: skip
+
+
+async def test_a_repeat_call_is_offered_and_added_to_the_marked_open_incident(backend, tmp_path):
+    other = _assault_at(backend, "37 Gasworks Row")
+    first = _assault_at(backend, "35 Gasworks Row", phone="07700 900111")
     async with open_console(
         backend.url, tmp_path, size=(80, 24), gazetteer=BRACKLEY_CSV
     ) as console:
@@ -186,9 +191,18 @@ async def test_a_repeat_call_is_offered_and_added_to_the_open_incident(backend, 
         await console.keys.type("07700 900222")
         await console.keys.press("enter")
         await console.keys.type("35 Gasworks Row")  # two doors down
-        await console.until(lambda: form.offers, what="an offer")
-        assert form.offers[0].reference == first
+        await console.until(lambda: len(form.offers) == 2, what="two offers")
+        assert [o.reference for o in form.offers] == [first, other]  # the same address first
         assert "Possible duplicates" in screen_text(console.app)
+        await console.keys.press("ctrl+t", "ctrl+t")  # round to the first again
+        assert form.marked == first
+        # Another comes in at the same address: the list is re-ranked, the mark stays.
+        newest = _assault_at(backend, "35 Gasworks Row")
+        await console.until(lambda: newest in console.client.state.incidents)
+        await console.keys.type(" ")  # any change re-reads the list
+        await console.keys.press("backspace")
+        await console.until(lambda: len(form.offers) == 3, what="three offers")
+        assert form.marked == first and form.offers[0].reference != first
         await console.keys.press("enter")
         await console.keys.type("assault")
         await console.keys.press("enter")
@@ -196,7 +210,7 @@ async def test_a_repeat_call_is_offered_and_added_to_the_open_incident(backend, 
         await console.keys.press("ctrl+l")
         await console.done("the further call")
         state = server_state(backend)
-        assert list(state["incidents"]) == [first]  # no new incident
+        assert set(state["incidents"]) == {first, other, newest}  # no new incident
         note = server_incident(backend, first)["chronology"][-1]
         assert note["kind"] == "note_added"
         assert note["text"] == (

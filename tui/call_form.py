@@ -40,7 +40,7 @@ from cadterm.protocol.fold import DispatchState
 from .call_draft import FIELDS, CallAnswers, CallFormError
 from .grammar import Dispatch
 from .incident_queue import short_reference
-from .safe_text import clean_line, typeable
+from .safe_text import clean_line, fit, typeable
 
 __all__ = ["CallForm", "CallFormContext"]
 
@@ -90,7 +90,10 @@ class CallForm(Screen[None]):
     CallForm > #call-error.-error { color: $error-text; text-style: bold; }
     """
 
+    # Enter is the form's, not each field's: Input would post a message and move on only
+    # once it was handled, after keys already typed ahead had gone into the old field.
     BINDINGS = [
+        Binding("enter", "enter", "Next or send", show=False, priority=True, id="call.enter"),
         Binding("tab", "tab", "Complete or next", show=False, priority=True, id="call.tab"),
         Binding("shift+tab,up", "step(-1)", show=False, priority=True, id="call.previous"),
         Binding("down", "step(1)", "Next field", show=False, priority=True, id="call.next"),
@@ -106,7 +109,7 @@ class CallForm(Screen[None]):
         self.answers = answers
         self.context = context
         self.offers: list[DuplicateOffer] = []
-        self.marked = 0
+        self.marked: str | None = None  # the reference marked >, kept as the list changes
         self._cycle: tuple[str, str, list[str], int] | None = None  # key, before, options, at
 
     def compose(self) -> ComposeResult:
@@ -128,7 +131,7 @@ class CallForm(Screen[None]):
 
     def on_mount(self) -> None:
         first = next((k for k in _ORDER if not self.answers.get(k)), _ORDER[0])
-        self.field(first).focus()
+        self._go(first)
         self.refresh_guidance()
         self.refresh_duplicates()
 
@@ -150,7 +153,9 @@ class CallForm(Screen[None]):
         return [k for k in _ORDER if k != "reason" or self.has_class("-override")]
 
     def _go(self, key: str) -> None:
-        self.field(key).focus()
+        # At once, not as `focus()` does on the next turn: the next key typed ahead
+        # belongs to the field moved to.
+        self.set_focus(self.field(key))
 
     @on(events.DescendantFocus)
     def _focus_moved(self, event: events.DescendantFocus) -> None:
@@ -173,9 +178,16 @@ class CallForm(Screen[None]):
         self.refresh_hint()
         self.say("")
 
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def _collect(self) -> None:
+        """Every answer as its field holds it now: a key typed ahead of Enter or F10 is in
+        the field, though its change message may not have been handled yet."""
+        for spec in FIELDS:
+            self.answers.values[spec.key] = self.field(spec.key).value
+        self.refresh_guidance()
+
+    def action_enter(self) -> None:
+        """The next field; on the last one, send the call."""
+        self._collect()
         shown = self._keys_shown()
         key = self.focused_key
         if key is None or key == shown[-1]:
@@ -203,6 +215,9 @@ class CallForm(Screen[None]):
         else:
             before, at = widget.value, 0
             options = self._candidates(key, before)
+            if options and all(option == before for option in options):
+                self.action_step(1)  # already complete: on to the next row, as Enter
+                return
             if not options:
                 self.say(f"nothing to complete for {clean_line(before)!r}", error=True)
                 return
@@ -256,22 +271,30 @@ class CallForm(Screen[None]):
         self.field("grade").placeholder = f"Enter takes {int(suggested)} (suggested)"
 
     def refresh_duplicates(self) -> None:
-        """The open incidents this call may repeat, the marked one first with ``>``."""
+        """The open incidents this call may repeat, the marked one with ``>``.
+
+        The mark stays on the incident it is on while the list is re-ranked (a new
+        incident arriving, another answer typed); it goes to the first only when the
+        marked one drops off the list."""
         context = self.context
         call = self.answers.new_call(context.clock(), context.places(), context.incident_types)
         self.offers = likely_duplicates(call, self.context.state().incidents.values())[:3]
-        self.marked = min(self.marked, max(0, len(self.offers) - 1))
+        references = [offer.reference for offer in self.offers]
+        if self.marked not in references:
+            self.marked = references[0] if references else None
         text = Text()
         if self.offers:
             text.append("Possible duplicates (^L add this call to >, ^T next):", style="bold")
         state = self.context.state()
-        for n, offer in enumerate(self.offers):
+        for offer in self.offers:
             incident = state.incidents[offer.reference]
-            mark = ">" if n == self.marked else " "
-            text.append(
-                f"\n{mark} {short_reference(offer.reference)} {incident.incident_type} "
+            mark = ">" if offer.reference == self.marked else " "
+            line = (
+                f"{mark} {short_reference(offer.reference)} {incident.incident_type} "
                 f"{clean_line(incident.location.address)[:30]}: {offer.summary}"
             )
+            # One row each, cut to the screen: all three stay in sight at 80 columns.
+            text.append("\n" + fit(line, max(20, self.size.width - 2)).rstrip())
         self.query_one("#call-duplicates", Static).update(text)
 
     def say(self, message: str, *, error: bool = False) -> None:
@@ -284,6 +307,7 @@ class CallForm(Screen[None]):
 
     def action_send(self) -> None:
         """Send the call as one command; what is missing is said, at its field."""
+        self._collect()
         try:
             action = self.answers.dispatch(
                 self.context.rules, self.context.incident_types, self.context.places()
@@ -301,10 +325,11 @@ class CallForm(Screen[None]):
 
     def action_add_to_offer(self) -> None:
         """Record this call on the marked open incident instead of opening a new one."""
+        self._collect()
         if not self.offers:
             self.say("no possible duplicate to add this call to", error=True)
             return
-        reference = self.offers[self.marked].reference
+        reference = self.marked or self.offers[0].reference
         self.context.send(self.answers.further_call(reference))
         self.answers.values.clear()
         self.dismiss()
@@ -312,11 +337,14 @@ class CallForm(Screen[None]):
     def action_next_offer(self) -> None:
         """Mark the next possible duplicate."""
         if self.offers:
-            self.marked = (self.marked + 1) % len(self.offers)
+            references = [offer.reference for offer in self.offers]
+            at = references.index(self.marked) if self.marked in references else -1
+            self.marked = references[(at + 1) % len(references)]
             self.refresh_duplicates()
 
     def action_keep(self) -> None:
         """Close the form; the answers stay for the next F10."""
+        self._collect()
         self.dismiss()
 
     def action_clear(self) -> None:
