@@ -187,7 +187,6 @@ class CallForm(Screen[None]):
 
     def action_enter(self) -> None:
         """The next field; on the last one, send the call."""
-        self._collect()
         shown = self._keys_shown()
         key = self.focused_key
         if key is None or key == shown[-1]:
@@ -202,12 +201,33 @@ class CallForm(Screen[None]):
         at = shown.index(key) if key in shown else 0
         self._go(shown[max(0, min(len(shown) - 1, at + by))])
 
+    def _when_typed(self, then: Callable[[], None]) -> None:
+        """Run `then` once every field has taken the keys already sent to it.
+
+        A binding runs as its key is read, but the keys before it go to the field as
+        messages: typed ahead in one burst ("37 Gas" Tab, "knife" F10), they are not in
+        the field yet. Each field runs the callback after its pending keys."""
+        fields = list(self.query(CallField))
+        left = {id(widget) for widget in fields}
+
+        def taken(widget: CallField) -> None:
+            left.discard(id(widget))
+            if not left:
+                then()
+
+        for widget in fields:
+            widget.call_later(taken, widget)
+
     def action_tab(self) -> None:
         """Complete the location or the type; elsewhere, the next field."""
         key = self.focused_key
         if key not in ("location", "type"):
             self.action_step(1)
             return
+        self.field(key).call_later(self._complete, key)
+
+    def _complete(self, key: str) -> None:
+        """Complete field `key` (Tab); again for the next candidate."""
         widget = self.field(key)
         if self._cycle is not None and self._cycle[0] == key and widget.value in self._cycle[2]:
             _, before, options, at = self._cycle
@@ -216,7 +236,8 @@ class CallForm(Screen[None]):
             before, at = widget.value, 0
             options = self._candidates(key, before)
             if options and all(option == before for option in options):
-                self.action_step(1)  # already complete: on to the next row, as Enter
+                if self.focused_key == key:
+                    self.action_step(1)  # already complete: on to the next row, as Enter
                 return
             if not options:
                 self.say(f"nothing to complete for {clean_line(before)!r}", error=True)
@@ -306,7 +327,13 @@ class CallForm(Screen[None]):
     # --- actions -----------------------------------------------------------------------
 
     def action_send(self) -> None:
+        """Send the call as one command, once the keys typed before are in."""
+        self._when_typed(self._send)
+
+    def _send(self) -> None:
         """Send the call as one command; what is missing is said, at its field."""
+        if not self.is_active:
+            return  # sent or closed meanwhile (F10 pressed twice)
         self._collect()
         try:
             action = self.answers.dispatch(
@@ -324,7 +351,13 @@ class CallForm(Screen[None]):
         self.dismiss()
 
     def action_add_to_offer(self) -> None:
+        """Record this call on the marked open incident, once the keys typed are in."""
+        self._when_typed(self._add_to_offer)
+
+    def _add_to_offer(self) -> None:
         """Record this call on the marked open incident instead of opening a new one."""
+        if not self.is_active:
+            return
         self._collect()
         if not self.offers:
             self.say("no possible duplicate to add this call to", error=True)
@@ -344,8 +377,12 @@ class CallForm(Screen[None]):
 
     def action_keep(self) -> None:
         """Close the form; the answers stay for the next F10."""
-        self._collect()
-        self.dismiss()
+        self._when_typed(self._keep)
+
+    def _keep(self) -> None:
+        if self.is_active:
+            self._collect()
+            self.dismiss()
 
     def action_clear(self) -> None:
         """Clear every answer, for a new call."""
