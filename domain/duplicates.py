@@ -23,6 +23,7 @@ picture) are skipped, never guessed at.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -119,6 +120,9 @@ def likely_duplicates(
     address = fold(call.address) if call.address else ""
     phone = phone_key(call.phone)
     code = " ".join((call.incident_type or "").split()).upper()
+    # The widest window that can match: everything older is passed over at once, so a
+    # long shift's picture costs a comparison per incident, not a fold of its address.
+    widest = max(policy.window, policy.phone_window) if phone else policy.window
     offers: list[tuple[tuple, DuplicateOffer]] = []
     for incident in incidents:
         if incident.status == IncidentStatus.CLOSED or incident.reference == call.reference:
@@ -129,23 +133,29 @@ def likely_duplicates(
         if opened is None:
             continue
         apart = abs(at - opened)
-        metres = _metres(call.position, incident.location.position)
+        if apart > widest:
+            continue
         reasons: list[str] = []
         same_phone = (
             phone is not None
             and apart <= policy.phone_window
-            and phone_key(incident.caller.phone if incident.caller else None) == phone
+            and _phone_key(incident.caller.phone if incident.caller else None) == phone
         )
         if same_phone:
             reasons.append("same caller's phone")
-        other_type = policy.same_type and code and incident.incident_type != code
-        if apart <= policy.window and not other_type:
-            if address and fold(incident.location.address) == address:
+        metres = None  # measured only for an incident near enough in time to matter
+        if apart <= policy.window and not (
+            code and policy.same_type and incident.incident_type != code
+        ):
+            metres = _metres(call.position, incident.location.position)
+            if address and _fold(incident.location.address) == address:
                 reasons.append("same address")
             elif metres is not None and metres <= policy.metres:
                 reasons.append(f"{metres:.0f} m away")
         if not reasons:
             continue
+        if metres is None:
+            metres = _metres(call.position, incident.location.position)
         minutes = (at - opened).total_seconds() / 60
         side = "before" if minutes >= 0 else "after"
         when = f"opened {abs(minutes):.0f} min {side}" if abs(minutes) >= 1 else ""
@@ -156,6 +166,15 @@ def likely_duplicates(
         offers.append((rank, offer))
     offers.sort(key=lambda pair: (pair[0], pair[1].reference))
     return [offer for _, offer in offers[: policy.limit]]
+
+
+# The picture's addresses and phones, compared again for every new call: kept folded.
+_fold = functools.lru_cache(maxsize=8192)(fold)
+
+
+@functools.lru_cache(maxsize=8192)
+def _phone_key(phone: str | None) -> str | None:
+    return phone_key(phone)
 
 
 def _metres(a: Position | None, b: Position | None) -> float | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_console_places import brackley
 
 from cadterm.domain.grading import default_rules
 from cadterm.protocol.codes import INCIDENT_TYPES
+from cadterm.protocol.domain import Incident, Location
+from cadterm.protocol.fold import DispatchState
 from cadterm.tui.call_draft import FIELDS, CallAnswers, CallFormError
+from cadterm.tui.duplicate_offers import incident_offers, offer_line
 
 RULES = default_rules()
 NOW = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
@@ -100,3 +103,24 @@ def test_the_new_call_for_duplicate_checks_uses_the_gazetteer_and_only_a_whole_t
     assert new.incident_type is None  # half typed: says nothing yet
     call.values["type"] = "assault"
     assert call.new_call(NOW, None, INCIDENT_TYPES).incident_type == "ASSAULT"
+
+
+def test_an_incidents_offers_follow_the_picture_as_it_moves_on() -> None:
+    def at_the_pub(reference: str, minutes: int) -> Incident:
+        opened = NOW + timedelta(minutes=minutes)
+        return Incident(reference=reference, grade=2, incident_type="ASSAULT",
+                        location=Location(address="The Red Lion"), source="999",
+                        created_at=opened, updated_at=opened)  # fmt: skip
+
+    new = at_the_pub("0003-01DEC26", 10)
+    state = DispatchState(seq=2, incidents={"0001-01DEC26": at_the_pub("0001-01DEC26", 0),
+                                            "0003-01DEC26": new})  # fmt: skip
+    (offer,) = incident_offers(new, state)
+    assert offer_line(new.reference, offer) == (
+        "0003-01DEC may repeat 0001-01DEC: same address, opened 10 min before"
+    )
+    state.incidents["0002-01DEC26"] = at_the_pub("0002-01DEC26", 8)
+    state.seq = 3  # an event applied: asked again, the answer is new
+    assert [o.reference for o in incident_offers(new, state)] == ["0002-01DEC26", "0001-01DEC26"]
+    closed = new.model_copy(update={"status": "closed", "version": 2})
+    assert incident_offers(closed, state) == []

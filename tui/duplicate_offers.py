@@ -17,11 +17,29 @@ from .incident_queue import short_reference
 __all__ = ["incident_offers", "offer_line"]
 
 
+#: The last answer, by picture, its seq and the incident's version: the detail pane asks
+#: again every second, and on a long shift's picture the check takes milliseconds.
+_last: tuple[tuple[int, int, str, int], list[DuplicateOffer]] | None = None
+
+
 def incident_offers(
     incident: Incident, state: DispatchState, policy: DuplicatePolicy | None = None
 ) -> list[DuplicateOffer]:
     """The open incidents `incident` may repeat (none for a closed one, or one whose
     opening time is unknown)."""
+    global _last
+    key = (id(state), state.seq, incident.reference, incident.version)
+    if policy is None and _last is not None and _last[0] == key:
+        return _last[1]
+    offers = _offers(incident, state, policy)
+    if policy is None:
+        _last = (key, offers)
+    return offers
+
+
+def _offers(
+    incident: Incident, state: DispatchState, policy: DuplicatePolicy | None
+) -> list[DuplicateOffer]:
     opened = known_time(incident.created_at)
     if opened is None or incident.status == IncidentStatus.CLOSED:
         return []
