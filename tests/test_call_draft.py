@@ -124,3 +124,11 @@ def test_an_incidents_offers_follow_the_picture_as_it_moves_on() -> None:
     assert [o.reference for o in incident_offers(new, state)] == ["0002-01DEC26", "0001-01DEC26"]
     closed = new.model_copy(update={"status": "closed", "version": 2})
     assert incident_offers(closed, state) == []
+
+
+def test_a_half_typed_type_gives_no_guidance_yet_and_a_whole_one_does() -> None:
+    assert answers(type="AS").guidance(RULES).reasons == ("no type or answers yet",)
+    assert answers(type="assault").guidance(RULES).reasons == ("assault reported",)
+    assert answers(type="ZZZ").guidance(RULES).reasons == (
+        "no rule for this type: scheduled response",
+    )

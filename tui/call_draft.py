@@ -55,8 +55,8 @@ THRIVE_FIELDS = ("threat", "harm", "risk", "investigation", "vulnerability", "en
 FIELDS: tuple[CallField, ...] = (
     CallField("name", "Caller", "caller's name", 200),
     CallField("phone", "Phone", "number to call back on", 40),
-    CallField("location", "Location", "where? (Tab completes from the gazetteer)", 500),
-    CallField("type", "Type", "opening code, e.g. ASSAULT (Tab completes)", 40),
+    CallField("location", "Location", "where? Tab completes from the gazetteer", 500),
+    CallField("type", "Type", "opening code, e.g. ASSAULT; Tab completes", 40),
     CallField("what", "What", "what happened, in the caller's words", 4000),
     CallField("threat", "Threat", "what threat is there, to whom, now?", 2000),
     CallField("harm", "Harm", "what harm has been done, or could be?", 2000),
@@ -94,9 +94,13 @@ class CallAnswers:
         return {key: self.get(key) for key in THRIVE_FIELDS if self.get(key)}
 
     def guidance(self, rules: GradingRules) -> GradeGuidance:
-        """The grade the force's rules suggest for the answers so far."""
+        """The grade the force's rules suggest for the answers so far (a type half typed,
+        the start of one the rules know, counts as not given yet)."""
         answers = {"what": self.get("what"), **self.thrive()}
-        return rules.suggest(self.get("type") or None, answers)
+        code = " ".join(self.get("type").split()).upper()
+        if code not in rules.types and any(known.startswith(code) for known in rules.types):
+            code = ""
+        return rules.suggest(code or None, answers)
 
     def chosen_grade(self, rules: GradingRules) -> tuple[Grade | None, Grade]:
         """The grade typed (None: none, or not 1-5) and the suggested one."""

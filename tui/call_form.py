@@ -80,6 +80,7 @@ class CallForm(Screen[None]):
     CallForm .call-row > CallField, CallForm .call-row > CallField:focus {
         border: none; height: 1; width: 1fr; padding: 0 1;
     }
+    CallForm CallField > .input--placeholder { text-style: italic; }
     CallForm #row-reason { display: none; }
     CallForm.-override #row-reason { display: block; }
     CallForm > #call-hint { height: 1; color: $text-muted; }
@@ -119,7 +120,8 @@ class CallForm(Screen[None]):
                 yield Label(spec.label)
                 yield CallField(
                     self.answers.values.get(spec.key, ""),
-                    placeholder=spec.prompt,
+                    # In brackets: with no colour, a prompt must not read as an answer.
+                    placeholder=f"({spec.prompt})",
                     max_length=spec.max_length,
                     id=f"call-{spec.key}",
                 )
@@ -289,7 +291,7 @@ class CallForm(Screen[None]):
         if overriding and typed is not None:
             line.append(f"  OVERRIDE to {int(typed)}: say why", style="bold")
         self.query_one("#call-guidance", Static).update(line)
-        self.field("grade").placeholder = f"Enter takes {int(suggested)} (suggested)"
+        self.field("grade").placeholder = f"(Enter takes the suggested {int(suggested)})"
 
     def refresh_duplicates(self) -> None:
         """The open incidents this call may repeat, the marked one with ``>``.
