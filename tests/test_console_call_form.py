@@ -235,3 +235,38 @@ async def test_a_new_incident_from_elsewhere_is_offered_and_one_key_links_it(bac
         await console.done("the link")
         links = server_incident(backend, second)["links"]
         assert links == [{"reference": first, "relation": "duplicate_of"}]
+
+
+async def test_the_forces_own_grading_rules_and_duplicate_distance_are_used(backend, tmp_path):
+    rules = tmp_path / "grading.toml"
+    rules.write_text(
+        'default_grade = 4\ndefault_reason = "local rule"\n'
+        '[types]\nTHEFT = { grade = 2, reason = "theft: force priority" }\n'
+    )
+    near = _assault_at(backend, "37 Gasworks Row")
+    async with open_console(backend.url, tmp_path, size=(80, 24), gazetteer=BRACKLEY_CSV,
+                            grading=rules, duplicate_metres=5) as console:  # fmt: skip
+        await console.until(lambda: console.app.places is not None, what="the gazetteer")
+        await console.line("call 35 Gasworks Row")
+        form = await console.until(
+            lambda: console.app.screen if isinstance(console.app.screen, CallForm) else None
+        )
+        form.field("type").focus()
+        await console.keys.type("theft")
+        await console.until(lambda: "suggested 2 Priority: theft: force priority"
+                            in screen_text(console.app))  # fmt: skip
+        assert form.offers == []  # 16 m away is further than 5 m
+        assert near in console.client.state.incidents
+
+
+async def test_grading_rules_that_cannot_be_used_are_said_and_the_shipped_ones_used(
+    backend, tmp_path
+):
+    rules = tmp_path / "grading.toml"
+    rules.write_text("default_grade = 9\n")
+    async with open_console(backend.url, tmp_path, grading=rules) as console:
+        assert console.said == (
+            "grading rules not loaded (the shipped ones are used): "
+            "grading.toml: default_grade: must be a grade 1-5, not 9"
+        )
+        assert console.app.grading.types["FRAUD"][0] == 4

@@ -29,9 +29,10 @@ from textual.worker import Worker, WorkerState
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.queries import HistoryQueries
+from cadterm.domain.duplicates import DuplicatePolicy
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
-from cadterm.domain.grading import default_rules
+from cadterm.domain.grading import GradingRules, GradingRulesError, default_rules
 from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
@@ -69,6 +70,18 @@ FRAME = 0.004  # pause between drains: batches events without adding a frame of 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _grading_rules(path: Path | None) -> tuple[GradingRules, str]:
+    """The force's grading rules from `path`, or the shipped ones; and what went wrong."""
+    if path is None:
+        return default_rules(), ""
+    try:
+        return GradingRules.from_toml(path.read_text(encoding="utf-8"), path.name), ""
+    except (OSError, UnicodeDecodeError, GradingRulesError) as exc:
+        log.error("grading rules not loaded: %s", exc)
+        first = str(exc).splitlines()[0]
+        return default_rules(), f"grading rules not loaded (the shipped ones are used): {first}"
 
 
 class CadApp(App[None]):
@@ -161,7 +174,10 @@ class CadApp(App[None]):
         self.output_pace = OutputPace()  # the terminal's driver times it (run_on_terminal)
         # The call in hand on the call form: kept when the form is closed with Escape.
         self.call_answers = CallAnswers()
-        self.grading = default_rules()
+        self.grading, self._grading_trouble = _grading_rules(settings.grading)
+        self.duplicate_policy = DuplicatePolicy(
+            metres=settings.duplicate_metres, window=timedelta(minutes=settings.duplicate_minutes)
+        )
         self._known_incidents: set[str] = set()  # to tell a new incident from a changed one
         self._offered: tuple[str, str, str] | None = None  # new, offered, the line saying so
         for theme in textual_themes():
@@ -233,6 +249,8 @@ class CadApp(App[None]):
         self._reload()
         if self.settings.gazetteer is not None:
             self._load_places(self.settings.gazetteer)
+        if self._grading_trouble:
+            self.command_line.feedback(self._grading_trouble, error=True)
         command_input = self.query_one(CommandInput)
         # Each blink redraws the input row: over a thin link that is most of the bytes
         # an idle console sends, so the app shell turns it off for SSH sessions.
@@ -456,7 +474,8 @@ class CadApp(App[None]):
         incident = self.client.state.incidents.get(reference) if reference else None
         if incident is None:
             return
-        text = incident_text(incident, self.client.state, self.clock(), self.policy)
+        state = self.client.state
+        text = incident_text(incident, state, self.clock(), self.policy, self.duplicate_policy)
         self.show_text(text, "incident")
 
     def show_text(self, text: Text, mode: str) -> None:
@@ -609,6 +628,7 @@ class CadApp(App[None]):
             state=lambda: self.client.state,
             clock=self.clock,
             send=self.controller.run,
+            duplicates=self.duplicate_policy,
         )
         self.push_screen(CallForm(self.call_answers, context))
 
@@ -618,7 +638,7 @@ class CadApp(App[None]):
         self._known_incidents |= new
         for reference in sorted(new):
             incident = state.incidents.get(reference)
-            offers = incident_offers(incident, state) if incident is not None else []
+            offers = incident_offers(incident, state, self.duplicate_policy) if incident else []
             if offers:
                 line = f"{offer_line(reference, offers[0])}. Ctrl+L links it as a duplicate"
                 self.command_line.feedback(line)
@@ -635,7 +655,7 @@ class CadApp(App[None]):
         else:
             selected = self.queue.cursor_key
             incident = state.incidents.get(selected) if selected else None
-            offers = incident_offers(incident, state) if incident is not None else []
+            offers = incident_offers(incident, state, self.duplicate_policy) if incident else []
             if not offers:
                 self.command_line.feedback("no possible duplicate to link", error=True)
                 return

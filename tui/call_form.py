@@ -21,7 +21,7 @@ plain text (never markup) with control characters replaced, and a paste loses th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.text import Text
@@ -32,7 +32,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from cadterm.domain.duplicates import DuplicateOffer, likely_duplicates
+from cadterm.domain.duplicates import DuplicateOffer, DuplicatePolicy, likely_duplicates
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.grading import GradingRules
 from cadterm.protocol.fold import DispatchState
@@ -59,6 +59,7 @@ class CallFormContext:
     state: Callable[[], DispatchState]
     clock: Callable[[], datetime]
     send: Callable[[Dispatch], None]
+    duplicates: DuplicatePolicy = field(default_factory=DuplicatePolicy)
 
 
 class CallField(Input):
@@ -301,7 +302,8 @@ class CallForm(Screen[None]):
         marked one drops off the list."""
         context = self.context
         call = self.answers.new_call(context.clock(), context.places(), context.incident_types)
-        self.offers = likely_duplicates(call, self.context.state().incidents.values())[:3]
+        incidents = context.state().incidents.values()
+        self.offers = likely_duplicates(call, incidents, context.duplicates)[:3]
         references = [offer.reference for offer in self.offers]
         if self.marked not in references:
             self.marked = references[0] if references else None

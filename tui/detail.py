@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from cadterm.domain.duplicates import DuplicatePolicy
 from cadterm.domain.recommend import BY_SECTOR, BY_TRAVEL_TIME, UNRANKED, Recommendation
 from cadterm.domain.timers import (
     DEFAULT_POLICY,
@@ -59,9 +60,14 @@ def _clock(moment: object) -> str:
 
 
 def incident_text(
-    incident: Incident, state: DispatchState, now: datetime, policy: TimerPolicy = DEFAULT_POLICY
+    incident: Incident,
+    state: DispatchState,
+    now: datetime,
+    policy: TimerPolicy = DEFAULT_POLICY,
+    duplicates: DuplicatePolicy | None = None,
 ) -> Text:
-    """The whole incident as plain text (no markup is ever interpreted)."""
+    """The whole incident as plain text (no markup is ever interpreted); `duplicates`
+    says which open incidents it is listed as a possible duplicate of."""
     alert = attendance_alert(incident, state, now, policy)
     target = f" / target {format_age(alert.target)}" if alert.target else ""
     out = Text()
@@ -96,7 +102,7 @@ def incident_text(
     if incident.links:
         links = ", ".join(f"{link.relation.value} {link.reference}" for link in incident.links)
         out.append(f"Links: {links}\n")
-    for offer in incident_offers(incident, state)[:2]:
+    for offer in incident_offers(incident, state, duplicates)[:2]:
         out.append(f"Possible duplicate of {offer.reference}: {offer.summary}", "bold")
         out.append(" (Ctrl+L links)\n")
     if incident.closing_code:

@@ -19,7 +19,7 @@ __all__ = ["incident_offers", "offer_line"]
 
 #: The last answer, by picture, its seq and the incident's version: the detail pane asks
 #: again every second, and on a long shift's picture the check takes milliseconds.
-_last: tuple[tuple[int, int, str, int], list[DuplicateOffer]] | None = None
+_last: tuple[tuple[object, ...], list[DuplicateOffer]] | None = None
 
 
 def incident_offers(
@@ -28,12 +28,11 @@ def incident_offers(
     """The open incidents `incident` may repeat (none for a closed one, or one whose
     opening time is unknown)."""
     global _last
-    key = (id(state), state.seq, incident.reference, incident.version)
-    if policy is None and _last is not None and _last[0] == key:
+    key = (id(state), state.seq, incident.reference, incident.version, policy)
+    if _last is not None and _last[0] == key:
         return _last[1]
     offers = _offers(incident, state, policy)
-    if policy is None:
-        _last = (key, offers)
+    _last = (key, offers)
     return offers
 
 
