@@ -198,10 +198,7 @@ async def test_a_repeat_call_is_offered_and_added_to_the_marked_open_incident(ba
         assert form.marked == first
         # Another comes in at the same address: the list is re-ranked, the mark stays.
         newest = _assault_at(backend, "35 Gasworks Row")
-        await console.until(lambda: newest in console.client.state.incidents)
-        await console.keys.type(" ")  # any change re-reads the list
-        await console.keys.press("backspace")
-        await console.until(lambda: len(form.offers) == 3, what="three offers")
+        await console.until(lambda: len(form.offers) == 3, what="the new one offered too")
         assert form.marked == first and form.offers[0].reference != first
         await console.keys.press("enter")
         await console.keys.type("assault")

@@ -636,6 +636,8 @@ class CadApp(App[None]):
         """Say on the command line when a new incident may repeat an open one."""
         state = self.client.state
         self._known_incidents |= new
+        if new and isinstance(self.screen, CallForm):
+            self.screen.refresh_duplicates()  # the call in hand may repeat one just in
         for reference in sorted(new):
             incident = state.incidents.get(reference)
             offers = incident_offers(incident, state, self.duplicate_policy) if incident else []
