@@ -276,7 +276,7 @@ def _grade_override(c: CreateIncident) -> dict[str, Any]:
     if c.suggested_grade is None:
         if c.grade_reason is not None:
             raise _refuse(
-                ProblemCode.INVALID_COMMAND,
+                ProblemCode.GRADE_REASON_REQUIRED,
                 "grade_reason explains an override of suggested_grade: give suggested_grade "
                 "too, or leave grade_reason out",
                 field="grade_reason",
@@ -284,7 +284,7 @@ def _grade_override(c: CreateIncident) -> dict[str, Any]:
         return {}
     if c.grade != c.suggested_grade and not (c.grade_reason or "").strip():
         raise _refuse(
-            ProblemCode.INVALID_COMMAND,
+            ProblemCode.GRADE_REASON_REQUIRED,
             f"grade {int(c.grade)} overrides the suggested grade {int(c.suggested_grade)}: "
             "say why in grade_reason",
             field="grade_reason",

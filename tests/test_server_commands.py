@@ -252,7 +252,7 @@ class TestCreateIncident:
         problem = cad.refused(
             "create_incident",
             422,
-            "invalid_command",
+            "grade_reason_required",
             grade=1,
             incident_type="RTC",
             location=SCENE,
@@ -265,7 +265,7 @@ class TestCreateIncident:
 
     def test_a_reason_without_a_suggestion_and_hostile_reasons_are_refused(self, cad):
         problem = cad.refused(
-            "create_incident", 422, "invalid_command", grade=1, incident_type="RTC",
+            "create_incident", 422, "grade_reason_required", grade=1, incident_type="RTC",
             location=SCENE, grade_reason="because",
         )  # fmt: skip
         assert problem["field"] == "grade_reason"
