@@ -296,7 +296,29 @@ def _incident_type(codes: Codes, value: str) -> str:
     return code
 
 
+def _grade_override(c: CreateIncident) -> dict[str, Any]:
+    """The grading guidance to record: an override of the suggestion must give a reason."""
+    if c.suggested_grade is None:
+        if c.grade_reason is not None:
+            raise _refuse(
+                ProblemCode.GRADE_REASON_REQUIRED,
+                "grade_reason explains an override of suggested_grade: give suggested_grade "
+                "too, or leave grade_reason out",
+                field="grade_reason",
+            )
+        return {}
+    if c.grade != c.suggested_grade and not (c.grade_reason or "").strip():
+        raise _refuse(
+            ProblemCode.GRADE_REASON_REQUIRED,
+            f"grade {int(c.grade)} overrides the suggested grade {int(c.suggested_grade)}: "
+            "say why in grade_reason",
+            field="grade_reason",
+        )
+    return {"suggested_grade": c.suggested_grade, "grade_reason": c.grade_reason}
+
+
 def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> Event:
+    guidance = _grade_override(c)
     day = codes.log_day(base["at"])
     reference, reserved = next_reference(state, day), False
     if c.reference is not None:
@@ -313,6 +335,7 @@ def _create_incident(state, c: CreateIncident, incident, unit, base, codes) -> E
         caller=c.caller,
         source=c.source,
         risk=c.risk,
+        **guidance,
     )
 
 

@@ -179,6 +179,17 @@ class CreateIncident(CommandBase):
     caller: _Caller | None = None
     source: SourceChannel = SourceChannel.EMERGENCY_999
     risk: _Risk | None = None
+    suggested_grade: _Grade | None = Field(
+        default=None,
+        description="The grade the force's grading rules suggest for the call as recorded "
+        "(the console's call form sends it). When `grade` differs, `grade_reason` is "
+        "required: a call handler may override the guidance, but says why.",
+    )
+    grade_reason: _Reason | None = Field(
+        default=None,
+        description="Why the incident is graded otherwise than `suggested_grade`; kept in "
+        "the chronology.",
+    )
     reference: Reference | None = Field(
         default=None,
         description="A reference from this workstation's reserved block (see "

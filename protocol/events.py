@@ -108,6 +108,17 @@ class IncidentCreated(EventBase):
     caller: Caller | None = None
     source: SourceChannel
     risk: Risk | None = None
+    suggested_grade: Grade | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The grade the force's grading rules suggested, when the call handler "
+        "was shown one. Absent otherwise.",
+    )
+    grade_reason: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Why the grade differs from `suggested_grade`. Absent when it does not.",
+    )
 
 
 class IncidentGraded(EventBase):

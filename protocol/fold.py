@@ -283,9 +283,26 @@ def _incident_created(state: DispatchState, e: IncidentCreated, changes: Changes
         e,
         e.type,
         f"Opened grade {int(e.grade)} {e.incident_type} at {e.location.address} "
-        f"(source {e.source.value})",
+        f"(source {e.source.value}){_guidance(e)}",
     )
     changes.incidents.add(e.reference)
+
+
+def _guidance(e: IncidentCreated) -> str:
+    """What the chronology says of the grading guidance and the assessment at opening."""
+    said = ""
+    if e.suggested_grade is not None:
+        if e.suggested_grade == e.grade:
+            said += f"; grade as suggested ({int(e.suggested_grade)})"
+        else:
+            said += f"; suggested grade {int(e.suggested_grade)} overridden"
+        if e.grade_reason:
+            said += f": {e.grade_reason}"
+    if e.risk is not None:
+        headings = [name for name, value in e.risk.model_dump().items() if value]
+        if headings:
+            said += "; THRIVE: " + ", ".join(headings)
+    return said
 
 
 def _count_references(state: DispatchState, day: date, count: int) -> None:

@@ -57,6 +57,7 @@ class ProblemCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     STORE_UNAVAILABLE = "store_unavailable"
     TAKEN_AT_OUT_OF_RANGE = "taken_at_out_of_range"
+    GRADE_REASON_REQUIRED = "grade_reason_required"
     REFERENCE_NOT_RESERVED = "reference_not_reserved"
     TOO_MANY_RESERVED = "too_many_reserved"
     INTERNAL = "internal"
@@ -103,6 +104,7 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.TOO_MANY_CONNECTIONS: 503,
     ProblemCode.STORE_UNAVAILABLE: 503,
     ProblemCode.TAKEN_AT_OUT_OF_RANGE: 422,
+    ProblemCode.GRADE_REASON_REQUIRED: 422,
     ProblemCode.REFERENCE_NOT_RESERVED: 409,
     ProblemCode.TOO_MANY_RESERVED: 409,
     ProblemCode.INTERNAL: 500,

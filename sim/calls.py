@@ -8,17 +8,25 @@ and the place given the type (collisions on roads, shoplifting at retail parks).
 
 Everything here is pure: a `random.Random` in, data out, so the same seed gives the same
 calls. `plan_calls(seed, rate, duration)` is the whole arrival schedule of a run.
+
+Some incidents ring in more than once. `draw_repeat` is a further call about one already
+made: later, about the same place (the same address, a few doors along, across the road,
+or down the road by the time someone rings), sometimes from the same caller ringing back.
+The simulator marks each repeat with the call it repeats (`Call.repeat_of`): ground truth
+for measuring duplicate detection, never sent to the server.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cadterm.domain.geography import offset
 from cadterm.protocol.domain import Caller, Grade, Location, SourceChannel
 
-from .city import BRACKLEY, City, Place
+from .city import BRACKLEY, City, Place, Street, UnknownPlace
 
 __all__ = [
     "GRADE_MIX",
@@ -27,6 +35,7 @@ __all__ = [
     "Call",
     "call_rng",
     "draw_call",
+    "draw_repeat",
     "next_arrival",
     "plan_calls",
 ]
@@ -173,6 +182,8 @@ class Call:
     description: str
     caller: Caller | None
     source: SourceChannel
+    #: Ground truth: the number (from 1, in arrival order) of the call this one repeats.
+    repeat_of: int | None = None
 
     def command_fields(self) -> dict:
         """The `create_incident` command fields (JSON-ready, no idempotency key)."""
@@ -224,6 +235,71 @@ def draw_call(rng: random.Random, at: float, city: City = BRACKLEY) -> Call:
             relationship=rng.choice(_RELATIONSHIPS),
         )
     return Call(at, Grade(grade), incident_type, location, description, caller, source)
+
+
+def draw_repeat(
+    rng: random.Random, original: Call, number: int, at: float, city: City = BRACKLEY
+) -> Call:
+    """A further call at sim time `at` about `original`, the `number`-th call of the run.
+
+    Where: the same address (half), a few doors along or just across the way (a quarter),
+    down the road, 250-500 m on (one in twelve), or only "near" the first address with
+    no place the gazetteer knows (one in six). Who: the same caller ringing back about a third
+    of the time, else someone else who saw it. Mostly the same type, the same grade.
+    """
+    where = rng.random()
+    location = original.location
+    if where >= 0.5:
+        location = _moved(rng, original.location, where, city)
+    incident_type = original.incident_type
+    if rng.random() < 0.15:
+        incident_type = _weighted(rng, TYPES_BY_GRADE[int(original.grade)])
+    caller = original.caller
+    if caller is None or rng.random() >= 0.35:
+        caller = Caller(
+            name=f"{rng.choice(_FIRST_NAMES)} {rng.choice(_SURNAMES)}",
+            phone=f"07700 900{rng.randrange(1000):03d}",
+            relationship=rng.choice(("witness", "passer-by", "neighbour")),
+        )
+    description = "Further call: " + rng.choice(_DESCRIPTIONS[incident_type])
+    source = original.source  # a further call is a phone call: 999 if urgent, else 101
+    if source not in (SourceChannel.EMERGENCY_999, SourceChannel.NON_EMERGENCY_101):
+        urgent = original.grade <= Grade.PRIORITY
+        source = SourceChannel.EMERGENCY_999 if urgent else SourceChannel.NON_EMERGENCY_101
+    return Call(at, original.grade, incident_type, location, description, caller, source, number)
+
+
+def _moved(rng: random.Random, location: Location, where: float, city: City) -> Location:
+    """Somewhere near `location`, as a second caller would give it (see `draw_repeat`)."""
+    if where >= 5 / 6 or location.position is None:
+        return Location(address=f"near {location.address}")
+    if where < 0.75:
+        street = _street_of(location.address, city)
+        if street is not None:
+            number = int(location.address.split()[0])
+            house = min(street.houses, max(1, number + rng.choice((-4, -2, 2, 4))))
+            return city.location(street.name, house=house)
+        metres = rng.uniform(30, 150)
+    else:
+        metres = rng.uniform(250, 500)
+    bearing = rng.uniform(0, 2 * math.pi)
+    position = offset(
+        location.position, metres / 1000 * math.cos(bearing), metres / 1000 * math.sin(bearing)
+    )
+    return Location(
+        address=f"outside {location.address}", position=position, sector=location.sector
+    )
+
+
+def _street_of(address: str, city: City) -> Street | None:
+    words = address.split(",")[0].split()
+    if len(words) < 2 or not words[0].isdigit():
+        return None
+    try:
+        found = city.find(" ".join(words[1:]))
+    except UnknownPlace:
+        return None
+    return found if isinstance(found, Street) else None
 
 
 def plan_calls(seed: int | str, rate: float, duration: float, city: City = BRACKLEY) -> list[Call]:

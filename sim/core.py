@@ -17,6 +17,7 @@ consequences (a unit now free, an incident now open) are decided on at that same
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from dataclasses import replace
@@ -25,7 +26,7 @@ from typing import Any
 
 from cadterm.protocol.fold import DispatchState
 
-from .calls import call_rng, draw_call, next_arrival
+from .calls import Call, call_rng, draw_call, draw_repeat, next_arrival
 from .control_room import ControlRoom
 from .planned import Planned, SimSettings
 from .units import UnitPlayer
@@ -34,6 +35,10 @@ __all__ = ["COOLDOWN", "SimCore"]
 
 #: Simulated seconds the simulator leaves a unit or incident alone after a refusal.
 COOLDOWN = 60.0
+#: Further calls about one incident at most (with `SimSettings.repeat_share`).
+MAX_REPEATS = 3
+#: Mean simulated seconds from a call to a further call about it.
+REPEAT_AFTER = 480.0
 # Recommendations take a wall time only to flag stale fixes (not used in decisions).
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -55,6 +60,10 @@ class SimCore:
         self.cooldown: dict[str, float] = {}
         self.next_call_at = next_arrival(self._calls, 0.0, self.settings.rate)
         self.calls_made = 0
+        #: Every call made, in order (call n is `calls[n - 1]`): the run's ground truth.
+        self.calls: list[Call] = []
+        self._repeat_rng = random.Random(f"cadterm-sim/{seed}/repeats")
+        self._repeats: list[tuple[float, int, Call]] = []  # due further calls, soonest first
         self._next_due = 0.0
 
     @property
@@ -76,20 +85,14 @@ class SimCore:
     def step(self, now: float, picture: DispatchState) -> list[Planned]:
         """Everything due at sim time `now`, given the observed `picture`, in send order."""
         out: list[Planned] = []
-        while self.next_call_at <= now:
-            call = draw_call(self._calls, self.next_call_at, self.settings.city)
-            self.calls_made += 1
-            out.append(
-                Planned(
-                    call.at,
-                    "create_incident",
-                    call.command_fields(),
-                    "",
-                    f"call {self.calls_made}: grade {int(call.grade)} {call.incident_type}",
-                )
-            )
-            self.next_call_at = next_arrival(self._calls, self.next_call_at, self.settings.rate)
-        due = self.next_call_at
+        while min(self.next_call_at, self._next_repeat_at) <= now:
+            if self._next_repeat_at < self.next_call_at:
+                call = heapq.heappop(self._repeats)[2]
+            else:
+                call = draw_call(self._calls, self.next_call_at, self.settings.city)
+                self.next_call_at = next_arrival(self._calls, self.next_call_at, self.settings.rate)
+            out.append(self._made(call))
+        due = min(self.next_call_at, self._next_repeat_at)
 
         planned, room_due = self.control_room.act(now, picture, self.cooldown)
         out += planned
@@ -110,6 +113,27 @@ class SimCore:
         self._expire_cooldowns(now)
         self._next_due = due
         return out
+
+    @property
+    def _next_repeat_at(self) -> float:
+        return self._repeats[0][0] if self._repeats else math.inf
+
+    def _made(self, call: Call) -> Planned:
+        """Count `call` as made, plan the further calls about it, and plan its command."""
+        self.calls_made += 1
+        self.calls.append(call)
+        why = f"call {self.calls_made}: grade {int(call.grade)} {call.incident_type}"
+        if call.repeat_of is not None:
+            why += f", repeat of call {call.repeat_of}"
+        else:
+            rng, at = self._repeat_rng, call.at
+            for _ in range(MAX_REPEATS):
+                if rng.random() >= self.settings.repeat_share:
+                    break
+                at += 30.0 + rng.expovariate(1 / REPEAT_AFTER)
+                repeat = draw_repeat(rng, call, self.calls_made, at, self.settings.city)
+                heapq.heappush(self._repeats, (at, self.calls_made, repeat))
+        return Planned(call.at, "create_incident", call.command_fields(), "", why)
 
     def settle(self, planned: Planned, problem: str | None) -> None:
         """Record how a planned command ended: None if applied, else the problem code."""

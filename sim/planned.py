@@ -48,7 +48,10 @@ class SimSettings:
     - `emergency_chance`: chance a unit arriving at a violent incident presses state 0;
     - `refs_chance`: chance a unit goes on refreshments after clearing;
     - `hands_off`: callsigns the simulator must not play (a person plays them);
-    - `play_units`: play units at all (off: only calls and the control room).
+    - `play_units`: play units at all (off: only calls and the control room);
+    - `repeat_share`: chance a call is rung in again (and again) by a further call
+      (`cadterm.sim.calls.draw_repeat`), from its own random stream: 0 leaves a seed's
+      calls exactly as they were.
     """
 
     rate: float = 1.0
@@ -59,6 +62,7 @@ class SimSettings:
     refs_chance: float = 0.1
     hands_off: frozenset[str] = field(default_factory=frozenset)
     play_units: bool = True
+    repeat_share: float = 0.0
     city: City = BRACKLEY
 
     def __post_init__(self) -> None:
@@ -66,6 +70,8 @@ class SimSettings:
             raise ValueError(f"rate must be 0 or more calls a minute, not {self.rate}")
         if self.avl_every < 0:
             raise ValueError(f"avl_every must be 0 (off) or more seconds, not {self.avl_every}")
+        if not 0 <= self.repeat_share < 1:
+            raise ValueError(f"repeat_share must be from 0 to below 1, not {self.repeat_share}")
         if self.scene_time_factor <= 0:
             raise ValueError(f"scene_time_factor must be positive, not {self.scene_time_factor}")
 

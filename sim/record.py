@@ -65,7 +65,17 @@ __all__ = [
 _COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "incident_created": (
         "create_incident",
-        ("grade", "incident_type", "description", "location", "caller", "source", "risk"),
+        (
+            "grade",
+            "incident_type",
+            "description",
+            "location",
+            "caller",
+            "source",
+            "risk",
+            "suggested_grade",
+            "grade_reason",
+        ),
     ),
     "incident_graded": ("grade_incident", ("reference", "grade", "reason")),
     "incident_retyped": ("retype_incident", ("reference", "incident_type")),

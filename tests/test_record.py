@@ -75,7 +75,14 @@ async def make_history(url: str) -> None:
         first = (
             await do("create_incident", grade=2, incident_type="BURGLARY", location=where)
         ).event
-        second = (await do("create_incident", grade=3, incident_type="THEFT", location=where)).event
+        # As the call form sends one: caller, THRIVE and an override of the guidance.
+        second = (
+            await do(
+                "create_incident", grade=3, incident_type="THEFT", location=where,
+                caller={"name": "Jo", "phone": "07700 900222"}, risk={"harm": "none"},
+                suggested_grade=4, grade_reason="repeat victim",
+            )
+        ).event  # fmt: skip
         a, b = first.reference, second.reference
         await do("grade_incident", reference=a, grade=1, reason="Suspects still inside")
         await do("retype_incident", reference=a, incident_type="ROBBERY")

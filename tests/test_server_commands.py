@@ -218,6 +218,70 @@ class TestCreateIncident:
         )
         assert problem["field"] == "grade"
 
+    def test_a_call_form_call_carries_caller_risk_and_grading_guidance(self, cad):
+        reply = cad.ok(
+            "create_incident",
+            grade=1,
+            incident_type="CONCERN",
+            location=SCENE,
+            caller={"name": "Sam Okoro", "phone": "07700 900456"},
+            risk={"threat": "none known", "vulnerability": "lives alone, 84"},
+            suggested_grade=2,
+            grade_reason="insulin-dependent, no answer for eight hours",
+        )
+        event = reply["event"]
+        assert event["suggested_grade"] == 2
+        assert event["grade_reason"] == "insulin-dependent, no answer for eight hours"
+        incident = cad.incident(event["reference"])
+        assert incident["caller"]["phone"] == "07700 900456"
+        assert incident["risk"]["vulnerability"] == "lives alone, 84"
+        opening = incident["chronology"][0]["text"]
+        assert opening.endswith(
+            "; suggested grade 2 overridden: insulin-dependent, no answer for eight hours"
+            "; THRIVE: threat, vulnerability"
+        )
+
+    def test_a_grade_as_suggested_needs_no_reason_and_says_so(self, cad):
+        ref = cad.create_incident(grade=2, suggested_grade=2)
+        assert "grade as suggested (2)" in cad.incident(ref)["chronology"][0]["text"]
+        assert "grade_reason" not in cad.events()[-1]
+
+    @pytest.mark.parametrize("reason", [None, "", "   "])
+    def test_overriding_the_suggested_grade_without_a_reason_is_refused(self, cad, reason):
+        fields = {} if reason is None else {"grade_reason": reason}
+        problem = cad.refused(
+            "create_incident",
+            422,
+            "grade_reason_required",
+            grade=1,
+            incident_type="RTC",
+            location=SCENE,
+            suggested_grade=3,
+            **fields,
+        )
+        assert problem["field"] == "grade_reason"
+        assert "overrides the suggested grade 3" in problem["detail"]
+        assert cad.state()["incidents"] == {}
+
+    def test_a_reason_without_a_suggestion_and_hostile_reasons_are_refused(self, cad):
+        problem = cad.refused(
+            "create_incident", 422, "grade_reason_required", grade=1, incident_type="RTC",
+            location=SCENE, grade_reason="because",
+        )  # fmt: skip
+        assert problem["field"] == "grade_reason"
+        for bad in ("line\nbreak", "esc \x1b[2J", "x" * 1001):
+            problem = cad.refused(
+                "create_incident", 422, "invalid_command", grade=1, incident_type="RTC",
+                location=SCENE, suggested_grade=2, grade_reason=bad,
+            )  # fmt: skip
+            assert problem["field"] == "grade_reason", bad
+        problem = cad.refused(
+            "create_incident", 422, "invalid_command", grade=1, incident_type="RTC",
+            location=SCENE, suggested_grade=True,
+        )  # fmt: skip
+        assert problem["field"] == "suggested_grade"
+        assert cad.state()["incidents"] == {}
+
 
 # --- incident edits ---------------------------------------------------------------------
 

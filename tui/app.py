@@ -29,19 +29,27 @@ from textual.worker import Worker, WorkerState
 from cadterm.client import DispatchClient
 from cadterm.client.errors import BackendUnavailable, CommandError
 from cadterm.client.queries import HistoryQueries
+from cadterm.domain.duplicates import DuplicatePolicy
 from cadterm.domain.gazetteer import Gazetteer
 from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
+from cadterm.domain.grading import GradingRules, GradingRulesError, default_rules
 from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
+from cadterm.protocol.codes import INCIDENT_TYPES
+from cadterm.protocol.domain import IncidentStatus, LinkRelation
+from cadterm.protocol.drafts import draft
 from cadterm.themes import THEMES
 
 from . import grammar
 from .alerts import AlarmTracker
 from .board import Board
+from .call_draft import CallAnswers
+from .call_form import CallForm, CallFormContext
 from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
+from .duplicate_offers import incident_offers, offer_line
 from .incident_queue import IncidentQueue
 from .map_view import MapView, sector_points
 from .output_pace import OutputPace
@@ -62,6 +70,18 @@ FRAME = 0.004  # pause between drains: batches events without adding a frame of 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _grading_rules(path: Path | None) -> tuple[GradingRules, str]:
+    """The force's grading rules from `path`, or the shipped ones; and what went wrong."""
+    if path is None:
+        return default_rules(), ""
+    try:
+        return GradingRules.from_toml(path.read_text(encoding="utf-8"), path.name), ""
+    except (OSError, UnicodeDecodeError, GradingRulesError) as exc:
+        log.error("grading rules not loaded: %s", exc)
+        first = str(exc).splitlines()[0]
+        return default_rules(), f"grading rules not loaded (the shipped ones are used): {first}"
 
 
 class CadApp(App[None]):
@@ -102,6 +122,8 @@ class CadApp(App[None]):
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("f10", "call_form", "Call", id="app.call"),
+        Binding("ctrl+l", "link_duplicate", "Link duplicate", show=False, id="app.duplicate"),
         Binding("f12", "write_pack", "CAD-down pack", show=False, id="app.pack"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
@@ -151,6 +173,14 @@ class CadApp(App[None]):
         self.ticks = 0  # once-a-second passes so far (tests wait on it, never on time)
         self._detail_mode = "incident"
         self.output_pace = OutputPace()  # the terminal's driver times it (run_on_terminal)
+        # The call in hand on the call form: kept when the form is closed with Escape.
+        self.call_answers = CallAnswers()
+        self.grading, self._grading_trouble = _grading_rules(settings.grading)
+        self.duplicate_policy = DuplicatePolicy(
+            metres=settings.duplicate_metres, window=timedelta(minutes=settings.duplicate_minutes)
+        )
+        self._known_incidents: set[str] = set()  # to tell a new incident from a changed one
+        self._offered: tuple[str, str, str] | None = None  # new, offered, the line saying so
         for theme in textual_themes():
             self.register_theme(theme)
         self.theme = settings.theme
@@ -220,6 +250,8 @@ class CadApp(App[None]):
         self._reload()
         if self.settings.gazetteer is not None:
             self._load_places(self.settings.gazetteer)
+        if self._grading_trouble:
+            self.command_line.feedback(self._grading_trouble, error=True)
         command_input = self.query_one(CommandInput)
         # Each blink redraws the input row: over a thin link that is most of the bytes
         # an idle console sends, so the app shell turns it off for SSH sessions.
@@ -274,6 +306,7 @@ class CadApp(App[None]):
         """Point every board at the client's current picture."""
         state = self.client.state
         self._mark_provisional()
+        self._known_incidents = set(state.incidents)
         self.queue.reload(state)
         self.units.reload(state)
         self.map.reload(state)
@@ -334,6 +367,7 @@ class CadApp(App[None]):
             if self.alarms.update(self.client.state, incidents, units):
                 self.ring()
             self.refresh_alarms()
+            self._offer_duplicates(incidents - self._known_incidents)
         for seq in [s for s in self._select_after if s <= self.client.seq]:
             reference = self._select_after.pop(seq)
             if self.queue.move_cursor_to(reference) and self.detail.shown:
@@ -459,8 +493,14 @@ class CadApp(App[None]):
         incident = self.client.state.incidents.get(reference) if reference else None
         if incident is None:
             return
+        state = self.client.state
         text = incident_text(
-            incident, self.client.state, self.clock(), self.policy, confirmed_seq=self.client.seq
+            incident,
+            state,
+            self.clock(),
+            self.policy,
+            self.duplicate_policy,
+            confirmed_seq=self.client.seq,
         )
         self.show_text(text, "incident")
 
@@ -598,6 +638,75 @@ class CadApp(App[None]):
         else:
             state = self.client.status.state.value
             self.command_line.feedback(f"the link is {state}: nothing to do")
+
+    # --- calls and duplicates ------------------------------------------------------------
+
+    def action_call_form(self) -> None:
+        """Open the call form on the call in hand (F10)."""
+        self.open_call_form()
+
+    def open_call_form(self, location: str = "") -> None:
+        """Open the call form, with `location` filled in if given."""
+        if isinstance(self.screen, CallForm):
+            return
+        if location:
+            self.call_answers.values["location"] = location
+        context = CallFormContext(
+            rules=self.grading,
+            incident_types=INCIDENT_TYPES,
+            places=lambda: self.places,
+            state=lambda: self.client.state,
+            clock=self.clock,
+            send=self.controller.run,
+            duplicates=self.duplicate_policy,
+        )
+        self.push_screen(CallForm(self.call_answers, context))
+
+    def _offer_duplicates(self, new: set[str]) -> None:
+        """Say on the command line when a new incident may repeat an open one."""
+        state = self.client.state
+        self._known_incidents |= new
+        if new and isinstance(self.screen, CallForm):
+            self.screen.refresh_duplicates()  # the call in hand may repeat one just in
+        for reference in sorted(new):
+            incident = state.incidents.get(reference)
+            offers = incident_offers(incident, state, self.duplicate_policy) if incident else []
+            if offers:
+                line = f"{offer_line(reference, offers[0])}. Ctrl+L links it as a duplicate"
+                self.command_line.feedback(line)
+                self._offered = (reference, offers[0].reference, line)
+
+    def action_link_duplicate(self) -> None:
+        """Link as a duplicate: the pair the command line offers, else the selected
+        incident and the first open incident it may repeat."""
+        offered, self._offered = self._offered, None
+        said = str(self.query_one("#command-feedback").render())
+        state = self.client.state
+        if offered is not None and offered[2] == said:
+            reference, other = offered[0], offered[1]
+        else:
+            selected = self.queue.cursor_key
+            incident = state.incidents.get(selected) if selected else None
+            offers = incident_offers(incident, state, self.duplicate_policy) if incident else []
+            if not offers:
+                self.command_line.feedback("no possible duplicate to link", error=True)
+                return
+            assert incident is not None
+            reference, other = incident.reference, offers[0].reference
+        for ref in (reference, other):
+            found = state.incidents.get(ref)
+            if found is None or found.status == IncidentStatus.CLOSED:
+                self.command_line.feedback(f"{ref} is no longer open: not linked", error=True)
+                return
+        command = draft(
+            "link_incidents",
+            reference=reference,
+            other=other,
+            relation=LinkRelation.DUPLICATE_OF.value,
+        )
+        self.controller.run(
+            grammar.Dispatch((command,), f"link {reference} as a duplicate of {other}")
+        )
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""

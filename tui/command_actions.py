@@ -133,6 +133,9 @@ class ConsoleViews(Protocol):
     def quit(self) -> None:
         """Quit, as Ctrl+Q does (asking first when commands are still unsent)."""
 
+    def open_call_form(self, location: str = "") -> None:
+        """Open the call form (F10), with the location filled in if one is given."""
+
 
 class CommandController:
     """The console's handling of command lines, journal fixes and refusals."""
@@ -249,6 +252,8 @@ class CommandController:
             self.write_pack()
         elif isinstance(action, grammar.Quit):
             self.views.quit()
+        elif isinstance(action, grammar.CallFormAction):
+            self.views.open_call_form(action.location)
 
     def _recommend(self, action: grammar.Recommend) -> None:
         incident = self.client.state.incidents.get(action.reference)

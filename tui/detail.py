@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from cadterm.domain.duplicates import DuplicatePolicy
 from cadterm.domain.recommend import BY_SECTOR, BY_TRAVEL_TIME, UNRANKED, Recommendation
 from cadterm.domain.timers import (
     DEFAULT_POLICY,
@@ -24,6 +25,7 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import known_time
 
 from .board import PROVISIONAL_MARK
+from .duplicate_offers import incident_offers
 from .incident_queue import short_reference
 from .safe_text import clean, clean_line
 from .search_results import SearchResults
@@ -63,11 +65,13 @@ def incident_text(
     state: DispatchState,
     now: datetime,
     policy: TimerPolicy = DEFAULT_POLICY,
+    duplicates: DuplicatePolicy | None = None,
     *,
     confirmed_seq: int | None = None,
 ) -> Text:
     """The whole incident as plain text (no markup is ever interpreted).
 
+    `duplicates` says which open incidents it is listed as a possible duplicate of.
     `confirmed_seq`: the last event a backend sent; chronology entries after it were
     written on this console while CAD was down, and are marked provisional (``~``).
     """
@@ -114,6 +118,9 @@ def incident_text(
     if incident.links:
         links = ", ".join(f"{link.relation.value} {link.reference}" for link in incident.links)
         out.append(f"Links: {links}\n")
+    for offer in incident_offers(incident, state, duplicates)[:2]:
+        out.append(f"Possible duplicate of {offer.reference}: {offer.summary}", "bold")
+        out.append(" (Ctrl+L links)\n")
     if incident.closing_code:
         out.append(f"Closed: {incident.closing_code}\n")
     out.append("Chronology:\n", "bold")

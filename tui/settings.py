@@ -85,6 +85,17 @@ class ConsoleSettings(BaseModel):
     gazetteer: Path | None = Field(
         default=None, description="The force's gazetteer (CSV) for locations typed in n and loc."
     )
+    grading: Path | None = Field(
+        default=None,
+        description="The force's grading rules (TOML) for the call form's guidance "
+        "(default: the rules shipped with cadterm, domain/grading.toml).",
+    )
+    duplicate_metres: float = Field(
+        default=200, ge=0, le=5000, description="A call this near an open incident may repeat it."
+    )
+    duplicate_minutes: float = Field(
+        default=30, gt=0, le=24 * 60, description="... if the incident was opened this recently."
+    )
     unicode: bool | None = Field(
         default=None, description="UTF-8 and line drawing (default: as the locale says)."
     )

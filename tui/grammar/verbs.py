@@ -36,6 +36,7 @@ __all__ = [
     "VERBS",
     "Acknowledge",
     "Action",
+    "CallFormAction",
     "Dispatch",
     "Filter",
     "Find",
@@ -150,8 +151,16 @@ class JournalAction:
     text: str | None = None
 
 
+@dataclass(frozen=True)
+class CallFormAction:
+    """Open the call form, with the location already given if the line had one."""
+
+    location: str = ""
+
+
 Action = (
     Dispatch
+    | CallFormAction
     | Recommend
     | Filter
     | Find
@@ -461,6 +470,18 @@ VERBS: dict[str, Verb] = {
                 _GRADE_NOTE,
                 _TYPE_NOTE,
                 "LOCATION is the other words, in any order with fields.",
+            ),
+        ),
+        Verb(
+            "call",
+            (),
+            "take a call on the call form (F10): caller, place, type, THRIVE, grade",
+            "call 3 Mill Lane",
+            (Slot("location", Kind.WORDS, optional=True, max_length=500, place=True),),
+            lambda p: CallFormAction(p.values["location"] or ""),
+            notes=(
+                "The form asks each question in turn and suggests a grade from the "
+                "force's rules; it opens the incident in one command.",
             ),
         ),
         Verb(
