@@ -34,6 +34,7 @@ from cadterm.domain.gazetteer_csv import GazetteerFileError, read_gazetteer_csv
 from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
+from cadterm.protocol.domain import Role
 from cadterm.themes import THEMES
 
 from . import grammar
@@ -47,6 +48,7 @@ from .map_view import MapView, sector_points
 from .output_pace import OutputPace
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
+from .supervisor_board import SupervisorBoard
 from .theming import textual_themes
 from .unit_board import Grouping, UnitBoard
 
@@ -88,6 +90,9 @@ class CadApp(App[None]):
     Screen.-map.-wide #boards > IncidentQueue { display: block; width: 1fr; }
     Screen.-detail #boards > UnitBoard { display: none; }
     Screen.-wide.-detail #boards > UnitBoard { display: block; }
+    #supervisor { display: none; height: 1fr; }
+    Screen.-supervisor #supervisor { display: block; }
+    Screen.-supervisor #boards { display: none; }
     """
 
     BINDINGS = [
@@ -102,6 +107,7 @@ class CadApp(App[None]):
         Binding("f8", "acknowledge", "Acknowledge", id="app.acknowledge"),
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
+        Binding("f10", "supervisor_board", "Supervisor", id="app.supervisor"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
@@ -132,6 +138,7 @@ class CadApp(App[None]):
         self.settings = settings
         self.connect = connect  # False shows the client's picture as it is (snapshot tests)
         self.operator = operator or settings.workstation
+        self.role: Role | None = None  # the token's role, once a backend has said it
         self.clock = clock
         self._safety_cap = timedelta(minutes=settings.officer_safety_minutes)
         self.policy = TimerPolicy(
@@ -171,6 +178,15 @@ class CadApp(App[None]):
             )
             yield MapView(state, unicode=self.settings.unicode is not False, id="map")
             yield DetailPane(id="detail")
+        yield SupervisorBoard(
+            lambda: self.client.state,
+            self.clock,
+            self.policy,
+            self.settings.sector_minimum,
+            unicode=self.settings.unicode is not False,
+            hours=self.settings.demand_hours,
+            id="supervisor",
+        )
         yield CommandLine(self.controller.parse_context, id="command")
         yield StatusBar(clock=self.settings.clock, id="status")
 
@@ -257,6 +273,7 @@ class CadApp(App[None]):
                 await asyncio.sleep(2.0)
                 continue
             self.operator = f"{operator.id} ({operator.role.value})"
+            self.role = operator.role
             self.refresh_status()
             return
 
@@ -382,6 +399,8 @@ class CadApp(App[None]):
             self.show_incident(self.queue.cursor_key)  # its age and timers move on
         if self.showing("safety"):
             self.controller.show_safety(quiet=True)  # the countdowns move on
+        if self.screen.has_class("-supervisor"):
+            self.query_one(SupervisorBoard).refresh_board()
         if self.alarms.check_breaches(self.client.state, now, self.policy):
             self.ring()
             self.refresh_alarms()
@@ -573,6 +592,35 @@ class CadApp(App[None]):
         else:
             state = self.client.status.state.value
             self.command_line.feedback(f"the link is {state}: nothing to do")
+
+    def action_supervisor_board(self) -> None:
+        """Open the supervisor board (supervisors, or anyone while the role is unknown)."""
+        if self.role is not None and self.role != Role.SUPERVISOR:
+            self.command_line.feedback(
+                f"the supervisor board is for supervisors; this login is {self.role.value}",
+                error=True,
+            )
+            return
+        board = self.query_one(SupervisorBoard)
+        if self.screen.has_class("-supervisor"):
+            self._close_board()
+            return
+        board.policy = self.policy
+        self.screen.add_class("-supervisor")
+        board.refresh_board()
+        board.focus_list()
+
+    def _close_board(self) -> None:
+        self.screen.remove_class("-supervisor")
+        self.action_focus_command()
+
+    def on_supervisor_board_chosen(self, message: SupervisorBoard.Chosen) -> None:
+        self._close_board()
+        self.queue.move_cursor_to(message.reference)
+        self.show_incident(message.reference)
+
+    def on_supervisor_board_closed(self, message: SupervisorBoard.Closed) -> None:
+        self._close_board()
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""
