@@ -36,7 +36,7 @@ EXIT_USAGE = 2
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8740
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-ROLES = ("dispatcher", "supervisor", "read_only")
+ROLES = ("dispatcher", "supervisor", "read_only", "intake")
 
 
 class CliError(Exception):

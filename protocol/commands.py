@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,6 +21,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -32,9 +34,11 @@ from .domain import (
     LinkRelation,
     Location,
     Position,
+    ReportChannel,
     Risk,
     Role,
     SourceChannel,
+    TriageOutcome,
     UnitState,
     UnitType,
 )
@@ -44,6 +48,7 @@ from .types import (
     Code,
     Note,
     Reference,
+    ReportId,
     Sector,
     Text,
     UtcTime,
@@ -56,6 +61,8 @@ from .types import (
 __all__ = [
     "COMMAND_ADAPTER",
     "COMMAND_TYPES",
+    "INTAKE_ONLY",
+    "MAX_REPORT_CHARACTERS",
     "MAX_RESERVED_REFERENCES",
     "SUPERVISOR_ONLY",
     "AcknowledgeEmergency",
@@ -65,6 +72,7 @@ __all__ = [
     "BookOff",
     "BookOn",
     "CallerInput",
+    "ChatLineInput",
     "CheckInUnit",
     "CloseIncident",
     "Command",
@@ -81,6 +89,8 @@ __all__ = [
     "RetypeIncident",
     "RiskInput",
     "SetUnitState",
+    "SubmitReport",
+    "TriageReport",
     "UnassignUnit",
     "may_issue",
     "parse_command",
@@ -386,6 +396,114 @@ class ReserveReferences(CommandBase):
     )
 
 
+#: The most characters one online report may hold: its words, or its transcript's lines.
+MAX_REPORT_CHARACTERS = 20_000
+
+# Text from the public through a website is kept as given (evidence of what was said):
+# only its length is bounded here. It is neutralised where it is shown.
+_PublicText = Annotated[str, Field(max_length=MAX_REPORT_CHARACTERS)]
+
+
+class ChatLineInput(BaseModel):
+    """One line of a chat transcript as a website sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(default=None, description="When it was written.")
+    sender: str = Field(
+        min_length=1, max_length=80, description="Who wrote it: 'public', 'agent', a name."
+    )
+    text: str = Field(max_length=4000)
+
+
+class ReporterInput(BaseModel):
+    """The member of the public who made an online report, as the website took it down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    relationship: str | None = Field(
+        default=None, max_length=200, description="e.g. victim, witness, neighbour"
+    )
+
+
+class SubmitReport(CommandBase):
+    """A report from a force's website (a web form or a chat), into the triage queue.
+
+    Only an operator with the `intake` role may submit one, and that role may do nothing
+    else. A web form report has `text`; a chat report has its `transcript`. The text is
+    stored exactly as sent (markup and control characters included) and neutralised
+    where it is shown; its size is bounded (`MAX_REPORT_CHARACTERS` in all).
+    """
+
+    type: Literal["submit_report"] = "submit_report"
+    channel: ReportChannel
+    text: _PublicText = ""
+    transcript: list[ChatLineInput] = Field(default_factory=list, max_length=200)
+    reporter: ReporterInput | None = None
+    location: str | None = Field(
+        default=None, max_length=500, description="Where the reporter said, as they said it."
+    )
+    website_reference: str | None = Field(
+        default=None, max_length=100, description="The website's own reference for it."
+    )
+
+    @model_validator(mode="after")
+    def _has_words(self) -> SubmitReport:
+        if self.channel == ReportChannel.WEB_FORM:
+            if not self.text.strip():
+                raise ValueError("a web_form report needs its text")
+            if self.transcript:
+                raise ValueError("a web_form report has text, not a transcript")
+        else:
+            if not self.transcript:
+                raise ValueError("a chat report needs its transcript (at least one line)")
+            if self.text:
+                raise ValueError("a chat report has a transcript, not text")
+        total = len(self.text) + sum(len(line.text) + len(line.sender) for line in self.transcript)
+        if total > MAX_REPORT_CHARACTERS:
+            raise ValueError(
+                f"the report holds {total} characters; at most {MAX_REPORT_CHARACTERS} are allowed"
+            )
+        return self
+
+
+class TriageReport(CommandBase):
+    """Deal with an online report: create an incident from it, or close it with a reason.
+
+    With outcome `created_incident`, `grade`, `incident_type` and `location` are
+    required and the server opens the incident (its description is the report's words,
+    its caller the reporter, its source `online`). With outcome `closed`, `reason` is
+    required. Either way the report leaves the queue; a report already dealt with is
+    refused as unknown_report.
+    """
+
+    type: Literal["triage_report"] = "triage_report"
+    report: ReportId
+    outcome: TriageOutcome
+    reason: _Reason | None = None
+    grade: _Grade | None = None
+    incident_type: Code | None = None
+    location: _Location | None = None
+
+    @model_validator(mode="after")
+    def _fits_outcome(self) -> TriageReport:
+        if self.outcome == TriageOutcome.CLOSED:
+            if not self.reason:
+                raise ValueError("closing a report needs a reason")
+            given = [f for f in ("grade", "incident_type", "location") if getattr(self, f)]
+            if given:
+                raise ValueError(f"a closed report opens no incident: drop {', '.join(given)}")
+        else:
+            missing = [
+                f for f in ("grade", "incident_type", "location") if getattr(self, f) is None
+            ]
+            if missing:
+                raise ValueError(f"creating an incident needs {', '.join(missing)}")
+        return self
+
+
 Command = Annotated[
     CreateIncident
     | GradeIncident
@@ -404,7 +522,9 @@ Command = Annotated[
     | LinkIncidents
     | BookOn
     | BookOff
-    | ReserveReferences,
+    | ReserveReferences
+    | SubmitReport
+    | TriageReport,
     Field(discriminator="type"),
 ]
 """Any command, told apart by its `type` field."""
@@ -432,17 +552,23 @@ COMMAND_TYPES: dict[str, type[CommandBase]] = {
         BookOn,
         BookOff,
         ReserveReferences,
+        SubmitReport,
+        TriageReport,
     )
 }
 
 #: Command types only a supervisor may issue.
 SUPERVISOR_ONLY = frozenset({"reopen_incident"})
+#: Command types only an intake login (a force's website) may issue; it may issue no other.
+INTAKE_ONLY = frozenset({"submit_report"})
 
 
 def may_issue(role: Role, command_type: str) -> bool:
     """Whether an operator with `role` may issue a command of `command_type`."""
     if role == Role.READ_ONLY:
         return False
+    if role == Role.INTAKE or command_type in INTAKE_ONLY:
+        return role == Role.INTAKE and command_type in INTAKE_ONLY
     if command_type in SUPERVISOR_ONLY:
         return role == Role.SUPERVISOR
     return True

@@ -59,6 +59,8 @@ class ProblemCode(StrEnum):
     TAKEN_AT_OUT_OF_RANGE = "taken_at_out_of_range"
     REFERENCE_NOT_RESERVED = "reference_not_reserved"
     TOO_MANY_RESERVED = "too_many_reserved"
+    UNKNOWN_REPORT = "unknown_report"
+    TRIAGE_QUEUE_FULL = "triage_queue_full"
     INTERNAL = "internal"
 
 
@@ -105,6 +107,10 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.TAKEN_AT_OUT_OF_RANGE: 422,
     ProblemCode.REFERENCE_NOT_RESERVED: 409,
     ProblemCode.TOO_MANY_RESERVED: 409,
+    ProblemCode.UNKNOWN_REPORT: 404,
+    # The control room is not keeping up with its online reports: the website should
+    # keep the report and send it again later (or point the public to 101 / 999).
+    ProblemCode.TRIAGE_QUEUE_FULL: 503,
     ProblemCode.INTERNAL: 500,
 }
 

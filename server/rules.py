@@ -32,6 +32,8 @@ from cadterm.protocol.commands import (
     ReserveReferences,
     RetypeIncident,
     SetUnitState,
+    SubmitReport,
+    TriageReport,
     UnassignUnit,
 )
 from cadterm.protocol.domain import (
@@ -41,6 +43,7 @@ from cadterm.protocol.domain import (
     Incident,
     IncidentStatus,
     Operator,
+    TriageOutcome,
     Unit,
     UnitState,
 )
@@ -56,6 +59,8 @@ from cadterm.protocol.events import (
     IncidentRetyped,
     NoteAdded,
     ReferencesReserved,
+    ReportReceived,
+    ReportTriaged,
     RiskAssessed,
     UnitAssigned,
     UnitBookedOff,
@@ -68,7 +73,10 @@ from cadterm.protocol.events import (
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
 
-__all__ = ["Codes", "Refused", "decide", "next_reference"]
+__all__ = ["MAX_WAITING_REPORTS", "Codes", "Refused", "decide", "next_reference"]
+
+#: Online reports the triage queue holds at most; past that a website's are refused.
+MAX_WAITING_REPORTS = 1000
 
 
 class Refused(Exception):
@@ -543,6 +551,52 @@ def _book_off(state, c: BookOff, incident, unit: Unit, base, codes) -> Event:
     return UnitBookedOff(**base)
 
 
+def _submit_report(state, c: SubmitReport, incident, unit, base, codes) -> Event:
+    if len(state.reports) >= MAX_WAITING_REPORTS:
+        raise _refuse(
+            ProblemCode.TRIAGE_QUEUE_FULL,
+            f"the triage queue already holds {len(state.reports)} reports waiting; keep "
+            "this one and send it again later",
+        )
+    reporter = c.reporter.model_dump(exclude_none=True) if c.reporter is not None else None
+    return ReportReceived(
+        **base,
+        # The event's own seq: unique for ever, and nothing to keep count of.
+        report=f"R{base['seq']}",
+        channel=c.channel,
+        text=c.text,
+        transcript=[line.model_dump() for line in c.transcript],
+        reporter=reporter or None,
+        location=c.location,
+        website_reference=c.website_reference,
+    )
+
+
+def _triage_report(state, c: TriageReport, incident, unit, base, codes) -> Event:
+    report = state.reports.get(c.report)
+    if report is None:
+        raise _refuse(
+            ProblemCode.UNKNOWN_REPORT,
+            f"no report {c.report} waiting in the triage queue (it may have been dealt "
+            "with already)",
+            field="report",
+        )
+    if c.outcome == TriageOutcome.CLOSED:
+        return ReportTriaged(**base, report=report.id, outcome=c.outcome, reason=c.reason)
+    day = codes.log_day(base["at"])
+    return ReportTriaged(
+        **base,
+        report=report.id,
+        outcome=c.outcome,
+        reason=c.reason,
+        reference=next_reference(state, day),
+        log_day=day,
+        grade=c.grade,
+        incident_type=_incident_type(codes, c.incident_type or ""),
+        location=c.location,
+    )
+
+
 _DECIDERS: dict[type, _Decider] = {
     CreateIncident: _create_incident,
     GradeIncident: _grade_incident,
@@ -562,4 +616,6 @@ _DECIDERS: dict[type, _Decider] = {
     BookOn: _book_on,
     BookOff: _book_off,
     ReserveReferences: _reserve_references,
+    SubmitReport: _submit_report,
+    TriageReport: _triage_report,
 }
