@@ -50,6 +50,7 @@ from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
 from .supervisor_board import SupervisorBoard
 from .theming import textual_themes
+from .triage_queue import TriageQueue
 from .unit_board import Grouping, UnitBoard
 
 __all__ = ["CadApp"]
@@ -93,6 +94,9 @@ class CadApp(App[None]):
     #supervisor { display: none; height: 1fr; }
     Screen.-supervisor #supervisor { display: block; }
     Screen.-supervisor #boards { display: none; }
+    #triage { display: none; height: 1fr; }
+    Screen.-triage #triage { display: block; }
+    Screen.-triage #boards, Screen.-triage #supervisor { display: none; }
     """
 
     BINDINGS = [
@@ -108,6 +112,7 @@ class CadApp(App[None]):
         Binding("ctrl+r", "reconnect", "Reconnect", id="app.reconnect"),
         Binding("f9", "next_theme", "Theme", id="app.theme"),
         Binding("f10", "supervisor_board", "Supervisor", id="app.supervisor"),
+        Binding("f12", "triage", "Triage", id="app.triage"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
         Binding("pageup", "queue_up", "Previous incident", show=False, id="app.queue_up"),
@@ -187,6 +192,7 @@ class CadApp(App[None]):
             hours=self.settings.demand_hours,
             id="supervisor",
         )
+        yield TriageQueue(lambda: self.client.state, self.clock, id="triage")
         yield CommandLine(self.controller.parse_context, id="command")
         yield StatusBar(clock=self.settings.clock, id="status")
 
@@ -325,18 +331,27 @@ class CadApp(App[None]):
     async def _follow_changes(self) -> None:
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():
-            self.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
+            self.apply_changes(
+                changes.incidents, changes.units, replaced=changes.replaced, reports=changes.reports
+            )
             # On a slow link, fewer and fuller board frames; key echo is never held.
             await self.output_pace.pause(FRAME)
 
     def apply_changes(
-        self, incidents: set[str], units: set[str], *, replaced: bool = False
+        self,
+        incidents: set[str],
+        units: set[str],
+        *,
+        replaced: bool = False,
+        reports: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        """Apply one batch of changed incidents and units to the boards.
+        """Apply one batch of changed incidents, units and online reports to the boards.
 
         `replaced`: a snapshot replaced the whole picture, so every board is reloaded.
         """
         self._last_event_at = self.clock()
+        if (reports or replaced) and self.screen.has_class("-triage"):
+            self.query_one(TriageQueue).refresh_queue()
         if replaced:
             self._reload()
         else:
@@ -401,6 +416,8 @@ class CadApp(App[None]):
             self.controller.show_safety(quiet=True)  # the countdowns move on
         if self.screen.has_class("-supervisor"):
             self.query_one(SupervisorBoard).refresh_board()
+        if self.screen.has_class("-triage"):
+            self.query_one(TriageQueue).refresh_queue()  # the reports' ages move on
         if self.alarms.check_breaches(self.client.state, now, self.policy):
             self.ring()
             self.refresh_alarms()
@@ -605,6 +622,7 @@ class CadApp(App[None]):
         if self.screen.has_class("-supervisor"):
             self._close_board()
             return
+        self.screen.remove_class("-triage")
         board.policy = self.policy
         self.screen.add_class("-supervisor")
         board.refresh_board()
@@ -621,6 +639,27 @@ class CadApp(App[None]):
 
     def on_supervisor_board_closed(self, message: SupervisorBoard.Closed) -> None:
         self._close_board()
+
+    def action_triage(self) -> None:
+        """Show or hide the triage queue of online reports."""
+        if self.screen.has_class("-triage"):
+            self._close_triage()
+            return
+        self.screen.remove_class("-supervisor")
+        self.screen.add_class("-triage")
+        queue = self.query_one(TriageQueue)
+        queue.refresh_queue()
+        queue.focus_list()
+
+    def _close_triage(self) -> None:
+        self.screen.remove_class("-triage")
+        self.action_focus_command()
+
+    def on_triage_queue_decided(self, message: TriageQueue.Decided) -> None:
+        self.controller.run(grammar.Dispatch((message.command,), message.summary))
+
+    def on_triage_queue_closed(self, message: TriageQueue.Closed) -> None:
+        self._close_triage()
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""
