@@ -15,8 +15,8 @@ as free can be taken by someone else. `restart` binds that same port again
 (SO_REUSEADDR), with the same database.
 
 The config is made up on the spot: one dispatcher ("dispatcher"), one simulator
-("sim", also a dispatcher) and one website ("website", of the intake role, for online
-reports), each with a fresh random token, the workstations in
+("sim", also a dispatcher), one website ("website", of the intake role, for online
+reports) and one supervisor ("supervisor"), each with a fresh random token, the workstations in
 `EMBEDDED_WORKSTATIONS` (those the simulator, scenarios, replay, demo, pytest fixtures
 and the client's default use; pass `workstations=` for more), and command-rate limits
 raised so that a simulator at high speed is not throttled. A caller with its own
@@ -57,6 +57,7 @@ __all__ = [
     "EMBEDDED_WORKSTATIONS",
     "INTAKE_ID",
     "SIMULATOR_ID",
+    "SUPERVISOR_ID",
     "EmbeddedBackend",
     "EmbeddedBackendError",
     "EmbeddedTokens",
@@ -67,6 +68,7 @@ __all__ = [
 DISPATCHER_ID = "dispatcher"
 SIMULATOR_ID = "sim"
 INTAKE_ID = "website"
+SUPERVISOR_ID = "supervisor"
 #: Workstations an embedded backend registers: the client's default ("cadterm") and the
 #: names cadterm's own tools send from ("website": online reports).
 EMBEDDED_WORKSTATIONS = (
@@ -93,6 +95,7 @@ class EmbeddedTokens(NamedTuple):
     dispatcher: str
     simulator: str
     intake: str | None = None
+    supervisor: str | None = None
 
 
 class Running(NamedTuple):
@@ -134,6 +137,18 @@ def embedded_config(
                 if tokens.intake
                 else []
             ),
+            *(
+                [
+                    OperatorEntry(
+                        id=SUPERVISOR_ID,
+                        name="Supervisor",
+                        role=Role.SUPERVISOR,
+                        token_sha256=hash_token(tokens.supervisor),
+                    )
+                ]
+                if tokens.supervisor
+                else []
+            ),
         ],
         workstations=[WorkstationEntry(id=name) for name in dict.fromkeys(workstations)],
         limits=limits or Limits(command_rate=2000.0, command_burst=4000),
@@ -173,7 +188,7 @@ class EmbeddedBackend:
         self.db_path = Path(db_path)
         self.host = host
         self.port = port
-        self.tokens = tokens or EmbeddedTokens(new_token(), new_token(), new_token())
+        self.tokens = tokens or EmbeddedTokens(new_token(), new_token(), new_token(), new_token())
         self.config = config or embedded_config(
             self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations)
         )
