@@ -43,6 +43,7 @@ from .board import Board
 from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
+from .grammar.places import placed
 from .incident_queue import IncidentQueue
 from .map_view import MapView, sector_points
 from .output_pace import OutputPace
@@ -656,7 +657,9 @@ class CadApp(App[None]):
         self.action_focus_command()
 
     def on_triage_queue_decided(self, message: TriageQueue.Decided) -> None:
-        self.controller.run(grammar.Dispatch((message.command,), message.summary))
+        # Its location is matched against the gazetteer, as a typed `n` line's is.
+        action = grammar.Dispatch((message.command,), message.summary)
+        self.controller.run(placed(action, self.places))
 
     def on_triage_queue_closed(self, message: TriageQueue.Closed) -> None:
         self._close_triage()
