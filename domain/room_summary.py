@@ -157,12 +157,29 @@ def room_summary(
             index = int((created - start) / bucket)
             demand[index] += 1
             by_grade[grade][index] += 1
-        for entry in incident.chronology:
-            at = known_time(entry.at)
-            if at is not None and start <= at <= now:
-                actions[entry.operator] = actions.get(entry.operator, 0) + 1
-            desks.setdefault(entry.operator, set()).add(entry.workstation)
-        if incident.status == IncidentStatus.CLOSED:
+        is_open = incident.status != IncidentStatus.CLOSED
+        updated = known_time(incident.updated_at)
+        if is_open or updated is None or updated >= start:
+            # One pass over the chronology for all three: it is most of the work, and
+            # the board counts again every second.
+            hands: set[str] = set()
+            for entry in incident.chronology:
+                operator = entry.operator
+                hands.add(operator)
+                try:
+                    if start <= entry.at <= now:
+                        actions[operator] = actions.get(operator, 0) + 1
+                except TypeError:
+                    pass  # a naive time stored by an old server: not counted
+                desk = desks.get(operator)
+                if desk is None:
+                    desks[operator] = {entry.workstation}
+                else:
+                    desk.add(entry.workstation)
+            if is_open:
+                for operator in hands:
+                    touched.setdefault(operator, set()).add(incident.reference)
+        if not is_open:
             continue
         row = counts[grade]
         row[0] += 1
@@ -181,8 +198,6 @@ def room_summary(
                     resourced=incident.status != IncidentStatus.OPEN,
                 )
             )
-        for operator in {entry.operator for entry in incident.chronology}:
-            touched.setdefault(operator, set()).add(incident.reference)
         if incident.chronology:
             last = incident.chronology[-1].operator
             latest[last] = latest.get(last, 0) + 1

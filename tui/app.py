@@ -416,7 +416,7 @@ class CadApp(App[None]):
         if self.showing("safety"):
             self.controller.show_safety(quiet=True)  # the countdowns move on
         if self.screen.has_class("-supervisor"):
-            self.query_one(SupervisorBoard).refresh_board()
+            self.query_one(SupervisorBoard).tick()
         if self.screen.has_class("-triage"):
             self.query_one(TriageQueue).refresh_queue()  # the reports' ages move on
         if self.alarms.check_breaches(self.client.state, now, self.policy):

@@ -13,6 +13,7 @@ terminal without Unicode).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -41,6 +42,9 @@ _ASCII = " .:-=+*#@"
 BREACH = "!"
 #: Marks a sector with fewer available units than its minimum.
 LOW = "LOW"
+#: The most of the console's time the board's recount may take: on a picture so big
+#: that a recount costs more than this share of a second, it counts less often.
+RECOUNT_SHARE = 0.05
 
 
 def sparkline(values: Sequence[int], *, unicode: bool = True, top: int | None = None) -> str:
@@ -118,6 +122,7 @@ class SupervisorBoard(Vertical):
         self.hours = hours
         self.summary: RoomSummary | None = None
         self._listed: list[str] = []  # the references in the list, in order
+        self._due = 0.0  # time.monotonic() of the next recount `tick` makes
 
     def compose(self) -> ComposeResult:
         yield Static(id="sv-title")
@@ -136,8 +141,20 @@ class SupervisorBoard(Vertical):
         """Put the keyboard on the incident list."""
         self.query_one(OptionList).focus()
 
+    def tick(self) -> None:
+        """The app's once-a-second tick: recount, unless the last recount says wait.
+
+        A recount runs on the console's event loop, so it may take at most
+        `RECOUNT_SHARE` of the time: one that took 200 ms (some 20,000 open incidents,
+        bench/bench_room_summary.py) is next made 4 s later. The title says when the
+        figures were counted.
+        """
+        if time.monotonic() >= self._due:
+            self.refresh_board()
+
     def refresh_board(self) -> None:
-        """Recount from the picture and redraw (once a second, and when opened)."""
+        """Recount from the picture and redraw (when opened, and on `tick`)."""
+        started = time.monotonic()
         state, now = self._state(), self._clock()
         bucket = timedelta(minutes=30) if self.hours <= 12 else timedelta(hours=1)
         summary = room_summary(
@@ -152,14 +169,16 @@ class SupervisorBoard(Vertical):
         self.query_one("#sv-demand", Static).update(self._demand(summary, by_grade=tall))
         self.query_one("#sv-workload", Static).update(self._workload(summary, 8 if tall else 3))
         self._list_incidents(state, summary, now, wide)
+        spent = time.monotonic() - started
+        self._due = started + max(1.0, spent / RECOUNT_SHARE)
 
     # --- sections ---------------------------------------------------------------------
 
     def _title(self, summary: RoomSummary, now: datetime) -> Text:
-        clock = now.astimezone().strftime("%H:%M")
+        clock = now.astimezone().strftime("%H:%M:%S")
         return Text(
             f"SUPERVISOR BOARD  {clock}  open {summary.open_total}  "
-            f"breached {summary.breached_total}   Enter: open incident  Esc: back",
+            f"breached {summary.breached_total}   Enter: open  Esc: back",
             no_wrap=True,
             overflow="ellipsis",
         )
