@@ -21,7 +21,6 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     WithJsonSchema,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -432,9 +431,11 @@ class SubmitReport(CommandBase):
     """A report from a force's website (a web form or a chat), into the triage queue.
 
     Only an operator with the `intake` role may submit one, and that role may do nothing
-    else. A web form report has `text`; a chat report has its `transcript`. The text is
-    stored exactly as sent (markup and control characters included) and neutralised
-    where it is shown; its size is bounded (`MAX_REPORT_CHARACTERS` in all).
+    else. A web form report has `text`; a chat report has its `transcript`, and not the
+    other (the server refuses a mismatch as report_incomplete, a rule across fields as
+    self_link is). The text is stored exactly as sent (markup and control characters
+    included) and neutralised where it is shown; its size is bounded
+    (`MAX_REPORT_CHARACTERS` in all, else report_too_long).
     """
 
     type: Literal["submit_report"] = "submit_report"
@@ -449,25 +450,6 @@ class SubmitReport(CommandBase):
         default=None, max_length=100, description="The website's own reference for it."
     )
 
-    @model_validator(mode="after")
-    def _has_words(self) -> SubmitReport:
-        if self.channel == ReportChannel.WEB_FORM:
-            if not self.text.strip():
-                raise ValueError("a web_form report needs its text")
-            if self.transcript:
-                raise ValueError("a web_form report has text, not a transcript")
-        else:
-            if not self.transcript:
-                raise ValueError("a chat report needs its transcript (at least one line)")
-            if self.text:
-                raise ValueError("a chat report has a transcript, not text")
-        total = len(self.text) + sum(len(line.text) + len(line.sender) for line in self.transcript)
-        if total > MAX_REPORT_CHARACTERS:
-            raise ValueError(
-                f"the report holds {total} characters; at most {MAX_REPORT_CHARACTERS} are allowed"
-            )
-        return self
-
 
 class TriageReport(CommandBase):
     """Deal with an online report: create an incident from it, or close it with a reason.
@@ -475,8 +457,9 @@ class TriageReport(CommandBase):
     With outcome `created_incident`, `grade`, `incident_type` and `location` are
     required and the server opens the incident (its description is the report's words,
     its caller the reporter, its source `online`). With outcome `closed`, `reason` is
-    required. Either way the report leaves the queue; a report already dealt with is
-    refused as unknown_report.
+    required, and the fields of the other outcome are refused (triage_incomplete, a rule
+    across fields). Either way the report leaves the queue; a report already dealt with
+    is refused as unknown_report.
     """
 
     type: Literal["triage_report"] = "triage_report"
@@ -486,22 +469,6 @@ class TriageReport(CommandBase):
     grade: _Grade | None = None
     incident_type: Code | None = None
     location: _Location | None = None
-
-    @model_validator(mode="after")
-    def _fits_outcome(self) -> TriageReport:
-        if self.outcome == TriageOutcome.CLOSED:
-            if not self.reason:
-                raise ValueError("closing a report needs a reason")
-            given = [f for f in ("grade", "incident_type", "location") if getattr(self, f)]
-            if given:
-                raise ValueError(f"a closed report opens no incident: drop {', '.join(given)}")
-        else:
-            missing = [
-                f for f in ("grade", "incident_type", "location") if getattr(self, f) is None
-            ]
-            if missing:
-                raise ValueError(f"creating an incident needs {', '.join(missing)}")
-        return self
 
 
 Command = Annotated[

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadterm.protocol.commands import (
+    MAX_REPORT_CHARACTERS,
     MAX_RESERVED_REFERENCES,
     AcknowledgeEmergency,
     AddNote,
@@ -43,6 +44,7 @@ from cadterm.protocol.domain import (
     Incident,
     IncidentStatus,
     Operator,
+    ReportChannel,
     TriageOutcome,
     Unit,
     UnitState,
@@ -551,7 +553,67 @@ def _book_off(state, c: BookOff, incident, unit: Unit, base, codes) -> Event:
     return UnitBookedOff(**base)
 
 
+def _report_words(c: SubmitReport) -> None:
+    """A web form has its text, a chat its transcript, and not the other; bounded in all."""
+    if c.channel == ReportChannel.WEB_FORM:
+        if not c.text.strip():
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE, "a web_form report needs its text", field="text"
+            )
+        if c.transcript:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a web_form report has text, not a transcript",
+                field="transcript",
+            )
+    else:
+        if not c.transcript:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a chat report needs its transcript (at least one line)",
+                field="transcript",
+            )
+        if c.text:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a chat report has a transcript, not text",
+                field="text",
+            )
+    total = len(c.text) + sum(len(line.text) + len(line.sender) for line in c.transcript)
+    if total > MAX_REPORT_CHARACTERS:
+        raise _refuse(
+            ProblemCode.REPORT_TOO_LONG,
+            f"the report holds {total} characters; at most {MAX_REPORT_CHARACTERS} are allowed",
+        )
+
+
+def _triage_fields(c: TriageReport) -> None:
+    """Each outcome takes its own fields: a reason to close, what to open an incident as."""
+    incident_fields = ("grade", "incident_type", "location")
+    if c.outcome == TriageOutcome.CLOSED:
+        if not c.reason:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE, "closing a report needs a reason", field="reason"
+            )
+        given = [name for name in incident_fields if getattr(c, name) is not None]
+        if given:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE,
+                f"a closed report opens no incident: drop {', '.join(given)}",
+                field=given[0],
+            )
+    else:
+        missing = [name for name in incident_fields if getattr(c, name) is None]
+        if missing:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE,
+                f"creating an incident needs {', '.join(missing)}",
+                field=missing[0],
+            )
+
+
 def _submit_report(state, c: SubmitReport, incident, unit, base, codes) -> Event:
+    _report_words(c)
     if len(state.reports) >= MAX_WAITING_REPORTS:
         raise _refuse(
             ProblemCode.TRIAGE_QUEUE_FULL,
@@ -573,6 +635,7 @@ def _submit_report(state, c: SubmitReport, incident, unit, base, codes) -> Event
 
 
 def _triage_report(state, c: TriageReport, incident, unit, base, codes) -> Event:
+    _triage_fields(c)
     report = state.reports.get(c.report)
     if report is None:
         raise _refuse(

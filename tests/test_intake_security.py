@@ -108,7 +108,7 @@ async def test_over_size_reports_are_refused(backend_factory) -> None:
         lines = [{"sender": "public", "text": "y" * 3000} for _ in range(7)]
         over_total = report(channel="chat", text="", transcript=lines)
         problem = assert_problem(
-            await website.post(INTAKE, json=over_total), 422, "invalid_command"
+            await website.post(INTAKE, json=over_total), 422, "report_too_long"
         )
         assert f"at most {MAX_REPORT_CHARACTERS}" in problem["detail"]
         many = [{"sender": "public", "text": "hi"} for _ in range(201)]
@@ -119,7 +119,10 @@ async def test_over_size_reports_are_refused(backend_factory) -> None:
         )
         assert problem["field"] == "transcript"
         empty = report(text="   ")
-        assert_problem(await website.post(INTAKE, json=empty), 422, "invalid_command")
+        problem = assert_problem(await website.post(INTAKE, json=empty), 422, "report_incomplete")
+        assert problem["field"] == "text"
+        both = report(transcript=[{"sender": "public", "text": "hi"}])
+        assert_problem(await website.post(INTAKE, json=both), 422, "report_incomplete")
         # Past the guard's body limit nothing is read at all.
         huge = report(text="z" * (300 * 1024))
         assert_problem(await website.post(INTAKE, json=huge), 413, "body_too_large")

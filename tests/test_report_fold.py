@@ -82,6 +82,26 @@ def test_a_report_waits_then_becomes_an_incident() -> None:
     assert refused.value.problem.code == "unknown_report"
 
 
+def test_each_outcome_takes_its_own_fields() -> None:
+    state = DispatchState()
+    report = received(state)
+    for fields, missing in (
+        ({"outcome": "closed"}, "reason"),
+        ({"outcome": "closed", "reason": "x", "grade": 2}, "grade"),
+        ({"outcome": "created_incident", "grade": 2, "incident_type": "THEFT"}, "location"),
+    ):
+        with pytest.raises(Refused) as refused:
+            decide(state, triage(report, **fields), HANDLER, NOW, CODES)
+        assert (refused.value.problem.code, refused.value.problem.field) == (
+            "triage_incomplete",
+            missing,
+        )
+    for fields in ({"text": ""}, {"channel": "chat", "text": ""}, {"channel": "chat"}):
+        with pytest.raises(Refused) as refused:
+            decide(state, submit(**fields), WEBSITE, NOW, CODES)
+        assert refused.value.problem.code == "report_incomplete"
+
+
 def test_a_closed_report_opens_nothing() -> None:
     state = DispatchState()
     report = received(state, channel="chat", text="", transcript=[{"sender": "p", "text": "hi"}])
