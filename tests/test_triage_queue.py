@@ -122,6 +122,10 @@ def test_a_created_incident_is_placed_by_the_gazetteer() -> None:
 async def test_the_queue_lists_reports_oldest_first_and_shows_them_neutralised(utc) -> None:  # noqa: F811
     app, _sent = triage_console()
     async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        # The status line says reports are waiting, before anyone opens the queue.
+        status = str(app.query_one("#status", Static).render())
+        assert " | WEB 2 | " in status, status
         await pilot.press("f12")
         await pilot.pause()
         queue = app.query_one(TriageQueue)

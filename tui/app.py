@@ -455,6 +455,7 @@ class CadApp(App[None]):
                 if self.queue.filter_text
                 else None
             ),
+            reports=len(self.client.state.reports),
         )
         saved = self.client.saved_picture
         banner.show(status, now, saved.heard_at if saved is not None else None)
