@@ -96,9 +96,10 @@ class SupervisorBoard(Vertical):
     SupervisorBoard > #sv-incidents > .option-list--option-highlighted {
         background: $cursor-bg; color: $cursor-fg; text-style: bold;
     }
-    /* Without colour the cursor's shades are gone: reverse video marks the line. */
+    /* Without colour the cursor's shades are gone: underline marks the line (an option
+       list draws reverse video by swapping colours, which no colour leaves nothing of). */
     SupervisorBoard > #sv-incidents:nocolor > .option-list--option-highlighted {
-        text-style: bold reverse;
+        text-style: bold underline;
     }
     """
 

@@ -144,7 +144,7 @@ class TriageQueue(Vertical):
         background: $cursor-bg; color: $cursor-fg; text-style: bold;
     }
     TriageQueue > #tq-list:nocolor > .option-list--option-highlighted {
-        text-style: bold reverse;
+        text-style: bold underline;
     }
     TriageQueue > #tq-report { height: 3fr; border-top: hkey $panel; }
     TriageQueue > #tq-prompt { display: none; height: 1; border: none; padding: 0; }
