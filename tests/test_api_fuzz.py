@@ -47,7 +47,7 @@ INTAKE_AUTH = {"Authorization": f"Bearer {TOKENS[Role.INTAKE]}"}
 # CADTERM_FUZZ_EXAMPLES raises both counts for a deeper run by hand.
 MAX_EXAMPLES = int(os.environ.get("CADTERM_FUZZ_EXAMPLES", "15"))  # per operation and phase
 STATEFUL_RUNS = MAX_EXAMPLES  # scenarios of the stateful phase...
-STATEFUL_STEPS = 8  # ...each at most this many calls long
+STATEFUL_STEPS = 12  # ...each at most this many calls long (8 left too few on a command)
 
 #: Statuses a command the schema calls valid may still get: the domain refusing it
 #: (unknown incident or callsign, a conflict, an opening code the server does not know).
