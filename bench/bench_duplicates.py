@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 
 from cadterm.domain.duplicates import DuplicatePolicy, NewCall, likely_duplicates
 from cadterm.domain.geography import haversine_km
+from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
 from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import IncidentStatus, Operator, Role
 from cadterm.protocol.fold import DispatchState, apply
-from cadterm.server.rules import Codes, Refused, decide
 from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields
 from cadterm.sim.planned import SimSettings

@@ -2,10 +2,11 @@
 
 Starts the embedded backend (SQLite under the data directory, or a throwaway one with
 `--fresh`), books on the simulated force of Brackley, starts the simulator, and opens
-the console logged in as a dispatcher. Everything runs in this one process: the
-backend in a thread, the simulator and the console on the event loop. Quitting the
-console stops the simulator, then the backend, and removes a fresh run's files, so
-nothing is left behind.
+the console logged in as a dispatcher (``--supervisor``: as a supervisor). The
+simulated force's website sends online reports to the triage queue (F12). Everything
+runs in this one process: the backend in a thread, the simulator and the console on
+the event loop. Quitting the console stops the simulator, then the backend, and
+removes a fresh run's files, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class DemoOptions:
     speed: float = 4.0  # simulated seconds per real second
     seed: int = 0
     auto_dispatch: bool = True  # a virtual colleague resources calls you leave alone
+    report_rate: float = 0.3  # online reports a minute of simulated time
     theme: str | None = None
+    supervisor: bool = False  # log in as a supervisor (the supervisor board) instead
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -59,9 +62,11 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
     backend = EmbeddedBackend(home / "cadterm.db")
     try:
         url, tokens = await backend.astart()
+        login = tokens.supervisor if options.supervisor else tokens.dispatcher
+        assert login is not None  # an embedded backend makes every token
         settings = ConsoleSettings(
             url=[url],
-            token=tokens.dispatcher,
+            token=login,
             workstation="demo",
             journal=home / "journal.db",
             cursor_blink=cursor_blink,
@@ -75,10 +80,13 @@ async def _run(options: DemoOptions, traits: TerminalTraits, *, cursor_blink: bo
             rate=options.rate,
             speed=options.speed,
             auto_dispatch=options.auto_dispatch,
+            # The force's website: online reports for the triage queue (F12).
+            intake_token=tokens.intake,
+            report_rate=options.report_rate,
         ):
             client = DispatchClient(
                 settings.url,
-                tokens.dispatcher,
+                login,
                 workstation=settings.workstation,
                 journal_path=home / "journal.db",
                 picture_path=home / "picture.json",

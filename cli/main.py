@@ -36,7 +36,7 @@ EXIT_USAGE = 2
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8740
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-ROLES = ("dispatcher", "supervisor", "read_only")
+ROLES = ("dispatcher", "supervisor", "read_only", "intake")
 
 
 class CliError(Exception):
@@ -429,6 +429,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             auto_dispatch=not args.manual,
             theme=args.theme,
+            supervisor=args.supervisor,
         )
     )
 
@@ -721,6 +722,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave all dispatching to you (default: a virtual colleague helps)",
     )
     demo.add_argument("--theme", default=None, help="console theme")
+    demo.add_argument(
+        "--supervisor",
+        action="store_true",
+        help="log in as a supervisor (the supervisor board, F10) instead of a dispatcher",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     scenario = sub.add_parser("scenario", help="run scripted dispatch scenarios")

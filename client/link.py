@@ -254,13 +254,15 @@ class LinkRules:
 
 
 def _joined(parts: list[SnapshotPart]) -> DispatchState:
-    """One picture from the parts of a snapshot (each incident and unit is in one)."""
+    """One picture from the parts of a snapshot (each incident, unit and report is in one)."""
     last = parts[-1].state
     incidents = {}
     units = {}
+    reports = {}
     for part in parts:
         incidents.update(part.state.incidents)
         units.update(part.state.units)
+        reports.update(part.state.reports)
     # Every part was validated as it was read: join them without validating again.
     return DispatchState.model_construct(
         seq=last.seq,
@@ -269,6 +271,7 @@ def _joined(parts: list[SnapshotPart]) -> DispatchState:
         log_day=last.log_day,
         log_number=last.log_number,
         reserved=last.reserved,
+        reports=reports,
     )
 
 

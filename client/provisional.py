@@ -54,6 +54,7 @@ class ProvisionalPicture:
     state: DispatchState
     incidents: frozenset[str] = frozenset()
     units: frozenset[str] = frozenset()
+    reports: frozenset[str] = frozenset()
     actions: tuple[OfflineAction, ...] = ()
     #: Provisional reference -> the entry key of the command that opened it.
     opened: dict[str, str] = field(default_factory=dict)
@@ -61,7 +62,9 @@ class ProvisionalPicture:
     @property
     def changes(self) -> Changes:
         """Everything the provisional actions touched, as a change set."""
-        return Changes(incidents=set(self.incidents), units=set(self.units))
+        return Changes(
+            incidents=set(self.incidents), units=set(self.units), reports=set(self.reports)
+        )
 
 
 def provisional_picture(
@@ -111,21 +114,29 @@ def provisional_picture(
         state=shown,
         incidents=frozenset(touched.incidents),
         units=frozenset(touched.units),
+        reports=frozenset(touched.reports),
         actions=tuple(actions),
         opened=opened,
     )
 
 
 def _shallow_copy(state: DispatchState) -> DispatchState:
-    """A picture sharing `state`'s incidents and units until one is copied to change it."""
-    return DispatchState.model_construct(
-        seq=state.seq,
-        incidents=dict(state.incidents),
-        units=dict(state.units),
-        log_day=state.log_day,
-        log_number=state.log_number,
-        reserved={ws: list(refs) for ws, refs in state.reserved.items()},
-    )
+    """A picture sharing `state`'s entities until one is copied to change it.
+
+    Every field is carried over; each mapping is a new dict (the fold adds and removes
+    entries in place), and the reserved blocks are new lists (it takes from them).
+    Incidents and units are copied one by one before an action changes them (`_own`);
+    the fold replaces a report whole, never changes one in place.
+    """
+    fields = {}
+    for name in DispatchState.model_fields:
+        value = getattr(state, name)
+        if name == "reserved":
+            value = {ws: list(refs) for ws, refs in value.items()}
+        elif isinstance(value, dict):
+            value = dict(value)
+        fields[name] = value
+    return DispatchState.model_construct(**fields)
 
 
 def _own(shown: DispatchState, event: Event, incidents: set[str], units: set[str]) -> None:

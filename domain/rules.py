@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadterm.protocol.commands import (
+    MAX_REPORT_CHARACTERS,
     MAX_RESERVED_REFERENCES,
     AcknowledgeEmergency,
     AddNote,
@@ -32,6 +33,8 @@ from cadterm.protocol.commands import (
     ReserveReferences,
     RetypeIncident,
     SetUnitState,
+    SubmitReport,
+    TriageReport,
     UnassignUnit,
 )
 from cadterm.protocol.domain import (
@@ -41,6 +44,8 @@ from cadterm.protocol.domain import (
     Incident,
     IncidentStatus,
     Operator,
+    ReportChannel,
+    TriageOutcome,
     Unit,
     UnitState,
 )
@@ -56,6 +61,8 @@ from cadterm.protocol.events import (
     IncidentRetyped,
     NoteAdded,
     ReferencesReserved,
+    ReportReceived,
+    ReportTriaged,
     RiskAssessed,
     UnitAssigned,
     UnitBookedOff,
@@ -68,7 +75,10 @@ from cadterm.protocol.events import (
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
 
-__all__ = ["Codes", "Refused", "decide", "next_reference"]
+__all__ = ["MAX_WAITING_REPORTS", "Codes", "Refused", "decide", "next_reference"]
+
+#: Online reports the triage queue holds at most; past that a website's are refused.
+MAX_WAITING_REPORTS = 1000
 
 
 class Refused(Exception):
@@ -593,6 +603,113 @@ def _book_off(state, c: BookOff, incident, unit: Unit, base, codes) -> Event:
     return UnitBookedOff(**base)
 
 
+def _report_words(c: SubmitReport) -> None:
+    """A web form has its text, a chat its transcript, and not the other; bounded in all."""
+    if c.channel == ReportChannel.WEB_FORM:
+        if not c.text.strip():
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE, "a web_form report needs its text", field="text"
+            )
+        if c.transcript:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a web_form report has text, not a transcript",
+                field="transcript",
+            )
+    else:
+        if not c.transcript:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a chat report needs its transcript (at least one line)",
+                field="transcript",
+            )
+        if c.text:
+            raise _refuse(
+                ProblemCode.REPORT_INCOMPLETE,
+                "a chat report has a transcript, not text",
+                field="text",
+            )
+    total = len(c.text) + sum(len(line.text) + len(line.sender) for line in c.transcript)
+    if total > MAX_REPORT_CHARACTERS:
+        raise _refuse(
+            ProblemCode.REPORT_TOO_LONG,
+            f"the report holds {total} characters; at most {MAX_REPORT_CHARACTERS} are allowed",
+        )
+
+
+def _triage_fields(c: TriageReport) -> None:
+    """Each outcome takes its own fields: a reason to close, what to open an incident as."""
+    incident_fields = ("grade", "incident_type", "location")
+    if c.outcome == TriageOutcome.CLOSED:
+        if not c.reason:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE, "closing a report needs a reason", field="reason"
+            )
+        given = [name for name in incident_fields if getattr(c, name) is not None]
+        if given:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE,
+                f"a closed report opens no incident: drop {', '.join(given)}",
+                field=given[0],
+            )
+    else:
+        missing = [name for name in incident_fields if getattr(c, name) is None]
+        if missing:
+            raise _refuse(
+                ProblemCode.TRIAGE_INCOMPLETE,
+                f"creating an incident needs {', '.join(missing)}",
+                field=missing[0],
+            )
+
+
+def _submit_report(state, c: SubmitReport, incident, unit, base, codes) -> Event:
+    _report_words(c)
+    if len(state.reports) >= MAX_WAITING_REPORTS:
+        raise _refuse(
+            ProblemCode.TRIAGE_QUEUE_FULL,
+            f"the triage queue already holds {len(state.reports)} reports waiting; keep "
+            "this one and send it again later",
+        )
+    reporter = c.reporter.model_dump(exclude_none=True) if c.reporter is not None else None
+    return ReportReceived(
+        **base,
+        # The event's own seq: unique for ever, and nothing to keep count of.
+        report=f"R{base['seq']}",
+        channel=c.channel,
+        text=c.text,
+        transcript=[line.model_dump() for line in c.transcript],
+        reporter=reporter or None,
+        location=c.location,
+        website_reference=c.website_reference,
+    )
+
+
+def _triage_report(state, c: TriageReport, incident, unit, base, codes) -> Event:
+    _triage_fields(c)
+    report = state.reports.get(c.report)
+    if report is None:
+        raise _refuse(
+            ProblemCode.UNKNOWN_REPORT,
+            f"no report {c.report} waiting in the triage queue (it may have been dealt "
+            "with already)",
+            field="report",
+        )
+    if c.outcome == TriageOutcome.CLOSED:
+        return ReportTriaged(**base, report=report.id, outcome=c.outcome, reason=c.reason)
+    day = codes.log_day(base["at"])
+    return ReportTriaged(
+        **base,
+        report=report.id,
+        outcome=c.outcome,
+        reason=c.reason,
+        reference=next_reference(state, day),
+        log_day=day,
+        grade=c.grade,
+        incident_type=_incident_type(codes, c.incident_type or ""),
+        location=c.location,
+    )
+
+
 _DECIDERS: dict[type, _Decider] = {
     CreateIncident: _create_incident,
     GradeIncident: _grade_incident,
@@ -612,4 +729,6 @@ _DECIDERS: dict[type, _Decider] = {
     BookOn: _book_on,
     BookOff: _book_off,
     ReserveReferences: _reserve_references,
+    SubmitReport: _submit_report,
+    TriageReport: _triage_report,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,9 +33,11 @@ from .domain import (
     LinkRelation,
     Location,
     Position,
+    ReportChannel,
     Risk,
     Role,
     SourceChannel,
+    TriageOutcome,
     UnitState,
     UnitType,
 )
@@ -44,6 +47,7 @@ from .types import (
     Code,
     Note,
     Reference,
+    ReportId,
     Sector,
     Text,
     UtcTime,
@@ -56,6 +60,8 @@ from .types import (
 __all__ = [
     "COMMAND_ADAPTER",
     "COMMAND_TYPES",
+    "INTAKE_ONLY",
+    "MAX_REPORT_CHARACTERS",
     "MAX_RESERVED_REFERENCES",
     "SUPERVISOR_ONLY",
     "AcknowledgeEmergency",
@@ -65,6 +71,7 @@ __all__ = [
     "BookOff",
     "BookOn",
     "CallerInput",
+    "ChatLineInput",
     "CheckInUnit",
     "CloseIncident",
     "Command",
@@ -81,6 +88,8 @@ __all__ = [
     "RetypeIncident",
     "RiskInput",
     "SetUnitState",
+    "SubmitReport",
+    "TriageReport",
     "UnassignUnit",
     "may_issue",
     "parse_command",
@@ -397,6 +406,82 @@ class ReserveReferences(CommandBase):
     )
 
 
+#: The most characters one online report may hold: its words, or its transcript's lines.
+MAX_REPORT_CHARACTERS = 20_000
+
+# Text from the public through a website is kept as given (evidence of what was said):
+# only its length is bounded here. It is neutralised where it is shown.
+_PublicText = Annotated[str, Field(max_length=MAX_REPORT_CHARACTERS)]
+
+
+class ChatLineInput(BaseModel):
+    """One line of a chat transcript as a website sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime | None = Field(default=None, description="When it was written.")
+    sender: str = Field(
+        min_length=1, max_length=80, description="Who wrote it: 'public', 'agent', a name."
+    )
+    text: str = Field(max_length=4000)
+
+
+class ReporterInput(BaseModel):
+    """The member of the public who made an online report, as the website took it down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    relationship: str | None = Field(
+        default=None, max_length=200, description="e.g. victim, witness, neighbour"
+    )
+
+
+class SubmitReport(CommandBase):
+    """A report from a force's website (a web form or a chat), into the triage queue.
+
+    Only an operator with the `intake` role may submit one, and that role may do nothing
+    else. A web form report has `text`; a chat report has its `transcript`, and not the
+    other (the server refuses a mismatch as report_incomplete, a rule across fields as
+    self_link is). The text is stored exactly as sent (markup and control characters
+    included) and neutralised where it is shown; its size is bounded
+    (`MAX_REPORT_CHARACTERS` in all, else report_too_long).
+    """
+
+    type: Literal["submit_report"] = "submit_report"
+    channel: ReportChannel
+    text: _PublicText = ""
+    transcript: list[ChatLineInput] = Field(default_factory=list, max_length=200)
+    reporter: ReporterInput | None = None
+    location: str | None = Field(
+        default=None, max_length=500, description="Where the reporter said, as they said it."
+    )
+    website_reference: str | None = Field(
+        default=None, max_length=100, description="The website's own reference for it."
+    )
+
+
+class TriageReport(CommandBase):
+    """Deal with an online report: create an incident from it, or close it with a reason.
+
+    With outcome `created_incident`, `grade`, `incident_type` and `location` are
+    required and the server opens the incident (its description is the report's words,
+    its caller the reporter, its source `online`). With outcome `closed`, `reason` is
+    required, and the fields of the other outcome are refused (triage_incomplete, a rule
+    across fields). Either way the report leaves the queue; a report already dealt with
+    is refused as unknown_report.
+    """
+
+    type: Literal["triage_report"] = "triage_report"
+    report: ReportId
+    outcome: TriageOutcome
+    reason: _Reason | None = None
+    grade: _Grade | None = None
+    incident_type: Code | None = None
+    location: _Location | None = None
+
+
 Command = Annotated[
     CreateIncident
     | GradeIncident
@@ -415,7 +500,9 @@ Command = Annotated[
     | LinkIncidents
     | BookOn
     | BookOff
-    | ReserveReferences,
+    | ReserveReferences
+    | SubmitReport
+    | TriageReport,
     Field(discriminator="type"),
 ]
 """Any command, told apart by its `type` field."""
@@ -443,17 +530,23 @@ COMMAND_TYPES: dict[str, type[CommandBase]] = {
         BookOn,
         BookOff,
         ReserveReferences,
+        SubmitReport,
+        TriageReport,
     )
 }
 
 #: Command types only a supervisor may issue.
 SUPERVISOR_ONLY = frozenset({"reopen_incident"})
+#: Command types only an intake login (a force's website) may issue; it may issue no other.
+INTAKE_ONLY = frozenset({"submit_report"})
 
 
 def may_issue(role: Role, command_type: str) -> bool:
     """Whether an operator with `role` may issue a command of `command_type`."""
     if role == Role.READ_ONLY:
         return False
+    if role == Role.INTAKE or command_type in INTAKE_ONLY:
+        return role == Role.INTAKE and command_type in INTAKE_ONLY
     if command_type in SUPERVISOR_ONLY:
         return role == Role.SUPERVISOR
     return True

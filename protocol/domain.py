@@ -23,6 +23,7 @@ __all__ = [
     "STATE_WORDS",
     "Caller",
     "Capability",
+    "ChatLine",
     "ChronologyEntry",
     "Grade",
     "Incident",
@@ -32,9 +33,12 @@ __all__ = [
     "Location",
     "Operator",
     "Position",
+    "Report",
+    "ReportChannel",
     "Risk",
     "Role",
     "SourceChannel",
+    "TriageOutcome",
     "Unit",
     "UnitState",
     "UnitType",
@@ -190,6 +194,21 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     SUPERVISOR = "supervisor"
     READ_ONLY = "read_only"
+    INTAKE = "intake"  # a force's website: may only submit online reports
+
+
+class ReportChannel(StrEnum):
+    """How an online report reached the force: a form on its website, or live chat."""
+
+    WEB_FORM = "web_form"
+    CHAT = "chat"
+
+
+class TriageOutcome(StrEnum):
+    """What a call handler did with an online report."""
+
+    CREATED_INCIDENT = "created_incident"
+    CLOSED = "closed"
 
 
 class Capability(StrEnum):
@@ -343,3 +362,40 @@ class Operator(_Model):
     id: OperatorId
     name: Text = Field(min_length=1, max_length=200)
     role: Role
+
+
+class ChatLine(_Model):
+    """One line of a live-chat transcript, as the website recorded it."""
+
+    at: AwareDatetime | None = None
+    sender: str = Field(max_length=80, description="Who wrote it: 'public', 'agent', a name.")
+    text: str = Field(max_length=4000)
+
+
+class Report(_Model):
+    """An online report waiting in the triage queue.
+
+    Everything in it comes from the public through a website and is kept exactly as it
+    arrived (markup, control characters and all): a console neutralises it when it
+    shows it (``tui/safe_text.py``), and nothing in it is ever interpreted.
+    """
+
+    id: str = Field(description="The report's id in the queue, e.g. R1042.")
+    channel: ReportChannel
+    received_at: AwareDatetime
+    text: str = Field(default="", description="The form's words (a web form report).")
+    transcript: list[ChatLine] = Field(
+        default_factory=list, description="The conversation (a chat report)."
+    )
+    reporter: Caller | None = None
+    location: str | None = Field(default=None, description="Where they said, as they said it.")
+    website_reference: str | None = Field(
+        default=None, description="The website's own reference for the report."
+    )
+    operator: str = Field(description="The intake login that submitted it.")
+
+    def words(self) -> str:
+        """The report as one text: the form's words, or the transcript line by line."""
+        if self.channel == ReportChannel.CHAT:
+            return "\n".join(f"{line.sender}: {line.text}" for line in self.transcript)
+        return self.text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model, model_validator
 
 from .commands import COMMAND_TYPES, Command, CommandBase
 
@@ -58,17 +58,26 @@ class CommandDraft(BaseModel):
 
 
 def _draft_model(command_type: type[CommandBase]) -> type[CommandDraft]:
-    """The draft model of `command_type`: the same fields, less the keying ones."""
+    """The draft model of `command_type`: the same fields, less the keying ones.
+
+    Checks that span fields (a closed report needs a reason) come along too, so a draft
+    is refused for them where it was typed, as the command would be.
+    """
     fields: dict[str, Any] = {
         name: (field.annotation, field)
         for name, field in command_type.model_fields.items()
         if name not in _KEYING
+    }
+    validators = {
+        name: model_validator(mode=decorator.info.mode)(decorator.func)
+        for name, decorator in command_type.__pydantic_decorators__.model_validators.items()
     }
     return create_model(  # type: ignore[call-overload, no-any-return]
         f"{command_type.__name__}Draft",
         __base__=CommandDraft,
         __doc__=command_type.__doc__,
         __module__=__name__,
+        __validators__=validators,
         **fields,
     )
 

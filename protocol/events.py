@@ -15,13 +15,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Typ
 from .domain import (
     Caller,
     Capability,
+    ChatLine,
     Grade,
     Incident,
     LinkRelation,
     Location,
     Position,
+    ReportChannel,
     Risk,
     SourceChannel,
+    TriageOutcome,
     UnitState,
     UnitType,
 )
@@ -44,6 +47,8 @@ __all__ = [
     "IncidentsArchived",
     "NoteAdded",
     "ReferencesReserved",
+    "ReportReceived",
+    "ReportTriaged",
     "RiskAssessed",
     "UnitAssigned",
     "UnitBookedOff",
@@ -300,6 +305,44 @@ class ReferencesReserved(EventBase):
     references: list[str] = Field(min_length=1, description="The references, in order.")
 
 
+class ReportReceived(EventBase):
+    """An online report (web form or chat) arrived and waits in the triage queue.
+
+    Its text is as the website sent it: untrusted, never interpreted, neutralised where
+    it is shown.
+    """
+
+    type: Literal["report_received"] = "report_received"
+    report: str = Field(description="The report's id in the queue, e.g. R1042.")
+    channel: ReportChannel
+    text: str = ""
+    transcript: list[ChatLine] = Field(default_factory=list)
+    reporter: Caller | None = None
+    location: str | None = None
+    website_reference: str | None = None
+
+
+class ReportTriaged(EventBase):
+    """A call handler dealt with an online report: it left the triage queue.
+
+    With outcome `created_incident` the incident `reference` was opened from it (grade,
+    type and location as given here; description, caller and source from the report);
+    with outcome `closed`, `reason` says why nothing was opened.
+    """
+
+    type: Literal["report_triaged"] = "report_triaged"
+    report: str
+    outcome: TriageOutcome
+    reason: str | None = None
+    reference: str | None = Field(default=None, description="The incident opened from it.")
+    log_day: date | None = Field(
+        default=None, description="Control-room day the incident's log number counts in."
+    )
+    grade: Grade | None = None
+    incident_type: str | None = None
+    location: Location | None = None
+
+
 Event = Annotated[
     IncidentCreated
     | IncidentGraded
@@ -319,7 +362,9 @@ Event = Annotated[
     | UnitBookedOn
     | UnitBookedOff
     | IncidentsArchived
-    | ReferencesReserved,
+    | ReferencesReserved
+    | ReportReceived
+    | ReportTriaged,
     Field(discriminator="type"),
 ]
 """Any event, told apart by its `type` field."""
@@ -348,6 +393,8 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         UnitBookedOff,
         IncidentsArchived,
         ReferencesReserved,
+        ReportReceived,
+        ReportTriaged,
     )
 }
 

@@ -29,7 +29,10 @@ from .domain import (
     IncidentLink,
     IncidentStatus,
     LinkRelation,
+    Report,
     Risk,
+    SourceChannel,
+    TriageOutcome,
     Unit,
     UnitState,
 )
@@ -47,6 +50,8 @@ from .events import (
     IncidentsArchived,
     NoteAdded,
     ReferencesReserved,
+    ReportReceived,
+    ReportTriaged,
     RiskAssessed,
     UnitAssigned,
     UnitBookedOff,
@@ -104,11 +109,16 @@ class DispatchState(BaseModel):
         description="Incident references reserved for each workstation (by id) and not "
         "used yet, for incidents opened while no backend answers.",
     )
+    reports: dict[str, Report] = Field(
+        default_factory=dict,
+        description="Online reports waiting in the triage queue, by id; a report leaves "
+        "it when triaged (report_triaged).",
+    )
 
 
 @dataclass
 class Changes:
-    """What an event touched: incident references and unit callsigns.
+    """What an event touched: incident references, unit callsigns and online reports.
 
     `replaced` says a snapshot replaced the whole picture: a view must then re-read all
     of it (the sets still name what the old and the new picture held).
@@ -117,15 +127,17 @@ class Changes:
     incidents: set[str] = field(default_factory=set)
     units: set[str] = field(default_factory=set)
     replaced: bool = False
+    reports: set[str] = field(default_factory=set)
 
     def update(self, other: Changes) -> None:
         """Merge another set of changes into this one."""
         self.incidents |= other.incidents
         self.units |= other.units
+        self.reports |= other.reports
         self.replaced = self.replaced or other.replaced
 
     def __bool__(self) -> bool:
-        return bool(self.incidents or self.units or self.replaced)
+        return bool(self.incidents or self.units or self.reports or self.replaced)
 
 
 def fold(events: Iterable[Event], state: DispatchState | None = None) -> DispatchState:
@@ -565,6 +577,60 @@ def _incidents_archived(state: DispatchState, e: IncidentsArchived, changes: Cha
     changes.incidents.update(e.references)
 
 
+def _report_received(state: DispatchState, e: ReportReceived, changes: Changes) -> None:
+    if e.report in state.reports:
+        raise InconsistentEvent(f"report {e.report} is already in the triage queue")
+    report = Report(
+        id=e.report,
+        channel=e.channel,
+        received_at=e.at,
+        text=e.text,
+        transcript=e.transcript,
+        reporter=e.reporter,
+        location=e.location,
+        website_reference=e.website_reference,
+        operator=e.operator,
+    )
+    # A new mapping, never changed in place: a draft of the picture shares the old one.
+    state.reports = {**state.reports, e.report: report}
+    changes.reports.add(e.report)
+
+
+def _report_triaged(state: DispatchState, e: ReportTriaged, changes: Changes) -> None:
+    report = state.reports.get(e.report)
+    if report is None:
+        raise InconsistentEvent(f"report {e.report} is not in the triage queue")
+    if e.outcome == TriageOutcome.CREATED_INCIDENT:
+        if e.reference is None or e.grade is None or e.incident_type is None or e.location is None:
+            raise InconsistentEvent(f"report {e.report} triaged to an incident without one")
+        if e.reference in state.incidents:
+            raise InconsistentEvent(f"incident {e.reference} already exists")
+        incident = Incident(
+            reference=e.reference,
+            grade=e.grade,
+            incident_type=e.incident_type,
+            description=report.words(),
+            location=e.location,
+            caller=report.reporter,
+            source=SourceChannel.ONLINE,
+            created_at=e.at,
+            updated_at=e.at,
+            version=0,
+        )
+        state.incidents[e.reference] = incident
+        _count_references(state, e.log_day or e.at.date(), 1)
+        _record(
+            incident,
+            e,
+            e.type,
+            f"Opened grade {int(e.grade)} {e.incident_type} at {e.location.address} "
+            f"(source online) from report {e.report} ({report.channel.value})",
+        )
+        changes.incidents.add(e.reference)
+    state.reports = {key: value for key, value in state.reports.items() if key != e.report}
+    changes.reports.add(e.report)
+
+
 _HANDLERS = {
     IncidentCreated: _incident_created,
     IncidentGraded: _incident_graded,
@@ -585,4 +651,6 @@ _HANDLERS = {
     UnitBookedOff: _unit_booked_off,
     IncidentsArchived: _incidents_archived,
     ReferencesReserved: _references_reserved,
+    ReportReceived: _report_received,
+    ReportTriaged: _report_triaged,
 }

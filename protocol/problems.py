@@ -60,6 +60,11 @@ class ProblemCode(StrEnum):
     GRADE_REASON_REQUIRED = "grade_reason_required"
     REFERENCE_NOT_RESERVED = "reference_not_reserved"
     TOO_MANY_RESERVED = "too_many_reserved"
+    UNKNOWN_REPORT = "unknown_report"
+    TRIAGE_QUEUE_FULL = "triage_queue_full"
+    REPORT_INCOMPLETE = "report_incomplete"
+    REPORT_TOO_LONG = "report_too_long"
+    TRIAGE_INCOMPLETE = "triage_incomplete"
     INTERNAL = "internal"
 
 
@@ -107,6 +112,13 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.GRADE_REASON_REQUIRED: 422,
     ProblemCode.REFERENCE_NOT_RESERVED: 409,
     ProblemCode.TOO_MANY_RESERVED: 409,
+    ProblemCode.UNKNOWN_REPORT: 404,
+    # The control room is not keeping up with its online reports: the website should
+    # keep the report and send it again later (or point the public to 101 / 999).
+    ProblemCode.TRIAGE_QUEUE_FULL: 503,
+    ProblemCode.REPORT_INCOMPLETE: 422,
+    ProblemCode.REPORT_TOO_LONG: 422,
+    ProblemCode.TRIAGE_INCOMPLETE: 422,
     ProblemCode.INTERNAL: 500,
 }
 

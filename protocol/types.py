@@ -226,6 +226,9 @@ Callsign = Annotated[str, *_identifier("callsign", 40, upper=True)]
 Reference = Annotated[str, *_identifier("incident reference", 40, upper=True)]
 """An incident's log reference, e.g. ``0042-27NOV26``."""
 
+ReportId = Annotated[str, *_identifier("report id", 40, upper=True)]
+"""An online report's id in the triage queue, e.g. ``R1042``."""
+
 Code = Annotated[str, *_identifier("code", 40, upper=True)]
 """An opening or closing code, e.g. ``RTC`` or ``NFA``."""
 

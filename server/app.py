@@ -1,7 +1,8 @@
 """The HTTP API and the WebSocket stream, on one port.
 
 ``POST /v1/commands`` takes a command; ``GET /v1/...`` answers queries (both in
-`routes`); ``/v1/stream`` is the live event stream (see docs/protocol.md and `stream`).
+`routes`); ``POST /v1/intake/reports`` takes online reports (`intake_routes`);
+``/v1/stream`` is the live event stream (see docs/protocol.md and `stream`).
 The guard runs in front of all of them; every refusal is a problem document of a
 documented code (`refusals`), and no bad request can take the server down.
 """
@@ -20,6 +21,7 @@ from cadterm.protocol.frames import SUBPROTOCOL
 from .config import ServerConfig
 from .guard import GuardMiddleware, TokenBucket
 from .history_routes import register_history
+from .intake_routes import register_intake
 from .ratelimit import CommandRateLimit
 from .refusals import answer_refusals
 from .routes import dispatch_routes
@@ -60,6 +62,7 @@ def create_app(service: DispatchService, config: ServerConfig) -> FastAPI:
     )
     history = register_history(app, service, config)
     register_safety(app, config)
+    register_intake(app, service, config)
     app.add_middleware(
         GuardMiddleware, authenticator=authenticator, limits=limits, bad_requests=bad_requests
     )

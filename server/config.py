@@ -113,6 +113,12 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(default=64 * 1024, ge=256)
     command_rate: float = Field(default=20.0, gt=0, description="Commands/s per operator.")
     command_burst: int = Field(default=40, ge=1, description="Commands allowed in a burst.")
+    intake_rate: float = Field(
+        default=2.0, gt=0, description="Online reports/s per intake login (a website)."
+    )
+    intake_burst: int = Field(
+        default=20, ge=1, description="Online reports an intake login may send in a burst."
+    )
     heartbeat_interval: float = Field(default=5.0, gt=0)
     subscribe_timeout: float = Field(default=10.0, gt=0)
     subscriber_queue: int = Field(

@@ -93,6 +93,7 @@ def draft_of(state: DispatchState) -> DispatchState:
         units=CopyOnRead(state.units),
         log_day=state.log_day,
         log_number=state.log_number,
-        # Shared: the fold replaces the mapping and its lists, never changes them.
+        # Shared: the fold replaces these mappings and their lists, never changes them.
         reserved=state.reserved,
+        reports=state.reports,
     )

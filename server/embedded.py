@@ -14,8 +14,9 @@ another is given, and reads the port back: there is no window in which a port pi
 as free can be taken by someone else. `restart` binds that same port again
 (SO_REUSEADDR), with the same database.
 
-The config is made up on the spot: one dispatcher ("dispatcher") and one simulator
-("sim", also a dispatcher), each with a fresh random token, the workstations in
+The config is made up on the spot: one dispatcher ("dispatcher"), one simulator
+("sim", also a dispatcher), one website ("website", of the intake role, for online
+reports) and one supervisor ("supervisor"), each with a fresh random token, the workstations in
 `EMBEDDED_WORKSTATIONS` (those the simulator, scenarios, replay, demo, pytest fixtures
 and the client's default use; pass `workstations=` for more), and command-rate limits
 raised so that a simulator at high speed is not throttled. A caller with its own
@@ -54,7 +55,9 @@ from cadterm.server.run import build_server, listen_socket
 __all__ = [
     "DISPATCHER_ID",
     "EMBEDDED_WORKSTATIONS",
+    "INTAKE_ID",
     "SIMULATOR_ID",
+    "SUPERVISOR_ID",
     "EmbeddedBackend",
     "EmbeddedBackendError",
     "EmbeddedTokens",
@@ -64,9 +67,20 @@ __all__ = [
 
 DISPATCHER_ID = "dispatcher"
 SIMULATOR_ID = "sim"
+INTAKE_ID = "website"
+SUPERVISOR_ID = "supervisor"
 #: Workstations an embedded backend registers: the client's default ("cadterm") and the
-#: names cadterm's own tools send from.
-EMBEDDED_WORKSTATIONS = ("cadterm", "console", "demo", "pytest", "replay", "scenario", "sim")
+#: names cadterm's own tools send from ("website": online reports).
+EMBEDDED_WORKSTATIONS = (
+    "cadterm",
+    "console",
+    "demo",
+    "pytest",
+    "replay",
+    "scenario",
+    "sim",
+    "website",
+)
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
 
@@ -76,10 +90,12 @@ class EmbeddedBackendError(RuntimeError):
 
 
 class EmbeddedTokens(NamedTuple):
-    """Bearer tokens for the embedded backend's two operators."""
+    """Bearer tokens for the embedded backend's operators (no intake login without one)."""
 
     dispatcher: str
     simulator: str
+    intake: str | None = None
+    supervisor: str | None = None
 
 
 class Running(NamedTuple):
@@ -108,6 +124,30 @@ def embedded_config(
                 name="Simulator",
                 role=Role.DISPATCHER,
                 token_sha256=hash_token(tokens.simulator),
+            ),
+            *(
+                [
+                    OperatorEntry(
+                        id=INTAKE_ID,
+                        name="Force website",
+                        role=Role.INTAKE,
+                        token_sha256=hash_token(tokens.intake),
+                    )
+                ]
+                if tokens.intake
+                else []
+            ),
+            *(
+                [
+                    OperatorEntry(
+                        id=SUPERVISOR_ID,
+                        name="Supervisor",
+                        role=Role.SUPERVISOR,
+                        token_sha256=hash_token(tokens.supervisor),
+                    )
+                ]
+                if tokens.supervisor
+                else []
             ),
         ],
         workstations=[WorkstationEntry(id=name) for name in dict.fromkeys(workstations)],
@@ -148,7 +188,7 @@ class EmbeddedBackend:
         self.db_path = Path(db_path)
         self.host = host
         self.port = port
-        self.tokens = tokens or EmbeddedTokens(new_token(), new_token())
+        self.tokens = tokens or EmbeddedTokens(new_token(), new_token(), new_token(), new_token())
         self.config = config or embedded_config(
             self.tokens, limits, (*EMBEDDED_WORKSTATIONS, *workstations)
         )

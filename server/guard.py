@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from cadterm.protocol.domain import Role
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .auth import Authenticator, bearer_token
@@ -24,6 +25,7 @@ from .config import Limits
 from .responses import problem_response
 
 __all__ = [
+    "INTAKE_PATHS",
     "PUBLIC_PATHS",
     "GuardMiddleware",
     "TokenBucket",
@@ -34,6 +36,8 @@ __all__ = [
 
 PUBLIC_PATHS = frozenset({"/v1/health", "/openapi.json"})
 STREAM_PATH = "/v1/stream"
+#: All an intake login (a force's website) may reach: it sees nothing of the picture.
+INTAKE_PATHS = frozenset({"/v1/intake/reports", "/v1/whoami"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REFUSED = "cadterm.refused"  # scope["state"] flag: the app refused the request as malformed
 
@@ -187,6 +191,13 @@ class GuardMiddleware:
             problem = Problem.of(ProblemCode.UNAUTHENTICATED, detail)
             challenge = {"WWW-Authenticate": 'Bearer realm="cadterm"'}
             return await self._refuse(scope, receive, send, problem, challenge)
+        if operator.role == Role.INTAKE and scope["path"] not in INTAKE_PATHS:
+            problem = Problem.of(
+                ProblemCode.FORBIDDEN,
+                f"operator {operator.id} (intake) may only submit reports "
+                "(POST /v1/intake/reports)",
+            )
+            return await self._refuse(scope, receive, send, problem)
         scope.setdefault("state", {})["operator"] = operator
         max_body = self.limits.max_body_bytes
         too_large = Problem.of(

@@ -31,13 +31,15 @@ class PictureParts:
     log_day: str  # JSON: a date string or null
     log_number: int
     reserved: str  # JSON: the workstations' reserved references
+    reports: str = "{}"  # JSON: the online reports waiting in the triage queue
 
     def join(self) -> str:
         """The whole picture as one JSON document (safe on any thread)."""
         return (
             f'{{"seq":{self.seq},"incidents":{{{_joined(self.incidents)}}},'
             f'"units":{{{_joined(self.units)}}},"log_day":{self.log_day},'
-            f'"log_number":{self.log_number},"reserved":{self.reserved}}}'
+            f'"log_number":{self.log_number},"reserved":{self.reserved},'
+            f'"reports":{self.reports}}}'
         )
 
 
@@ -80,6 +82,10 @@ class PictureJson:
             day,
             state.log_number,
             json.dumps(state.reserved, separators=(",", ":")),
+            # Few and bounded (the triage queue is worked through): serialised each time.
+            "{"
+            + ",".join(_pair(key, r.model_dump_json()) for key, r in state.reports.items())
+            + "}",
         )
 
 

@@ -1,9 +1,11 @@
-"""The per-operator command rate limit.
+"""The per-operator command rate limit, and the intake one.
 
 Each operator may send `Limits.command_rate` commands a second, in bursts of up to
 `Limits.command_burst`; past that a command is refused with `429` and a `Retry-After`
-that says when the next one will be taken. Queries are not limited here: the guard
-already bounds what any one address can cost.
+that says when the next one will be taken. An intake login (a force's website) has its
+own budget for online reports, `Limits.intake_rate` and `Limits.intake_burst`
+(`intake_limit`). Queries are not limited here: the guard already bounds what any one
+address can cost.
 """
 
 from __future__ import annotations
@@ -17,15 +19,23 @@ from .config import Limits
 from .guard import TokenBucket, retry_after
 from .responses import problem_response
 
-__all__ = ["CommandRateLimit"]
+__all__ = ["CommandRateLimit", "intake_limit"]
 
 
 class CommandRateLimit:
-    """A token bucket per operator for `POST /v1/commands`."""
+    """A token bucket per operator for `POST /v1/commands` (or, named, another route)."""
 
-    def __init__(self, limits: Limits) -> None:
-        self.rate = limits.command_rate
-        self._buckets = TokenBucket(limits.command_rate, limits.command_burst)
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        rate: float | None = None,
+        burst: int | None = None,
+        what: str = "commands",
+    ) -> None:
+        self.rate = limits.command_rate if rate is None else rate
+        self.what = what
+        self._buckets = TokenBucket(self.rate, limits.command_burst if burst is None else burst)
 
     def refusal(self, operator: Operator) -> Response | None:
         """Take one command from `operator`'s bucket: None if allowed, else the 429."""
@@ -36,8 +46,15 @@ class CommandRateLimit:
         return problem_response(
             Problem.of(
                 ProblemCode.RATE_LIMITED,
-                f"more than {self.rate:g} commands a second from "
+                f"more than {self.rate:g} {self.what} a second from "
                 f"{operator.id}; retry in {seconds} s",
             ),
             headers={"Retry-After": str(seconds)},
         )
+
+
+def intake_limit(limits: Limits) -> CommandRateLimit:
+    """The bucket per intake login for `POST /v1/intake/reports`."""
+    return CommandRateLimit(
+        limits, rate=limits.intake_rate, burst=limits.intake_burst, what="reports"
+    )

@@ -1,6 +1,6 @@
 """Snapshot frames of bounded size: the picture cut into parts at one seq.
 
-Each incident and unit is serialised once, on its own, and the pieces are packed in
+Each incident, unit and waiting report is serialised once, on its own, and the pieces are packed in
 order into parts of at most `limit` bytes of frame text. A picture that fits in one
 part is sent as one ``snapshot`` frame, as it always was; a larger one as
 ``snapshot_part`` frames 1..n (see `cadterm.protocol.frames.SnapshotPart`). Everything
@@ -22,7 +22,7 @@ _ENVELOPE = 300
 def snapshot_frames(state: DispatchState, reason: str, limit: int) -> list[str]:
     """The frames that carry `state` to a subscriber, each at most `limit` bytes long.
 
-    An item (incident or unit) that alone is larger than `limit` goes in a part of its
+    An item (incident, unit or report) that alone is larger than `limit` goes in a part of its
     own, the one case a frame is larger.
     """
     tail = (
@@ -32,14 +32,16 @@ def snapshot_frames(state: DispatchState, reason: str, limit: int) -> list[str]:
         + json.dumps(state.reserved, separators=(",", ":"))
         + "}"
     )
-    items: list[tuple[bool, str]] = []  # (is a unit, '"key":{...}')
+    items: list[tuple[str, str]] = []  # (which map, '"key":{...}')
     for reference, incident in state.incidents.items():
-        items.append((False, json.dumps(reference) + ":" + incident.model_dump_json()))
+        items.append(("incidents", json.dumps(reference) + ":" + incident.model_dump_json()))
     for callsign, unit in state.units.items():
-        items.append((True, json.dumps(callsign) + ":" + unit.model_dump_json()))
+        items.append(("units", json.dumps(callsign) + ":" + unit.model_dump_json()))
+    for report_id, report in state.reports.items():
+        items.append(("reports", json.dumps(report_id) + ":" + report.model_dump_json()))
 
     budget = max(1, limit - _ENVELOPE)
-    groups: list[list[tuple[bool, str]]] = [[]]
+    groups: list[list[tuple[str, str]]] = [[]]
     size = 0
     for item in items:
         grow = len(item[1].encode()) + 1
@@ -49,10 +51,15 @@ def snapshot_frames(state: DispatchState, reason: str, limit: int) -> list[str]:
         groups[-1].append(item)
         size += grow
 
-    def state_json(group: list[tuple[bool, str]]) -> str:
-        incidents = ",".join(text for is_unit, text in group if not is_unit)
-        units = ",".join(text for is_unit, text in group if is_unit)
-        return f'{{"seq":{state.seq:d},"incidents":{{{incidents}}},"units":{{{units}}},' + tail
+    def state_json(group: list[tuple[str, str]]) -> str:
+        maps = {
+            name: ",".join(text for kind, text in group if kind == name)
+            for name in ("incidents", "units", "reports")
+        }
+        return (
+            f'{{"seq":{state.seq:d},"incidents":{{{maps["incidents"]}}},'
+            f'"units":{{{maps["units"]}}},"reports":{{{maps["reports"]}}},' + tail
+        )
 
     if len(groups) == 1:
         return [

@@ -17,7 +17,7 @@ from fastapi import WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from cadterm.protocol.domain import Operator
+from cadterm.protocol.domain import Operator, Role
 from cadterm.protocol.frames import (
     CLIENT_FRAME_ADAPTER,
     SUBPROTOCOL,
@@ -74,6 +74,15 @@ async def serve_stream(
             Problem.of(
                 ProblemCode.UNAUTHENTICATED,
                 "a valid bearer token is required in the Authorization header",
+            ),
+        )
+        return
+    if operator.role == Role.INTAKE:
+        await _deny(
+            websocket,
+            Problem.of(
+                ProblemCode.FORBIDDEN,
+                f"operator {operator.id} (intake) may only submit reports, not watch the stream",
             ),
         )
         return

@@ -13,14 +13,17 @@ sends it with the client, keeping the original workstation and pacing the comman
 the events' times divided by `speed` (long quiet spells can be cut to `max_gap`). The
 new backend gives incidents new log references; the replay maps old to new as it goes.
 Replay into a fresh backend, with a token allowed every command in the recording (a
-reopened incident needs a supervisor's).
+reopened incident needs a supervisor's), and an intake token for the online reports it
+holds (``--intake-token``): those are sent to ``POST /v1/intake/reports`` as a website
+would, and get new report ids, which the replay maps too.
 
 **What "the same" means.** `comparable(state)` is the picture with what a replay
 necessarily changes taken out: incidents are named by the order they were opened
 ("#1", "#2", ...) instead of their log references (also inside links, unit assignments
 and chronology text); times (`created_at`, `updated_at`, `closed_at`, chronology `at`,
 `state_since`, `position_at`), event seqs in the chronology and the acting operator
-(who acknowledged an alarm, who wrote an entry) are left out. Everything else must be
+(who acknowledged an alarm, who wrote an entry) are left out, and so are waiting online
+reports' ids, times and submitting login. Everything else must be
 equal: seq, every incident's grade, type, status, description, location, caller,
 source, risk, assigned units, closing code, links, version and chronology (kind,
 version, workstation and text), and every unit's type, capabilities, state, incident,
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from cadterm.client import ClientError, CommandError, DispatchClient
+from cadterm.client.intake import IntakeSender
 from cadterm.client.queries import QueryError, fetch_events
 from cadterm.protocol.events import EVENT_ADAPTER, Event
 from cadterm.protocol.fold import DispatchState
@@ -97,9 +101,19 @@ _COMMANDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     ),
     "unit_booked_off": ("book_off", ("callsign",)),
     "references_reserved": ("reserve_references", ()),
+    "report_received": (
+        "submit_report",
+        ("channel", "text", "transcript", "reporter", "location", "website_reference"),
+    ),
+    "report_triaged": (
+        "triage_report",
+        ("report", "outcome", "reason", "grade", "incident_type", "location"),
+    ),
 }
-_REFERENCE_FIELDS = ("reference", "other")
+_REFERENCE_FIELDS = ("reference", "other", "report")
 _LOG_REFERENCE = re.compile(r"\b\d{4}-\d{2}[A-Z]{3}\d{2}\b")
+# An online report's id ("R1042", the seq of its report_received): a replay changes it.
+_REPORT_ID = re.compile(r"\bR\d+\b")
 
 
 class RecordError(Exception):
@@ -174,8 +188,9 @@ def read_recording(path: str | os.PathLike[str]) -> list[Event]:
 def command_for(event: Event, references: Mapping[str, str]) -> dict[str, Any]:
     """The command (type and fields, JSON-ready) that makes a backend record `event`.
 
-    `references` maps the recording's log references to the new backend's. Raises
-    `ReplayError` if the event names an incident the recording never created.
+    `references` maps the recording's log references (and report ids) to the new
+    backend's. Raises `ReplayError` if the event names an incident (or a report) the
+    recording never created.
     """
     kind, names = _COMMANDS[event.type]
     data = event.model_dump(mode="json", exclude_none=True)
@@ -188,8 +203,9 @@ def command_for(event: Event, references: Mapping[str, str]) -> dict[str, Any]:
             try:
                 command[name] = references[command[name]]
             except KeyError:
+                what = "report" if name == "report" else "incident"
                 raise ReplayError(
-                    f"event {event.seq} ({event.type}) names incident {command[name]}, "
+                    f"event {event.seq} ({event.type}) names {what} {command[name]}, "
                     "which the recording never created",
                     event,
                 ) from None
@@ -217,46 +233,68 @@ async def replay(
     *,
     speed: float | None = None,
     max_gap: float | None = None,
+    intake_token: str | None = None,
 ) -> dict[str, str]:
     """Send the command for each event to the backend at `url`; old -> new references.
 
     The references map every reference the recording gave out, incidents' and those
-    reserved for offline use alike. `speed` None replays as fast as the backend
-    answers; otherwise the gaps between the events' times are kept, divided by `speed`
-    (each gap at most `max_gap` seconds of recording time, if given). Raises `ReplayError`
-    at the first refused command.
+    reserved for offline use alike, and every online report's id. Its online reports
+    go in with `intake_token` (a recording holding some needs one). `speed` None
+    replays as fast as the backend answers; otherwise the gaps between the events'
+    times are kept, divided by `speed` (each gap at most `max_gap` seconds of recording
+    time, if given). Raises `ReplayError` at the first refused command.
     """
     references: dict[str, str] = {}
-    async with DispatchClient([url], token, workstation="replay") as client:
-        await client.wait_live()
-        loop = asyncio.get_running_loop()
-        started, elapsed, previous = loop.time(), 0.0, None
-        for event in events:
-            if speed is not None and previous is not None:
-                gap = max(0.0, (event.at - previous).total_seconds())
-                elapsed += min(gap, max_gap) if max_gap is not None else gap
-                delay = started + elapsed / speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            previous = event.at
-            fields = command_for(event, references)
-            kind = fields.pop("type")
-            command = client.command(kind, workstation=event.workstation, **fields)
-            try:
-                result = await client.execute(command)
-            except CommandError as refused:
-                raise ReplayError(
-                    f"event {event.seq} ({event.type}) refused as {kind}: "
-                    f"{refused.code.value}: {refused.detail}",
-                    event,
-                    refused.problem,
-                ) from None
-            if event.type == "incident_created":
-                references[event.reference] = result.event.reference  # type: ignore[union-attr]
-            elif event.type == "references_reserved":
-                # The recording's block, in order, is the copy's block.
-                copied = result.event.references  # type: ignore[union-attr]
-                references.update(zip(event.references, copied, strict=True))  # type: ignore[union-attr]
+    intake = IntakeSender(url, intake_token) if intake_token else None
+    try:
+        async with DispatchClient([url], token, workstation="replay") as client:
+            await client.wait_live()
+            loop = asyncio.get_running_loop()
+            started, elapsed, previous = loop.time(), 0.0, None
+            for event in events:
+                if speed is not None and previous is not None:
+                    gap = max(0.0, (event.at - previous).total_seconds())
+                    elapsed += min(gap, max_gap) if max_gap is not None else gap
+                    delay = started + elapsed / speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                previous = event.at
+                fields = command_for(event, references)
+                kind = fields.pop("type")
+                try:
+                    if kind == "submit_report":
+                        if intake is None:
+                            raise ReplayError(
+                                f"event {event.seq} is an online report: give an intake token "
+                                "(--intake-token) to replay it",
+                                event,
+                            )
+                        result = await intake.send(
+                            intake.report(workstation=event.workstation, **fields)
+                        )
+                    else:
+                        command = client.command(kind, workstation=event.workstation, **fields)
+                        result = await client.execute(command)
+                except CommandError as refused:
+                    raise ReplayError(
+                        f"event {event.seq} ({event.type}) refused as {kind}: "
+                        f"{refused.code.value}: {refused.detail}",
+                        event,
+                        refused.problem,
+                    ) from None
+                if event.type == "incident_created" or (
+                    event.type == "report_triaged" and event.reference is not None
+                ):
+                    references[event.reference] = result.event.reference  # type: ignore[union-attr]
+                elif event.type == "report_received":
+                    references[event.report] = result.event.report  # type: ignore[union-attr]
+                elif event.type == "references_reserved":
+                    # The recording's block, in order, is the copy's block.
+                    copied = result.event.references  # type: ignore[union-attr]
+                    references.update(zip(event.references, copied, strict=True))  # type: ignore[union-attr]
+    finally:
+        if intake is not None:
+            await intake.close()
     return references
 
 
@@ -272,7 +310,8 @@ def comparable(state: DispatchState) -> dict[str, Any]:
     names = {incident.reference: f"#{n}" for n, incident in enumerate(opened, 1)}
 
     def rename(text: str) -> str:
-        return _LOG_REFERENCE.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+        text = _LOG_REFERENCE.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+        return _REPORT_ID.sub("R#", text)
 
     incidents = []
     for incident in opened:
@@ -311,7 +350,11 @@ def comparable(state: DispatchState) -> dict[str, Any]:
         data["emergency_acknowledged"] = unit.emergency_acknowledged_by is not None
         data["checked_in"] = unit.checked_in_at is not None
         units[callsign] = data
-    return {"seq": state.seq, "incidents": incidents, "units": units}
+    reports = [
+        report.model_dump(mode="json", exclude={"id", "received_at", "operator"})
+        for report in sorted(state.reports.values(), key=lambda r: (r.received_at, r.id))
+    ]
+    return {"seq": state.seq, "incidents": incidents, "units": units, "reports": reports}
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -345,6 +388,11 @@ def build_parser(prog: str = "python -m cadterm.sim.record") -> argparse.Argumen
     rep.add_argument("--token", default=os.environ.get("CADTERM_TOKEN"), help=token_help)
     rep.add_argument("--speed", type=_speed, default=1.0, help="time scale, or 'max' (default 1)")
     rep.add_argument("--max-gap", type=float, help="cut quiet spells to N recorded seconds")
+    rep.add_argument(
+        "--intake-token",
+        default=os.environ.get("CADTERM_INTAKE_TOKEN"),
+        help="intake token for the recording's online reports (default: $CADTERM_INTAKE_TOKEN)",
+    )
     return parser
 
 
@@ -365,7 +413,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             events = read_recording(args.file)
             mapping = asyncio.run(
-                replay(events, args.url, args.token, speed=args.speed, max_gap=args.max_gap)
+                replay(
+                    events,
+                    args.url,
+                    args.token,
+                    speed=args.speed,
+                    max_gap=args.max_gap,
+                    intake_token=args.intake_token,
+                )
             )
             print(f"replayed {len(events)} events ({len(mapping)} incidents) into {args.url}")
     except (OSError, RecordError, ReplayError, ClientError, TimeoutError) as exc:

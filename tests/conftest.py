@@ -23,8 +23,14 @@ TOKENS = {
     Role.DISPATCHER: "dispatcher-token-0123456789abcdef",
     Role.SUPERVISOR: "supervisor-token-0123456789abcdef",
     Role.READ_ONLY: "readonly-token-0123456789abcdef",
+    Role.INTAKE: "intake-token-0123456789abcdef",
 }
-OPERATOR_IDS = {Role.DISPATCHER: "disp1", Role.SUPERVISOR: "sup1", Role.READ_ONLY: "view1"}
+OPERATOR_IDS = {
+    Role.DISPATCHER: "disp1",
+    Role.SUPERVISOR: "sup1",
+    Role.READ_ONLY: "view1",
+    Role.INTAKE: "web1",
+}
 
 #: Workstations every test backend knows: the ones the tests send from, the client's
 #: default ("cadterm"), and the control-room desks the strategies draw.
@@ -48,6 +54,7 @@ WORKSTATIONS = (
     "CR1-WS07",
     "CR2-WS02",
     "FALLBACK-01",
+    "website",
 )
 
 

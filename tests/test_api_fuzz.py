@@ -41,25 +41,45 @@ not_a_server_error = schemathesis.checks.not_a_server_error
 
 TOKEN = TOKENS[Role.SUPERVISOR]  # a supervisor may issue every command
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# ...but only the website's intake login may submit online reports.
+INTAKE_PATH = "/v1/intake/reports"
+INTAKE_AUTH = {"Authorization": f"Bearer {TOKENS[Role.INTAKE]}"}
 # CADTERM_FUZZ_EXAMPLES raises both counts for a deeper run by hand.
 MAX_EXAMPLES = int(os.environ.get("CADTERM_FUZZ_EXAMPLES", "15"))  # per operation and phase
 STATEFUL_RUNS = MAX_EXAMPLES  # scenarios of the stateful phase...
-STATEFUL_STEPS = 8  # ...each at most this many calls long
+STATEFUL_STEPS = 12  # ...each at most this many calls long (8 left too few on a command)
 
 #: Statuses a command the schema calls valid may still get: the domain refusing it
 #: (unknown incident or callsign, a conflict, an opening code the server does not know).
-DOMAIN_REFUSALS = ["2xx", "404", "409", "422"]
+DOMAIN_REFUSALS = ["2xx", "403", "404", "409", "422"]  # 403: see only_reports_forbidden
+#: schemathesis' statuses for refused invalid data, and 413.
+NEGATIVE_REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422"]
+NEGATIVE_REFUSALS += ["428", "429", "5xx"]
+#: What a report the schema calls valid may get: taken, too large, or refused (see CONFIG).
+INTAKE_ANSWERS = ["2xx", "413", "422"]
 
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20261201,
         "headers": AUTH,
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
-        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx"]}},
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ["2xx"]},
+            # A body over max_body_bytes (200 transcript lines of the longest text are)
+            # is refused whole, 413, before it is read: as right an answer as a 422.
+            "negative_data_rejection": {"expected-statuses": NEGATIVE_REFUSALS},
+        },
         "operations": [
             {
                 "include-path": "/v1/commands",
                 "checks": {"positive_data_acceptance": {"expected-statuses": DOMAIN_REFUSALS}},
+            },
+            {
+                # A report's words go in `text` (web form) or `transcript` (chat), never
+                # both, and one must be there: a rule across fields, refused in the domain
+                # (report_incomplete, 422) as self_link is for a command.
+                "include-path": INTAKE_PATH,
+                "checks": {"positive_data_acceptance": {"expected-statuses": INTAKE_ANSWERS}},
             },
             {
                 "include-path-regex": "^/v1/(incidents|units|history/units)/",
@@ -106,7 +126,12 @@ def seed(base_url: str) -> None:
 def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real server on a loopback port, with units and incidents, limits out of the way."""
     limits = Limits(
-        command_rate=10_000, command_burst=10_000, bad_request_rate=10_000, bad_request_burst=10_000
+        command_rate=10_000,
+        command_burst=10_000,
+        bad_request_rate=10_000,
+        bad_request_burst=10_000,
+        intake_rate=10_000,
+        intake_burst=10_000,
     )
     db = Path(tmp_path_factory.mktemp("fuzz")) / "cad.db"
     with BackendThread(db, make_config(limits=limits)) as backend:
@@ -133,6 +158,15 @@ def never_invalid_command(ctx: CheckContext, response: Response, case: Case) -> 
         return None
     code = response.json().get("code")
     assert code not in ("invalid_command", "malformed_json"), response.text
+    return None
+
+
+def only_reports_forbidden(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """The supervisor may issue every command but one: submit_report is the website's."""
+    if case.operation.path == "/v1/commands" and response.status_code == 403:
+        assert isinstance(case.body, dict) and case.body.get("type") == "submit_report", (
+            response.text
+        )
     return None
 
 
@@ -173,7 +207,12 @@ BOUNDS = settings(
 @BOUNDS
 def test_every_operation_answers_as_documented(case: Case) -> None:
     fresh_key(case)
-    case.call_and_validate(checks=CHECKS, additional_checks=[never_invalid_command, record])
+    headers = INTAKE_AUTH if case.operation.path == INTAKE_PATH else AUTH
+    case.call_and_validate(
+        headers=headers,
+        checks=CHECKS,
+        additional_checks=[never_invalid_command, only_reports_forbidden, record],
+    )
 
 
 def test_links_lead_to_real_incidents_and_units(api_schema) -> None:
@@ -185,13 +224,13 @@ def test_links_lead_to_real_incidents_and_units(api_schema) -> None:
             fresh_key(case)
 
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
-            return {"headers": AUTH}
+            return {"headers": INTAKE_AUTH if case.operation.path == INTAKE_PATH else AUTH}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
             case.validate_response(
                 response,
                 checks=CHECKS,
-                additional_checks=[never_invalid_command, record],
+                additional_checks=[never_invalid_command, only_reports_forbidden, record],
                 transport_kwargs=kwargs,
             )
 

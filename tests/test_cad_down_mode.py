@@ -249,3 +249,29 @@ async def test_commands_on_an_incident_whose_offline_opening_was_refused_wait_to
     assert "its opening was refused" in refused[1].problem.detail
     events = await asyncio.to_thread(fetch_events, backend.url, DISPATCHER, 0, 100)
     assert not [event for event in events if event.workstation == "ws-1"]
+
+
+def test_the_provisional_picture_keeps_everything_the_confirmed_one_holds() -> None:
+    """Every field of the picture is carried over: nothing the backend sent (a waiting
+    online report, a reserved block) goes missing from the screen while CAD is down."""
+    operator = Operator(id="disp1", name="D", role=Role.DISPATCHER)
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+    def stamped(key: str, kind: str, **fields):
+        return draft(kind, **fields).keyed(key, "ws-1").model_copy(update={"taken_at": at})
+
+    base = provisional_picture(
+        DispatchState(),
+        [
+            stamped("key-00001", "book_on", callsign="B1", unit_type="patrol_car"),
+            stamped("key-00002", "submit_report", channel="web_form", text="Bike stolen"),
+            stamped("key-00003", "reserve_references", count=3),
+        ],
+        operator,
+    ).state
+    assert base.reports and base.reserved and base.units
+    shown = provisional_picture(
+        base, [stamped("key-00004", "add_note", reference="NONE-1", text="x")], operator
+    ).state
+    for name in DispatchState.model_fields:
+        assert getattr(shown, name) == getattr(base, name), name

@@ -18,6 +18,7 @@ import waiting
 from conftest import TOKENS, make_config
 
 from cadterm.client import DispatchClient
+from cadterm.client.intake import IntakeSender
 from cadterm.client.queries import fetch_events, fetch_state
 from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import AVAILABLE_STATES, Role, UnitState
@@ -40,6 +41,7 @@ from cadterm.sim.record import (
 from cadterm.sim.simulator import Simulator
 
 SUPERVISOR = TOKENS[Role.SUPERVISOR]
+INTAKE = TOKENS[Role.INTAKE]
 FAST = Limits(command_rate=2000.0, command_burst=4000)
 
 
@@ -114,6 +116,32 @@ async def make_history(url: str) -> None:
             location={"address": "1 Offline Road"},
             reference=reserved[0],
         )
+        # Online reports: one opened as an incident, one closed, one left waiting.
+        async with IntakeSender(url, INTAKE) as website:
+            sent = [
+                (await website.send(website.report(**fields))).event.report
+                for fields in (
+                    {"channel": "web_form", "text": "Bike stolen \x1b[2J [bold]x[/]"},
+                    {
+                        "channel": "chat",
+                        "transcript": [
+                            {"sender": "public", "text": "Man trying car doors"},
+                            {"sender": "agent", "text": "Where?"},
+                        ],
+                        "location": "Vicar Lane",
+                    },
+                    {"channel": "web_form", "text": "Noise again", "reporter": {"name": "Jo"}},
+                )
+            ]
+        await do(
+            "triage_report",
+            report=sent[1],
+            outcome="created_incident",
+            grade=2,
+            incident_type="SUSPICIOUS",
+            location=elsewhere,
+        )
+        await do("triage_report", report=sent[0], outcome="closed", reason="Crime number given")
 
 
 async def test_replayed_recording_gives_the_same_final_state(backend_factory, tmp_path: Path):
@@ -128,22 +156,24 @@ async def test_replayed_recording_gives_the_same_final_state(backend_factory, tm
     commanded = set(EVENT_TYPES) - SERVER_EVENT_TYPES
     assert {e.type for e in events} == commanded, "every kind of event is exercised"
     created = {e.reference: e.reference for e in events if e.type == "incident_created"}
+    created |= {e.report: e.report for e in events if e.type == "report_received"}
     for event in events:  # every event becomes a well-formed command of the right type
         command = command_for(event, created)
         keyed = {**command, "idempotency_key": "k" * 8, "workstation": event.workstation}
         assert parse_command(keyed).type == command["type"]
 
-    references = await replay(events, copy.url, SUPERVISOR)
+    references = await replay(events, copy.url, SUPERVISOR, intake_token=INTAKE)
 
     before = await asyncio.to_thread(fetch_state, original.url, SUPERVISOR)
     after = await asyncio.to_thread(fetch_state, copy.url, SUPERVISOR)
-    # Every incident, and the one reference reserved but never used.
-    assert len(references) == len(before.incidents) + 1 == len(after.incidents) + 1
+    # Every incident, the one reference reserved but never used, and the three reports.
+    assert len(references) == len(before.incidents) + 4 == len(after.incidents) + 4
+    assert len(before.reports) == len(after.reports) == 1  # the one left waiting
     assert set(before.incidents) < set(references)
     assert comparable(after) == comparable(before)
     assert comparable(fold(events)) == comparable(before)
     # What "the same" leaves out does differ: the operator, and the times.
-    assert {e.operator for e in events} == {"sup1"}
+    assert {e.operator for e in events} == {"sup1", "web1"}
     assert after.units["CC11"].state_since != before.units["CC11"].state_since
 
 

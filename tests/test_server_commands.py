@@ -962,6 +962,8 @@ SAMPLE_BODIES: dict[str, dict[str, Any]] = {
     "book_on": {"callsign": "CD34", "unit_type": "van"},
     "book_off": {"callsign": "AB12"},
     "reserve_references": {"count": 5},
+    "submit_report": {"channel": "web_form", "text": "My bike was stolen"},
+    "triage_report": {"report": "R1", "outcome": "closed", "reason": "advice given"},
 }
 
 

@@ -37,7 +37,7 @@ from cadterm.domain.map_grid import SectorField
 from cadterm.domain.map_markers import incident_key, marker_name, unit_key
 from cadterm.domain.timers import TimerPolicy, officer_safety_due
 from cadterm.protocol.codes import INCIDENT_TYPES
-from cadterm.protocol.domain import IncidentStatus, LinkRelation
+from cadterm.protocol.domain import IncidentStatus, LinkRelation, Role
 from cadterm.protocol.drafts import draft
 from cadterm.themes import THEMES
 
@@ -50,12 +50,15 @@ from .command_actions import CommandController, lines_text
 from .command_line import CommandInput, CommandLine
 from .detail import DetailPane, incident_text
 from .duplicate_offers import incident_offers, offer_line
+from .grammar.places import placed
 from .incident_queue import IncidentQueue
 from .map_view import MapView, sector_points
 from .output_pace import OutputPace
 from .settings import ConsoleSettings
 from .status import AlarmBanner, StaleBanner, StatusBar
+from .supervisor_board import SupervisorBoard
 from .theming import textual_themes
+from .triage_queue import TriageQueue
 from .unit_board import Grouping, UnitBoard
 
 __all__ = ["CadApp"]
@@ -108,6 +111,12 @@ class CadApp(App[None]):
     Screen.-map.-wide #boards > IncidentQueue { display: block; width: 1fr; }
     Screen.-detail #boards > UnitBoard { display: none; }
     Screen.-wide.-detail #boards > UnitBoard { display: block; }
+    #supervisor { display: none; height: 1fr; }
+    Screen.-supervisor #supervisor { display: block; }
+    Screen.-supervisor #boards { display: none; }
+    #triage { display: none; height: 1fr; }
+    Screen.-triage #triage { display: block; }
+    Screen.-triage #boards, Screen.-triage #supervisor { display: none; }
     """
 
     BINDINGS = [
@@ -124,6 +133,8 @@ class CadApp(App[None]):
         Binding("f9", "next_theme", "Theme", id="app.theme"),
         Binding("f10", "call_form", "Call", id="app.call"),
         Binding("ctrl+l", "link_duplicate", "Link duplicate", show=False, id="app.duplicate"),
+        Binding("f11", "supervisor_board", "Supervisor", id="app.supervisor"),
+        Binding("ctrl+o", "triage", "Triage", id="app.triage"),
         Binding("f12", "write_pack", "CAD-down pack", show=False, id="app.pack"),
         Binding("ctrl+n", "find_step(1)", "Next match", show=False, id="app.find_next"),
         Binding("ctrl+p", "find_step(-1)", "Previous match", show=False, id="app.find_previous"),
@@ -155,6 +166,7 @@ class CadApp(App[None]):
         self.settings = settings
         self.connect = connect  # False shows the client's picture as it is (snapshot tests)
         self.operator = operator or settings.workstation
+        self.role: Role | None = None  # the token's role, once a backend has said it
         self.clock = clock
         self._safety_cap = timedelta(minutes=settings.officer_safety_minutes)
         self.policy = TimerPolicy(
@@ -202,6 +214,16 @@ class CadApp(App[None]):
             )
             yield MapView(state, unicode=self.settings.unicode is not False, id="map")
             yield DetailPane(id="detail")
+        yield SupervisorBoard(
+            lambda: self.client.state,
+            self.clock,
+            self.policy,
+            self.settings.sector_minimum,
+            unicode=self.settings.unicode is not False,
+            hours=self.settings.demand_hours,
+            id="supervisor",
+        )
+        yield TriageQueue(lambda: self.client.state, self.clock, id="triage")
         yield CommandLine(self.controller.parse_context, id="command")
         yield StatusBar(clock=self.settings.clock, id="status")
 
@@ -291,6 +313,7 @@ class CadApp(App[None]):
                 continue
             self.operator = f"{operator.id} ({operator.role.value})"
             self.client.operator = operator
+            self.role = operator.role
             self.refresh_status()
             return
 
@@ -344,18 +367,27 @@ class CadApp(App[None]):
     async def _follow_changes(self) -> None:
         """Drain the client's change feed at most once per frame."""
         async for changes in self.client.watch():
-            self.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
+            self.apply_changes(
+                changes.incidents, changes.units, replaced=changes.replaced, reports=changes.reports
+            )
             # On a slow link, fewer and fuller board frames; key echo is never held.
             await self.output_pace.pause(FRAME)
 
     def apply_changes(
-        self, incidents: set[str], units: set[str], *, replaced: bool = False
+        self,
+        incidents: set[str],
+        units: set[str],
+        *,
+        replaced: bool = False,
+        reports: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        """Apply one batch of changed incidents and units to the boards.
+        """Apply one batch of changed incidents, units and online reports to the boards.
 
         `replaced`: a snapshot replaced the whole picture, so every board is reloaded.
         """
         self._last_event_at = self.clock()
+        if (reports or replaced) and self.screen.has_class("-triage"):
+            self.query_one(TriageQueue).refresh_queue()
         if replaced:
             self._reload()
         else:
@@ -429,6 +461,10 @@ class CadApp(App[None]):
             self.show_incident(self.queue.cursor_key)  # its age and timers move on
         if self.showing("safety"):
             self.controller.show_safety(quiet=True)  # the countdowns move on
+        if self.screen.has_class("-supervisor"):
+            self.query_one(SupervisorBoard).tick()
+        if self.screen.has_class("-triage"):
+            self.query_one(TriageQueue).refresh_queue()  # the reports' ages move on
         if self.alarms.check_breaches(self.client.state, now, self.policy):
             self.ring()
             self.refresh_alarms()
@@ -465,6 +501,7 @@ class CadApp(App[None]):
                 if self.queue.filter_text
                 else None
             ),
+            reports=len(self.client.state.reports),
         )
         saved = self.client.saved_picture
         provisional = self.client.provisional
@@ -707,6 +744,61 @@ class CadApp(App[None]):
         self.controller.run(
             grammar.Dispatch((command,), f"link {reference} as a duplicate of {other}")
         )
+
+    # --- the supervisor board and the triage queue -----------------------------------
+
+    def action_supervisor_board(self) -> None:
+        """Open the supervisor board (supervisors, or anyone while the role is unknown)."""
+        if self.role is not None and self.role != Role.SUPERVISOR:
+            self.command_line.feedback(
+                f"the supervisor board is for supervisors; this login is {self.role.value}",
+                error=True,
+            )
+            return
+        board = self.query_one(SupervisorBoard)
+        if self.screen.has_class("-supervisor"):
+            self._close_board()
+            return
+        self.screen.remove_class("-triage")
+        board.policy = self.policy
+        self.screen.add_class("-supervisor")
+        board.refresh_board()
+        board.focus_list()
+
+    def _close_board(self) -> None:
+        self.screen.remove_class("-supervisor")
+        self.action_focus_command()
+
+    def on_supervisor_board_chosen(self, message: SupervisorBoard.Chosen) -> None:
+        self._close_board()
+        self.queue.move_cursor_to(message.reference)
+        self.show_incident(message.reference)
+
+    def on_supervisor_board_closed(self, message: SupervisorBoard.Closed) -> None:
+        self._close_board()
+
+    def action_triage(self) -> None:
+        """Show or hide the triage queue of online reports."""
+        if self.screen.has_class("-triage"):
+            self._close_triage()
+            return
+        self.screen.remove_class("-supervisor")
+        self.screen.add_class("-triage")
+        queue = self.query_one(TriageQueue)
+        queue.refresh_queue()
+        queue.focus_list()
+
+    def _close_triage(self) -> None:
+        self.screen.remove_class("-triage")
+        self.action_focus_command()
+
+    def on_triage_queue_decided(self, message: TriageQueue.Decided) -> None:
+        # Its location is matched against the gazetteer, as a typed `n` line's is.
+        action = grammar.Dispatch((message.command,), message.summary)
+        self.controller.run(placed(action, self.places))
+
+    def on_triage_queue_closed(self, message: TriageQueue.Closed) -> None:
+        self._close_triage()
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alarm on screen."""

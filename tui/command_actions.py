@@ -507,7 +507,10 @@ class CommandController:
                 return
             if issued.result is not None:
                 event = issued.result.event
-                if event.type == "incident_created":
+                opened = event.type == "incident_created" or (
+                    event.type == "report_triaged" and event.reference is not None
+                )
+                if opened:
                     self.views.select_when_shown(event.seq, event.reference)
                 outcomes.append(f"#{issued.result.seq}")
             elif issued.reference is not None:

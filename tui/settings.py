@@ -14,6 +14,9 @@ then command-line flags. Example ``console.toml``::
 
     [keymap]
     "app.detail" = "f4,ctrl+o"
+
+    [sector_minimum]
+    LS1 = 3
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -118,6 +121,14 @@ class ConsoleSettings(BaseModel):
     )
     keymap: dict[str, str] = Field(
         default_factory=dict, description="Binding id -> keys, e.g. 'app.detail' = 'f4'."
+    )
+    sector_minimum: dict[str, Annotated[int, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict,
+        description="Sector -> the fewest available units the room wants there, shown on "
+        "the supervisor board, e.g. [sector_minimum] LS1 = 3.",
+    )
+    demand_hours: int = Field(
+        default=6, ge=1, le=12, description="Hours of demand the supervisor board plots."
     )
 
     @field_validator("url", mode="before")

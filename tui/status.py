@@ -72,6 +72,7 @@ class StatusBar(_Line):
         safety: int,
         now: datetime,
         filtered: tuple[str, int, int] | None = None,
+        reports: int = 0,
     ) -> None:
         """Redraw from the current facts (only if the text changed).
 
@@ -87,6 +88,7 @@ class StatusBar(_Line):
             "rejected": rejected,
             "safety": safety,
             "now": now,
+            "reports": reports,
         }
         live = status.state == LinkState.LIVE
         clock = now.astimezone().strftime("%H:%M:%S")
@@ -105,6 +107,9 @@ class StatusBar(_Line):
                 parts.append(f"REJECTED {rejected}" if long else f"REJ {rejected}")
             if safety:
                 parts.append(f"SAFETY CHECK {safety}" if long else f"SAFETY {safety}")
+            if reports:
+                # Online reports waiting for triage (Ctrl+O): someone has to look.
+                parts.append(f"ONLINE {reports} waiting" if long else f"WEB {reports}")
             if filtered is not None:
                 words, incidents, units = filtered
                 hidden = f"{incidents} inc, {units} units hidden"

@@ -1,6 +1,7 @@
 """Typed locations against the gazetteer: a match gives coordinates and a sector.
 
-`n` and `loc` take a location as typed. When the console has a gazetteer, each one is
+`n` and `loc` take a location as typed (and so does an incident created from an
+online report in the triage queue). When the console has a gazetteer, each one is
 looked up before the command is sent: a match records the gazetteer's address, position
 and sector (a sector or position typed as a field is kept); no match leaves the text as
 typed, with no coordinates, and the summary says it is unverified.
@@ -15,7 +16,7 @@ from .verbs import Action, Dispatch
 
 __all__ = ["placed"]
 
-_LOCATED = ("create_incident", "relocate_incident")
+_LOCATED = ("create_incident", "relocate_incident", "triage_report")
 
 
 def placed(action: Action, places: Gazetteer | None) -> Action:
@@ -37,6 +38,8 @@ def _place(command: CommandDraft, places: Gazetteer) -> tuple[CommandDraft, str]
     if command.type not in _LOCATED:
         return command, ""
     location = command.location  # type: ignore[attr-defined]
+    if location is None:
+        return command, ""  # a report closed without an incident has no location
     if location.position is not None:
         return command, ""  # given as pos=: the dispatcher's own coordinates win
     found = places.match(location.address)
