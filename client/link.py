@@ -22,7 +22,8 @@ Effects:
 * `Stop(reason)`: stop for good; retrying can only fail the same way.
 
 The rules: every event's seq must be exactly one past the last applied (a gap or a
-duplicate resumes, and the event is not applied); ``caught_up`` must name the seq the
+duplicate resumes, and the event is not applied; an ``events`` frame is taken as its
+events one by one); ``caught_up`` must name the seq the
 picture is at; a heartbeat behind the picture resumes, and two heartbeats in a row ahead
 of it with no event between them mean an event was lost; no frame or heartbeat for three
 heartbeat intervals resumes; a close with `RESUME` or any transient code resumes; the
@@ -46,6 +47,7 @@ from cadterm.protocol.frames import (
     CaughtUp,
     CloseCode,
     ErrorFrame,
+    EventBatch,
     EventFrame,
     Heartbeat,
     Snapshot,
@@ -56,6 +58,7 @@ from cadterm.protocol.frames import (
 from .store import LocalStore
 
 __all__ = [
+    "BATCH_EVENTS",
     "FATAL_CLOSE",
     "Applied",
     "Effect",
@@ -72,6 +75,8 @@ FATAL_CLOSE = {
     CloseCode.UNEXPECTED_FRAME: "the server rejected a frame sent at the wrong time",
     CloseCode.MESSAGE_TOO_BIG: "a frame from this client exceeded the server's size limit",
 }
+#: The most events this client asks to be sent in one ``events`` frame.
+BATCH_EVENTS = 256
 #: Handshake answers that mean "this client may not, or cannot, subscribe".
 _FATAL_STATUS = frozenset({400, 401, 403})
 
@@ -119,11 +124,20 @@ class LinkRules:
     """Judges one connection at a time for the `store` it keeps in step.
 
     `silence_after` overrides "three heartbeat intervals" (the interval is learnt from
-    the server's heartbeats). Times are seconds on any monotonic clock the adapter uses.
+    the server's heartbeats). `batch` is the most events asked for in one ``events``
+    frame (None: one frame per event). Times are seconds on any monotonic clock the
+    adapter uses.
     """
 
-    def __init__(self, store: LocalStore, *, silence_after: float | None = None) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        *,
+        silence_after: float | None = None,
+        batch: int | None = BATCH_EVENTS,
+    ) -> None:
         self.store = store
+        self.batch = batch
         self._silence_after = silence_after
         self.heartbeat_interval = HEARTBEAT_INTERVAL
         self._last_frame = 0.0
@@ -149,7 +163,8 @@ class LinkRules:
         self._parts = []  # a snapshot cut off mid-way is started again from scratch
         self.live = False
         since = self.store.seq if self.store.synced else None
-        return [Send(Subscribe(since=since).model_dump_json(exclude_none=True))]
+        subscribe = Subscribe(since=since, batch=self.batch)
+        return [Send(subscribe.model_dump_json(exclude_none=True))]
 
     def tick(self, now: float) -> list[Effect]:
         """Time passed: silence past the limit means the link is dead."""
@@ -197,6 +212,8 @@ class LinkRules:
             except FoldError as exc:
                 return [Resume(str(exc))]
             return [Applied()]
+        if isinstance(frame, EventBatch):
+            return self._batch(frame)
         if isinstance(frame, Heartbeat):
             return self._heartbeat(frame)
         if isinstance(frame, Snapshot):
@@ -209,6 +226,18 @@ class LinkRules:
             return [Live()]
         assert isinstance(frame, ErrorFrame)
         return [Stop(f"server reported {frame.code}: {frame.detail}")]
+
+    def _batch(self, frame: EventBatch) -> list[Effect]:
+        # Each event is applied as if it had come in a frame of its own: the first one
+        # refused (a gap, a duplicate, a fold error) resumes, and neither it nor any
+        # after it is applied; those before it stay applied, as they would have.
+        for applied, event in enumerate(frame.events):
+            try:
+                self.store.apply(event)
+            except FoldError as exc:
+                changed: list[Effect] = [Applied()] if applied else []
+                return [*changed, Resume(str(exc))]
+        return [Applied()]
 
     def _snapshot_part(self, frame: SnapshotPart) -> list[Effect]:
         parts = self._parts

@@ -10,6 +10,12 @@ A snapshot is one `Snapshot` frame when the picture fits in `SNAPSHOT_PART_BYTES
 a larger picture comes as `SnapshotPart` frames 1..n of the picture at one seq, none
 larger than that (unless one incident alone is), so a client with a WebSocket library's
 default 1 MiB message limit can always read it.
+
+A client that asks for it at subscribe (`Subscribe.batch`) may be sent several
+consecutive events in one `EventBatch` frame, no larger than `SNAPSHOT_PART_BYTES` and
+of at most the events it asked for: the server batches a replay and whatever has queued
+up for a subscriber that is behind. A client that does not ask gets one `EventFrame` per
+event, as always.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .types import Seq, type_required
 __all__ = [
     "CLIENT_FRAME_ADAPTER",
     "HEARTBEAT_INTERVAL",
+    "MAX_BATCH_EVENTS",
     "SERVER_FRAME_ADAPTER",
     "SNAPSHOT_PART_BYTES",
     "SUBPROTOCOL",
@@ -43,6 +50,7 @@ __all__ = [
     "ClientFrame",
     "CloseCode",
     "ErrorFrame",
+    "EventBatch",
     "EventFrame",
     "Heartbeat",
     "ServerFrame",
@@ -60,6 +68,8 @@ HEARTBEAT_INTERVAL = 5.0
 #: 1 MiB that WebSocket libraries accept by default. Only an incident that alone
 #: serialises to more than this travels in a larger part (of its own).
 SNAPSHOT_PART_BYTES = 256 * 1024
+#: The most events a client may ask to be sent in one `EventBatch` frame.
+MAX_BATCH_EVENTS = 512
 
 SnapshotReason = Literal["requested", "older_than_retention", "ahead_of_server"]
 
@@ -95,6 +105,13 @@ class Subscribe(_Frame):
 
     type: Literal["subscribe"] = "subscribe"
     since: Seq | None = Field(default=None, description="Last seq the client applied.")
+    batch: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH_EVENTS,
+        description="The most events this client takes in one 'events' frame; absent or 1: "
+        "one 'event' frame per event.",
+    )
 
 
 class Snapshot(_Frame):
@@ -129,6 +146,14 @@ class EventFrame(_Frame):
     event: Event
 
 
+class EventBatch(_Frame):
+    """Server -> client: consecutive events in seq order, to a client that asked at
+    subscribe; applied one by one exactly as if each had come in its own `EventFrame`."""
+
+    type: Literal["events"] = "events"
+    events: list[Event] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
 class CaughtUp(_Frame):
     """Server -> client: replay is done; what follows is live."""
 
@@ -155,7 +180,7 @@ class ErrorFrame(_Frame):
 
 ClientFrame = Subscribe
 ServerFrame = Annotated[
-    Snapshot | SnapshotPart | EventFrame | CaughtUp | Heartbeat | ErrorFrame,
+    Snapshot | SnapshotPart | EventFrame | EventBatch | CaughtUp | Heartbeat | ErrorFrame,
     Field(discriminator="type"),
 ]
 

@@ -34,8 +34,9 @@ class Subscriber:
     frame, which at hundreds of subscribers is most of the fan-out's CPU.
     """
 
-    def __init__(self, operator: Operator, limit: int) -> None:
+    def __init__(self, operator: Operator, limit: int, batch: int = 1) -> None:
         self.operator = operator
+        self.batch = batch  # the most events it takes in one frame (1: no batches)
         self.frames: deque[str] = deque()
         self.limit = limit
         self.overflowed = asyncio.Event()
@@ -96,9 +97,12 @@ class Hub:
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, operator: Operator) -> Subscriber:
-        """Register a subscriber; every frame published from now on is queued for it."""
-        subscriber = Subscriber(operator, self.queue_size)
+    def subscribe(self, operator: Operator, batch: int = 1) -> Subscriber:
+        """Register a subscriber; every frame published from now on is queued for it.
+
+        `batch` is the most events it takes in one frame (1: one frame per event).
+        """
+        subscriber = Subscriber(operator, self.queue_size, batch)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -107,7 +111,8 @@ class Hub:
         self._subscribers.discard(subscriber)
 
     def publish(self, frame: str) -> None:
-        """Queue one serialised frame for every subscriber, dropping any that are full."""
+        """Queue one serialised ``event`` frame (see `event_frame`) for every subscriber,
+        dropping any that are full."""
         for subscriber in list(self._subscribers):
             if not subscriber.push(frame):
                 self._subscribers.discard(subscriber)

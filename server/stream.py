@@ -30,6 +30,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .auth import Authenticator, bearer_token
 from .config import ServerConfig
+from .event_frames import batch_frames, take_frame
 from .guard import nesting_exceeds
 from .responses import problem_response
 from .service import DispatchService, utc_now
@@ -109,7 +110,8 @@ async def serve_stream(
         except ValidationError as exc:
             await _bad_frame(websocket, _frame_error(text, exc))
             return
-        await _stream_events(websocket, service, operator, subscribe.since, limits)
+        batch = subscribe.batch or 1
+        await _stream_events(websocket, service, operator, subscribe.since, batch, limits)
     except (WebSocketDisconnect, RuntimeError):
         # The client went away, possibly mid-send: nothing to clean but the subscription.
         pass
@@ -148,6 +150,7 @@ async def _stream_events(
     service: DispatchService,
     operator: Operator,
     since: int | None,
+    batch: int,
     limits: Any,
 ) -> None:
     hub = service.hub
@@ -156,7 +159,7 @@ async def _stream_events(
         await service.reach(since)
     # Register and read the head in one step with no await between: every event after
     # `head` reaches the queue, every event up to it comes from the snapshot or replay.
-    subscriber = hub.subscribe(operator)
+    subscriber = hub.subscribe(operator, batch)
     head = service.head
     try:
         first_kept = await service.run_read(service.store.first_retained)
@@ -171,7 +174,7 @@ async def _stream_events(
             # Events may have been applied while the store was asked above: start the
             # queue afresh at the head the snapshot is taken at, with no await between.
             hub.unsubscribe(subscriber)
-            subscriber = hub.subscribe(operator)
+            subscriber = hub.subscribe(operator, batch)
             head = service.head
             # Every part is cut from the picture at `head` in this one call, with no
             # await before it: the parts make one picture at one seq.
@@ -181,17 +184,18 @@ async def _stream_events(
         else:
             after = since
             while after < head:
-                batch = await service.run_read(
+                rows = await service.run_read(
                     service.store.read_raw, after, min(limits.replay_batch, head - after)
                 )
-                if not batch or batch[0][0] != after + 1:
+                if not rows or rows[0][0] != after + 1:
                     # Events were pruned by a snapshot while we replayed: never send a
                     # gap. The client resumes and, being behind retention, gets a snapshot.
                     await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
                     return
-                for _seq, body in batch:
-                    await websocket.send_text('{"type":"event","event":' + body + "}")
-                after = batch[-1][0]
+                bodies = (body for _seq, body in rows)
+                for frame in batch_frames(bodies, batch, limits.snapshot_part_bytes):
+                    await websocket.send_text(frame)
+                after = rows[-1][0]
         await websocket.send_text(CaughtUp(seq=head).model_dump_json())
         await _pump(websocket, subscriber, service, limits)
     except StoreUnavailable as exc:
@@ -210,6 +214,8 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limi
     listener.add_done_callback(lambda _task: subscriber.wake())
     frames = subscriber.frames
     overflowed = subscriber.overflowed
+    batch = subscriber.batch
+    limit = limits.snapshot_part_bytes
     try:
         while True:
             ready = await subscriber.wait(interval)
@@ -225,7 +231,9 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limi
                 return
             if ready:
                 while frames and not overflowed.is_set():
-                    await websocket.send_text(frames.popleft())
+                    # Everything queued while the last send went out goes in as few
+                    # frames as the subscriber's batch size allows.
+                    await websocket.send_text(take_frame(frames, batch, limit))
             else:
                 beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
                 await websocket.send_text(beat.model_dump_json())
