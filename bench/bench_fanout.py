@@ -134,6 +134,58 @@ def fanout_cost(results: dict, system: str, n_subs: int, rate: int) -> float | N
     return (cell["server_cpu_s"] - command_path) / cell["delivered_events"] * 1e6
 
 
+def run_cell(
+    system: str,
+    n_subs: int,
+    rate: int,
+    url: str,
+    pid: int,
+    mode: str,
+    subs: Subscribers,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> dict:
+    """One cell: the load at `rate` against `system`, and what its subscribers saw."""
+    intended = workdir / f"intended-{system}-{n_subs}-{rate}.json"
+    cpu0 = cpu_seconds(pid)
+    load = run_load(mode, url, rate, args.seconds, args.conns, intended)
+    lo, hi = load["first_seq"] - 1, load["last_seq"]
+    reports = subs.report(lo, hi, load["t0_wall"], intended)
+    cpu = cpu_seconds(pid) - cpu0
+    delivered = sum(x["delivered"] for x in reports)
+    span = max((x["span_s"] or 0 for x in reports), default=0) or load["elapsed_s"]
+    parts = [(x["delivered"], x["samples"]) for x in reports]
+    meant = [(x["intended_count"], x["intended_samples"]) for x in reports]
+    frames = sum(x["frames"] for x in reports)
+    expected = (hi - lo) * n_subs
+    worst = max((x["intended_max_ms"] or 0 for x in reports), default=float("nan"))
+    return {
+        "system": system,
+        "subs": n_subs,
+        "target_rate": rate,
+        "achieved_rate": r(load["achieved_per_s"], 1),
+        "appended": load["completed"],
+        "skipped_schedule": load["skipped"],
+        "load_errors": load["errors"],
+        "held": load["skipped"] == 0 and delivered == expected,
+        "delivered_events": delivered,
+        "expected_events": expected,
+        "events_per_frame": r(delivered / max(1, frames), 2),
+        "delivered_per_s": r(delivered / span, 1),
+        "p50_ms": r(weighted_pct(meant, 50) or float("nan"), 2),
+        "p99_ms": r(weighted_pct(meant, 99) or float("nan"), 2),
+        "max_ms": r(worst, 2),
+        "p99_from_at_ms": r(weighted_pct(parts, 99) or float("nan"), 2),
+        "server_cpu_s": r(cpu, 3),
+        "server_cpu_util": r(cpu / span, 3),
+        "server_cpu_us_per_delivered_event": r(cpu / max(1, delivered) * 1e6, 2),
+        "server_cpu_us_per_appended": r(cpu / max(1, load["completed"]) * 1e6, 1),
+        "command_p50_ms": r(load["req_p50_ms"] or float("nan"), 2),
+        "command_p99_ms": r(load["req_p99_ms"] or float("nan"), 2),
+        "subscribers_closed": sum(x["closed"] for x in reports),
+    }
+
+
 def run_load(mode: str, url: str, rate: int, seconds: float, conns: int, intended: Path) -> dict:
     out = subprocess.run(
         [
@@ -192,33 +244,39 @@ def main() -> int:
             seconds=r(seeded.seconds, 2),
             note="seeded with SQLiteEventStore.append and synchronous=OFF (seeding only)",
         )
-        for system in args.systems.split(","):
-            server = None
-            bare = None
-            try:
-                if system == "cadterm":
-                    server = ServerProcess(db, bench_config(), workdir).start()
-                    url, ws_url, pid = server.url, server.ws_url, server.pid
-                    mode = "http"
-                else:
-                    bare = subprocess.Popen(
-                        [sys.executable, WORKER, "bare", "0"],
-                        stdout=subprocess.PIPE,
-                        text=True,
-                    )
-                    said, _, port = bare.stdout.readline().partition(" ")
-                    if said != "listening":
-                        raise RuntimeError("bare server did not start")
-                    port = port.strip()
-                    url = ws_url = f"ws://127.0.0.1:{port}"
-                    pid = bare.pid
-                    mode = "ws"
-                for n_subs in subs_list:
-                    since = int(server.health()["seq"]) if server else 0
-                    subs = Subscribers(ws_url, n_subs, since, args.sub_procs, args.batch)
-                    try:
-                        subs.wait_ready()
-                        for rate in rates:
+        systems = args.systems.split(",")
+        server = None
+        bare = None
+        # Both servers run side by side and the cells alternate between them, so each
+        # pair of figures is taken under the same load from whatever else the machine
+        # is doing; the idle one costs nothing meanwhile.
+        try:
+            where: dict[str, tuple[str, str, int, str]] = {}
+            if "cadterm" in systems:
+                server = ServerProcess(db, bench_config(), workdir).start()
+                where["cadterm"] = (server.url, server.ws_url, server.pid, "http")
+            if "bare" in systems:
+                bare = subprocess.Popen(
+                    [sys.executable, WORKER, "bare", "0"], stdout=subprocess.PIPE, text=True
+                )
+                said, _, port = bare.stdout.readline().partition(" ")
+                if said != "listening":
+                    raise RuntimeError("bare server did not start")
+                bare_url = f"ws://127.0.0.1:{port.strip()}"
+                where["bare"] = (bare_url, bare_url, bare.pid, "ws")
+            for n_subs in subs_list:
+                subs: dict[str, Subscribers] = {}
+                try:
+                    for system in systems:
+                        since = int(server.health()["seq"]) if system == "cadterm" else 0
+                        ws_url = where[system][1]
+                        subs[system] = Subscribers(
+                            ws_url, n_subs, since, args.sub_procs, args.batch
+                        )
+                    for group in subs.values():
+                        group.wait_ready()
+                    for rate in rates:
+                        for system in systems:
                             if (n_subs, rate) in skip:
                                 emit(
                                     BENCH,
@@ -229,61 +287,21 @@ def main() -> int:
                                     skipped=True,
                                 )
                                 continue
-                            intended = workdir / f"intended-{system}-{n_subs}-{rate}.json"
-                            cpu0 = cpu_seconds(pid)
-                            load = run_load(mode, url, rate, args.seconds, args.conns, intended)
-                            lo, hi = load["first_seq"] - 1, load["last_seq"]
-                            reports = subs.report(lo, hi, load["t0_wall"], intended)
-                            cpu = cpu_seconds(pid) - cpu0
-                            delivered = sum(x["delivered"] for x in reports)
-                            span = max((x["span_s"] or 0 for x in reports), default=0)
-                            span = span or load["elapsed_s"]
-                            parts = [(x["delivered"], x["samples"]) for x in reports]
-                            meant = [(x["intended_count"], x["intended_samples"]) for x in reports]
-                            frames = sum(x["frames"] for x in reports)
-                            expected = (hi - lo) * n_subs
-                            worst = max(
-                                (x["intended_max_ms"] or 0 for x in reports), default=float("nan")
+                            url, _ws, pid, mode = where[system]
+                            cell = run_cell(
+                                system, n_subs, rate, url, pid, mode, subs[system], workdir, args
                             )
-                            cell = {
-                                "system": system,
-                                "subs": n_subs,
-                                "target_rate": rate,
-                                "achieved_rate": r(load["achieved_per_s"], 1),
-                                "appended": load["completed"],
-                                "skipped_schedule": load["skipped"],
-                                "load_errors": load["errors"],
-                                "held": load["skipped"] == 0 and delivered == expected,
-                                "delivered_events": delivered,
-                                "expected_events": expected,
-                                "events_per_frame": r(delivered / max(1, frames), 2),
-                                "delivered_per_s": r(delivered / span, 1),
-                                "p50_ms": r(weighted_pct(meant, 50) or float("nan"), 2),
-                                "p99_ms": r(weighted_pct(meant, 99) or float("nan"), 2),
-                                "max_ms": r(worst, 2),
-                                "p99_from_at_ms": r(weighted_pct(parts, 99) or float("nan"), 2),
-                                "server_cpu_s": r(cpu, 3),
-                                "server_cpu_util": r(cpu / span, 3),
-                                "server_cpu_us_per_delivered_event": r(
-                                    cpu / max(1, delivered) * 1e6, 2
-                                ),
-                                "server_cpu_us_per_appended": r(
-                                    cpu / max(1, load["completed"]) * 1e6, 1
-                                ),
-                                "command_p50_ms": r(load["req_p50_ms"] or float("nan"), 2),
-                                "command_p99_ms": r(load["req_p99_ms"] or float("nan"), 2),
-                                "subscribers_closed": sum(x["closed"] for x in reports),
-                            }
-                            if server is not None:
+                            if system == "cadterm":
                                 cell["server_cut_off_total"] = server.health()["cut_off"]
                             results[(system, n_subs, rate)] = cell
                             emit(BENCH, kind="cell", **cell)
-                    finally:
-                        subs.close()
-            finally:
-                if server is not None:
-                    server.stop()
-                stop_process(bare)
+                finally:
+                    for group in subs.values():
+                        group.close()
+        finally:
+            if server is not None:
+                server.stop()
+            stop_process(bare)
 
     print()
     load_now = os.getloadavg()

@@ -21,17 +21,14 @@ from .snapshot_parts import snapshot_frames
 __all__ = ["Hub", "Subscriber"]
 
 
-def _time_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class Subscriber:
     """One live stream: the frames waiting to be sent to it.
 
     A plain deque and one waiter future that `push` (and anything else that needs the
     sender's attention) resolves: the sender costs no task and no `asyncio.wait` per
-    frame, which at hundreds of subscribers is most of the fan-out's CPU.
+    frame, which at hundreds of subscribers is most of the fan-out's CPU. The heartbeat
+    timeout is one timer that is moved on only when it fires, not a timer made and
+    cancelled for every frame.
     """
 
     def __init__(self, operator: Operator, limit: int, batch: int = 1) -> None:
@@ -41,6 +38,8 @@ class Subscriber:
         self.limit = limit
         self.overflowed = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._quiet_until = 0.0  # loop time at which the current wait times out
 
     def push(self, frame: str) -> bool:
         """Queue a frame; False when the subscriber already holds `limit` unsent frames."""
@@ -61,14 +60,33 @@ class Subscriber:
         if self.frames or self.overflowed.is_set():
             return bool(self.frames)
         loop = asyncio.get_running_loop()
+        self._quiet_until = loop.time() + timeout
         waiter = self._waiter = loop.create_future()
-        handle = loop.call_later(timeout, _time_up, waiter)
+        if self._timer is None:
+            self._timer = loop.call_at(self._quiet_until, self._time_up, loop)
         try:
             await waiter
         finally:
-            handle.cancel()
             self._waiter = None
         return bool(self.frames)
+
+    def _time_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The timer was armed for an earlier wait: end the current one only if its own
+        # timeout has come (to within a millisecond of the loop's clock), else move on.
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # sending: the next wait arms the timer again
+        if loop.time() >= self._quiet_until - 0.001:
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(self._quiet_until, self._time_up, loop)
+
+    def close(self) -> None:
+        """Drop the timer (the stream is over)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Hub:
@@ -109,6 +127,7 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop queueing frames for `subscriber`."""
         self._subscribers.discard(subscriber)
+        subscriber.close()
 
     def publish(self, frame: str) -> None:
         """Queue one serialised ``event`` frame (see `event_frame`) for every subscriber,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import WebSocket
@@ -30,8 +31,10 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .auth import Authenticator, bearer_token
 from .config import ServerConfig
+from .connections import SEND_TEXT
 from .event_frames import batch_frames, take_frame
 from .guard import nesting_exceeds
+from .hub import Subscriber
 from .responses import problem_response
 from .service import DispatchService, utc_now
 from .store.base import StoreUnavailable
@@ -154,6 +157,8 @@ async def _stream_events(
     limits: Any,
 ) -> None:
     hub = service.hub
+    # Straight to the connection under cadterm's own server; through ASGI elsewhere.
+    send_text = (websocket.scope.get("extensions") or {}).get(SEND_TEXT, websocket.send_text)
     if since is not None and since > service.head:
         # Resuming from another node of a cluster: fold what it had first.
         await service.reach(since)
@@ -180,7 +185,7 @@ async def _stream_events(
             # await before it: the parts make one picture at one seq.
             frames = hub.snapshot_frames(service.state, reason, limits.snapshot_part_bytes)
             for frame in frames:
-                await websocket.send_text(frame)
+                await send_text(frame)
         else:
             after = since
             while after < head:
@@ -194,10 +199,10 @@ async def _stream_events(
                     return
                 bodies = (body for _seq, body in rows)
                 for frame in batch_frames(bodies, batch, limits.snapshot_part_bytes):
-                    await websocket.send_text(frame)
+                    await send_text(frame)
                 after = rows[-1][0]
-        await websocket.send_text(CaughtUp(seq=head).model_dump_json())
-        await _pump(websocket, subscriber, service, limits)
+        await send_text(CaughtUp(seq=head).model_dump_json())
+        await _pump(websocket, send_text, subscriber, service, limits)
     except StoreUnavailable as exc:
         # This node cannot read its log just now (its database is away): the client
         # should come back shortly, here or on another node, and resume.
@@ -207,7 +212,13 @@ async def _stream_events(
         hub.unsubscribe(subscriber)
 
 
-async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limits: Any):
+async def _pump(
+    websocket: WebSocket,
+    send_text: Callable[[str], Awaitable[None]],
+    subscriber: Subscriber,
+    service: DispatchService,
+    limits: Any,
+) -> None:
     """Send queued frames and heartbeats until the client leaves or falls behind."""
     interval = limits.heartbeat_interval
     listener = asyncio.create_task(_listen(websocket, limits.max_json_depth))
@@ -233,10 +244,10 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limi
                 while frames and not overflowed.is_set():
                     # Everything queued while the last send went out goes in as few
                     # frames as the subscriber's batch size allows.
-                    await websocket.send_text(take_frame(frames, batch, limit))
+                    await send_text(take_frame(frames, batch, limit))
             else:
                 beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
-                await websocket.send_text(beat.model_dump_json())
+                await send_text(beat.model_dump_json())
     finally:
         listener.cancel()
 

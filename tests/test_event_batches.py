@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from conftest import TOKENS, Backend, make_config
 from test_stream import add_note, book_on, create_incident, http, post, server_state, ws
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from cadterm.client.link import Applied, LinkRules, Resume, Stop
@@ -27,6 +30,7 @@ from cadterm.protocol.fold import apply
 from cadterm.protocol.frames import (
     MAX_BATCH_EVENTS,
     SERVER_FRAME_ADAPTER,
+    SUBPROTOCOL,
     CloseCode,
     ErrorFrame,
     EventBatch,
@@ -35,6 +39,7 @@ from cadterm.protocol.frames import (
 )
 from cadterm.server.config import Limits
 from cadterm.server.event_frames import batch_frames, event_frame, take_frame
+from cadterm.server.run import build_server, listen_socket
 
 AT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TIMEOUT = 10.0
@@ -332,3 +337,42 @@ async def test_the_client_catches_up_and_follows_live_with_or_without_batches(
         assert subscription.resumes == 0
     finally:
         await subscription.stop()
+
+
+async def test_the_stream_works_through_plain_asgi_without_the_direct_send(tmp_path) -> None:
+    """Under a server whose protocol offers no direct send (plain uvicorn), frames go
+    through ASGI ``websocket.send`` messages, batched all the same."""
+    server = build_server(db=tmp_path / "plain.db", config=limited(), port=0)
+    server.config.ws = "websockets-sansio"  # uvicorn's own: no cadterm.send_text
+    sock = listen_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        for _ in range(200):  # up to ~10 s for the server to come up
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {TOKENS[Role.DISPATCHER]}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, trust_env=False) as client:
+            await post(client, book_on("PL1"))
+            reference = (await post(client, create_incident()))["event"]["reference"]
+            for n in range(10):
+                await post(client, add_note(reference, f"plain {n}"))
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/stream",
+            subprotocols=[SUBPROTOCOL],
+            additional_headers=headers,
+            proxy=None,
+            open_timeout=TIMEOUT,
+        ) as conn:
+            frames = await read_to_caught_up(conn, 0, batch=5)
+        assert [len(seqs_of(f)) for f in frames[:-1]] == [5, 5, 2]
+        assert events_in(frames) == list(range(1, 13))
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+    assert not thread.is_alive()
