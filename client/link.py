@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState, FoldError
 from cadterm.protocol.frames import (
     HEARTBEAT_INTERVAL,
@@ -53,6 +54,7 @@ from cadterm.protocol.frames import (
     Snapshot,
     SnapshotPart,
     Subscribe,
+    read_events,
 )
 
 from .store import LocalStore
@@ -194,6 +196,11 @@ class LinkRules:
     def received(self, raw: str | bytes, now: float) -> list[Effect]:
         """A frame arrived: check it against the picture and apply it."""
         self._last_frame = now
+        events = read_events(raw)
+        if events is not None:
+            if self._parts:
+                return self._cut_parts("event")
+            return self._events(events)
         try:
             frame = SERVER_FRAME_ADAPTER.validate_json(raw)
         except ValidationError as exc:
@@ -203,17 +210,11 @@ class LinkRules:
         if isinstance(frame, SnapshotPart):
             return self._snapshot_part(frame)
         if self._parts:
-            gathered = len(self._parts)
-            self._parts = []
-            return [Resume(f"{frame.type} frame after part {gathered} of a snapshot in parts")]
+            return self._cut_parts(frame.type)
         if isinstance(frame, EventFrame):
-            try:
-                self.store.apply(frame.event)
-            except FoldError as exc:
-                return [Resume(str(exc))]
-            return [Applied()]
+            return self._events([frame.event])
         if isinstance(frame, EventBatch):
-            return self._batch(frame)
+            return self._events(frame.events)
         if isinstance(frame, Heartbeat):
             return self._heartbeat(frame)
         if isinstance(frame, Snapshot):
@@ -227,11 +228,16 @@ class LinkRules:
         assert isinstance(frame, ErrorFrame)
         return [Stop(f"server reported {frame.code}: {frame.detail}")]
 
-    def _batch(self, frame: EventBatch) -> list[Effect]:
-        # Each event is applied as if it had come in a frame of its own: the first one
-        # refused (a gap, a duplicate, a fold error) resumes, and neither it nor any
-        # after it is applied; those before it stay applied, as they would have.
-        for applied, event in enumerate(frame.events):
+    def _cut_parts(self, kind: str) -> list[Effect]:
+        gathered = len(self._parts)
+        self._parts = []
+        return [Resume(f"{kind} frame after part {gathered} of a snapshot in parts")]
+
+    def _events(self, events: list[Event]) -> list[Effect]:
+        # Each event of an ``events`` frame is applied as if it had come in a frame of
+        # its own: the first one refused (a gap, a duplicate, a fold error) resumes,
+        # and neither it nor any after it is applied; those before it stay applied.
+        for applied, event in enumerate(events):
             try:
                 self.store.apply(event)
             except FoldError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TOKENS, Backend, make_config
+from pydantic import ValidationError
 from test_stream import add_note, book_on, create_incident, http, post, server_state, ws
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -36,6 +37,7 @@ from cadterm.protocol.frames import (
     EventBatch,
     EventFrame,
     Subscribe,
+    read_events,
 )
 from cadterm.server.config import Limits
 from cadterm.server.event_frames import batch_frames, event_frame, take_frame
@@ -376,3 +378,46 @@ async def test_the_stream_works_through_plain_asgi_without_the_direct_send(tmp_p
         thread.join(15)
         sock.close()
     assert not thread.is_alive()
+
+
+# --- the fast way in: read_events --------------------------------------------------------
+
+
+def test_read_events_gives_what_the_general_reader_gives() -> None:
+    single = EventFrame(event=booked(4)).model_dump_json()
+    several = batch(5, 6, 7)
+    assert read_events(single) == [SERVER_FRAME_ADAPTER.validate_json(single).event]
+    assert read_events(several) == SERVER_FRAME_ADAPTER.validate_json(several).events
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Anything but the event between the envelope's fixed text: refused both ways.
+        '{"type":"event","event":' + body(1) + ',"extra":1}',
+        '{"type":"events","events":[' + body(1) + '],"x":[1]}',
+        '{"type":"events","events":[]}',
+        '{"type":"events","events":[' + ",".join(body(n) for n in range(1, 514)) + "]}",
+        '{"type":"event","event":' + body(1).replace('"U1"', "7") + "}",
+        '{"type":"event","event":' + body(1).replace('"seq":1', '"seq":"1"') + "}",
+    ],
+)
+def test_read_events_leaves_anything_invalid_to_the_general_reader(frame: str) -> None:
+    assert read_events(frame) is None
+    with pytest.raises(ValidationError):
+        SERVER_FRAME_ADAPTER.validate_json(frame)
+
+
+def test_a_frame_with_its_key_twice_is_left_to_the_general_reader() -> None:
+    doubled = '{"type":"event","event":' + body(1) + ',"event":' + body(2) + "}"
+    assert read_events(doubled) is None
+
+
+def test_a_frame_written_another_way_takes_the_general_way_and_still_applies() -> None:
+    spaced = json.dumps({"type": "event", "event": json.loads(body(1))}, indent=1)
+    assert read_events(spaced) is None
+    rules = LinkRules(LocalStore())
+    rules.opened(0.0)
+    assert rules.received(spaced, 0.1) == [Applied()]
+    assert rules.received(spaced.encode(), 0.2)[0] != Applied()  # a duplicate now
+    assert rules.store.seq == 1
