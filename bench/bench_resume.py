@@ -40,6 +40,7 @@ from _common import (
     scratch_dir,
     seed_store,
 )
+from _speed import machine_speed
 
 from cadterm.client import DispatchClient
 from cadterm.client.queries import fetch_state
@@ -162,6 +163,12 @@ def main() -> int:
             f"100k by replay: {big['seconds']:.2f} s (target < {TARGET_100K_S:g} s): "
             f"{'MET' if met else 'MISSED'}"
         )
+    speed = machine_speed()
+    emit(BENCH, kind="speed", **speed, loadavg=os.getloadavg())
+    print(
+        f"machine: json.loads {speed['json_loads_per_s']:,}/s at the end; load average "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
 

@@ -195,6 +195,11 @@ _EVENTS_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(
     Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 )
 
+# The adapters' core validators, called with their defaults as the adapters would: the
+# adapters' own wrappers cost a sixth of an event's validation.
+_validate_event = EVENT_ADAPTER.validator.validate_json
+_validate_events = _EVENTS_ADAPTER.validator.validate_json
+
 
 def read_events(raw: str | bytes) -> list[Event] | None:
     """The events of an ``event`` or ``events`` frame, validated as strictly as
@@ -212,9 +217,9 @@ def read_events(raw: str | bytes) -> list[Event] | None:
         if raw.startswith(_EVENT_PREFIX) and raw.endswith("}"):
             # Anything after the event but the closing brace makes the text between
             # them more than one JSON value, which does not validate.
-            return [EVENT_ADAPTER.validate_json(raw[len(_EVENT_PREFIX) : -1])]
+            return [_validate_event(raw[len(_EVENT_PREFIX) : -1])]
         if raw.startswith(_EVENTS_PREFIX) and raw.endswith("]}"):
-            return _EVENTS_ADAPTER.validate_json(raw[len(_EVENTS_PREFIX) - 1 : -1])
+            return _validate_events(raw[len(_EVENTS_PREFIX) - 1 : -1])
     except ValidationError:
         return None
     return None
