@@ -202,7 +202,9 @@ async def _stream_events(
                     await send_text(frame)
                 after = rows[-1][0]
         await send_text(CaughtUp(seq=head).model_dump_json())
-        await _pump(websocket, send_text, subscriber, service, limits)
+        # In a task of its own: each wake-up then resumes a coroutine or two, not the
+        # two dozen of the ASGI middleware stack this one runs under.
+        await asyncio.create_task(_pump(websocket, send_text, subscriber, service, limits))
     except StoreUnavailable as exc:
         # This node cannot read its log just now (its database is away): the client
         # should come back shortly, here or on another node, and resume.
