@@ -2,14 +2,17 @@
 
 Roles (first argument):
 
-``subs URL TOKEN N SINCE``
+``subs URL TOKEN N SINCE [BATCH]``
     Open N WebSocket subscriptions (subprotocol cadterm.v1, raw `websockets`, no cadterm
-    client code), subscribe after SINCE, print ``ready`` once all are caught up, and
-    record every event frame's seq and receive time. Reads commands on stdin:
-    ``report LO HI T0`` prints one JSON line about frames with LO < seq <= HI (waiting
-    up to 3 s for stragglers); ``quit`` exits.
+    client code), subscribe after SINCE (asking for ``events`` frames of up to BATCH
+    events when BATCH is given and above 1), print ``ready`` once all are caught up, and
+    record every event's seq and receive time (the events of one ``events`` frame share
+    its receive time). Reads commands on stdin: ``report LO HI T0 [INTENDED]`` prints one
+    JSON line about events with LO < seq <= HI (waiting up to 3 s for stragglers), with
+    latencies from each event's ``at`` and, given INTENDED (a file the load role wrote),
+    from the time the load meant to send the command that made it; ``quit`` exits.
 
-``load MODE URL TOKEN RATE SECONDS CONNS``
+``load MODE URL TOKEN RATE SECONDS CONNS [INTENDED]``
     Open-loop load at RATE events/s for SECONDS (RATE 0: closed loop, each of CONNS
     connections sending its next command as soon as the last is answered). MODE
     ``http`` posts ``locate_unit`` commands to ``URL/v1/commands`` over CONNS keep-alive
@@ -18,6 +21,13 @@ Roles (first argument):
     JSON line: sent, completed, errors, first/last seq, start/end times. When the target
     is faster than the server, the backlog is capped, the rest of the schedule is skipped
     (and counted) and the achieved rate is reported.
+
+    With INTENDED (a file path) the schedule is never thinned: every command keeps its
+    intended send time however late it goes out, and the file gets ``[seq, intended
+    wall time]`` for each, so latency is timed from when the command was meant to be
+    sent (no coordinated omission). If the backlog passes one second of the schedule the
+    server is not holding the rate: the rest of the schedule is skipped and counted, and
+    the cell is reported as not held.
 
 ``bare PORT``
     The baseline: a bare `websockets` server. Subscribers send a subscribe frame and get
@@ -32,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import sys
 import time
 import uuid
@@ -43,7 +54,22 @@ from websockets.asyncio.server import broadcast, serve
 
 SUBPROTOCOL = "cadterm.v1"
 PREFIX = '{"type":"event","event":{"seq":'
+BATCH_PREFIX = '{"type":"events","events":['
+# Each event's seq and at, wherever it is in a frame (the bench's events carry no text
+# that could look like this).
+SEQ_AT = re.compile(r'\{"seq":(\d+),"at":"([^"]+)"')
 CALLSIGNS = None  # filled by the load role from the server (or made up for bare)
+
+
+def _read_json(path: str) -> list:
+    # Small files read between cells, when nothing is being timed.
+    with open(path, encoding="ascii") as fh:
+        return json.load(fh)
+
+
+def _write_json(path: str, value: object) -> None:
+    with open(path, "w", encoding="ascii") as fh:
+        json.dump(value, fh)
 
 
 # --- subscribers -------------------------------------------------------------------------
@@ -57,9 +83,12 @@ class Recorder:
         self.max_seq: list[int] = []
         self.closed: list[str] = []
         self.closed_idx: set[int] = set()
+        self.frames = [0]  # event-carrying frames received, for the events per frame
 
 
-async def one_subscriber(url: str, token: str, since: int, rec: Recorder, idx: int, ready):
+async def one_subscriber(
+    url: str, token: str, since: int, rec: Recorder, idx: int, ready, batch: int = 0
+):
     async with connect(
         url,
         subprotocols=[SUBPROTOCOL],
@@ -71,14 +100,18 @@ async def one_subscriber(url: str, token: str, since: int, rec: Recorder, idx: i
         open_timeout=30,
         close_timeout=1,
     ) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "since": since}))
-        seqs, recv, at_of, maxes = rec.seqs, rec.recv, rec.at, rec.max_seq
+        subscribe: dict[str, object] = {"type": "subscribe", "since": since}
+        if batch > 1:
+            subscribe["batch"] = batch
+        await ws.send(json.dumps(subscribe))
+        seqs, recv, at_of, maxes, frames = rec.seqs, rec.recv, rec.at, rec.max_seq, rec.frames
         now = time.time
         plen = len(PREFIX)
         try:
             async for msg in ws:
                 if msg.startswith(PREFIX):
                     t = now()
+                    frames[0] += 1
                     comma = msg.index(",", plen)
                     seq = int(msg[plen:comma])
                     seqs.append(seq)
@@ -89,6 +122,17 @@ async def one_subscriber(url: str, token: str, since: int, rec: Recorder, idx: i
                         start = comma + 7  # ,"at":"
                         at = msg[start : msg.index('"', start)]
                         at_of[seq] = datetime.fromisoformat(at).timestamp()
+                elif msg.startswith(BATCH_PREFIX):
+                    t = now()
+                    frames[0] += 1
+                    for match in SEQ_AT.finditer(msg):
+                        seq = int(match[1])
+                        seqs.append(seq)
+                        recv.append(t)
+                        if seq > maxes[idx]:
+                            maxes[idx] = seq
+                        if seq not in at_of:
+                            at_of[seq] = datetime.fromisoformat(match[2]).timestamp()
                 elif msg.startswith('{"type":"caught_up"'):
                     ready()
         except Exception as exc:  # a cut-off subscriber is a result, not a crash
@@ -99,7 +143,7 @@ async def one_subscriber(url: str, token: str, since: int, rec: Recorder, idx: i
         rec.closed_idx.add(idx)
 
 
-async def run_subs(url: str, token: str, n: int, since: int) -> None:
+async def run_subs(url: str, token: str, n: int, since: int, batch: int = 0) -> None:
     rec = Recorder()
     rec.max_seq = [0] * n
     ready_count = 0
@@ -113,7 +157,7 @@ async def run_subs(url: str, token: str, n: int, since: int) -> None:
 
     tasks = []
     for i in range(n):
-        tasks.append(asyncio.create_task(one_subscriber(url, token, since, rec, i, ready)))
+        tasks.append(asyncio.create_task(one_subscriber(url, token, since, rec, i, ready, batch)))
         if i % 25 == 24:
             await asyncio.sleep(0.02)  # do not stampede the accept queue
     await asyncio.wait_for(all_ready.wait(), 60)
@@ -124,13 +168,17 @@ async def run_subs(url: str, token: str, n: int, since: int) -> None:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line or line.strip() == "quit":
             break
-        _, lo, hi, t0 = line.split()
+        _, lo, hi, t0, *rest = line.split()
         lo, hi, t0 = int(lo), int(hi), float(t0)
+        intended: dict[int, float] = {}
+        if rest:
+            intended = {int(seq): when for seq, when in _read_json(rest[0])}
         for _ in range(60):  # up to 3 s for stragglers
             if all(m >= hi or i in rec.closed_idx for i, m in enumerate(rec.max_seq)):
                 break
             await asyncio.sleep(0.05)
         lat = []
+        late = []  # from the intended send time
         count = 0
         last = 0.0
         at_of = rec.at
@@ -138,9 +186,13 @@ async def run_subs(url: str, token: str, n: int, since: int) -> None:
             if lo < seq <= hi:
                 count += 1
                 lat.append((t - at_of[seq]) * 1000.0)
+                meant = intended.get(seq)
+                if meant is not None:
+                    late.append((t - meant) * 1000.0)
                 if t > last:
                     last = t
         lat.sort()
+        late.sort()
         print(
             json.dumps(
                 {
@@ -156,6 +208,12 @@ async def run_subs(url: str, token: str, n: int, since: int) -> None:
                     "closed": len(rec.closed),
                     "closed_reasons": sorted(set(rec.closed))[:3],
                     "span_s": last - t0 if last else None,
+                    "intended_samples": [late[int(i * len(late) / 2000)] for i in range(2000)]
+                    if len(late) > 2000
+                    else late,
+                    "intended_count": len(late),
+                    "frames": rec.frames[0],
+                    "intended_max_ms": late[-1] if late else None,
                 }
             ),
             flush=True,
@@ -165,6 +223,7 @@ async def run_subs(url: str, token: str, n: int, since: int) -> None:
         del rec.seqs[:]
         del rec.recv[:]
         rec.at.clear()
+        rec.frames[0] = 0
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -183,10 +242,12 @@ async def http_worker(
     n = 0
     try:
         while True:
+            meant = None
             if closed_until is None:
                 item = await tickets.get()
                 if item is None:
                     return
+                meant = item
             else:
                 await out["go"].wait()
                 if time.perf_counter() >= closed_until[0]:
@@ -220,6 +281,8 @@ async def http_worker(
                 out["completed"] += 1
                 i = payload.find(b'"seq":')
                 seq = int(payload[i + 6 : payload.index(b",", i)])
+                if meant is not None:
+                    out["intended"].append((seq, meant))
                 out["first_seq"] = min(out["first_seq"], seq)
                 out["last_seq"] = max(out["last_seq"], seq)
             else:
@@ -242,13 +305,29 @@ async def ws_worker(url, tickets: asyncio.Queue, out: dict):
             await ws.send("pub")
             seq = int(await ws.recv())
             out["lat"].append(time.perf_counter() - t)
+            out["intended"].append((seq, item))
             out["completed"] += 1
             out["first_seq"] = min(out["first_seq"], seq)
             out["last_seq"] = max(out["last_seq"], seq)
 
 
-async def run_load(mode: str, url: str, token: str, rate: float, seconds: float, conns: int):
-    out = {"completed": 0, "errors": 0, "first_seq": 10**18, "last_seq": 0, "lat": []}
+async def run_load(
+    mode: str,
+    url: str,
+    token: str,
+    rate: float,
+    seconds: float,
+    conns: int,
+    intended_path: str | None = None,
+):
+    out = {
+        "completed": 0,
+        "errors": 0,
+        "first_seq": 10**18,
+        "last_seq": 0,
+        "lat": [],
+        "intended": [],
+    }
     tickets: asyncio.Queue = asyncio.Queue()
     closed = rate <= 0  # closed loop: every connection sends back to back
     closed_until = [float("inf")]
@@ -286,17 +365,25 @@ async def run_load(mode: str, url: str, token: str, rate: float, seconds: float,
     if closed:
         closed_until[0] = t0 + seconds
         out["go"].set()
+    # Without INTENDED the backlog is capped at a few commands a connection and the
+    # schedule thinned past it; with it, nothing is thinned until a second's worth waits.
+    cap = 4 * conns if intended_path is None else max(4 * conns, int(rate))
+    gave_up = None
     while not closed and sent + dropped < total:
         due = t0 + (sent + dropped) / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        # Open loop, but bounded: when the server is slower than the target the backlog
-        # is capped and the rest of the schedule is skipped (and reported).
-        if tickets.qsize() > 4 * conns:
+        if tickets.qsize() > cap:
+            if intended_path is not None:
+                # Not holding the rate: stop here rather than time a backlog that only
+                # grows. The rest of the schedule is skipped and counted.
+                gave_up = time.perf_counter() - t0
+                dropped = total - sent
+                break
             dropped += 1
             continue
-        tickets.put_nowait(1)
+        tickets.put_nowait(t0_wall + (due - t0))
         sent += 1
     for _ in workers:
         tickets.put_nowait(None)
@@ -304,6 +391,9 @@ async def run_load(mode: str, url: str, token: str, rate: float, seconds: float,
     t_end = time.perf_counter()
     out.pop("go")
     lat = sorted(out.pop("lat"))
+    intended = out.pop("intended")
+    if intended_path is not None:
+        _write_json(intended_path, intended)
     if closed:
         sent = total = out["completed"] + out["errors"]
     print(
@@ -313,6 +403,7 @@ async def run_load(mode: str, url: str, token: str, rate: float, seconds: float,
                 "target": total,
                 "sent": sent,
                 "skipped": dropped,
+                "gave_up_at_s": gave_up,
                 "t0_wall": t0_wall,
                 "elapsed_s": t_end - t0,
                 "achieved_per_s": out["completed"] / (t_end - t0),
@@ -377,11 +468,13 @@ def main(argv: list[str]) -> int:
     role = argv[0]
     if role == "subs":
         url, token, n, since = argv[1], argv[2], int(argv[3]), int(argv[4])
-        asyncio.run(run_subs(url, token, n, since))
+        batch = int(argv[5]) if len(argv) > 5 else 0
+        asyncio.run(run_subs(url, token, n, since, batch))
     elif role == "load":
         mode, url, token = argv[1], argv[2], argv[3]
         rate, seconds, conns = float(argv[4]), float(argv[5]), int(argv[6])
-        asyncio.run(run_load(mode, url, token, rate, seconds, conns))
+        intended_path = argv[7] if len(argv) > 7 else None
+        asyncio.run(run_load(mode, url, token, rate, seconds, conns, intended_path))
     elif role == "bare":
         asyncio.run(run_bare(int(argv[1])))
     else:

@@ -6,8 +6,11 @@ the same run, times:
 
   a. bare ``json.loads`` of every frame (the floor: what any JSON client pays);
   b. ``SERVER_FRAME_ADAPTER.validate_json`` only (decode + validate into models);
-  c. the full client path: ``Subscription._handle`` (validate, ``LocalStore.apply``
-     through the protocol fold, change tracking, waiter checks);
+  c. the full client path, as `Subscription` reads each frame: ``LinkRules.received``
+     (validate, seq check, ``LocalStore.apply`` through the protocol fold, change
+     tracking) and ``Subscription._act`` (waiter checks);
+  c2. the same with the events in ``events`` frames of 256, as a replay or a backlog
+     comes to a client that asks for batches (the cadterm client does);
   d. the fold alone (``LocalStore.apply`` on already-validated events), for the split;
   e. the full path again with the cyclic GC disabled (diagnostic: the collector's share;
      the picture grows to thousands of incidents, so full collections get expensive);
@@ -15,9 +18,10 @@ the same run, times:
      after loading the picture, generation-0 threshold 20,000): a candidate fix.
 
 Each pass runs ``--rounds`` times, interleaved, and the best round counts (the machine is
-shared; the best round is the least disturbed). Targets (issue item 1): the full path
->= 100,000 events/s and >= 25 % of bare json.loads. When a target is missed the full
-path is profiled with cProfile and the top costs are printed.
+shared; the best round is the least disturbed). Targets (issue 17): the full path
+>= 33 % of bare json.loads with Python's default GC (earlier: >= 100,000 events/s and
+>= 25 %). When a target is missed the full path is profiled with cProfile and the top
+costs are printed.
 
     .venv/bin/python bench/bench_ingest.py            # N=200000, 3 rounds
     .venv/bin/python bench/bench_ingest.py --events 50000 --rounds 2 --profile
@@ -39,12 +43,20 @@ from _common import TOKEN, Workload, emit, frame_json, machine, r
 
 from cadterm.client.store import LocalStore
 from cadterm.client.stream import Subscription
+from cadterm.protocol import frames as _frames
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.frames import SERVER_FRAME_ADAPTER
 
+# An older tree (PYTHONPATH=TREE, for a before figure) has no events frames to time.
+if hasattr(_frames, "EventBatch"):
+    from cadterm.server.event_frames import batch_frames
+else:
+    batch_frames = None
+
 BENCH = "ingest"
 TARGET_EPS = 100_000
-TARGET_RATIO = 0.25
+TARGET_RATIO = 0.33
+BATCH = 256
 GC_TUNED = (20_000,)
 
 
@@ -54,6 +66,16 @@ def fresh_subscription(initial: str) -> Subscription:
     store.load_snapshot(DispatchState.model_validate_json(initial))
     store.take_changes()
     return Subscription(["http://127.0.0.1:9"], TOKEN, store)
+
+
+def handler(sub: Subscription):
+    """What `Subscription._read` does with each frame it receives."""
+    received, act = sub.rules.received, sub._act
+
+    def handle(raw: str) -> None:
+        act(received(raw, 0.0))
+
+    return handle
 
 
 def pass_json(frames: list[str], initial: str) -> float:
@@ -76,13 +98,18 @@ def pass_full(frames: list[str], initial: str, freeze: bool = False) -> float:
     sub = fresh_subscription(initial)
     if freeze:
         gc.freeze()  # the loaded picture moves to the permanent generation
-    handle = sub._handle
+    handle = handler(sub)
     t = time.perf_counter()
     for raw in frames:
         handle(raw)
     elapsed = time.perf_counter() - t
-    assert sub.store.seq == SERVER_FRAME_ADAPTER.validate_json(frames[-1]).event.seq
+    assert sub.store.seq == last_seq(frames[-1])
     return elapsed
+
+
+def last_seq(frame: str) -> int:
+    parsed = SERVER_FRAME_ADAPTER.validate_json(frame)
+    return parsed.events[-1].seq if hasattr(parsed, "events") else parsed.event.seq
 
 
 def pass_full_nogc(frames: list[str], initial: str) -> float:
@@ -106,17 +133,22 @@ def pass_full_gc_tuned(frames: list[str], initial: str) -> float:
         gc.unfreeze()
 
 
-def make_fold_pass(events: list):
-    def pass_fold(frames: list[str], initial: str) -> float:
-        store = LocalStore()
-        store.load_snapshot(DispatchState.model_validate_json(initial))
-        apply = store.apply
-        t = time.perf_counter()
-        for event in events:
-            apply(event)
-        return time.perf_counter() - t
+def pass_fold(frames: list[str], initial: str) -> float:
+    """The fold alone, on events validated (untimed) just before.
 
-    return pass_fold
+    The events are made here and dropped after, not held for the whole run: 100,000
+    validated events alive through the other passes would make every full collection
+    walk them, a cost no client pays.
+    """
+    events = [SERVER_FRAME_ADAPTER.validate_json(raw).event for raw in frames]
+    store = LocalStore()
+    store.load_snapshot(DispatchState.model_validate_json(initial))
+    apply = store.apply
+    gc.collect()
+    t = time.perf_counter()
+    for event in events:
+        apply(event)
+    return time.perf_counter() - t
 
 
 def main() -> int:
@@ -139,6 +171,9 @@ def main() -> int:
     initial = workload.state.model_dump_json()
     events = list(workload.events(n))
     frames = [frame_json(e) for e in events]
+    bodies = [e.model_dump_json() for e in events]
+    batched = list(batch_frames(bodies, BATCH, 256 * 1024)) if batch_frames else []
+    del bodies
     gen_s = time.perf_counter() - t
     sizes = [len(f.encode()) for f in frames]
     mix = Counter(e.type for e in events)
@@ -154,21 +189,22 @@ def main() -> int:
         incidents_at_end=len(workload.state.incidents),
         units=len(workload.state.units),
     )
-    del workload
+    del workload, events
 
     passes = {
         "json_loads": pass_json,
         "validate_json": pass_validate,
         "full_handle": pass_full,
+        **({"full_batched": pass_full} if batched else {}),
         "full_gc_off": pass_full_nogc,
         "full_gc_tuned": pass_full_gc_tuned,
-        "fold_only": make_fold_pass(events),
+        "fold_only": pass_fold,
     }
     best: dict[str, float] = {}
     for round_no in range(args.rounds):
         for name, fn in passes.items():
             gc.collect()
-            elapsed = fn(frames, initial)
+            elapsed = fn(batched if name == "full_batched" else frames, initial)
             best[name] = min(best.get(name, elapsed), elapsed)
             emit(
                 BENCH,
@@ -183,7 +219,7 @@ def main() -> int:
     ratio_full = eps["full_handle"] / eps["json_loads"]
     ratio_validate = eps["validate_json"] / eps["json_loads"]
     us = {name: s / n * 1e6 for name, s in best.items()}
-    met = eps["full_handle"] >= TARGET_EPS and ratio_full >= TARGET_RATIO
+    met = ratio_full >= TARGET_RATIO
     emit(
         BENCH,
         kind="result",
@@ -192,6 +228,8 @@ def main() -> int:
         json_loads_eps=round(eps["json_loads"]),
         validate_json_eps=round(eps["validate_json"]),
         full_handle_eps=round(eps["full_handle"]),
+        full_batched_eps=round(eps["full_batched"]) if "full_batched" in eps else None,
+        ratio_batched_over_json=r(eps.get("full_batched", float("nan")) / eps["json_loads"], 3),
         fold_only_eps=round(eps["fold_only"]),
         full_gc_off_eps=round(eps["full_gc_off"]),
         full_gc_tuned_eps=round(eps["full_gc_tuned"]),
@@ -209,8 +247,9 @@ def main() -> int:
         sub = fresh_subscription(initial)
         profiler = cProfile.Profile()
         profiler.enable()
+        handle = handler(sub)
         for raw in sample:
-            sub._handle(raw)
+            handle(raw)
         profiler.disable()
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
@@ -235,10 +274,13 @@ def main() -> int:
     for name in passes:
         print(f"  {name:14s} {eps[name]:>10,.0f} events/s  {us[name]:6.2f} us/event")
     print(
-        f"  full/json.loads = {ratio_full:.1%} (target >= {TARGET_RATIO:.0%}); "
-        f"full = {eps['full_handle']:,.0f}/s (target >= {TARGET_EPS:,}/s): "
-        f"{'MET' if met else 'MISSED'}"
+        f"  full/json.loads = {ratio_full:.1%} (target >= {TARGET_RATIO:.0%}, default GC): "
+        f"{'MET' if met else 'MISSED'}; batched/json.loads = "
+        f"{eps.get('full_batched', float('nan')) / eps['json_loads']:.1%}; "
+        f"full = {eps['full_handle']:,.0f}/s "
+        f"(earlier target {TARGET_EPS:,}/s)"
     )
+    print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if profile_text:
         print("\ncProfile of the full path (top 15 by own time):")
         print("\n".join(profile_text.splitlines()[:30]))

@@ -22,7 +22,8 @@ Effects:
 * `Stop(reason)`: stop for good; retrying can only fail the same way.
 
 The rules: every event's seq must be exactly one past the last applied (a gap or a
-duplicate resumes, and the event is not applied); ``caught_up`` must name the seq the
+duplicate resumes, and the event is not applied; an ``events`` frame is taken as its
+events one by one); ``caught_up`` must name the seq the
 picture is at; a heartbeat behind the picture resumes, and two heartbeats in a row ahead
 of it with no event between them mean an event was lost; no frame or heartbeat for three
 heartbeat intervals resumes; a close with `RESUME` or any transient code resumes; the
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState, FoldError
 from cadterm.protocol.frames import (
     HEARTBEAT_INTERVAL,
@@ -46,16 +48,19 @@ from cadterm.protocol.frames import (
     CaughtUp,
     CloseCode,
     ErrorFrame,
+    EventBatch,
     EventFrame,
     Heartbeat,
     Snapshot,
     SnapshotPart,
     Subscribe,
+    read_events,
 )
 
 from .store import LocalStore
 
 __all__ = [
+    "BATCH_EVENTS",
     "FATAL_CLOSE",
     "Applied",
     "Effect",
@@ -72,6 +77,8 @@ FATAL_CLOSE = {
     CloseCode.UNEXPECTED_FRAME: "the server rejected a frame sent at the wrong time",
     CloseCode.MESSAGE_TOO_BIG: "a frame from this client exceeded the server's size limit",
 }
+#: The most events this client asks to be sent in one ``events`` frame.
+BATCH_EVENTS = 256
 #: Handshake answers that mean "this client may not, or cannot, subscribe".
 _FATAL_STATUS = frozenset({400, 401, 403})
 
@@ -119,11 +126,20 @@ class LinkRules:
     """Judges one connection at a time for the `store` it keeps in step.
 
     `silence_after` overrides "three heartbeat intervals" (the interval is learnt from
-    the server's heartbeats). Times are seconds on any monotonic clock the adapter uses.
+    the server's heartbeats). `batch` is the most events asked for in one ``events``
+    frame (None: one frame per event). Times are seconds on any monotonic clock the
+    adapter uses.
     """
 
-    def __init__(self, store: LocalStore, *, silence_after: float | None = None) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        *,
+        silence_after: float | None = None,
+        batch: int | None = BATCH_EVENTS,
+    ) -> None:
         self.store = store
+        self.batch = batch
         self._silence_after = silence_after
         self.heartbeat_interval = HEARTBEAT_INTERVAL
         self._last_frame = 0.0
@@ -149,7 +165,8 @@ class LinkRules:
         self._parts = []  # a snapshot cut off mid-way is started again from scratch
         self.live = False
         since = self.store.seq if self.store.synced else None
-        return [Send(Subscribe(since=since).model_dump_json(exclude_none=True))]
+        subscribe = Subscribe(since=since, batch=self.batch)
+        return [Send(subscribe.model_dump_json(exclude_none=True))]
 
     def tick(self, now: float) -> list[Effect]:
         """Time passed: silence past the limit means the link is dead."""
@@ -179,6 +196,11 @@ class LinkRules:
     def received(self, raw: str | bytes, now: float) -> list[Effect]:
         """A frame arrived: check it against the picture and apply it."""
         self._last_frame = now
+        events = read_events(raw)
+        if events is not None:
+            if self._parts:
+                return self._cut_parts("event")
+            return self._events(events)
         try:
             frame = SERVER_FRAME_ADAPTER.validate_json(raw)
         except ValidationError as exc:
@@ -188,15 +210,11 @@ class LinkRules:
         if isinstance(frame, SnapshotPart):
             return self._snapshot_part(frame)
         if self._parts:
-            gathered = len(self._parts)
-            self._parts = []
-            return [Resume(f"{frame.type} frame after part {gathered} of a snapshot in parts")]
+            return self._cut_parts(frame.type)
         if isinstance(frame, EventFrame):
-            try:
-                self.store.apply(frame.event)
-            except FoldError as exc:
-                return [Resume(str(exc))]
-            return [Applied()]
+            return self._events([frame.event])
+        if isinstance(frame, EventBatch):
+            return self._events(frame.events)
         if isinstance(frame, Heartbeat):
             return self._heartbeat(frame)
         if isinstance(frame, Snapshot):
@@ -209,6 +227,23 @@ class LinkRules:
             return [Live()]
         assert isinstance(frame, ErrorFrame)
         return [Stop(f"server reported {frame.code}: {frame.detail}")]
+
+    def _cut_parts(self, kind: str) -> list[Effect]:
+        gathered = len(self._parts)
+        self._parts = []
+        return [Resume(f"{kind} frame after part {gathered} of a snapshot in parts")]
+
+    def _events(self, events: list[Event]) -> list[Effect]:
+        # Each event of an ``events`` frame is applied as if it had come in a frame of
+        # its own: the first one refused (a gap, a duplicate, a fold error) resumes,
+        # and neither it nor any after it is applied; those before it stay applied.
+        for applied, event in enumerate(events):
+            try:
+                self.store.apply(event)
+            except FoldError as exc:
+                changed: list[Effect] = [Applied()] if applied else []
+                return [*changed, Resume(str(exc))]
+        return [Applied()]
 
     def _snapshot_part(self, frame: SnapshotPart) -> list[Effect]:
         parts = self._parts

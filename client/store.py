@@ -10,7 +10,7 @@ from typing import Protocol
 
 from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.events import Event
-from cadterm.protocol.fold import Changes, DispatchState, SequenceError, apply
+from cadterm.protocol.fold import Changes, DispatchState, SequenceError, apply, share_field_sets
 
 __all__ = ["LocalStore", "PictureObserver"]
 
@@ -57,6 +57,7 @@ class LocalStore:
             units=set(self.state.units) | set(state.units),
             replaced=True,
         )
+        share_field_sets(state)  # less for the garbage collector to walk while it is held
         self.state = state
         self.synced = True
         self._dirty.update(touched)
@@ -86,6 +87,7 @@ class LocalStore:
             units=set(self.state.units) | set(state.units),
             replaced=True,
         )
+        share_field_sets(state)
         self.state = state
         self._dirty.update(touched)
 

@@ -41,7 +41,7 @@ from websockets.exceptions import (
 from cadterm.protocol.frames import SUBPROTOCOL
 
 from .backoff import Backoff
-from .link import Applied, Effect, LinkRules, Live, Resume, Send, Stop
+from .link import BATCH_EVENTS, Applied, Effect, LinkRules, Live, Resume, Send, Stop
 from .store import LocalStore
 
 __all__ = ["Backoff", "LinkState", "LinkStatus", "Subscription", "stream_url"]
@@ -122,6 +122,7 @@ class Subscription:
         silence_after: float | None = None,
         open_timeout: float = 5.0,
         rng: random.Random | None = None,
+        batch: int | None = BATCH_EVENTS,
     ) -> None:
         if not urls:
             raise ValueError("give at least one backend URL")
@@ -130,7 +131,8 @@ class Subscription:
         self.store = store
         self.backoff = backoff or Backoff()
         self.open_timeout = open_timeout
-        self.rules = LinkRules(store, silence_after=silence_after)
+        # `batch`: the most events taken in one frame (None: one frame per event).
+        self.rules = LinkRules(store, silence_after=silence_after, batch=batch)
         self._rng = rng or random.Random()
         self._on_status = on_status
         self._on_change = on_change

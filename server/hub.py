@@ -21,25 +21,25 @@ from .snapshot_parts import snapshot_frames
 __all__ = ["Hub", "Subscriber"]
 
 
-def _time_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class Subscriber:
     """One live stream: the frames waiting to be sent to it.
 
     A plain deque and one waiter future that `push` (and anything else that needs the
     sender's attention) resolves: the sender costs no task and no `asyncio.wait` per
-    frame, which at hundreds of subscribers is most of the fan-out's CPU.
+    frame, which at hundreds of subscribers is most of the fan-out's CPU. The heartbeat
+    timeout is one timer that is moved on only when it fires, not a timer made and
+    cancelled for every frame.
     """
 
-    def __init__(self, operator: Operator, limit: int) -> None:
+    def __init__(self, operator: Operator, limit: int, batch: int = 1) -> None:
         self.operator = operator
+        self.batch = batch  # the most events it takes in one frame (1: no batches)
         self.frames: deque[str] = deque()
         self.limit = limit
         self.overflowed = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._quiet_until = 0.0  # loop time at which the current wait times out
 
     def push(self, frame: str) -> bool:
         """Queue a frame; False when the subscriber already holds `limit` unsent frames."""
@@ -60,14 +60,33 @@ class Subscriber:
         if self.frames or self.overflowed.is_set():
             return bool(self.frames)
         loop = asyncio.get_running_loop()
+        self._quiet_until = loop.time() + timeout
         waiter = self._waiter = loop.create_future()
-        handle = loop.call_later(timeout, _time_up, waiter)
+        if self._timer is None:
+            self._timer = loop.call_at(self._quiet_until, self._time_up, loop)
         try:
             await waiter
         finally:
-            handle.cancel()
             self._waiter = None
         return bool(self.frames)
+
+    def _time_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The timer was armed for an earlier wait: end the current one only if its own
+        # timeout has come (to within a millisecond of the loop's clock), else move on.
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # sending: the next wait arms the timer again
+        if loop.time() >= self._quiet_until - 0.001:
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(self._quiet_until, self._time_up, loop)
+
+    def close(self) -> None:
+        """Drop the timer (the stream is over)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Hub:
@@ -96,18 +115,23 @@ class Hub:
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, operator: Operator) -> Subscriber:
-        """Register a subscriber; every frame published from now on is queued for it."""
-        subscriber = Subscriber(operator, self.queue_size)
+    def subscribe(self, operator: Operator, batch: int = 1) -> Subscriber:
+        """Register a subscriber; every frame published from now on is queued for it.
+
+        `batch` is the most events it takes in one frame (1: one frame per event).
+        """
+        subscriber = Subscriber(operator, self.queue_size, batch)
         self._subscribers.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop queueing frames for `subscriber`."""
         self._subscribers.discard(subscriber)
+        subscriber.close()
 
     def publish(self, frame: str) -> None:
-        """Queue one serialised frame for every subscriber, dropping any that are full."""
+        """Queue one serialised ``event`` frame (see `event_frame`) for every subscriber,
+        dropping any that are full."""
         for subscriber in list(self._subscribers):
             if not subscriber.push(frame):
                 self._subscribers.discard(subscriber)

@@ -37,6 +37,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .config import ServerConfig
 from .draft import draft_of
+from .event_frames import event_frame
 from .hub import Hub
 from .live_config import LiveConfig
 from .picture_json import PictureJson, PictureParts
@@ -362,7 +363,7 @@ class DispatchService:
         if event.seq <= self.state.seq:
             return  # already folded (a catch-up and a batch both read it)
         self._json.touched(apply(self.state, event))
-        self.hub.publish('{"type":"event","event":' + body + "}")
+        self.hub.publish(event_frame(body))
         self._since_snapshot += 1
         self._bytes_since_snapshot += len(body)
 

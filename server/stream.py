@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import WebSocket
@@ -30,7 +31,10 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .auth import Authenticator, bearer_token
 from .config import ServerConfig
+from .connections import SEND_TEXT
+from .event_frames import batch_frames, take_frame
 from .guard import nesting_exceeds
+from .hub import Subscriber
 from .responses import problem_response
 from .service import DispatchService, utc_now
 from .store.base import StoreUnavailable
@@ -118,7 +122,8 @@ async def serve_stream(
         except ValidationError as exc:
             await _bad_frame(websocket, _frame_error(text, exc))
             return
-        await _stream_events(websocket, service, operator, subscribe.since, limits)
+        batch = subscribe.batch or 1
+        await _stream_events(websocket, service, operator, subscribe.since, batch, limits)
     except (WebSocketDisconnect, RuntimeError):
         # The client went away, possibly mid-send: nothing to clean but the subscription.
         pass
@@ -157,15 +162,18 @@ async def _stream_events(
     service: DispatchService,
     operator: Operator,
     since: int | None,
+    batch: int,
     limits: Any,
 ) -> None:
     hub = service.hub
+    # Straight to the connection under cadterm's own server; through ASGI elsewhere.
+    send_text = (websocket.scope.get("extensions") or {}).get(SEND_TEXT, websocket.send_text)
     if since is not None and since > service.head:
         # Resuming from another node of a cluster: fold what it had first.
         await service.reach(since)
     # Register and read the head in one step with no await between: every event after
     # `head` reaches the queue, every event up to it comes from the snapshot or replay.
-    subscriber = hub.subscribe(operator)
+    subscriber = hub.subscribe(operator, batch)
     head = service.head
     try:
         first_kept = await service.run_read(service.store.first_retained)
@@ -180,29 +188,32 @@ async def _stream_events(
             # Events may have been applied while the store was asked above: start the
             # queue afresh at the head the snapshot is taken at, with no await between.
             hub.unsubscribe(subscriber)
-            subscriber = hub.subscribe(operator)
+            subscriber = hub.subscribe(operator, batch)
             head = service.head
             # Every part is cut from the picture at `head` in this one call, with no
             # await before it: the parts make one picture at one seq.
             frames = hub.snapshot_frames(service.state, reason, limits.snapshot_part_bytes)
             for frame in frames:
-                await websocket.send_text(frame)
+                await send_text(frame)
         else:
             after = since
             while after < head:
-                batch = await service.run_read(
+                rows = await service.run_read(
                     service.store.read_raw, after, min(limits.replay_batch, head - after)
                 )
-                if not batch or batch[0][0] != after + 1:
+                if not rows or rows[0][0] != after + 1:
                     # Events were pruned by a snapshot while we replayed: never send a
                     # gap. The client resumes and, being behind retention, gets a snapshot.
                     await websocket.close(CloseCode.RESUME, "replay overtaken by pruning")
                     return
-                for _seq, body in batch:
-                    await websocket.send_text('{"type":"event","event":' + body + "}")
-                after = batch[-1][0]
-        await websocket.send_text(CaughtUp(seq=head).model_dump_json())
-        await _pump(websocket, subscriber, service, limits)
+                bodies = (body for _seq, body in rows)
+                for frame in batch_frames(bodies, batch, limits.snapshot_part_bytes):
+                    await send_text(frame)
+                after = rows[-1][0]
+        await send_text(CaughtUp(seq=head).model_dump_json())
+        # In a task of its own: each wake-up then resumes a coroutine or two, not the
+        # two dozen of the ASGI middleware stack this one runs under.
+        await asyncio.create_task(_pump(websocket, send_text, subscriber, service, limits))
     except StoreUnavailable as exc:
         # This node cannot read its log just now (its database is away): the client
         # should come back shortly, here or on another node, and resume.
@@ -212,13 +223,21 @@ async def _stream_events(
         hub.unsubscribe(subscriber)
 
 
-async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limits: Any):
+async def _pump(
+    websocket: WebSocket,
+    send_text: Callable[[str], Awaitable[None]],
+    subscriber: Subscriber,
+    service: DispatchService,
+    limits: Any,
+) -> None:
     """Send queued frames and heartbeats until the client leaves or falls behind."""
     interval = limits.heartbeat_interval
     listener = asyncio.create_task(_listen(websocket, limits.max_json_depth))
     listener.add_done_callback(lambda _task: subscriber.wake())
     frames = subscriber.frames
     overflowed = subscriber.overflowed
+    batch = subscriber.batch
+    limit = limits.snapshot_part_bytes
     try:
         while True:
             ready = await subscriber.wait(interval)
@@ -234,10 +253,12 @@ async def _pump(websocket: WebSocket, subscriber, service: DispatchService, limi
                 return
             if ready:
                 while frames and not overflowed.is_set():
-                    await websocket.send_text(frames.popleft())
+                    # Everything queued while the last send went out goes in as few
+                    # frames as the subscriber's batch size allows.
+                    await send_text(take_frame(frames, batch, limit))
             else:
                 beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
-                await websocket.send_text(beat.model_dump_json())
+                await send_text(beat.model_dump_json())
     finally:
         listener.cancel()
 

@@ -554,3 +554,35 @@ def test_trusted_construction_equals_validation() -> None:
         assert ChronologyEntry.model_validate_json(trusted.model_dump_json()) == validated
     # Recorded as it was taken: no taken_at on the wire at all.
     assert "taken_at" not in _trusted(ChronologyEntry, dict(values)).model_dump_json()
+
+
+def test_sharing_field_sets_changes_nothing_a_picture_says(busy: Log) -> None:
+    """A picture whose unchanging models share their sets of field names dumps, compares
+    and folds on exactly as the one read from JSON did."""
+    from cadterm.protocol.fold import share_field_sets
+
+    busy.create(OTHER, location=Location(address="1 High St", position=Position(lat=52, lon=-1)))
+    busy.add(NoteAdded, reference=REF, text="caller rang back")
+    busy.add(UnitLocated, callsign="CD21", position=Position(lat=52.5, lon=-1.8), fixed_at=busy.at)
+    text = busy.state.model_dump_json()
+    plain = DispatchState.model_validate_json(text)
+    shared = DispatchState.model_validate_json(text)
+    share_field_sets(shared)
+    assert shared == plain
+    assert shared.model_dump_json() == plain.model_dump_json()
+    for reference in (REF, OTHER):
+        a, b = plain.incidents[reference], shared.incidents[reference]
+        for x, y in zip(a.chronology, b.chronology, strict=True):
+            assert x.model_fields_set == y.model_fields_set
+        assert a.location.model_fields_set == b.location.model_fields_set
+        assert a.risk.model_fields_set == b.risk.model_fields_set
+    entries = [e for i in shared.incidents.values() for e in i.chronology]
+    assert len({id(e.model_fields_set) for e in entries}) < len(entries)  # shared, not one each
+    more = Log()
+    more.state = plain
+    more.at = busy.at
+    more.add(UnitStateChanged, callsign="AB12", state=UnitState.AT_SCENE)
+    more.add(UnitLocated, callsign="AB12", position=Position(lat=52.4, lon=-1.9), fixed_at=more.at)
+    for event in more.events:
+        apply(shared, event)
+    assert shared.model_dump_json() == plain.model_dump_json()

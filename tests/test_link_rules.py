@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from cadterm.client.link import Applied, LinkRules, Live, Resume, Send, Stop
+from cadterm.client.link import BATCH_EVENTS, Applied, LinkRules, Live, Resume, Send, Stop
 from cadterm.client.store import LocalStore
 from cadterm.protocol.events import UnitBookedOn
 from cadterm.protocol.fold import DispatchState, fold
@@ -86,10 +86,11 @@ def test_opening_subscribes_from_a_snapshot_then_from_the_last_seq() -> None:
     store = LocalStore()
     rules = LinkRules(store)
     (send,) = rules.opened(0.0)
-    assert isinstance(send, Send) and json.loads(send.text) == {"type": "subscribe"}
+    assert isinstance(send, Send)
+    assert json.loads(send.text) == {"type": "subscribe", "batch": BATCH_EVENTS}
     assert rules.received(booked(1), 0.1) == [Applied()]
     (send,) = rules.opened(1.0)
-    assert json.loads(send.text) == {"type": "subscribe", "since": 1}
+    assert json.loads(send.text) == {"type": "subscribe", "since": 1, "batch": BATCH_EVENTS}
 
 
 def test_a_gap_resumes_and_is_not_applied(rules: LinkRules) -> None:
@@ -179,7 +180,7 @@ def test_a_cut_mid_snapshot_keeps_the_old_picture_and_starts_again(rules: LinkRu
     assert isinstance(effect, Resume)
     assert rules.store.seq == 1 and sorted(rules.store.units) == ["U1"]
     (send,) = rules.opened(1.0)
-    assert json.loads(send.text) == {"type": "subscribe", "since": 1}
+    assert json.loads(send.text) == {"type": "subscribe", "since": 1, "batch": BATCH_EVENTS}
     # The new connection's parts stand on their own; nothing of the cut one is kept.
     for frame in parts_of(picture(7), 2):
         rules.received(frame, 1.1)

@@ -85,7 +85,15 @@ def test_every_command_type_has_an_example() -> None:
 
 def test_every_server_frame_type_has_an_example() -> None:
     shown = {f.type for f in _of_kind("server-frame")}
-    assert shown == {"snapshot", "snapshot_part", "event", "caught_up", "heartbeat", "error"}
+    assert shown == {
+        "snapshot",
+        "snapshot_part",
+        "event",
+        "events",
+        "caught_up",
+        "heartbeat",
+        "error",
+    }
 
 
 def test_snapshot_example_is_small() -> None:
