@@ -18,12 +18,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from cadterm.protocol.answers import UnitHistory
 from cadterm.protocol.domain import Incident
 from cadterm.protocol.problems import Problem, ProblemCode
-from cadterm.protocol.types import normalise_callsign
+from cadterm.protocol.types import UtcTime, normalise_callsign
 
 from .archive import Archivist
 from .config import ServerConfig
@@ -92,8 +92,8 @@ def register_history(
         responses=problem_responses(*GUARDED_STATUSES),
     )
     async def archived_incidents(
-        closed_from: Annotated[AwareDatetime, Query(description="Closed at or after this time.")],
-        closed_to: Annotated[AwareDatetime, Query(description="Closed before this time.")],
+        closed_from: Annotated[UtcTime, Query(description="Closed at or after this time.")],
+        closed_to: Annotated[UtcTime, Query(description="Closed before this time.")],
         limit: int = limit_query,
         after: str | None = after_query,
     ) -> Response:
@@ -133,7 +133,7 @@ def register_history(
     async def get_unit_history(
         callsign: str,
         since: Annotated[
-            AwareDatetime | None,
+            UtcTime | None,
             Query(description="From this time (default: the last 12 hours)."),
         ] = None,
     ) -> Response:

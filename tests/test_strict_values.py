@@ -322,3 +322,27 @@ async def test_every_refusal_leaves_a_subscriber_undisturbed(backend: Backend) -
         frame = json.loads(await conn.recv())
         assert frame["type"] == "event"
         assert frame["event"]["callsign"] == "AB99"
+
+
+# --- times in queries ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/history/units/AB12", "since"),
+        ("/v1/history/incidents?closed_to=2026-11-28T00:00:00Z", "closed_from"),
+        ("/v1/history/incidents?closed_from=2026-11-27T00:00:00Z", "closed_to"),
+    ],
+)
+@pytest.mark.parametrize("value", ["-7645367841.193925", "1764235138", "2026-11-27T09:18:58"])
+async def test_a_time_in_a_query_is_an_rfc3339_string_with_an_offset(
+    backend: Backend, path: str, name: str, value: str
+) -> None:
+    await book_on(backend)
+    async with http(backend) as client:
+        joined = "&" if "?" in path else "?"
+        reply = await client.get(f"{path}{joined}{name}={value}")
+    assert reply.status_code == 422, reply.text
+    problem = reply.json()
+    assert "RFC 3339" in problem["detail"] and name in reply.text
