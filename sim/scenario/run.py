@@ -334,14 +334,8 @@ class _Run:
         if step.console is not None:
             return await self.act_on_console(step, step.console)
         if isinstance(step, CallStep):
-            location = self.scenario_location(step)
-            fields = {
-                "grade": int(step.grade),
-                "incident_type": step.incident_type,
-                "location": location,
-                "description": step.description or f"Scenario call {step.alias}",
-                "source": step.source.value,
-            }
+            fields = self.call_fields(step)
+            location = fields["location"]
             result = await self.execute(self.operator, "create_incident", fields)
             reference = result.event.reference  # type: ignore[union-attr]
             self.record.references[step.alias] = reference
@@ -362,15 +356,7 @@ class _Run:
     async def act_on_console(self, step: Step, name: str) -> str:
         """A step typed at console `name` (its journal keeps it while CAD is down)."""
         if isinstance(step, CallStep):
-            location = self.scenario_location(step)
-            fields = {
-                "grade": int(step.grade),
-                "incident_type": step.incident_type,
-                "location": location,
-                "description": step.description or f"Scenario call {step.alias}",
-                "source": step.source.value,
-            }
-            said, issued = await self.issue(name, "create_incident", fields)
+            said, issued = await self.issue(name, "create_incident", self.call_fields(step))
             reference = issued.reference or issued.result.event.reference
             self.record.references[step.alias] = reference
             return f"{said}: {step.alias} is {reference}"
@@ -409,6 +395,16 @@ class _Run:
                 await asyncio.to_thread(console.dismiss, entry.key)
         kinds = ", ".join(entry.kind for entry in refused) or "nothing"
         return f"console {step.console}: {step.choice.replace('_', ' ')}: {kinds}"
+
+    def call_fields(self, step: CallStep) -> dict[str, Any]:
+        """The `create_incident` fields for a call step."""
+        return {
+            "grade": int(step.grade),
+            "incident_type": step.incident_type,
+            "location": self.scenario_location(step),
+            "description": step.description or f"Scenario call {step.alias}",
+            "source": step.source.value,
+        }
 
     def scenario_location(self, step: CallStep) -> dict[str, Any]:
         location = BRACKLEY.location(step.place, step.house)
