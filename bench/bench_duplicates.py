@@ -25,41 +25,17 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from _shift import Shift
+
 from cadterm.domain.duplicates import DuplicatePolicy, NewCall, likely_duplicates
 from cadterm.domain.geography import haversine_km
-from cadterm.domain.rules import Codes, Refused, decide
-from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
-from cadterm.protocol.commands import parse_command
-from cadterm.protocol.domain import IncidentStatus, Operator, Role
-from cadterm.protocol.fold import DispatchState, apply
+from cadterm.protocol.domain import IncidentStatus
 from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields
 from cadterm.sim.planned import SimSettings
 
 START = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 SHOWN = 3  # the call form lists three possible duplicates
-
-
-class Shift:
-    """The server's rules and fold on one in-process picture, on simulated time."""
-
-    def __init__(self) -> None:
-        self.state = DispatchState()
-        self.codes = Codes(INCIDENT_TYPES, CLOSING_CODES)
-        self.operator = Operator(id="sim", name="Simulator", role=Role.DISPATCHER)
-
-    def execute(self, kind: str, fields: dict, now: float):
-        command = parse_command(
-            {"type": kind, "idempotency_key": "k" * 16, "workstation": "sim", **fields}
-        )
-        try:
-            event = decide(
-                self.state, command, self.operator, START + timedelta(seconds=now), self.codes
-            )
-        except Refused as refused:
-            return None, refused.problem.code.value
-        apply(self.state, event)
-        return event, None
 
 
 def main() -> None:
@@ -78,7 +54,7 @@ def main() -> None:
         metres=args.metres, window=timedelta(minutes=args.minutes), same_type=not args.any_type
     )
 
-    shift = Shift()
+    shift = Shift(START)
     for spec in FORCE:
         shift.execute("book_on", book_on_fields(spec), 0.0)
     core = SimCore(

@@ -24,23 +24,20 @@ import argparse
 import time
 from datetime import UTC, datetime, timedelta
 
+from _shift import Shift
+
 from cadterm.domain.geography import haversine_km
 from cadterm.domain.recommend import NEVER_OFFERED, needs_for, recommend
-from cadterm.domain.rules import Codes, Refused, decide
 from cadterm.domain.travel import speed_kmh, travel_seconds
-from cadterm.protocol.codes import CLOSING_CODES, INCIDENT_TYPES
-from cadterm.protocol.commands import parse_command
 from cadterm.protocol.domain import (
     DEPLOYABLE_STATES,
     Grade,
     Incident,
     IncidentStatus,
-    Operator,
     Position,
-    Role,
     Unit,
 )
-from cadterm.protocol.fold import DispatchState, apply
+from cadterm.protocol.fold import DispatchState
 from cadterm.sim.core import SimCore
 from cadterm.sim.force import FORCE, book_on_fields
 from cadterm.sim.movement import interpolate
@@ -49,28 +46,6 @@ from cadterm.sim.units import Job
 
 START = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
 TIE_SECONDS = 5.0
-
-
-class Shift:
-    """The server's rules and fold on one in-process picture, on simulated time."""
-
-    def __init__(self) -> None:
-        self.state = DispatchState()
-        self.codes = Codes(INCIDENT_TYPES, CLOSING_CODES)
-        self.operator = Operator(id="sim", name="Simulator", role=Role.DISPATCHER)
-
-    def execute(self, kind: str, fields: dict, now: float):
-        command = parse_command(
-            {"type": kind, "idempotency_key": "k" * 16, "workstation": "sim", **fields}
-        )
-        try:
-            event = decide(
-                self.state, command, self.operator, START + timedelta(seconds=now), self.codes
-            )
-        except Refused as refused:
-            return None, refused.problem.code.value
-        apply(self.state, event)
-        return event, None
 
 
 def true_position(job: Job | None, unit: Unit, now: float) -> Position | None:
@@ -120,7 +95,7 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=10, help="wrong cases to list")
     args = parser.parse_args()
 
-    shift = Shift()
+    shift = Shift(START)
     for spec in FORCE:
         shift.execute("book_on", book_on_fields(spec), 0.0)
     core = SimCore(args.seed, SimSettings(rate=args.rate, auto_dispatch=True))

@@ -173,11 +173,7 @@ class DispatchClient:
                 if command is None:
                     continue
                 self._waiting[entry.key] = command
-                if (
-                    command.type == "create_incident"
-                    and getattr(command, "reference", None) is None
-                    and entry.key not in self._provisional_refs
-                ):
+                if _opens_unnumbered(command) and entry.key not in self._provisional_refs:
                     # Journalled before it was known to wait (a crash in between): shown
                     # under a provisional reference, never a log number made up here.
                     shown_as = self._provisional_reference()
@@ -504,11 +500,7 @@ class DispatchClient:
         assert self.journal is not None and entry.command is not None
         if entry.key not in self._waiting and self.journal.is_pending(entry.key):
             command = entry.command
-            if (
-                command.type == "create_incident"
-                and getattr(command, "reference", None) is None
-                and entry.key not in self._provisional_refs
-            ):
+            if _opens_unnumbered(command) and entry.key not in self._provisional_refs:
                 # Opened while the link still looked up: it needs a reference to be
                 # shown under, and only the server may give a log number.
                 shown_as = self._provisional_reference()
@@ -635,8 +627,7 @@ class DispatchClient:
         keyed = self.keyed(command)
         reference = None
         if (
-            keyed.type == "create_incident"
-            and getattr(keyed, "reference", None) is None
+            _opens_unnumbered(keyed)
             and self.status.state != LinkState.LIVE
             and self.journal is not None
         ):
@@ -800,6 +791,11 @@ class DispatchClient:
             # after a short pause rather than waiting for the next status change.
             await asyncio.sleep(1.0)
             self._flush_wakeup.set()
+
+
+def _opens_unnumbered(command: Command) -> bool:
+    """Whether `command` opens an incident the server is to give a log reference."""
+    return command.type == "create_incident" and getattr(command, "reference", None) is None
 
 
 def _refill(target: DispatchState, source: DispatchState) -> None:

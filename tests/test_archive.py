@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import TOKENS, Backend, make_config
+from waiting import until
 
 from cadterm.client import DispatchClient
 from cadterm.protocol.commands import COMMAND_ADAPTER
@@ -212,14 +211,6 @@ def test_the_fold_archives_only_closed_incidents_and_all_or_nothing() -> None:
 # --- end to end -----------------------------------------------------------------------------
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 async def test_server_and_client_drop_an_archived_incident_at_the_same_seq(
     backend_factory,
 ) -> None:
@@ -254,10 +245,10 @@ async def test_server_and_client_drop_an_archived_incident_at_the_same_seq(
             )
         )["event"]["reference"]
         closed = await post("close_incident", reference=reference, closing_code="RESOLVED")
-        await until(lambda: client.seq >= closed["seq"] and reference in client.incidents)
+        await until(lambda: client.seq >= closed["seq"] and reference in client.incidents, TIMEOUT)
         closed_at = datetime.fromisoformat(closed["event"]["at"])
 
-        await until(lambda: reference not in client.incidents)
+        await until(lambda: reference not in client.incidents, TIMEOUT)
         events = (await http.get("/v1/events", params={"after": closed["seq"]})).json()
         (archive,) = [e for e in events if e["type"] == "incidents_archived"]
         assert archive["references"] == [reference]

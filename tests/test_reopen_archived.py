@@ -8,12 +8,10 @@ PostgreSQL answers) with the history beside it; then a real server and a real cl
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 from conftest import TOKENS, Backend, make_config
 from pg import pg_url  # noqa: F401
 from test_terminal import Tmux, tmux, wait_for  # noqa: F401
+from waiting import until
 
 from cadterm.client import DispatchClient
 from cadterm.protocol.commands import COMMAND_ADAPTER
@@ -203,14 +202,6 @@ async def test_a_reference_in_neither_place_is_still_unknown(served) -> None:
 # --- end to end -----------------------------------------------------------------------------
 
 
-async def until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
 async def test_server_and_client_take_a_reopened_archived_incident_back_at_the_same_seq(
     backend_factory,
 ) -> None:
@@ -234,13 +225,13 @@ async def test_server_and_client_take_a_reopened_archived_incident_back_at_the_s
         )
         reference = opened.json()["event"]["reference"]
         await post("close_incident", reference=reference, closing_code="RESOLVED")
-        await until(lambda: reference in client.incidents)
-        await until(lambda: reference not in client.incidents)  # archived
+        await until(lambda: reference in client.incidents, TIMEOUT)
+        await until(lambda: reference not in client.incidents, TIMEOUT)  # archived
 
         reopened = await post("reopen_incident", reference=reference, reason="Shed hit again")
         assert reopened.status_code == 200, reopened.text
         seq = reopened.json()["seq"]
-        await until(lambda: client.seq >= seq)
+        await until(lambda: client.seq >= seq, TIMEOUT)
         assert client.incidents[reference].status == IncidentStatus.OPEN
         server = (await http.get("/v1/state")).json()
         assert server["incidents"][reference] == client.incidents[reference].model_dump(mode="json")
