@@ -95,21 +95,30 @@ def _as_schema_3(db: Path) -> None:
         conn.execute("PRAGMA user_version = 3")
 
 
-#: Limits this cadterm added, which an older server's config would refuse.
-_NEW_LIMITS = (
-    "idempotency_window",
-    "commit_batch",
-    "snapshot_seconds",
-    "snapshot_log_bytes",
-    "snapshot_log_share",
-    "upkeep_seconds",
-)
+def _older_config(path: Path, tree: str) -> None:
+    """Drop the limits the cadterm in `tree` does not know from a written config file.
 
-
-def _older_config(path: Path) -> None:
-    """Drop the limits an older cadterm does not know from a written config file."""
+    Asked of that cadterm itself, so a baseline from any older commit starts.
+    """
+    known = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cadterm.server.config import Limits; print(' '.join(Limits.model_fields))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": tree},
+    ).stdout.split()
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.split("=")[0].strip() not in _NEW_LIMITS]
+    in_limits, kept = False, []
+    for line in lines:
+        if line.startswith("["):
+            in_limits = line.strip() == "[limits]"
+        elif in_limits and "=" in line and line.split("=")[0].strip() not in known:
+            continue
+        kept.append(line)
     path.write_text("".join(kept))
 
 
@@ -267,7 +276,7 @@ def main() -> int:
             for label, tree, path in servers:
                 server = ServerProcess(path, config, workdir)
                 if tree is not None:
-                    _older_config(server.cfg)
+                    _older_config(server.cfg, tree)
                 first = not any(res["server"] == "current" for res in results)
                 profile = args.profile_server if label == "current" and first else None
                 with _source(tree):
