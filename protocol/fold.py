@@ -159,14 +159,13 @@ def apply(state: DispatchState, event: Event, changes: Changes | None = None) ->
     event names something the state does not hold. On error the state is left exactly
     as it was (though `changes` may name what the event would have touched).
     """
-    expected = state.seq + 1
-    if event.seq != expected:
-        raise SequenceError(expected, event.seq)
-    handler = _HANDLERS[type(event)]
+    seq = event.seq
+    if seq != state.seq + 1:
+        raise SequenceError(state.seq + 1, seq)
     if changes is None:
         changes = Changes()
-    handler(state, event, changes)
-    state.__dict__["seq"] = event.seq
+    _HANDLERS[type(event)](state, event, changes)
+    state.__dict__["seq"] = seq
     return changes
 
 
