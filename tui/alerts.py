@@ -101,14 +101,26 @@ class AlarmTracker:
                 self.emergency_callsigns.discard(callsign)
         return ring
 
-    def check_breaches(self, state: DispatchState, now: datetime, policy: TimerPolicy) -> bool:
+    def check_breaches(
+        self,
+        state: DispatchState,
+        now: datetime,
+        policy: TimerPolicy,
+        grade_ones: Iterable[str] | None = None,
+    ) -> bool:
         """Raise an alarm for each grade 1 whose target has just passed; True to ring.
 
         A breach is raised once per incident; one that is no longer a breach (someone
-        reached the scene) leaves the banner.
+        reached the scene) leaves the banner. `grade_ones`: the open grade 1s, when the
+        caller already knows them (the queue does), to spare a pass over every incident.
         """
         ring = False
-        for reference, incident in state.incidents.items():
+        incidents = state.incidents
+        if grade_ones is not None:
+            chosen = ((ref, incidents[ref]) for ref in grade_ones if ref in incidents)
+        else:
+            chosen = iter(incidents.items())
+        for reference, incident in chosen:
             if incident.grade != Grade.EMERGENCY or incident.status == IncidentStatus.CLOSED:
                 continue
             level = attendance_alert(incident, state, now, policy).level
