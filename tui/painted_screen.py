@@ -134,7 +134,8 @@ class PaintedScreen:
         for match in _TOKEN.finditer(frame):
             text = match.group("text")
             if text is not None:
-                if any(get_character_cell_size(c) != 1 for c in text):
+                # Printable ASCII (no controls reach here) is one cell a character.
+                if not text.isascii() and any(get_character_cell_size(c) != 1 for c in text):
                     raise _Unknown  # wide or zero-width: cells are not characters
                 if not 0 <= y < height or not 0 <= x <= width - len(text):
                     raise _Unknown
