@@ -12,6 +12,9 @@ live stream would fold them, and the app drains them as it does in service. We r
   until it has them);
 - key echo: from a key press posted to the app to the command line rendering it (p99);
 - CPU share of one core and peak RSS of the process;
+- both boards run with the collector as `cadterm console` sets it (`gc.freeze()` of
+  the loaded picture, a higher young-generation threshold), so a full collection over
+  a picture that lives as long as the process does not stall either of them;
 - the output step: each composed frame is turned into terminal bytes as a terminal
   would be sent them (Textual's `render_segments`, then for cadterm its driver's cut
   down to the cells that changed, `PaintedScreen`; the stock driver writes the frame as
@@ -50,6 +53,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input
 
+from cadterm.cli.console import tune_gc_for_a_live_picture
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.tui.app import CadApp
@@ -264,7 +268,6 @@ async def run_cadterm(state, rates: list[int], seconds: float, samples: int = 0)
     client.store.take_changes()
     from datetime import UTC, datetime
 
-    client.subscription.status = LinkStatus(LinkState.LIVE, datetime.now(UTC))
     app = CadApp(client, ConsoleSettings(bell=False), connect=False)
     _hook_queue()
     _hook_input(CommandInput)
@@ -284,6 +287,13 @@ async def run_cadterm(state, rates: list[int], seconds: float, samples: int = 0)
             board="cadterm",
             rebuild_both_boards_s=round(time.perf_counter() - t1, 3),
         )
+        # As `cadterm console` runs: the collector tuned for a live picture, which is
+        # frozen out of collection as the link goes live (its status listeners hear it).
+        tune_gc_for_a_live_picture(client)
+        status = LinkStatus(LinkState.LIVE, datetime.now(UTC))
+        client.subscription.status = status
+        for listener in client._status_listeners:
+            listener(status)
         _hook_output(app, cut_to_changes=True)
         _hook_frames(app)
         stream = EventStream(client.state)
@@ -363,6 +373,11 @@ async def run_datatable(state, rates: list[int], seconds: float, samples: int = 
         )
         _hook_output(app, cut_to_changes=False)
         _hook_frames(app)
+        # The same collector settings as the console's process, so the two differ by
+        # their boards alone.
+        gc.set_threshold(20_000, 20, 20)
+        gc.collect()
+        gc.freeze()
         table = app.query_one(DataTable)
         stream = EventStream(state)
         stream.watched = [
