@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.containers import Container
 from textual.css.query import NoMatches
@@ -72,6 +72,9 @@ QUIT_CONFIRM_SECONDS = 5.0
 #: The least pause between two drains (seconds): keys and the link get the loop between
 #: batches even when a batch takes longer than a frame to apply.
 GAP = 0.002
+#: Board frames that may follow each other at once after a quiet spell, on a link that
+#: keeps up (the frames a second stay within the interval's budget).
+BURST = 3
 
 
 def _utc_now() -> datetime:
@@ -370,20 +373,29 @@ class CadApp(App[None]):
 
     @work(group="live", exclusive=True, exit_on_error=False)
     async def _follow_changes(self) -> None:
-        """Drain the client's change feed: each batch applied and painted at once, then
-        at most one batch a board frame (`OutputPace.interval`, from this batch's start)."""
+        """Drain the client's change feed: each batch applied and painted at once, at
+        most `1 / OutputPace.interval` board frames a second.
+
+        While the link keeps up, that budget is spent as changes come: after a quiet
+        spell up to `BURST` frames may follow each other at once, so a change that comes
+        just after another is not held a whole frame; over a run of changes the frames
+        are a board frame apart. While the link is behind, each frame waits the whole
+        interval after the last (fewer, fuller frames; key echo is never held).
+        """
         framed = -OutputPace.SLOWEST  # when the last batch that changed the screen began
+        due = framed  # when the frame budget is next spent (GCRA's theoretical time)
         async for changes in self.client.watch():
+            pace = self.output_pace  # read each time: a terminal's driver may replace it
             started = time.monotonic()
             self.apply_changes(
                 changes.incidents, changes.units, replaced=changes.replaced, reports=changes.reports
             )
             if self.paint_now():
                 framed = started
-            # A board frame at most every `interval` (on a slow link, fewer and fuller
-            # ones; key echo is never held); a batch that changed nothing on screen
-            # does not hold back the next one.
-            await self.output_pace.pause(GAP, since=framed)
+                due = max(due, started) + pace.FASTEST
+            # A batch that changed nothing on screen does not hold back the next one.
+            since = framed if pace.behind else due - BURST * pace.FASTEST
+            await pace.pause(GAP, since=since)
 
     def paint_now(self) -> bool:
         """Put what was just refreshed on the terminal now; False: nothing on screen changed.
@@ -395,7 +407,10 @@ class CadApp(App[None]):
         lets the screen update at once, as the timer would. Whatever needs a new layout
         or scroll is left to Textual's own cycle, which paints it within a frame.
         """
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return False  # quitting: nothing left to paint on
         refreshed = []
         later = self._batch_count or not screen.is_current or screen._compositor is None
         later = later or screen._layout_required or screen._scroll_required
