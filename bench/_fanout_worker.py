@@ -15,7 +15,8 @@ Roles (first argument):
 ``load MODE URL TOKEN RATE SECONDS CONNS [INTENDED]``
     Open-loop load at RATE events/s for SECONDS (RATE 0: closed loop, each of CONNS
     connections sending its next command as soon as the last is answered). MODE
-    ``http`` posts ``locate_unit`` commands to ``URL/v1/commands`` over CONNS keep-alive
+    ``http`` posts ``locate_unit`` commands to ``URL/v1/commands`` (``http/N``, closed
+    loop only: N commands a request to ``URL/v1/commands/batch``) over CONNS keep-alive
     HTTP/1.1 connections (a tiny raw client, so the generator costs little CPU); MODE
     ``ws`` sends one publish message per event to the bare broadcast server. Prints one
     JSON line: sent, completed, errors, first/last seq, start/end times. When the target
@@ -233,9 +234,13 @@ async def run_subs(url: str, token: str, n: int, since: int, batch: int = 0) -> 
 
 
 async def http_worker(
-    host, port, token, tickets: asyncio.Queue, out: dict, callsigns, tag, closed_until=None
+    host, port, token, tickets: asyncio.Queue, out: dict, callsigns, tag, closed_until=None, batch=1
 ):
-    """Send commands: one per ticket, or back to back until `closed_until` (closed loop)."""
+    """Send commands: one per ticket, or back to back until `closed_until` (closed loop).
+
+    With `batch` above 1 (closed loop only), each request is a `POST /v1/commands/batch`
+    of that many commands, and every command answered 200 counts as completed.
+    """
     reader, writer = await asyncio.open_connection(host, port)
     rng = random.Random(tag)
     run = uuid.uuid4().hex  # keys must differ across load processes, or they replay
@@ -252,16 +257,22 @@ async def http_worker(
                 await out["go"].wait()
                 if time.perf_counter() >= closed_until[0]:
                     return
-            n += 1
-            cs = rng.choice(callsigns)
-            lat, lon = 51.45 + rng.random() * 0.1, -0.2 + rng.random() * 0.2
-            body = (
-                f'{{"type":"locate_unit","idempotency_key":"load-{run}-{tag}-{n:09d}",'
-                f'"workstation":"bench","callsign":"{cs}","position":'
-                f'{{"lat":{lat:.6f},"lon":{lon:.6f}}}}}'
-            ).encode()
+            commands = []
+            for _ in range(batch):
+                n += 1
+                cs = rng.choice(callsigns)
+                lat, lon = 51.45 + rng.random() * 0.1, -0.2 + rng.random() * 0.2
+                commands.append(
+                    f'{{"type":"locate_unit","idempotency_key":"load-{run}-{tag}-{n:09d}",'
+                    f'"workstation":"bench","callsign":"{cs}","position":'
+                    f'{{"lat":{lat:.6f},"lon":{lon:.6f}}}}}'
+                )
+            if batch == 1:
+                path, body = "/v1/commands", commands[0].encode()
+            else:
+                path, body = "/v1/commands/batch", f'{{"commands":[{",".join(commands)}]}}'.encode()
             head = (
-                f"POST /v1/commands HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                 f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode()
@@ -277,7 +288,17 @@ async def http_worker(
                     length = int(line[15:])
             payload = await reader.readexactly(length)
             out["lat"].append(time.perf_counter() - t)
-            if b" 200 " in status_line:
+            if batch > 1 and b" 200 " in status_line:
+                accepted = payload.count(b'{"status":200,')
+                out["completed"] += accepted
+                out["errors"] += batch - accepted
+                if accepted < batch:
+                    out["error_sample"] = payload[:300].decode("utf-8", "replace")
+                seqs = [int(m) for m in re.findall(rb'"event":\{"seq":(\d+)', payload)]
+                if seqs:
+                    out["first_seq"] = min(out["first_seq"], seqs[0])
+                    out["last_seq"] = max(out["last_seq"], seqs[-1])
+            elif b" 200 " in status_line:
                 out["completed"] += 1
                 i = payload.find(b'"seq":')
                 seq = int(payload[i + 6 : payload.index(b",", i)])
@@ -332,6 +353,11 @@ async def run_load(
     closed = rate <= 0  # closed loop: every connection sends back to back
     closed_until = [float("inf")]
     out["go"] = asyncio.Event()
+    # "http/N": N commands a request (POST /v1/commands/batch), closed loop only.
+    mode, _, per_request = mode.partition("/")
+    batch = int(per_request or 1)
+    if batch > 1 and not closed:
+        raise SystemExit("batched requests are for the closed loop (RATE 0) only")
     if mode == "http":
         host, port = url.split("//", 1)[1].split(":")
         # Imported here: the subscriber processes stay free of cadterm client code.
@@ -350,6 +376,7 @@ async def run_load(
                     callsigns,
                     i,
                     closed_until if closed else None,
+                    batch,
                 )
             )
             for i in range(conns)

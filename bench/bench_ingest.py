@@ -18,7 +18,10 @@ the same run, times:
      after loading the picture, generation-0 threshold 20,000): a candidate fix.
 
 Each pass runs ``--rounds`` times, interleaved, and the best round counts (the machine is
-shared; the best round is the least disturbed). Targets (issue 17): the full path
+shared; the best round is the least disturbed). The full path's ratio to json.loads is
+also given within each round and as their median, steadier on a machine whose speed
+drifts between the best rounds of two passes; the machine-speed figure
+(`_speed.machine_speed`) is printed at the end. Targets (issue 17): the full path
 >= 33 % of bare json.loads with Python's default GC (earlier: >= 100,000 events/s and
 >= 25 %). When a target is missed the full path is profiled with cProfile and the top
 costs are printed.
@@ -40,6 +43,7 @@ import time
 from collections import Counter
 
 from _common import TOKEN, Workload, emit, frame_json, machine, r
+from _speed import machine_speed
 
 from cadterm.client.store import LocalStore
 from cadterm.client.stream import Subscription
@@ -201,11 +205,14 @@ def main() -> int:
         "fold_only": pass_fold,
     }
     best: dict[str, float] = {}
+    rounds: list[dict[str, float]] = []
     for round_no in range(args.rounds):
+        rounds.append({})
         for name, fn in passes.items():
             gc.collect()
             elapsed = fn(batched if name == "full_batched" else frames, initial)
             best[name] = min(best.get(name, elapsed), elapsed)
+            rounds[-1][name] = elapsed
             emit(
                 BENCH,
                 kind="round",
@@ -220,6 +227,11 @@ def main() -> int:
     ratio_validate = eps["validate_json"] / eps["json_loads"]
     us = {name: s / n * 1e6 for name, s in best.items()}
     met = ratio_full >= TARGET_RATIO
+    # The same ratio within each round, where json.loads ran seconds before the full path:
+    # on a shared machine whose speed drifts, the median of these is steadier than the
+    # ratio of two best rounds that may come from different moments.
+    per_round = sorted(one["json_loads"] / one["full_handle"] for one in rounds)
+    ratio_median = per_round[len(per_round) // 2]
     emit(
         BENCH,
         kind="result",
@@ -235,6 +247,8 @@ def main() -> int:
         full_gc_tuned_eps=round(eps["full_gc_tuned"]),
         us_per_event={k: r(v, 2) for k, v in us.items()},
         ratio_full_over_json=r(ratio_full, 3),
+        ratio_full_over_json_per_round=[r(x, 3) for x in per_round],
+        ratio_full_over_json_median_round=r(ratio_median, 3),
         ratio_validate_over_json=r(ratio_validate, 3),
         target_eps=TARGET_EPS,
         target_ratio=TARGET_RATIO,
@@ -280,6 +294,12 @@ def main() -> int:
         f"full = {eps['full_handle']:,.0f}/s "
         f"(earlier target {TARGET_EPS:,}/s)"
     )
+    print(
+        f"  full/json.loads within each round: {', '.join(f'{x:.1%}' for x in per_round)} "
+        f"(median {ratio_median:.1%})"
+    )
+    speed = machine_speed()["json_loads_per_s"]
+    print(f"  machine speed (bench/_speed.py): json.loads {speed:,}/s")
     print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if profile_text:
         print("\ncProfile of the full path (top 15 by own time):")

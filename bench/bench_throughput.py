@@ -5,7 +5,9 @@ server``: WAL, ``synchronous=FULL``, one fsynced transaction per command) and ta
 ``locate_unit`` commands over HTTP as fast as it answers them:
 
 - sequential: one connection, the next command sent when the last is answered;
-- concurrent: 8 connections doing the same.
+- concurrent: 8 connections doing the same;
+- each of those again with several commands a request (``--batch``, default 20:
+  ``POST /v1/commands/batch``), every command still durable, keyed and answered.
 
 Figures: accepted commands/s, client-side p50/p99 per command, the server's CPU per
 command (/proc). Retention is set high so every event stays (a 1M log pruned to the
@@ -60,11 +62,15 @@ BENCH = "throughput"
 WORKER = os.path.join(HERE, "_fanout_worker.py")
 
 
-def closed_load(url: str, seconds: float, conns: int) -> dict:
-    """Run the load process; its report, with the CPU seconds it used (`client_cpu_s`)."""
+def closed_load(url: str, seconds: float, conns: int, batch: int = 1) -> dict:
+    """Run the load process; its report, with the CPU seconds it used (`client_cpu_s`).
+
+    `batch` above 1: each request carries that many commands (`POST /v1/commands/batch`).
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    mode = "http" if batch == 1 else f"http/{batch}"
     out = subprocess.run(
-        [sys.executable, WORKER, "load", "http", url, TOKEN, "0", str(seconds), str(conns)],
+        [sys.executable, WORKER, "load", mode, url, TOKEN, "0", str(seconds), str(conns)],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -89,21 +95,30 @@ def _as_schema_3(db: Path) -> None:
         conn.execute("PRAGMA user_version = 3")
 
 
-#: Limits this cadterm added, which an older server's config would refuse.
-_NEW_LIMITS = (
-    "idempotency_window",
-    "commit_batch",
-    "snapshot_seconds",
-    "snapshot_log_bytes",
-    "snapshot_log_share",
-    "upkeep_seconds",
-)
+def _older_config(path: Path, tree: str) -> None:
+    """Drop the limits the cadterm in `tree` does not know from a written config file.
 
-
-def _older_config(path: Path) -> None:
-    """Drop the limits an older cadterm does not know from a written config file."""
+    Asked of that cadterm itself, so a baseline from any older commit starts.
+    """
+    known = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cadterm.server.config import Limits; print(' '.join(Limits.model_fields))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": tree},
+    ).stdout.split()
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.split("=")[0].strip() not in _NEW_LIMITS]
+    in_limits, kept = False, []
+    for line in lines:
+        if line.startswith("["):
+            in_limits = line.strip() == "[limits]"
+        elif in_limits and "=" in line and line.split("=")[0].strip() not in known:
+            continue
+        kept.append(line)
     path.write_text("".join(kept))
 
 
@@ -146,31 +161,47 @@ def _profiled(stats: Path, workdir: Path) -> Iterator[None]:
         sys.executable = saved
 
 
-def _load_runs(server: ServerProcess, name: str, length: int, seconds: float, label: str):
+def _load_runs(
+    server: ServerProcess, name: str, length: int, seconds: float, label: str, batches: list[int]
+):
     closed_load(server.url, 0.5, 1)  # warm up: imports, caches, connections
-    for conns in (1, 8):
-        cpu0 = server.cpu()
-        load = closed_load(server.url, seconds, conns)
-        cpu = server.cpu() - cpu0
-        res = {
-            "case": name,
-            "server": label,
-            "log_events": length,
-            "senders": conns,
-            "commands": load["completed"],
-            "errors": load["errors"],
-            "commands_per_s": r(load["achieved_per_s"], 1),
-            "p50_ms": r(load["req_p50_ms"], 2),
-            "p99_ms": r(load["req_p99_ms"], 2),
-            "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
-            "server_cpu_util": r(cpu / load["elapsed_s"], 2),
-            # The sender's own CPU: on two cores it competes with the server for them.
-            "client_cpu_ms_per_command": r(
-                load["client_cpu_s"] / max(1, load["completed"]) * 1e3, 3
-            ),
-        }
-        emit(BENCH, kind="run", **res)
-        yield res
+    for batch in batches:
+        for conns in (1, 8):
+            yield _load_run(server, name, length, seconds, label, conns, batch)
+
+
+def _load_run(
+    server: ServerProcess,
+    name: str,
+    length: int,
+    seconds: float,
+    label: str,
+    conns: int,
+    batch: int,
+) -> dict:
+    cpu0 = server.cpu()
+    load = closed_load(server.url, seconds, conns, batch)
+    cpu = server.cpu() - cpu0
+    if load["errors"]:
+        raise RuntimeError(f"{load['errors']} commands refused: {load.get('error_sample')}")
+    res = {
+        "case": name,
+        "server": label,
+        "log_events": length,
+        "senders": conns,
+        "per_request": batch,
+        "commands": load["completed"],
+        "errors": load["errors"],
+        "commands_per_s": r(load["achieved_per_s"], 1),
+        "p50_ms": r(load["req_p50_ms"], 2),
+        "p99_ms": r(load["req_p99_ms"], 2),
+        "server_cpu_ms_per_command": r(cpu / max(1, load["completed"]) * 1e3, 3),
+        "server_cpu_util": r(cpu / load["elapsed_s"], 2),
+        # The sender's own CPU: on two cores it competes with the server for them.
+        "client_cpu_ms_per_command": r(load["client_cpu_s"] / max(1, load["completed"]) * 1e3, 3),
+    }
+    emit(BENCH, kind="run", **res)
+    return res
 
 
 def main() -> int:
@@ -184,6 +215,12 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=4.0, help="load per mode")
     parser.add_argument(
+        "--batch",
+        default="1,20",
+        help="commands a request, comma-separated: 1 is POST /v1/commands, more is "
+        "POST /v1/commands/batch (the current server only; a baseline runs 1 alone)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="TREE",
         help="also run each case, just before, with the cadterm in TREE (a folder holding "
@@ -196,6 +233,7 @@ def main() -> int:
         help="diagnostic: run the first case's server under cProfile, stats to STATS",
     )
     args = parser.parse_args()
+    batches_asked = [int(n) for n in args.batch.split(",")]
     started = time.monotonic()
     emit(BENCH, kind="machine", **machine())
     cases: list[tuple[str, int]] = [(f"{int(n):,}", int(n)) for n in args.lengths.split(",")]
@@ -238,7 +276,7 @@ def main() -> int:
             for label, tree, path in servers:
                 server = ServerProcess(path, config, workdir)
                 if tree is not None:
-                    _older_config(server.cfg)
+                    _older_config(server.cfg, tree)
                 first = not any(res["server"] == "current" for res in results)
                 profile = args.profile_server if label == "current" and first else None
                 with _source(tree):
@@ -248,7 +286,10 @@ def main() -> int:
                     else:
                         server.start()
                     try:
-                        results.extend(_load_runs(server, name, length, args.seconds, label))
+                        batches = batches_asked if label == "current" else [1]
+                        results.extend(
+                            _load_runs(server, name, length, args.seconds, label, batches)
+                        )
                     finally:
                         server.stop()
                 for suffix in ("", "-wal", "-shm"):
@@ -259,13 +300,15 @@ def main() -> int:
     print()
     print("throughput: locate_unit commands over HTTP, durable (WAL, synchronous=FULL)")
     print(
-        f"{'log':>11} {'server':>8} {'senders':>7} {'cmds/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'log':>11} {'server':>8} {'senders':>7} {'a request':>9} {'cmds/s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} "
         f"{'cpu ms/cmd':>10} {'cpu util':>8} {'sender ms/cmd':>13}"
     )
     for res in results:
         print(
             f"{res['case']:>11} {res['server']:>8} {res['senders']:>7} "
-            f"{res['commands_per_s']:>8.0f} {res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
+            f"{res['per_request']:>9} {res['commands_per_s']:>8.0f} "
+            f"{res['p50_ms']:>7.2f} {res['p99_ms']:>7.2f} "
             f"{res['server_cpu_ms_per_command']:>10.3f} {res['server_cpu_util']:>8.2f} "
             f"{res['client_cpu_ms_per_command']:>13.3f}"
         )

@@ -6,7 +6,7 @@ Works without any UI. `DispatchClient` is the entry point; errors to catch are i
 
 from .backoff import Backoff
 from .client import DispatchClient, Issued
-from .commands import CommandSender, new_key
+from .commands import Answer, CommandSender, new_key
 from .errors import (
     BackendUnavailable,
     ClientError,
@@ -25,6 +25,7 @@ from .store import LocalStore
 from .stream import LinkState, LinkStatus, Subscription
 
 __all__ = [
+    "Answer",
     "BackendUnavailable",
     "Backoff",
     "ClientError",

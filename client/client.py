@@ -33,7 +33,7 @@ from cadterm.protocol.drafts import CommandDraft, draft, draft_of
 from cadterm.protocol.fold import Changes, DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
 
-from .commands import CommandSender, new_key
+from .commands import Answer, CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, JournalError, RateLimited, StreamStopped
 from .journal import Journal, JournalEntry, JournalStatus, Resolution
 from .outage import OutageSummary, write_summary
@@ -473,6 +473,29 @@ class DispatchClient:
         if wait:
             await self.pending.seen(result.seq, timeout)
         return result
+
+    async def execute_many(
+        self,
+        commands: Sequence[Command | CommandDraft],
+        *,
+        wait: bool = True,
+        timeout: float = 10.0,
+    ) -> list[Answer]:
+        """Send `commands` now, in order and batched; by default wait for their events.
+
+        For a feed with many commands at once (AVL fixes for a fleet, a scripted
+        scenario): each keeps its own key and gets its own answer, a result or the
+        typed error `execute` would have raised, in order. Not a transaction: a refusal
+        of one leaves the others as they were decided. Raises only when the whole batch
+        is refused or no backend answered.
+        """
+        answers = await self.sender.send_many([self.keyed(command) for command in commands])
+        seqs = [answer.seq for answer in answers if isinstance(answer, CommandResult)]
+        for seq in seqs:
+            self.pending.accepted(seq)
+        if wait and seqs:
+            await self.pending.seen(max(seqs), timeout)
+        return answers
 
     async def submit(
         self, command: Command | CommandDraft, issued_at: datetime | None = None

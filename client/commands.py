@@ -17,14 +17,17 @@ from collections.abc import Sequence
 import httpx
 from pydantic import ValidationError
 
-from cadterm.protocol.commands import Command, CommandResult
+from cadterm.protocol.commands import MAX_BATCH_COMMANDS, BatchResult, Command, CommandResult
 from cadterm.protocol.domain import Operator
 from cadterm.protocol.problems import Problem, ProblemCode
 
 from .backoff import Backoff
-from .errors import BackendUnavailable, RateLimited, error_for_problem
+from .errors import BackendUnavailable, CommandError, RateLimited, error_for_problem
 
-__all__ = ["CommandSender", "new_key"]
+__all__ = ["Answer", "CommandSender", "new_key"]
+
+#: What `CommandSender.send_many` gives for each command: its result or its error.
+Answer = CommandResult | CommandError | BackendUnavailable
 
 
 def new_key() -> str:
@@ -89,13 +92,63 @@ class CommandSender:
         `CommandError` subclass when the server refuses it, and `BackendUnavailable`
         when no backend gave an answer in `attempts` tries.
         """
-        body = command.model_dump_json(exclude_none=True)
+        response = await self._deliver(
+            "/v1/commands", command.model_dump_json(exclude_none=True), f"command {command.type}"
+        )
+        return CommandResult.model_validate_json(response.content)
+
+    async def send_many(self, commands: Sequence[Command]) -> list[Answer]:
+        """Send `commands` in order, as few requests as the batch limit allows.
+
+        Returns, for each command in order, its result or the typed error it would have
+        raised from `send` (`BackendUnavailable` for one no backend decided). A command
+        the backend could not decide (a `5xx` answer) is sent again with its key, with
+        the others still undecided. Raises when the whole batch is refused (a malformed
+        command: `InvalidCommand`; over the rate limit after `attempts`: `RateLimited`)
+        or no backend answered at all (`BackendUnavailable`).
+        """
+        answers: list[Answer] = []
+        for start in range(0, len(commands), MAX_BATCH_COMMANDS):
+            answers.extend(await self._send_batch(commands[start : start + MAX_BATCH_COMMANDS]))
+        return answers
+
+    async def _send_batch(self, commands: Sequence[Command]) -> list[Answer]:
+        answers: list[Answer | None] = [None] * len(commands)
+        undecided, why = list(range(len(commands))), "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            parts = ",".join(commands[i].model_dump_json(exclude_none=True) for i in undecided)
+            response = await self._deliver(
+                "/v1/commands/batch", f'{{"commands":[{parts}]}}', f"{len(undecided)} commands"
+            )
+            replies = BatchResult.model_validate_json(response.content).answers
+            still = []
+            for index, reply in zip(undecided, replies, strict=True):
+                if isinstance(reply.body, CommandResult):
+                    answers[index] = reply.body
+                elif reply.status >= 500 or reply.status == 408:  # nothing was decided
+                    still.append(index)
+                    why = f"{reply.status} {reply.body.detail}"
+                else:
+                    answers[index] = error_for_problem(reply.body)
+            undecided = still
+            if not undecided:
+                break
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+        for index in undecided:
+            answers[index] = BackendUnavailable(
+                f"command {commands[index].type} not delivered: {why}"
+            )
+        return answers  # type: ignore[return-value]  # every slot is filled by now
+
+    async def _deliver(self, path: str, body: str, what: str) -> httpx.Response:
+        """POST `body` to `path` until a backend answers 200; raise on a refusal."""
         last_failure = "no attempt made"
         for attempt in range(1, self.attempts + 1):
             url = self.urls[(self._preferred + attempt - 1) % len(self.urls)]
             try:
                 response = await self._http.post(
-                    f"{url}/v1/commands",
+                    f"{url}{path}",
                     content=body,
                     headers={"Content-Type": "application/json"},
                 )
@@ -103,7 +156,7 @@ class CommandSender:
                 last_failure = f"{url}: {type(exc).__name__}: {exc or 'no detail'}"
             else:
                 if response.status_code == 200:
-                    return CommandResult.model_validate_json(response.content)
+                    return response
                 problem = _problem(response)
                 # 408: the request was too slow to arrive (a thin link); 5xx: the backend
                 # failed. Neither decided anything, and the key makes a retry safe.
@@ -119,7 +172,7 @@ class CommandSender:
                     raise error_for_problem(problem)
             if attempt < self.attempts:
                 await asyncio.sleep(self.backoff.delay(attempt, self._rng))
-        raise BackendUnavailable(f"command {command.type} not delivered: {last_failure}")
+        raise BackendUnavailable(f"{what} not delivered: {last_failure}")
 
 
 def _retry_after(response: httpx.Response) -> float:

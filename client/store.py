@@ -10,7 +10,7 @@ from typing import Protocol
 
 from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.events import Event
-from cadterm.protocol.fold import Changes, DispatchState, SequenceError, apply, share_field_sets
+from cadterm.protocol.fold import Changes, DispatchState, apply, share_field_sets
 
 __all__ = ["LocalStore", "PictureObserver"]
 
@@ -69,12 +69,13 @@ class LocalStore:
 
         Returns everything changed since the consumer last looked (this event included).
         """
-        if event.seq <= self.state.seq:
-            raise SequenceError(self.state.seq + 1, event.seq)
-        apply(self.state, event, self._dirty)
+        state = self.state
+        # The fold checks the seq before it changes anything (a gap or a duplicate).
+        apply(state, event, self._dirty)
         self.synced = True
-        for observer in self.observers:
-            observer.event_applied(event, self.state)
+        if self.observers:
+            for observer in self.observers:
+                observer.event_applied(event, state)
         return self._dirty
 
     def show_saved(self, state: DispatchState) -> None:

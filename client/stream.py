@@ -364,7 +364,11 @@ class Subscription:
         """Carry out what the rules answered; a resume or a stop ends the connection."""
         for effect in effects:
             if isinstance(effect, Applied):
-                self._changed()
+                # `_changed`, written out: this runs once a frame.
+                if self._seq_waiters:
+                    self._wake_seq_waiters()
+                if self._on_change is not None:
+                    self._on_change()
             elif isinstance(effect, Live):
                 self._set(LinkState.LIVE)
             elif isinstance(effect, Resume):

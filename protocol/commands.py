@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     TypeAdapter,
     WithJsonSchema,
@@ -42,6 +42,7 @@ from .domain import (
     UnitType,
 )
 from .events import Event
+from .problems import Problem
 from .types import (
     Callsign,
     Code,
@@ -61,6 +62,7 @@ __all__ = [
     "COMMAND_ADAPTER",
     "COMMAND_TYPES",
     "INTAKE_ONLY",
+    "MAX_BATCH_COMMANDS",
     "MAX_REPORT_CHARACTERS",
     "MAX_RESERVED_REFERENCES",
     "SUPERVISOR_ONLY",
@@ -68,6 +70,8 @@ __all__ = [
     "AddNote",
     "AssessRisk",
     "AssignUnit",
+    "BatchAnswer",
+    "BatchResult",
     "BookOff",
     "BookOn",
     "CallerInput",
@@ -76,6 +80,7 @@ __all__ = [
     "CloseIncident",
     "Command",
     "CommandBase",
+    "CommandBatch",
     "CommandResult",
     "CreateIncident",
     "GradeIncident",
@@ -258,7 +263,7 @@ class AssignUnit(CommandBase):
     type: Literal["assign_unit"] = "assign_unit"
     reference: _Reference
     callsign: _Callsign
-    divert: bool = False
+    divert: StrictBool = False
 
 
 class UnassignUnit(CommandBase):
@@ -398,7 +403,7 @@ class ReserveReferences(CommandBase):
     """Reserve a block of incident references for this workstation's offline use."""
 
     type: Literal["reserve_references"] = "reserve_references"
-    count: int = Field(
+    count: Annotated[int, BeforeValidator(reject_non_integer)] = Field(
         ge=1,
         le=100,
         description="How many references to reserve (the workstation may hold at most "
@@ -419,7 +424,7 @@ class ChatLineInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    at: AwareDatetime | None = Field(default=None, description="When it was written.")
+    at: UtcTime | None = Field(default=None, description="When it was written (with an offset).")
     sender: str = Field(
         min_length=1, max_length=80, description="Who wrote it: 'public', 'agent', a name."
     )
@@ -570,3 +575,37 @@ class CommandResult(BaseModel):
     replayed: bool = Field(
         default=False, description="True when this is the stored result of an earlier try."
     )
+
+
+#: The most commands one `POST /v1/commands/batch` may carry.
+MAX_BATCH_COMMANDS = 100
+
+
+class CommandBatch(BaseModel):
+    """Several commands in one request (`POST /v1/commands/batch`), decided in order.
+
+    Not a transaction: each command is decided on its own, seeing the effect of those
+    before it, and keeps its own idempotency key. A batch with any malformed command is
+    refused whole, before anything is decided.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    commands: list[Command] = Field(min_length=1, max_length=MAX_BATCH_COMMANDS)
+
+
+class BatchAnswer(BaseModel):
+    """One command's answer within a batch: the status it would have had on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: StrictInt = Field(description="200 with a command result, else the problem's.")
+    body: CommandResult | Problem
+
+
+class BatchResult(BaseModel):
+    """The answer to a batch: one answer for each command, in the order they were sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answers: list[BatchAnswer]

@@ -51,6 +51,7 @@ class ProblemCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     RATE_LIMITED = "rate_limited"
+    BATCH_OVER_BURST = "batch_over_burst"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TIMEOUT = "request_timeout"
@@ -103,6 +104,7 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.ORIGIN_NOT_ALLOWED: 403,
     ProblemCode.BODY_TOO_LARGE: 413,
     ProblemCode.RATE_LIMITED: 429,
+    ProblemCode.BATCH_OVER_BURST: 422,
     ProblemCode.NOT_FOUND: 404,
     ProblemCode.METHOD_NOT_ALLOWED: 405,
     ProblemCode.REQUEST_TIMEOUT: 408,

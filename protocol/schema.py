@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from .commands import Command, CommandResult
+from .commands import BatchResult, Command, CommandBatch, CommandResult
 from .domain import Incident, Operator, Unit
 from .events import Event
 from .fold import DispatchState
@@ -23,6 +23,8 @@ _DOCUMENTS: dict[str, Any] = {
     "event": Event,
     "command": Command,
     "command-result": CommandResult,
+    "command-batch": CommandBatch,
+    "batch-result": BatchResult,
     "problem": Problem,
     "state": DispatchState,
     "client-frame": ClientFrame,

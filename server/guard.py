@@ -62,17 +62,20 @@ class TokenBucket:
         tokens, last = self._buckets.get(key, (float(self.burst), now))
         return min(self.burst, tokens + (now - last) * self.rate)
 
-    def take(self, key: str) -> float:
-        """Take one token; return 0 if allowed, else the seconds until one is free."""
+    def take(self, key: str, count: int = 1) -> float:
+        """Take `count` tokens (all or none); 0 if allowed, else the seconds until free.
+
+        `count` must not exceed `burst`: the bucket never holds more.
+        """
         now = time.monotonic()
         tokens = self._tokens(key, now)
         if key not in self._buckets and len(self._buckets) >= self.max_keys:
             self._prune(now)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
+        if tokens >= count:
+            self._buckets[key] = (tokens - count, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
+        return (count - tokens) / self.rate
 
     def wait(self, key: str) -> float:
         """The seconds until `key` has a token, without taking one (0: it has one now)."""

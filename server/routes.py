@@ -1,4 +1,4 @@
-"""The HTTP routes: `POST /v1/commands` and the `GET /v1/...` queries.
+"""The HTTP routes: `POST /v1/commands` (and `/v1/commands/batch`) and the queries.
 
 Every route declares each status it can answer with, and its OpenAPI links say where
 an answer's references lead (the incident a command touched, the unit a list names),
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from cadterm.protocol.commands import Command, CommandResult
+from cadterm.protocol.commands import BatchResult, Command, CommandBatch, CommandResult
 from cadterm.protocol.domain import Incident, IncidentStatus, Operator, Unit
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
@@ -72,6 +72,13 @@ def _outcome_response(outcome: Outcome) -> Response:
     return Response(outcome.body, status_code=outcome.status, media_type=media)
 
 
+def _batch_response(outcomes: list[Outcome]) -> Response:
+    # Each answer's body is already JSON (as stored for a retry): put together, not
+    # parsed and dumped again.
+    answers = ",".join(f'{{"status":{o.status},"body":{o.body}}}' for o in outcomes)
+    return Response(f'{{"answers":[{answers}]}}', media_type="application/json")
+
+
 def _operator(request: Request) -> Operator:
     # Set by the guard, which has already refused any request without a valid token.
     return request.scope["state"]["operator"]
@@ -103,6 +110,24 @@ def dispatch_routes(
         if refusal is not None:
             return refusal
         return _outcome_response(await service.execute(command, operator))
+
+    @router.post(
+        "/v1/commands/batch",
+        operation_id="post_commands",
+        response_model=BatchResult,
+        responses=problem_responses(*GUARDED_STATUSES),
+    )
+    async def post_commands(batch: CommandBatch, request: Request) -> Response:
+        """Execute several commands in order; one answer each, as if sent one by one.
+
+        Each command counts against the operator's rate limit; a batch is taken whole
+        or refused whole.
+        """
+        operator = _operator(request)
+        refusal = rate_limit.refusal(operator, len(batch.commands))
+        if refusal is not None:
+            return refusal
+        return _batch_response(await service.execute_all(batch.commands, operator))
 
     @router.get(
         "/v1/state",

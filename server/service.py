@@ -239,6 +239,39 @@ class DispatchService:
 
         Answered only once the command's event (or its refusal) is durable.
         """
+        (outcome,) = await self.execute_all([command], operator)
+        return outcome
+
+    async def execute_all(self, commands: Sequence[Command], operator: Operator) -> list[Outcome]:
+        """Carry out `commands` for `operator` in order; each one's answer, in order.
+
+        Not a transaction: each command is decided on its own, after and seeing the
+        effect of those before it (they join the same group commits, in order). Every
+        answer is given only once its event (or refusal) is durable.
+        """
+        loop = asyncio.get_running_loop()
+        answers: list[Outcome | _Pending] = []
+        for command in commands:
+            refusal = self._refusal(command, operator)
+            if refusal is not None:
+                answers.append(refusal)
+                continue
+            archived = await self._archived_for(command)
+            print_ = fingerprint(command)
+            answers.append(_Pending(command, operator, print_, loop.create_future(), archived))
+        waiting = [answer for answer in answers if isinstance(answer, _Pending)]
+        if not waiting:
+            return answers  # type: ignore[return-value]  # every one was refused
+        # All at once, after every look-up: nothing another request sends in the
+        # meantime can land between two commands of this batch's order.
+        self._pending.extend(waiting)
+        self._start_committer()
+        await asyncio.shield(asyncio.gather(*(pending.answer for pending in waiting)))
+        await self._forget_reopened([p.archived for p in waiting if p.archived is not None])
+        return [a.answer.result() if isinstance(a, _Pending) else a for a in answers]
+
+    def _refusal(self, command: Command, operator: Operator) -> Outcome | None:
+        """Why `operator` may not send `command` at all, before its key is looked at."""
         if not may_issue(operator.role, command.type):
             return _problem_outcome(
                 Problem.of(
@@ -246,25 +279,22 @@ class DispatchService:
                     f"operator {operator.id} ({operator.role.value}) may not {command.type}",
                 )
             )
-        # Before the key is looked at: a refused workstation leaves no trace to retry.
+        # A refused workstation leaves no trace to retry.
         refusal = self.live.roster.workstation_problem(operator, command.workstation)
-        if refusal is not None:
-            return _problem_outcome(refusal)
-        loop = asyncio.get_running_loop()
-        archived = await self._archived_for(command)
-        pending = _Pending(command, operator, fingerprint(command), loop.create_future(), archived)
-        self._pending.append(pending)
-        self._start_committer()
-        outcome = await asyncio.shield(pending.answer)
-        if archived is not None and archived.reference in self.state.incidents:
-            # Back in the picture (this reopen or a retry's): the history's copy goes.
-            # Should that fail, the copy is only stale: the picture is read first, and
-            # archiving it again replaces it.
-            try:
-                await self.run_read(self.archive.forget, [archived.reference])
-            except Exception:
-                log.exception("the reopened incident %s stays in the history", archived.reference)
-        return outcome
+        return None if refusal is None else _problem_outcome(refusal)
+
+    async def _forget_reopened(self, archived: list[Incident]) -> None:
+        """Drop the history's copies of reopened incidents that are back in the picture."""
+        back = [i.reference for i in archived if i.reference in self.state.incidents]
+        if not back or self.archive is None:
+            return
+        # Back in the picture (this reopen or a retry's): the history's copy goes.
+        # Should that fail, the copy is only stale: the picture is read first, and
+        # archiving it again replaces it.
+        try:
+            await self.run_read(self.archive.forget, back)
+        except Exception:
+            log.exception("the reopened incidents %s stay in the history", ", ".join(back))
 
     async def _archived_for(self, command: Command) -> Incident | None:
         """The archived incident a `reopen_incident` names, if it left the picture."""

@@ -352,3 +352,86 @@ def test_a_text_frame_that_is_not_utf8_gets_error_and_4002(door: Backend, subscr
     assert protocol.close_rcvd.code == CloseCode.BAD_FRAME
     assert head_seq(door) == before
     assert_serves(door)
+
+
+def _fields_of(model: type, kinds: tuple, path: str = "") -> list[tuple[str, type, list]]:
+    """Every (path, kind, metadata) of a field of one of `kinds` anywhere in `model`."""
+    import typing
+
+    from pydantic import BaseModel
+
+    found = []
+    for name, info in model.model_fields.items():
+        todo: list[tuple[object, list[object]]] = [(info.annotation, list(info.metadata))]
+        while todo:
+            kind, metadata = todo.pop()
+            if typing.get_origin(kind) is typing.Annotated:
+                inner, *more = typing.get_args(kind)
+                todo.append((inner, metadata + more))
+            elif kind in kinds:
+                found.append((f"{path}{name}", kind, metadata))
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                found.extend(_fields_of(kind, kinds, f"{path}{name}."))
+            else:
+                todo.extend((arg, metadata) for arg in typing.get_args(kind))
+    return found
+
+
+def test_every_time_number_and_flag_a_client_sends_is_strict() -> None:
+    """Whatever a command carries, nested or not: a time refuses a number and a naive
+    time (the door's `UtcTime`), an integer refuses a string, a boolean and a fraction,
+    a flag refuses 0, 1 and "true". pydantic alone would take all of them."""
+    from datetime import datetime
+
+    from pydantic import AwareDatetime, Strict
+
+    from cadterm.protocol.commands import COMMAND_TYPES
+    from cadterm.protocol.types import _rfc3339_only, reject_non_integer
+
+    checked = []
+    for command_type, model in COMMAND_TYPES.items():
+        for path, kind, metadata in _fields_of(model, (datetime, AwareDatetime, int, bool)):
+            where = f"{command_type}.{path}"
+            funcs = [getattr(m, "func", None) for m in metadata]
+            strict = any(isinstance(m, Strict) and m.strict for m in metadata)
+            if kind is bool:
+                assert strict, f"{where} is not a StrictBool"
+            elif kind is int:
+                assert strict or reject_non_integer in funcs, f"{where} takes '5' or true"
+            else:
+                assert _rfc3339_only in funcs, f"{where} is not a UtcTime"
+            checked.append(where)
+    for where in ("submit_report.transcript.at", "assign_unit.divert", "reserve_references.count"):
+        assert where in checked
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        (
+            {"type": "assign_unit", "reference": "0001-27NOV26", "callsign": "AB1", "divert": 0},
+            "divert",
+        ),
+        (
+            {
+                "type": "assign_unit",
+                "reference": "0001-27NOV26",
+                "callsign": "AB1",
+                "divert": "true",
+            },
+            "divert",
+        ),
+        ({"type": "reserve_references", "count": "5"}, "count"),
+        ({"type": "reserve_references", "count": True}, "count"),
+    ],
+    ids=["divert-0", "divert-string", "count-string", "count-true"],
+)
+def test_a_flag_or_count_of_the_wrong_type_is_refused(door: Backend, fields, field) -> None:
+    before = head_seq(door)
+    body = {"idempotency_key": "strict-types-01", "workstation": "ws"} | fields
+    with client(door) as http:
+        reply = http.post("/v1/commands", json=body)
+    assert reply.status_code == 422, reply.text
+    problem = assert_http_problem(reply, "invalid_command")
+    assert problem["field"] == field
+    assert head_seq(door) == before

@@ -556,6 +556,49 @@ def test_trusted_construction_equals_validation() -> None:
     assert "taken_at" not in _trusted(ChronologyEntry, dict(values)).model_dump_json()
 
 
+@pytest.mark.parametrize("given", ["bare", "full"])
+def test_opened_incident_equals_the_validated_one(log: Log, given: str) -> None:
+    """The fold builds an opened incident without validating it again; it must be the
+    `Incident` that validating the same values gives, field for field and dump for dump."""
+    from cadterm.protocol.domain import Incident
+
+    extra: dict[str, Any] = {}
+    if given == "full":
+        extra = {
+            "description": "Two males fighting",
+            "caller": Caller(name="Mrs J Whitfield", phone="07700 900123"),
+            "risk": Risk(threat="Bottle seen"),
+            "location": Location(address="1 High St", position=Position(lat=52.5, lon=-1.9)),
+        }
+    log.create(**extra)
+    event = log.events[-1]
+    folded = log.incident
+    validated = Incident(
+        reference=event.reference,
+        grade=event.grade,
+        incident_type=event.incident_type,
+        description=event.description,
+        location=event.location,
+        caller=event.caller,
+        source=event.source,
+        risk=event.risk or Risk(),
+        created_at=event.at,
+        updated_at=event.at,
+        version=0,
+        chronology=folded.chronology,
+    )
+    validated.version = folded.version
+    assert folded == validated
+    assert folded.model_dump() == validated.model_dump()
+    assert folded.model_dump_json() == validated.model_dump_json()
+    assert Incident.model_validate_json(folded.model_dump_json()) == folded
+    # Its own lists, not ones shared with another incident.
+    log.create(OTHER)
+    other = log.state.incidents[OTHER]
+    assert other.assigned is not folded.assigned and other.links is not folded.links
+    assert other.risk is not folded.risk
+
+
 def test_sharing_field_sets_changes_nothing_a_picture_says(busy: Log) -> None:
     """A picture whose unchanging models share their sets of field names dumps, compares
     and folds on exactly as the one read from JSON did."""

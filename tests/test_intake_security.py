@@ -237,3 +237,26 @@ def test_openapi_describes_the_intake_api(backend: Backend) -> None:
     schema = spec["components"]["schemas"]["SubmitReport"]
     assert schema["required"][0] == "type"
     assert {"channel", "text", "transcript", "reporter", "location"} <= set(schema["properties"])
+
+
+@pytest.mark.parametrize("at", [0, 1764234000, "2026-11-27T09:00:00", "2026-11-27", True], ids=repr)
+async def test_a_chat_line_time_must_have_an_offset(backend, at) -> None:
+    """A chat line's time is held to the door's rule for every time: RFC 3339 with an
+    offset, never a number (which pydantic alone would read as seconds since 1970)."""
+    async with http(backend, Role.INTAKE) as website:
+        chat = report(
+            channel="chat", text="", transcript=[{"sender": "public", "at": at, "text": "hi"}]
+        )
+        problem = assert_problem(await website.post(INTAKE, json=chat), 422, "invalid_command")
+        assert problem["field"] == "transcript.0.at"
+        assert "offset" in problem["detail"]
+    assert await head(backend) == 0
+    await assert_still_serves(backend)
+
+
+async def test_a_chat_line_time_with_an_offset_is_kept_in_utc(backend) -> None:
+    line = {"sender": "public", "at": "2026-11-27T10:00:00+01:00", "text": "hi"}
+    async with http(backend, Role.INTAKE) as website:
+        reply = await website.post(INTAKE, json=report(channel="chat", text="", transcript=[line]))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["event"]["transcript"][0]["at"] == "2026-11-27T09:00:00Z"

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from cadterm.protocol.commands import COMMAND_ADAPTER, COMMAND_TYPES, CommandResult, may_issue
+from cadterm.protocol.commands import (
+    COMMAND_ADAPTER,
+    COMMAND_TYPES,
+    BatchResult,
+    CommandBatch,
+    CommandResult,
+    may_issue,
+)
 from cadterm.protocol.domain import Operator, Role
 from cadterm.protocol.events import EVENT_ADAPTER, EVENT_TYPES
 from cadterm.protocol.frames import SERVER_FRAME_ADAPTER, CloseCode, Subscribe
@@ -35,6 +42,8 @@ KINDS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "client-frame": (Subscribe.model_validate_json, False),
     "problem": (Problem.model_validate_json, False),
     "command-result": (CommandResult.model_validate_json, True),
+    "command-batch": (CommandBatch.model_validate_json, False),
+    "batch-result": (BatchResult.model_validate_json, False),  # problems leave out nulls
     "operator": (Operator.model_validate_json, False),
 }
 
