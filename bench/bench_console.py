@@ -6,10 +6,15 @@ units. Events are folded into the client's store at a steady rate, exactly where
 live stream would fold them, and the app drains them as it does in service. We record:
 
 - frames: compositor refreshes while the load ran;
-- event-to-paint: from an event touching a row on screen being folded to that row being
-  rendered into a frame (p50/p99);
+- event-to-paint: from an event touching a row on screen being folded to that row's
+  line being composed into a frame and the frame turned into terminal bytes (p50/p99),
+  over at least `--samples` such events at each rate (the run at a rate is lengthened
+  until it has them);
 - key echo: from a key press posted to the app to the command line rendering it (p99);
 - CPU share of one core and peak RSS of the process;
+- both boards run with the collector as `cadterm console` sets it (`gc.freeze()` of
+  the loaded picture, a higher young-generation threshold), so a full collection over
+  a picture that lives as long as the process does not stall either of them;
 - the output step: each composed frame is turned into terminal bytes as a terminal
   would be sent them (Textual's `render_segments`, then for cadterm its driver's cut
   down to the cells that changed, `PaintedScreen`; the stock driver writes the frame as
@@ -19,7 +24,11 @@ live stream would fold them, and the app drains them as it does in service. We r
 The baseline, in the same run, is a stock `DataTable` of the same 10,000 rows fed the
 same events (`update_cell` on the row each event touches).
 
+The machine's speed (`json.loads` a second) and load average are printed at the start
+and the end of each board's run.
+
 Run:  .venv/bin/python bench/bench_console.py [--seconds 10] [--rates 100,200,1000]
+      [--samples 1000] [--board cadterm|datatable|both]
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import resource
 import subprocess
 import sys
@@ -37,11 +47,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import emit, machine, pct
+from _speed import machine_speed
 from console_load import EventStream, big_picture
 from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input
 
+from cadterm.cli.console import tune_gc_for_a_live_picture
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.tui.app import CadApp
@@ -50,6 +62,7 @@ from cadterm.tui.incident_queue import IncidentQueue
 from cadterm.tui.settings import ConsoleSettings
 
 SIZE = (120, 40)
+LONGEST = 120.0  # seconds: the most a rate's run is lengthened to reach its samples
 
 
 class Probe:
@@ -158,13 +171,20 @@ def _hook_frames(app: App) -> None:
 
 
 def _hook_queue() -> None:
-    original = IncidentQueue.render_row
+    """Count a row as painted when its line is composed into a frame (not when the board
+    renders it into its cache, which may be frames earlier)."""
+    original = IncidentQueue.render_line
 
-    def render_row(self, key, width):
-        PROBE.painted(key)
-        return original(self, key, width)
+    def render_line(self, y):
+        strip = original(self, y)
+        if y >= 1 and PROBE.pending:
+            shown, top, _ = self._layout()
+            index = shown[y - 1] if y - 1 < len(shown) else top + y - 1 - len(shown)
+            if index < len(self.keys):
+                PROBE.painted(self.keys[index])
+        return strip
 
-    IncidentQueue.render_row = render_row  # type: ignore[method-assign]
+    IncidentQueue.render_line = render_line  # type: ignore[method-assign]
 
 
 def _hook_input(cls: type[Input]) -> None:
@@ -178,8 +198,13 @@ def _hook_input(cls: type[Input]) -> None:
     cls.render_line = render_line  # type: ignore[method-assign]
 
 
-async def _drive(app, feed, seconds: float, rate: int, input_widget) -> dict:
-    """Feed `rate` events/s for `seconds` while typing a key every 100 ms."""
+def _samples() -> int:
+    return len(PROBE.latencies) + len(PROBE.rendered) + sum(map(len, PROBE.pending.values()))
+
+
+async def _drive(app, feed, seconds: float, rate: int, input_widget, samples: int = 0) -> dict:
+    """Feed `rate` events/s for `seconds`, and on until `samples` watched events have
+    arrived (at most `LONGEST` s), while typing a key every 100 ms."""
     PROBE.measuring = True
     gc.collect()
     cpu0 = time.process_time()
@@ -191,7 +216,7 @@ async def _drive(app, feed, seconds: float, rate: int, input_widget) -> dict:
     while True:
         now = time.perf_counter()
         elapsed = now - start
-        if elapsed >= seconds:
+        if elapsed >= seconds and (_samples() >= samples or elapsed >= LONGEST):
             break
         due = int(elapsed * rate) - sent
         for _ in range(max(0, due)):
@@ -208,6 +233,7 @@ async def _drive(app, feed, seconds: float, rate: int, input_widget) -> dict:
     await asyncio.sleep(0.2)  # let the last frame paint
     PROBE.measuring = False
     return {
+        "seconds": round(wall, 1),
         "events": sent,
         "events_per_s": round(sent / wall, 1),
         "frames": PROBE.frames - frames0,
@@ -236,13 +262,12 @@ def _summary(result: dict) -> dict:
     return result
 
 
-async def run_cadterm(state, rates: list[int], seconds: float) -> None:
+async def run_cadterm(state, rates: list[int], seconds: float, samples: int = 0) -> None:
     client = DispatchClient(["http://127.0.0.1:9"], "unused")
     client.store.load_snapshot(state)
     client.store.take_changes()
     from datetime import UTC, datetime
 
-    client.subscription.status = LinkStatus(LinkState.LIVE, datetime.now(UTC))
     app = CadApp(client, ConsoleSettings(bell=False), connect=False)
     _hook_queue()
     _hook_input(CommandInput)
@@ -262,6 +287,13 @@ async def run_cadterm(state, rates: list[int], seconds: float) -> None:
             board="cadterm",
             rebuild_both_boards_s=round(time.perf_counter() - t1, 3),
         )
+        # As `cadterm console` runs: the collector tuned for a live picture, which is
+        # frozen out of collection as the link goes live (its status listeners hear it).
+        tune_gc_for_a_live_picture(client)
+        status = LinkStatus(LinkState.LIVE, datetime.now(UTC))
+        client.subscription.status = status
+        for listener in client._status_listeners:
+            listener(status)
         _hook_output(app, cut_to_changes=True)
         _hook_frames(app)
         stream = EventStream(client.state)
@@ -279,13 +311,12 @@ async def run_cadterm(state, rates: list[int], seconds: float) -> None:
 
         for rate in rates:
             input_widget.value = ""
-            result = await _drive(app, feed, seconds, rate, input_widget)
+            result = await _drive(app, feed, seconds, rate, input_widget, samples)
             output = OUTPUT.take(result)
             emit(
                 "console_load",
                 board="cadterm",
                 rate=rate,
-                seconds=seconds,
                 **_summary(result),
                 **output,
             )
@@ -321,7 +352,7 @@ class TableApp(App[None]):
         self.query_one(Input).focus()
 
 
-async def run_datatable(state, rates: list[int], seconds: float) -> None:
+async def run_datatable(state, rates: list[int], seconds: float, samples: int = 0) -> None:
     app = TableApp(state)
     original = DataTable._render_line_in_row
 
@@ -342,6 +373,11 @@ async def run_datatable(state, rates: list[int], seconds: float) -> None:
         )
         _hook_output(app, cut_to_changes=False)
         _hook_frames(app)
+        # The same collector settings as the console's process, so the two differ by
+        # their boards alone.
+        gc.set_threshold(20_000, 20, 20)
+        gc.collect()
+        gc.freeze()
         table = app.query_one(DataTable)
         stream = EventStream(state)
         stream.watched = [
@@ -363,13 +399,12 @@ async def run_datatable(state, rates: list[int], seconds: float) -> None:
 
         for rate in rates:
             input_widget.value = ""
-            result = await _drive(app, feed, seconds, rate, input_widget)
+            result = await _drive(app, feed, seconds, rate, input_widget, samples)
             output = OUTPUT.take(result)
             emit(
                 "console_load",
                 board="datatable",
                 rate=rate,
-                seconds=seconds,
                 **_summary(result),
                 **output,
             )
@@ -379,12 +414,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="100,200,1000")
+    parser.add_argument(
+        "--samples", type=int, default=1000, help="the fewest event-to-paint samples a rate"
+    )
     parser.add_argument("--board", choices=["cadterm", "datatable", "both"], default="both")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     if args.board == "both":
         # One process per board, so each one's peak RSS and CPU are its own.
-        emit("machine", **machine())
         for board in ("cadterm", "datatable"):
             subprocess.run(
                 [
@@ -396,10 +433,13 @@ def main() -> None:
                     str(args.seconds),
                     "--rates",
                     args.rates,
+                    "--samples",
+                    str(args.samples),
                 ],
                 check=True,
             )
         return
+    emit("machine", board=args.board, **machine(), **machine_speed())
     t = time.perf_counter()
     state = big_picture()
     emit(
@@ -409,9 +449,15 @@ def main() -> None:
         build_s=round(time.perf_counter() - t, 2),
     )
     if args.board == "cadterm":
-        asyncio.run(run_cadterm(state, rates, args.seconds))
+        asyncio.run(run_cadterm(state, rates, args.seconds, args.samples))
     else:
-        asyncio.run(run_datatable(state, rates, args.seconds))
+        asyncio.run(run_datatable(state, rates, args.seconds, args.samples))
+    emit(
+        "machine_after",
+        board=args.board,
+        loadavg_1m=round(os.getloadavg()[0], 2),
+        **machine_speed(),
+    )
 
 
 if __name__ == "__main__":

@@ -251,3 +251,47 @@ async def test_a_theme_change_restyles_the_map():
         assert before is not None and before.color is not None
         await pilot.press("f9")
         await until(pilot, lambda: marker_style() != before, what="the map in the new theme")
+
+
+def _move(app: CadApp, callsign: str, position) -> None:
+    """Fold a unit's new fix into the store and drain it, as the live worker does."""
+    app.client.store.apply(
+        UnitLocated(
+            seq=app.client.seq + 1,
+            at=NOW,
+            operator="disp1",
+            workstation="ws-1",
+            callsign=callsign,
+            position=position,
+            fixed_at=NOW,
+        )
+    )
+    changes = app.client.take_changes()
+    app.apply_changes(changes.incidents, changes.units)
+
+
+async def test_a_unit_moving_while_the_map_is_hidden_costs_the_map_nothing():
+    app = _console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        view = app.map
+        assert not view.shown  # the boards are shown, not the map
+        unit = app.client.state.units["TR7"]
+        assert unit.position is not None
+        moved = unit.position.model_copy(
+            update={"lat": unit.position.lat + 0.004, "lon": unit.position.lon - 0.006}
+        )
+        before = (view.repaints, view.painted_lines, view.followed)
+        _move(app, "TR7", moved)
+        await pilot.pause()
+        # Not a marker followed, not a row composed, not a line repainted.
+        assert (view.repaints, view.painted_lines, view.followed) == before
+        assert view.markers.by_key[unit_key("TR7")].position != moved
+        # Shown again, the map is true: the unit is where its last fix put it.
+        await pilot.press("f6")
+        await until(pilot, lambda: view.placement.at)
+        assert view.markers.by_key[unit_key("TR7")].position == moved
+        assert view.repaints > before[0]
+        cell = view.window.cell(moved)
+        if cell is not None and unit_key("TR7") in view.placement.at:
+            assert view.placement.at[unit_key("TR7")] == cell

@@ -55,12 +55,17 @@ class AlarmTracker:
     breaches: dict[str, str] = field(default_factory=dict)  # reference -> line
     _breached: set[str] = field(default_factory=set)  # raised once, never again
     _seen_incidents: set[str] = field(default_factory=set)
+    # Breached and unchanged since: a breach ends only by an event (someone at scene,
+    # closed, regraded), so the once-a-second check need not measure these again.
+    _settled: set[str] = field(default_factory=set)
+    _settled_policy: TimerPolicy | None = None
     primed: bool = False
 
     def prime(self, state: DispatchState) -> None:
         """Take the first picture as known: only what happens after it is 'new'."""
         self._seen_incidents = set(state.incidents)
         self.emergency_callsigns = {unit.callsign for unit in emergencies(state)}
+        self._settled.clear()  # a new picture: every breach is measured again
         self.primed = True
 
     def update(self, state: DispatchState, incidents: Iterable[str], units: Iterable[str]) -> bool:
@@ -70,6 +75,7 @@ class AlarmTracker:
             return bool(self.emergency_callsigns)
         ring = False
         for reference in incidents:
+            self._settled.discard(reference)
             incident = state.incidents.get(reference)
             if incident is None:
                 self.new_grade_ones.pop(reference, None)
@@ -101,20 +107,40 @@ class AlarmTracker:
                 self.emergency_callsigns.discard(callsign)
         return ring
 
-    def check_breaches(self, state: DispatchState, now: datetime, policy: TimerPolicy) -> bool:
+    def check_breaches(
+        self,
+        state: DispatchState,
+        now: datetime,
+        policy: TimerPolicy,
+        grade_ones: Iterable[str] | None = None,
+    ) -> bool:
         """Raise an alarm for each grade 1 whose target has just passed; True to ring.
 
         A breach is raised once per incident; one that is no longer a breach (someone
-        reached the scene) leaves the banner.
+        reached the scene) leaves the banner. `grade_ones`: the open grade 1s, when the
+        caller already knows them (the queue does), to spare a pass over every incident.
         """
         ring = False
-        for reference, incident in state.incidents.items():
+        incidents = state.incidents
+        if grade_ones is not None:
+            chosen = ((ref, incidents[ref]) for ref in grade_ones if ref in incidents)
+        else:
+            chosen = iter(incidents.items())
+        if policy is not self._settled_policy:
+            self._settled.clear()  # other targets: measure every breach again
+            self._settled_policy = policy
+        settled = self._settled
+        for reference, incident in chosen:
             if incident.grade != Grade.EMERGENCY or incident.status == IncidentStatus.CLOSED:
+                continue
+            if reference in settled:
                 continue
             level = attendance_alert(incident, state, now, policy).level
             if level != Level.BREACH:
                 self.breaches.pop(reference, None)
-            elif reference not in self._breached:
+                continue
+            settled.add(reference)
+            if reference not in self._breached:
                 self._breached.add(reference)
                 short = short_reference(reference)
                 self.breaches[reference] = (

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.text import Text
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.containers import Container
 from textual.css.query import NoMatches
@@ -68,7 +69,12 @@ log = logging.getLogger("cadterm.console")
 #: Seconds within which a second quit leaves a console that still holds unsent commands.
 QUIT_CONFIRM_SECONDS = 5.0
 
-FRAME = 0.004  # pause between drains: batches events without adding a frame of delay
+#: The least pause between two drains (seconds): keys and the link get the loop between
+#: batches even when a batch takes longer than a frame to apply.
+GAP = 0.002
+#: Board frames that may follow each other at once after a quiet spell, on a link that
+#: keeps up (the frames a second stay within the interval's budget).
+BURST = 3
 
 
 def _utc_now() -> datetime:
@@ -193,6 +199,8 @@ class CadApp(App[None]):
         )
         self._known_incidents: set[str] = set()  # to tell a new incident from a changed one
         self._offered: tuple[str, str, str] | None = None  # new, offered, the line saying so
+        self._alarms_shown: tuple = ()  # `_alarm_facts` when the banner was last drawn
+        self.frames_painted = 0  # frames the drain painted itself (tests and benchmarks)
         for theme in textual_themes():
             self.register_theme(theme)
         self.theme = settings.theme
@@ -365,13 +373,64 @@ class CadApp(App[None]):
 
     @work(group="live", exclusive=True, exit_on_error=False)
     async def _follow_changes(self) -> None:
-        """Drain the client's change feed at most once per frame."""
+        """Drain the client's change feed: each batch applied and painted at once, at
+        most `1 / OutputPace.interval` board frames a second.
+
+        While the link keeps up, that budget is spent as changes come: after a quiet
+        spell up to `BURST` frames may follow each other at once, so a change that comes
+        just after another is not held a whole frame; over a run of changes the frames
+        are a board frame apart. While the link is behind, each frame waits the whole
+        interval after the last (fewer, fuller frames; key echo is never held).
+        """
+        framed = -OutputPace.SLOWEST  # when the last batch that changed the screen began
+        due = framed  # when the frame budget is next spent (GCRA's theoretical time)
         async for changes in self.client.watch():
+            pace = self.output_pace  # read each time: a terminal's driver may replace it
+            started = time.monotonic()
             self.apply_changes(
                 changes.incidents, changes.units, replaced=changes.replaced, reports=changes.reports
             )
-            # On a slow link, fewer and fuller board frames; key echo is never held.
-            await self.output_pace.pause(FRAME)
+            if self.paint_now():
+                framed = started
+                due = max(due, started) + pace.FASTEST
+            # A batch that changed nothing on screen does not hold back the next one.
+            since = framed if pace.behind else due - BURST * pace.FASTEST
+            await pace.pause(GAP, since=since)
+
+    def paint_now(self) -> bool:
+        """Put what was just refreshed on the terminal now; False: nothing on screen changed.
+
+        Textual paints a refreshed widget in three hops: the widget tells its screen on
+        its next idle, the screen resumes its update timer, the timer fires on its next
+        tick (every 1/60 s). A change could wait two frames for its paint. The drain is
+        already paced to the link, so it hands the refreshed widgets to the screen and
+        lets the screen update at once, as the timer would. Whatever needs a new layout
+        or scroll is left to Textual's own cycle, which paints it within a frame.
+        """
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return False  # quitting: nothing left to paint on
+        refreshed = []
+        later = self._batch_count or not screen.is_current or screen._compositor is None
+        later = later or screen._layout_required or screen._scroll_required
+        for widget in screen._compositor.visible_widgets if not later else ():
+            if widget._layout_required or widget._scroll_required:
+                later = True
+                break
+            if widget._repaint_required:
+                refreshed.append(widget)
+        if later:
+            return True  # Textual's own cycle paints it
+        if not refreshed and not screen._dirty_widgets:
+            return False
+        for widget in refreshed:
+            widget._repaint_required = False  # its idle would tell the screen again
+        screen._dirty_widgets.update(refreshed)
+        with screen._context():
+            screen._on_timer_update()
+        self.frames_painted += 1
+        return True
 
     def apply_changes(
         self,
@@ -398,7 +457,7 @@ class CadApp(App[None]):
                 self.map.apply_changes(incidents, units)
             if self.alarms.update(self.client.state, incidents, units):
                 self.ring()
-            self.refresh_alarms()
+            self._refresh_alarms_if_changed()
             self._offer_duplicates(incidents - self._known_incidents)
         for seq in [s for s in self._select_after if s <= self.client.seq]:
             reference = self._select_after.pop(seq)
@@ -439,7 +498,27 @@ class CadApp(App[None]):
 
     def refresh_alarms(self) -> None:
         """Redraw the alarm banner from the tracker."""
+        self._alarms_shown = self._alarm_facts()
         self.query_one(AlarmBanner).show(self.alarms.lines(self.client.state))
+
+    def _alarm_facts(self) -> tuple:
+        """What the banner's lines are made of: the raised alarms, and where each unit
+        in emergency is committed (its line names the incident)."""
+        alarms, units = self.alarms, self.client.state.units
+        return (
+            tuple(alarms.breaches),
+            tuple(alarms.new_grade_ones),
+            tuple(
+                (callsign, unit.incident if (unit := units.get(callsign)) else None)
+                for callsign in sorted(alarms.emergency_callsigns)
+            ),
+        )
+
+    def _refresh_alarms_if_changed(self) -> None:
+        # Hundreds of breached grade 1s make a long list to build per batch; most
+        # batches change none of it.
+        if self._alarm_facts() != self._alarms_shown:
+            self.refresh_alarms()
 
     def _tick(self) -> None:
         """Once a second: ageing, safety timers, the clock and the link's freshness."""
@@ -465,7 +544,7 @@ class CadApp(App[None]):
             self.query_one(SupervisorBoard).tick()
         if self.screen.has_class("-triage"):
             self.query_one(TriageQueue).refresh_queue()  # the reports' ages move on
-        if self.alarms.check_breaches(self.client.state, now, self.policy):
+        if self.alarms.check_breaches(self.client.state, now, self.policy, self.queue.grade_ones()):
             self.ring()
             self.refresh_alarms()
         elif self._emergency_bell_due(now):

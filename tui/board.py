@@ -28,7 +28,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -121,9 +121,14 @@ class Board(ScrollView, can_focus=True):
         self._shown_anchor: str | None = None  # the first scrolled row painted last time
         self._placing = False  # True while the board itself moves the view
         self._pins: Sequence[int] | None = None  # pinned_indices, till the order changes
+        self._layout_memo: tuple | None = None  # (pins, top, rows, what `_layout` said)
         self._cache: dict[str, Strip] = {}
         self._header: Strip | None = None
         self._cache_width = -1
+        # Rich styles of the board and its component classes: Textual drops its own
+        # copy on every refresh, and a live board refreshes lines many times a second.
+        self._styles: dict[str, tuple[object, Style]] = {}
+        self._base: Style | None = None
         self.cursor_key: str | None = None
         self.painted_rows = 0  # rows rendered (not served from cache), for benchmarks
 
@@ -136,6 +141,26 @@ class Board(ScrollView, can_focus=True):
     def render_row(self, key: str, width: int) -> Text:
         """One row, fitted to `width` cells (longer text is cropped)."""
         return Text(key)
+
+    def component_style(self, name: str) -> Style:
+        """The Rich style of the component class `name`, worked out once per CSS change.
+
+        Textual replaces a component's styles object whenever it applies CSS to the
+        board (a theme, the focus moving), so that object says when to look again.
+        """
+        styles = self._component_styles.get(name)
+        kept = self._styles.get(name)
+        if kept is None or kept[0] is not styles:
+            kept = (styles, self.get_component_rich_style(name))
+            self._styles[name] = kept
+        return kept[1]
+
+    @property
+    def base_style(self) -> Style:
+        """The board's own Rich style (its colours over its ancestors' backgrounds)."""
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     # --- the data ---------------------------------------------------------------------
 
@@ -151,10 +176,15 @@ class Board(ScrollView, can_focus=True):
 
     def _refresh_keys(self, *keys: str | None) -> None:
         """Repaint the screen lines showing these rows, wherever they are drawn."""
-        top = int(self.scroll_offset.y)
-        for row, key in enumerate(self._window(), start=1):
-            if key in keys:
-                self.refresh_line(top + row)
+        self._refresh_rows([row for row, key in enumerate(self._window(), start=1) if key in keys])
+
+    def _refresh_rows(self, rows: Iterable[int]) -> None:
+        """Repaint these screen lines (1 is the first under the heading), in one refresh:
+        each refresh drops Textual's cached styles and sizes for the board."""
+        width = max(self.virtual_size.width, self.size.width)
+        regions = [Region(0, row, width, 1) for row in rows]
+        if regions:
+            self.refresh(*regions)
 
     def set_order(self, keys: list[str]) -> None:
         """Show `keys` in this order, keeping the cursor row and the viewport steady.
@@ -240,6 +270,16 @@ class Board(ScrollView, can_focus=True):
         pins = self._pinned() if rows >= 2 else []
         if not pins:
             return [], top, rows
+        # Asked for on every line drawn: kept while the pins, the scroll and size hold.
+        memo = self._layout_memo
+        if memo is not None and memo[0] is pins and memo[1] == top and memo[2] == rows:
+            return memo[3]
+        laid = self._lay_out(pins, top, rows)
+        self._layout_memo = (pins, top, rows, laid)
+        return laid
+
+    @staticmethod
+    def _lay_out(pins: Sequence[int], top: int, rows: int) -> tuple[list[int], int, int]:
         cap = max(1, rows // 2)  # pinned rows never take the whole board
         above = bisect.bisect_left(pins, top)  # pins are in display order: no full pass
         shown: list[int] = []
@@ -279,25 +319,28 @@ class Board(ScrollView, can_focus=True):
         off the wire, which matters on a thin SSH link.
         """
         on_screen = {key: row for row, key in enumerate(self._window(), start=1)}
-        top = int(self.scroll_offset.y)
         width = self.size.width
+        rows = []
         for key in keys:
             painted = self._cache.pop(key, None)
             row = on_screen.get(key)
             if row is None:
-                continue
+                continue  # off screen: dropping its rendered row is all there is to do
             if painted is not None and width > 0:
-                fresh = self._strip(self.render_row(key, width), width, self.rich_style)
+                fresh = self._strip(self.render_row(key, width), width, self.base_style)
                 self.painted_rows += 1
                 self._cache[key] = fresh
                 if fresh == painted:
                     continue
-            self.refresh_line(top + row)
+            rows.append(row)
+        self._refresh_rows(rows)
 
     def invalidate_all(self) -> None:
         """Re-render every row (after a theme or layout change)."""
         self._cache.clear()
         self._header = None
+        self._styles.clear()
+        self._base = None
         self.refresh()
 
     # --- the cursor -------------------------------------------------------------------
@@ -393,6 +436,8 @@ class Board(ScrollView, can_focus=True):
         super().notify_style_update()
         self._cache.clear()
         self._header = None
+        self._styles.clear()
+        self._base = None
 
     def on_resize(self) -> None:
         self._size_to_rows()
@@ -413,7 +458,7 @@ class Board(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = self.rich_style
+        base = self.base_style
         if width != self._cache_width:
             self._cache.clear()
             self._header = None
@@ -421,14 +466,14 @@ class Board(ScrollView, can_focus=True):
         if y == 0:
             if self._header is None:
                 header = self.render_header(width)
-                header.stylize(self.get_component_rich_style("board--header"))
+                header.stylize(self.component_style("board--header"))
                 self._header = self._strip(header, width, base)
             return self._header
         shown, top, _ = self._layout()
         index = shown[y - 1] if y - 1 < len(shown) else top + y - 1 - len(shown)
         if index >= len(self._order):
             if index == 0:
-                empty = Text(self.empty_text, style=self.get_component_rich_style("board--empty"))
+                empty = Text(self.empty_text, style=self.component_style("board--empty"))
                 return self._strip(empty, width, base)
             return Strip.blank(width, base)
         key = self._order[index]
@@ -445,7 +490,7 @@ class Board(ScrollView, can_focus=True):
         if key == self.cursor_key:
             # Over the row's own colours (grade, state), not under them, so the
             # selected row stands out in every theme.
-            cursor = self.get_component_rich_style("board--cursor")
+            cursor = self.component_style("board--cursor")
             return Strip(
                 [
                     Segment(text, (style or base) + cursor, control)

@@ -177,6 +177,11 @@ class IncidentQueue(Board):
         """Grade 1s stay on screen however the queue is scrolled (they sort first)."""
         return range(bisect.bisect_left(self._sorted, (int(Grade.PRIORITY),)))
 
+    def grade_ones(self) -> list[str]:
+        """The open grade 1s: the queue's first rows, whatever the filter (it never
+        hides one)."""
+        return self._refs[: len(self.pinned_indices())]
+
     def set_filter(self, text: str) -> None:
         """Show only incidents whose reference, type, location or units contain `text`.
 
@@ -231,7 +236,7 @@ class IncidentQueue(Board):
         row = Text()
         mark = PROVISIONAL_MARK if key in self.provisional else " "
         row.append(fit(clean_line(short_reference(incident.reference)), REF_WIDTH) + mark)
-        row.append(f"{grade:<2}", style=self.get_component_rich_style(f"queue--grade-{grade}"))
+        row.append(f"{grade:<2}", style=self.component_style(f"queue--grade-{grade}"))
         row.append(" ")
         row.append(fit(clean_line(incident.incident_type), type_w) + " ")
         row.append(f"{_STATUS[incident.status]:<5} ")
@@ -242,7 +247,7 @@ class IncidentQueue(Board):
         }.get(level)
         age_text = f"{age}{_MARK[level]}"
         if age_style:
-            row.append(f"{age_text:<6}", style=self.get_component_rich_style(age_style))
+            row.append(f"{age_text:<6}", style=self.component_style(age_style))
         else:
             row.append(f"{age_text:<6}")
         row.append(" ")
@@ -250,6 +255,6 @@ class IncidentQueue(Board):
         units = ",".join(incident.assigned) or "-"
         row.append(
             fit(clean_line(units), units_w),
-            style=None if incident.assigned else self.get_component_rich_style("queue--muted"),
+            style=None if incident.assigned else self.component_style("queue--muted"),
         )
         return row

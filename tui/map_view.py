@@ -9,6 +9,10 @@ thousand units moving redraw the lines they moved on, not the map.
 The sector background is drawn again only when the window moves (pan, zoom, resize) or
 the sectors are learnt afresh (a gazetteer loaded, the picture replaced).
 
+While the map is not displayed (the boards are shown instead), a change costs only a
+note of its key: markers, layout and rows follow when the map is shown again, so units
+moving on a hidden map cost the console nothing it would have to draw.
+
 Keys while the map has the focus: arrows or ``h j k l`` pan, ``+``/``-`` zoom, ``c``
 centres on the selection, ``f`` fits everything, ``n``/``p`` (or Tab/Shift+Tab) step
 through the markers on screen, Enter opens the selected incident. Selecting a marker
@@ -203,12 +207,19 @@ class MapView(Widget, can_focus=True):
         self._stale = True  # rows to compose before the next paint
         self._painted_header = ""
         self.painted_lines = 0  # screen lines repainted so far, for tests and benchmarks
+        self.repaints = 0  # times the rows were composed, for tests and benchmarks
+        self.followed = 0  # changes folded into the markers, for tests and benchmarks
+        # Changed while the map was not displayed: folded in when it is shown again.
+        self._owed_incidents: set[str] = set()
+        self._owed_units: set[str] = set()
 
     # --- the picture --------------------------------------------------------------------
 
     def reload(self, state: DispatchState) -> None:
         """Follow a new picture: every marker, and (without a gazetteer) the sectors."""
         self.state = state
+        self._owed_incidents.clear()
+        self._owed_units.clear()
         self.markers.reload(state)
         self._layout = None
         if not self._places:  # a gazetteer's sectors do not change with the picture
@@ -232,11 +243,18 @@ class MapView(Widget, can_focus=True):
 
         Most fixes move a unit within its cell: where every changed marker still falls
         in the same cell with the same look, the map is as it was, and nothing is done.
+        While the map is not displayed, the changes are only noted (`shown`).
         """
+        if not self.shown:
+            self._owed_incidents.update(incidents)
+            self._owed_units.update(units)
+            return
+        self._catch_up()
         incidents, units = list(incidents), list(units)
         keys = [incident_key(r) for r in incidents] + [unit_key(c) for c in units]
         before = {key: self.markers.by_key.get(key) for key in keys}
         changed = self.markers.update(self.state, incidents, units)
+        self.followed += len(keys)
         if not changed:
             return
         layout = self._layout
@@ -245,6 +263,29 @@ class MapView(Widget, can_focus=True):
             self._changed()
         elif layout.follow(before, changed):
             self._changed()
+
+    @property
+    def shown(self) -> bool:
+        """Whether the map is displayed: it and every container above it."""
+        node: Widget | None = self
+        while node is not None:
+            if not node.display:
+                return False
+            parent = node.parent
+            node = parent if isinstance(parent, Widget) else None
+        return True
+
+    def _catch_up(self) -> None:
+        """Fold in what changed while the map was not displayed (markers only: the
+        layout and rows are worked out afresh at the next paint)."""
+        if not (self._owed_incidents or self._owed_units):
+            return
+        incidents, self._owed_incidents = self._owed_incidents, set()
+        units, self._owed_units = self._owed_units, set()
+        self.followed += len(incidents) + len(units)
+        if self.markers.update(self.state, incidents, units):
+            self._layout = None
+            self._stale = True
 
     def _changed(self) -> None:
         self._stale = True
@@ -281,6 +322,7 @@ class MapView(Widget, can_focus=True):
         if key == self.selected:
             return
         self.selected = key
+        self._catch_up()  # the marker where it is now, not where it was when hidden
         marker = self.markers.by_key.get(key) if key else None
         window = self.window
         if marker is not None and window is not None and window.cell(marker.position) is None:
@@ -335,6 +377,8 @@ class MapView(Widget, can_focus=True):
 
     def repaint(self) -> None:
         """Compose the map afresh and refresh only the screen lines that changed."""
+        self._catch_up()
+        self.repaints += 1
         window = self._ensure_window()
         width, height = self.size.width, self.size.height
         if window is None:

@@ -93,13 +93,14 @@ class OutputPace:
                 self._slower(now - asked)
             return self._interval
 
-    async def pause(self, least: float) -> None:
-        """Wait at least `least` seconds, and until `interval` has passed since the call.
+    async def pause(self, least: float, *, since: float | None = None) -> None:
+        """Wait at least `least` seconds, and until `interval` has passed since `since`
+        (a `time.monotonic()` reading; default: the call).
 
         The interval is read again as it goes: when the link recovers, the boards
         catch up at once rather than at the end of a long wait.
         """
-        started = time.monotonic()
+        started = time.monotonic() if since is None else since
         await asyncio.sleep(least)
         # Polled, not awaited on an event: the answers come in on the driver's input
         # thread, where an asyncio event cannot be set; a look every 50 ms costs nothing.

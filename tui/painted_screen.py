@@ -62,11 +62,15 @@ class PaintedScreen:
         self._sent_styles: list[Row] = []
         self._caret: tuple[int, int] | None = None  # where the terminal's cursor is
         self._newest: list[int] = []  # rows the newest frame touched, in its order
+        # Rows whose wanted cells may differ from those sent: every other row is known
+        # to be as sent, so a frame's changes are found without a pass over the screen.
+        self._touched: set[int] = set()
 
     def forget(self) -> None:
         """Know nothing of what is shown or wanted: the next frame goes out whole."""
         self._caret = self._want_caret = None
         self._newest = []
+        self._touched = set()
         if self.size is not None:
             width, height = self.size
             self._want_chars = [[None] * width for _ in range(height)]
@@ -77,11 +81,18 @@ class PaintedScreen:
     @property
     def owed(self) -> bool:
         """Whether some wanted cell (or the cursor) has not been sent yet."""
-        return (
-            self._want_chars != self._sent_chars
-            or self._want_styles != self._sent_styles
-            or (self._want_caret is not None and self._want_caret != self._caret)
-        )
+        return self._differ() or (self._want_caret is not None and self._want_caret != self._caret)
+
+    def _differ(self) -> bool:
+        """Whether a wanted row differs from what was sent (the touched rows only)."""
+        for row in list(self._touched):
+            if (
+                self._want_chars[row] != self._sent_chars[row]
+                or self._want_styles[row] != self._sent_styles[row]
+            ):
+                return True
+            self._touched.discard(row)
+        return False
 
     def repaint(self, frame: str, size: tuple[int, int]) -> str:
         """`frame` rewritten to send only cells that differ from what is shown.
@@ -118,6 +129,7 @@ class PaintedScreen:
             return
         self._sent_chars = [list(row) for row in self._want_chars]
         self._sent_styles = [list(row) for row in self._want_styles]
+        self._touched = set()
         self._caret = self._want_caret
 
     def _fold(self, frame: str) -> str:
@@ -134,7 +146,8 @@ class PaintedScreen:
         for match in _TOKEN.finditer(frame):
             text = match.group("text")
             if text is not None:
-                if any(get_character_cell_size(c) != 1 for c in text):
+                # Printable ASCII (no controls reach here) is one cell a character.
+                if not text.isascii() and any(get_character_cell_size(c) != 1 for c in text):
                     raise _Unknown  # wide or zero-width: cells are not characters
                 if not 0 <= y < height or not 0 <= x <= width - len(text):
                     raise _Unknown
@@ -185,6 +198,7 @@ class PaintedScreen:
                 raise _Unknown  # ESC 7, ESC 8, keypad modes and the like
         for row, row_chars in new_chars.items():
             self._want_chars[row], self._want_styles[row] = row_chars, new_styles[row]
+        self._touched.update(new_chars)
         if new_chars:
             self._newest = list(new_chars)
         if y >= 0:
@@ -224,10 +238,14 @@ class PaintedScreen:
             size += sum(len(piece) for piece in out[before:])
 
         newest = [row for row in self._newest if 0 <= row < height]
-        rows = newest if newest_only else newest + [r for r in range(height) if r not in newest]
+        touched = self._touched
+        rows = newest if newest_only else newest + sorted(touched.difference(newest))
         for row in rows:
             if budget is not None and size >= budget:
                 break
+            if row not in touched:
+                continue  # as sent already
+            touched.discard(row)  # sent below: as wanted once this row is done
             want_chars, want_styles = self._want_chars[row], self._want_styles[row]
             sent_chars, sent_styles = self._sent_chars[row], self._sent_styles[row]
             if want_chars == sent_chars and want_styles == sent_styles:
@@ -257,7 +275,7 @@ class PaintedScreen:
                     sent_chars[i], sent_styles[i] = None, None
         if sent:
             out.append("\x1b[0m")
-        left = self._want_chars != self._sent_chars or self._want_styles != self._sent_styles
+        left = self._differ()
         if not left and self._want_caret is not None and at != self._want_caret:
             y, x = self._want_caret
             out.append(f"\x1b[{y + 1};{x + 1}H")

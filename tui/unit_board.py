@@ -258,13 +258,13 @@ class UnitBoard(Board):
 
     def render_row(self, key: str, width: int) -> Text:
         if key.startswith(_GROUP):
-            return Text(f"\u2500 {key[1:]} ", style=self.get_component_rich_style("units--group"))
+            return Text(f"\u2500 {key[1:]} ", style=self.component_style("units--group"))
         unit = self.state.units.get(key)
         if unit is None:
             return Text(key)
         time_text, safety = self._time_cell(unit, self.clock())
         self._shown[key] = (time_text, safety)
-        style = self.get_component_rich_style(_STATE_CLASS[unit.state])
+        style = self.component_style(_STATE_CLASS[unit.state])
         row = Text()
         # A blank callsign can only come from a log written before the door refused it.
         callsign = clean_line(unit.callsign) or "(blank)"
@@ -272,14 +272,12 @@ class UnitBoard(Board):
         row.append(fit(callsign, 8) + mark, style=style)
         row.append(f"{int(unit.state):>2} {state_word(unit.state):<6}", style=style)
         if safety:
-            row.append(
-                f"{time_text + '?':<6}", style=self.get_component_rich_style("units--safety")
-            )
+            row.append(f"{time_text + '?':<6}", style=self.component_style("units--safety"))
         else:
             row.append(f"{time_text:<6}")
         incident = short_reference(unit.incident) if unit.incident else "-"
         row.append(fit(clean_line(incident), 10) + " ")
         row.append("".join(_CAPABILITY_LETTER.get(c, "?") for c in unit.capabilities))
         if unit.state == UnitState.EMERGENCY and unit.emergency_acknowledged_by is None:
-            row.append(" EMERGENCY", style=self.get_component_rich_style("units--emergency"))
+            row.append(" EMERGENCY", style=self.component_style("units--emergency"))
         return row
