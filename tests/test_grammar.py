@@ -547,6 +547,16 @@ def test_short_reference_means_the_newest_with_that_number() -> None:
     assert commands("g 0042-26NOV26 2")[0].reference == "0042-26NOV26"
 
 
+def test_a_reference_as_the_boards_show_it_can_be_typed_back() -> None:
+    """The queue shows ``0042-27NOV`` for ``0042-27NOV26``: typing what is on screen works."""
+    assert commands("a 0042-27NOV AB12", NOTHING_SELECTED) == [assign("AB12", "0042-27NOV26")]
+    assert commands("note 0042-27nov keyholder on way")[0].reference == "0042-27NOV26"
+    assert commands("g 0042-26NOV 2")[0].reference == "0042-26NOV26"
+    assert parse("0042-27NOV", CTX) == Select("0042-27NOV26")
+    # One the console does not know is named as an incident, not taken for a callsign.
+    assert error("a 0099-27NOV AB12")[0].startswith("unknown incident '0099-27NOV'")
+
+
 def test_optional_reference_is_left_out_when_only_the_required_words_remain() -> None:
     assert commands("g 1")[0].reference == SELECTED  # 0001 exists, yet "1" is the grade
     assert commands("link 43")[0].reference == SELECTED

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.types import sortable_time
 
 from .board import PROVISIONAL_MARK, Board
+from .grammar.tokens import REF_WIDTH, short_reference
 from .safe_text import clean_line, fit
 
 __all__ = ["IncidentQueue", "short_reference"]
@@ -27,27 +27,6 @@ _STATUS = {
 }
 # Meaning never rests on colour alone: the age column carries a marker too.
 _MARK = {Level.OK: "", Level.WARN: "!", Level.BREACH: "!!", Level.MET: "\u2713", Level.UNKNOWN: ""}
-
-
-#: Width of the queue's REF column: ``0042-27NOV`` and ``50003-27`` both fit.
-REF_WIDTH = 10
-
-_DAILY_REFERENCE = re.compile(r"(\d{4,})-(\d{2})([A-Z]{3})\d{2}")
-
-
-def short_reference(reference: str) -> str:
-    """The number and day, as dispatchers say it, in at most `REF_WIDTH` characters.
-
-    ``0042-27NOV26`` -> ``0042-27NOV``. Past 9,999 in a day the month goes instead of
-    the column growing (``50003-27NOV26`` -> ``50003-27``): the day of the month still
-    tells today's log from yesterday's, and every column after REF stays put.
-    """
-    match = _DAILY_REFERENCE.fullmatch(reference)
-    if match is None:
-        return reference
-    number, day, month = match.groups()
-    short = f"{number}-{day}{month}"
-    return short if len(short) <= REF_WIDTH else f"{number}-{day}"
 
 
 def _sort_key(incident: Incident) -> tuple:

@@ -37,7 +37,9 @@ from typing import Any
 __all__ = [
     "FULL_REFERENCE",
     "QUOTES",
+    "REF_WIDTH",
     "SHORT_REFERENCE",
+    "SHOWN_REFERENCE",
     "Cursor",
     "Lexicon",
     "ParseError",
@@ -47,6 +49,7 @@ __all__ = [
     "enum_member",
     "is_explicit_reference",
     "log_number",
+    "short_reference",
     "shown",
     "span_of",
     "suggest",
@@ -144,9 +147,37 @@ def log_number(reference: str) -> int | None:
     return int(head) if _DIGITS.fullmatch(head) else None
 
 
+#: Width of the queue's REF column: ``0042-27NOV`` and ``50003-27`` both fit.
+REF_WIDTH = 10
+
+_DAILY_REFERENCE = re.compile(r"(\d{4,})-(\d{2})([A-Z]{3})\d{2}")
+#: A reference as the boards show it (`short_reference`): ``0042-27NOV``, ``50003-27``.
+SHOWN_REFERENCE = re.compile(r"[0-9]{4,6}-[0-9]{2}([A-Za-z]{3})?")
+
+
+def short_reference(reference: str) -> str:
+    """The number and day, as dispatchers say it, in at most `REF_WIDTH` characters.
+
+    ``0042-27NOV26`` -> ``0042-27NOV``. Past 9,999 in a day the month goes instead of
+    the column growing (``50003-27NOV26`` -> ``50003-27``): the day of the month still
+    tells today's log from yesterday's, and every column after REF stays put.
+    """
+    match = _DAILY_REFERENCE.fullmatch(reference)
+    if match is None:
+        return reference
+    number, day, month = match.groups()
+    short = f"{number}-{day}{month}"
+    return short if len(short) <= REF_WIDTH else f"{number}-{day}"
+
+
 def is_explicit_reference(text: str) -> bool:
-    """Whether `text` can only be meant as a reference: the full form or ``#42``."""
-    return text.startswith("#") or FULL_REFERENCE.fullmatch(text) is not None
+    """Whether `text` can only be meant as a reference: the full form, as the boards
+    show it (``0042-27NOV``), or ``#42``."""
+    return (
+        text.startswith("#")
+        or FULL_REFERENCE.fullmatch(text) is not None
+        or SHOWN_REFERENCE.fullmatch(text) is not None
+    )
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -208,14 +239,17 @@ class Lexicon:
         self.max_words = max((len(key.split()) for key in self.callsigns), default=1)
         self.references = {reference.lower(): reference for reference in references}
         self.by_number: dict[int, str] = {}
+        # What the boards show can be typed back: `0042-27NOV` names `0042-27NOV26`.
+        self.by_shown: dict[str, str] = {}
         for reference in references:  # newest last, so the newest wins
             number = log_number(reference)
             if number is not None:
                 self.by_number[number] = reference
+            self.by_shown[short_reference(reference).lower()] = reference
 
     def reference(self, text: str) -> str | None:
         """The known incident `text` names, if any."""
-        found = self.references.get(text.strip().lower())
+        found = self.references.get(text.strip().lower()) or self.by_shown.get(text.strip().lower())
         if found is not None:
             return found
         short = SHORT_REFERENCE.fullmatch(text.strip())
