@@ -153,19 +153,7 @@ async def test_a_unit_moving_repaints_only_the_lines_it_left_and_entered():
         column, row = view.placement.at[key]
         target = view.window.position_at(column - 6, row - 3)  # somewhere empty nearby
         before = view.painted_lines
-        app.client.store.apply(
-            UnitLocated(
-                seq=app.client.seq + 1,
-                at=NOW,
-                operator="disp1",
-                workstation="ws-1",
-                callsign="TR7",
-                position=target,
-                fixed_at=NOW,
-            )
-        )
-        changes = app.client.take_changes()  # as the live worker drains them
-        app.apply_changes(changes.incidents, changes.units)
+        _move(app, "TR7", target)
         await until(pilot, lambda: view.placement.at.get(key) == (column - 6, row - 3))
         assert view.painted_lines - before == 2
         assert _map_text(view)[row - 3 + 1][column - 6] == "A"
