@@ -26,6 +26,10 @@ from .errors import BackendUnavailable, CommandError, RateLimited, error_for_pro
 
 __all__ = ["Answer", "CommandSender", "new_key"]
 
+#: The most JSON one batch request carries: under the server's default `max_body_bytes`
+#: (65,536), with room for the envelope.
+BATCH_BYTES = 60_000
+
 #: What `CommandSender.send_many` gives for each command: its result or its error.
 Answer = CommandResult | CommandError | BackendUnavailable
 
@@ -98,8 +102,10 @@ class CommandSender:
         return CommandResult.model_validate_json(response.content)
 
     async def send_many(self, commands: Sequence[Command]) -> list[Answer]:
-        """Send `commands` in order, as few requests as the batch limit allows.
+        """Send `commands` in order, in as few requests as the batch limits allow.
 
+        A request carries at most `MAX_BATCH_COMMANDS` commands and `BATCH_BYTES` of
+        JSON (under the server's default body limit), so long notes go in more requests.
         Returns, for each command in order, its result or the typed error it would have
         raised from `send` (`BackendUnavailable` for one no backend decided). A command
         the backend could not decide (a `5xx` answer) is sent again with its key, with
@@ -107,19 +113,29 @@ class CommandSender:
         command: `InvalidCommand`; over the rate limit after `attempts`: `RateLimited`)
         or no backend answered at all (`BackendUnavailable`).
         """
+        parts = [command.model_dump_json(exclude_none=True) for command in commands]
+        sizes = [len(part.encode()) + 1 for part in parts]  # each with its comma
         answers: list[Answer] = []
-        for start in range(0, len(commands), MAX_BATCH_COMMANDS):
-            answers.extend(await self._send_batch(commands[start : start + MAX_BATCH_COMMANDS]))
+        start = 0
+        while start < len(parts):
+            end, size = start + 1, sizes[start]
+            while (
+                end < len(parts)
+                and end - start < MAX_BATCH_COMMANDS
+                and size + sizes[end] <= BATCH_BYTES
+            ):
+                size += sizes[end]
+                end += 1
+            answers.extend(await self._send_batch(commands[start:end], parts[start:end]))
+            start = end
         return answers
 
-    async def _send_batch(self, commands: Sequence[Command]) -> list[Answer]:
+    async def _send_batch(self, commands: Sequence[Command], parts: Sequence[str]) -> list[Answer]:
         answers: list[Answer | None] = [None] * len(commands)
         undecided, why = list(range(len(commands))), "no attempt made"
         for attempt in range(1, self.attempts + 1):
-            parts = ",".join(commands[i].model_dump_json(exclude_none=True) for i in undecided)
-            response = await self._deliver(
-                "/v1/commands/batch", f'{{"commands":[{parts}]}}', f"{len(undecided)} commands"
-            )
+            body = f'{{"commands":[{",".join(parts[i] for i in undecided)}]}}'
+            response = await self._deliver("/v1/commands/batch", body, f"{len(undecided)} commands")
             replies = BatchResult.model_validate_json(response.content).answers
             still = []
             for index, reply in zip(undecided, replies, strict=True):

@@ -343,3 +343,23 @@ async def test_execute_many_raises_when_the_whole_batch_is_refused(server) -> No
         with pytest.raises(InvalidCommand, match="taken_at"):
             await client.execute_many([good, bad], wait=False)
         assert client.state.seq == 0
+
+
+async def test_send_many_keeps_each_request_within_the_servers_body_limit(server) -> None:
+    """Forty 4,000-character notes are 160 KB: more than one body of the default 64 KiB
+    holds, so they go in several requests, in order, none refused as too large."""
+    sender = CommandSender([server.url], TOKENS[Role.DISPATCHER], backoff=FAST)
+    client = DispatchClient([server.url], TOKENS[Role.DISPATCHER], workstation="ws-test")
+    try:
+        opened = await sender.send(
+            client.command("create_incident", grade=1, incident_type="RTC", location=SCENE)
+        )
+        reference = opened.event.reference
+        notes = [
+            client.command("add_note", reference=reference, text=f"{n:02d} " + "é" * 3996)
+            for n in range(40)
+        ]
+        answers = await sender.send_many(notes)
+    finally:
+        await sender.aclose()
+    assert [answer.seq for answer in answers] == list(range(2, 42))
