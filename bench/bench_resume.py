@@ -13,7 +13,8 @@ enough to keep every event.
 
 Figures: wall seconds, events/s, the client's CPU seconds (this process) and the
 server's CPU seconds (/proc) over the catch-up, so it is clear which side is the
-bottleneck. Target (issue item 3): 100k events in < 2 s.
+bottleneck. Target (issue 17): 100k events in under 1 s, scaled by the machine-speed
+figure (`json.loads` a second, measured at the start and the end).
 
     .venv/bin/python bench/bench_resume.py                   # ~60-90 s
     .venv/bin/python bench/bench_resume.py --events 30000 --missed 1000,10000
@@ -55,7 +56,9 @@ from cadterm.protocol.fold import DispatchState
 from cadterm.server.config import Limits
 
 BENCH = "resume"
-TARGET_100K_S = 2.0
+#: Issue 17: 100k events caught up in under a second (on the reference machine, scaled
+#: by the machine-speed figure: see the summary's "needs json.loads at").
+TARGET_100K_S = 1.0
 
 
 class CollectorClock:
@@ -153,6 +156,7 @@ def main() -> int:
     args = parser.parse_args()
     missed = [int(x) for x in args.missed.split(",")]
     started = time.monotonic()
+    speed_start = machine_speed()
     emit(BENCH, kind="machine", **machine())
 
     with scratch_dir("resume") as tmp:
@@ -237,13 +241,26 @@ def main() -> int:
             f"100k by replay: {big['seconds']:.2f} s (target < {TARGET_100K_S:g} s): "
             f"{'MET' if met else 'MISSED'}"
         )
+    speed = machine_speed()
+    emit(BENCH, kind="speed", when="start", **speed_start)
+    emit(BENCH, kind="speed", when="end", **speed, loadavg=os.getloadavg())
+    if big:
+        # The client's CPU counted in json.loads of the reference document, so that runs
+        # on different machines compare: under 1 s needs a machine at least this fast.
+        loads_per_s = (speed_start["json_loads_per_s"] + speed["json_loads_per_s"]) / 2
+        needed = big["client_cpu_s"] * loads_per_s / TARGET_100K_S
+        emit(BENCH, kind="scaled", client_cpu_in_json_loads=round(needed), target_s=1.0)
+        print(
+            f"100k client CPU {big['client_cpu_s']:.2f} s at json.loads {loads_per_s:,.0f}/s: "
+            f"under {TARGET_100K_S:g} s of client CPU on a machine doing json.loads at "
+            f"{needed:,.0f}/s or more"
+        )
     if args.profile:
         print(f"\ncProfile of the client catching up {max(missed):,} events (untimed run):")
         print(profile_text)
-    speed = machine_speed()
-    emit(BENCH, kind="speed", **speed, loadavg=os.getloadavg())
     print(
-        f"machine: json.loads {speed['json_loads_per_s']:,}/s at the end; load average "
+        f"machine: json.loads {speed_start['json_loads_per_s']:,}/s at the start, "
+        f"{speed['json_loads_per_s']:,}/s at the end; load average "
         + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     print(f"total {time.monotonic() - started:.0f} s")
