@@ -102,3 +102,30 @@ async def test_a_console_started_with_no_backend_shows_its_last_picture(
         await back.wait_live(TIMEOUT)
         assert back.saved_picture is None
         assert back.state.model_dump() == last
+
+
+def test_a_picture_read_from_disk_is_kept_out_of_the_collector_at_once(tmp_path: Path) -> None:
+    """The console freezes a picture it read from disk before catching up from it, so
+    the catch-up's collections walk only the new events (cli/console.py)."""
+    import gc
+
+    from cadterm.cli.console import tune_gc_for_a_live_picture
+
+    events = history(40)
+    path = tmp_path / "picture.json"
+    keep(path, events, upto=len(events))
+    thresholds = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        without = DispatchClient(["http://127.0.0.1:9"], DISPATCHER, workstation="ws")
+        tune_gc_for_a_live_picture(without)
+        assert gc.get_freeze_count() == 0  # nothing read from disk: nothing to freeze yet
+        with_picture = DispatchClient(
+            ["http://127.0.0.1:9"], DISPATCHER, workstation="ws", picture_path=path
+        )
+        assert with_picture.saved_picture is not None
+        tune_gc_for_a_live_picture(with_picture)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
