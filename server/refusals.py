@@ -83,10 +83,13 @@ def _invalid(errors: list[dict[str, Any]], code: ProblemCode) -> Problem:
     """A problem document naming every invalid field of a command body or query."""
     cleaned: list[dict[str, Any]] = []
     for err in errors:
-        # Drop the body root and the union tag so the path reads like the JSON sent.
+        # Drop the body root and the union tag so the path reads like the JSON sent,
+        # for a command alone (`divert`) and in a batch (`commands.3.divert`).
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         if loc and loc[0] in COMMAND_TYPES:
             loc = loc[1:]
+        elif len(loc) > 2 and loc[0] == "commands" and loc[2] in COMMAND_TYPES:
+            del loc[2]
         cleaned.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
     first = cleaned[0] if cleaned else {"field": "", "message": "invalid command"}
     detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in cleaned[:5])
