@@ -299,6 +299,11 @@ class DispatchClient:
         """Provisional references of incidents opened offline -> their log references."""
         return {shown: real for shown, real in self._provisional_refs.values() if real}
 
+    @property
+    def changes_waiting(self) -> bool:
+        """Whether changes wait to be taken: what `watch` yields next is already here."""
+        return self._changed.is_set()
+
     def take_changes(self) -> Changes:
         """Incidents and units changed since the last call."""
         self._changed.clear()

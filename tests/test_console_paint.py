@@ -85,3 +85,36 @@ async def test_a_change_nothing_on_screen_shows_writes_no_frame():
         assert not app.paint_now()
         await _settled(pilot)
         assert written == [] and app.frames_painted == frames_before
+
+
+async def test_the_status_line_says_live_only_with_the_live_picture():
+    """A link that goes live with a snapshot still waiting for the drain keeps its old
+    status (and the banner) until the boards show that snapshot: never LIVE over the
+    last known picture."""
+    from test_console_snapshots import dispatch_picture
+
+    from cadterm.protocol.domain import UnitType
+    from cadterm.protocol.events import UnitBookedOn
+    from cadterm.protocol.fold import apply
+    from cadterm.tui.status import StaleBanner, StatusBar
+
+    app = console("cadterm-dark", LinkStatus(LinkState.RESYNCING, LIVE_SINCE))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settled(pilot)
+        bar, banner = app.query_one(StatusBar), app.query_one(StaleBanner)
+        assert "RESYNCING" in str(bar.render()) and banner.has_class("-shown")
+        live = dispatch_picture()
+        apply(live, UnitBookedOn(**_base(app), callsign="NC11", unit_type=UnitType.PATROL_CAR))
+        # What the subscription does as its snapshot arrives: picture in, link live.
+        app.client.store.load_snapshot(live)
+        app.client._applied()
+        app.client.subscription.status = LinkStatus(LinkState.LIVE, NOW)
+        app.refresh_status()  # as the status listener does
+        assert "LIVE" not in str(bar.render()).replace("NOT LIVE", "")
+        assert banner.has_class("-shown") and "NC11" not in app.units.keys
+        changes = app.client.take_changes()  # the drain
+        app.apply_changes(changes.incidents, changes.units, replaced=changes.replaced)
+        assert "| LIVE |" in str(bar.render()) and not banner.has_class("-shown")
+        assert "NC11" in app.units.keys
+        app.refresh_status()  # from then on the line follows the link at once
+        assert "| LIVE |" in str(bar.render())

@@ -184,6 +184,7 @@ class CadApp(App[None]):
         self.controller = CommandController(client, self, self.alarms, clock, history)
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
+        self._shown_live = False  # whether the status line last said LIVE (refresh_status)
         self._safety_due = 0
         self._rang_at: datetime | None = None
         self.places: Gazetteer | None = None  # the force's gazetteer, once loaded
@@ -466,7 +467,7 @@ class CadApp(App[None]):
         selected = self.queue.cursor_key
         if self.showing("incident") and selected in incidents:
             self.show_incident(selected)
-        self.refresh_status()
+        self.refresh_status(applied=True)
 
     def _mark_provisional(self) -> None:
         """Tell the boards which rows show actions taken while CAD was down."""
@@ -559,10 +560,19 @@ class CadApp(App[None]):
             return False
         return self._rang_at is None or (now - self._rang_at).total_seconds() >= every
 
-    def refresh_status(self) -> None:
-        """Redraw the status line and the stale banner."""
+    def refresh_status(self, *, applied: bool = False) -> None:
+        """Redraw the status line and the stale banner.
+
+        `applied`: called as a batch of changes has just been applied to the boards.
+        The line says LIVE only once the boards show the live picture: when the link
+        has just gone live and the snapshot or replay that made it so still waits for
+        the drain, the old status stays until `apply_changes` draws both together.
+        """
         now = self.clock()
         status = self.client.status
+        if status.live and not self._shown_live and not applied and self.client.changes_waiting:
+            return
+        self._shown_live = status.live
         try:
             bar, banner = self.query_one(StatusBar), self.query_one(StaleBanner)
         except NoMatches:
