@@ -184,7 +184,6 @@ class CadApp(App[None]):
         self.controller = CommandController(client, self, self.alarms, clock, history)
         self._select_after: dict[int, str] = {}  # select an incident we opened once applied
         self._last_event_at: datetime | None = None
-        self._shown_live = False  # whether the status line last said LIVE (refresh_status)
         self._safety_due = 0
         self._rang_at: datetime | None = None
         self.places: Gazetteer | None = None  # the force's gazetteer, once loaded
@@ -564,15 +563,15 @@ class CadApp(App[None]):
         """Redraw the status line and the stale banner.
 
         `applied`: called as a batch of changes has just been applied to the boards.
-        The line says LIVE only once the boards show the live picture: when the link
-        has just gone live and the snapshot or replay that made it so still waits for
-        the drain, the old status stays until `apply_changes` draws both together.
+        The line tells of the picture the boards show: while a batch waits for the
+        drain (the snapshot or replay that made the link live, events whose commands
+        are no longer pending), it is left as it is, and `apply_changes` redraws it
+        with the boards. So it never says LIVE over the last known picture.
         """
+        if not applied and self.client.changes_waiting:
+            return
         now = self.clock()
         status = self.client.status
-        if status.live and not self._shown_live and not applied and self.client.changes_waiting:
-            return
-        self._shown_live = status.live
         try:
             bar, banner = self.query_one(StatusBar), self.query_one(StaleBanner)
         except NoMatches:
