@@ -12,9 +12,10 @@ live stream would fold them, and the app drains them as it does in service. We r
   until it has them);
 - key echo: from a key press posted to the app to the command line rendering it (p99);
 - CPU share of one core and peak RSS of the process;
-- both boards run with the collector as `cadterm console` sets it (`gc.freeze()` of
-  the loaded picture, a higher young-generation threshold), so a full collection over
-  a picture that lives as long as the process does not stall either of them;
+- both boards run with the collector as a live `cadterm console` sets it (`gc.freeze()`
+  of the loaded picture, Python's own young-generation thresholds), so a full
+  collection over a picture that lives as long as the process does not stall either
+  of them, and no young pass is long;
 - the output step: each composed frame is turned into terminal bytes as a terminal
   would be sent them (Textual's `render_segments`, then for cadterm its driver's cut
   down to the cells that changed, `PaintedScreen`; the stock driver writes the frame as
@@ -53,7 +54,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input
 
-from cadterm.cli.console import tune_gc_for_a_live_picture
+from cadterm.cli.console import GC_LIVE, tune_gc_for_a_live_picture
 from cadterm.client import DispatchClient
 from cadterm.client.stream import LinkState, LinkStatus
 from cadterm.tui.app import CadApp
@@ -375,7 +376,7 @@ async def run_datatable(state, rates: list[int], seconds: float, samples: int = 
         _hook_frames(app)
         # The same collector settings as the console's process, so the two differ by
         # their boards alone.
-        gc.set_threshold(20_000, 20, 20)
+        gc.set_threshold(*GC_LIVE)
         gc.collect()
         gc.freeze()
         table = app.query_one(DataTable)

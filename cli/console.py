@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # imported when run: Textual reads its colour settings on imp
     from cadterm.tui.app import CadApp
 
 __all__ = [
+    "GC_CATCHING_UP",
+    "GC_LIVE",
     "close_journal",
     "journal_file",
     "keep_a_log",
@@ -80,6 +82,15 @@ def keep_a_log(path: Path) -> logging.Handler | None:
     return handler
 
 
+#: Collector thresholds while the picture is caught up (a snapshot, a replay): young
+#: passes rarely, as thousands of events are folded between them (bench_resume.py).
+GC_CATCHING_UP = (20_000, 20, 20)
+#: While live: Python's own. A young pass then walks a few hundred objects (at worst
+#: about 2 ms at 1,000 events/s); at 20,000 a pass took 10-20 ms, and it lands inside
+#: a frame (bench/bench_console.py).
+GC_LIVE = (700, 10, 10)
+
+
 def tune_gc_for_a_live_picture(client: DispatchClient) -> None:
     """Keep the garbage collector off the long-lived picture (console processes only).
 
@@ -87,20 +98,25 @@ def tune_gc_for_a_live_picture(client: DispatchClient) -> None:
     as long as the console. Left to the cyclic collector they make every full pass take
     ~100 ms and free nothing, a visible stall on the board (bench/bench_ingest.py). Each
     time the link goes live, after a snapshot or a replay, the picture is frozen out of
-    collection, and young-generation passes are made rarer. A picture read from disk at
-    start is frozen at once: the catch-up from it then walks only the new events.
+    collection. Young-generation passes are made rarer while the picture is caught up
+    (throughput) and left at Python's pace while live (each pass short: no frame
+    waits long for one). A picture read from disk at start is frozen at once: the
+    catch-up from it then walks only the new events.
     """
-    gc.set_threshold(20_000, 20, 20)
+    gc.set_threshold(*GC_CATCHING_UP)
     if client.saved_picture is not None:
         gc.collect()
         gc.freeze()
 
-    def freeze(status: LinkStatus) -> None:
+    def follow(status: LinkStatus) -> None:
         if status.state == LinkState.LIVE:
             gc.collect()
             gc.freeze()
+            gc.set_threshold(*GC_LIVE)
+        else:
+            gc.set_threshold(*GC_CATCHING_UP)
 
-    client.add_status_listener(freeze)
+    client.add_status_listener(follow)
 
 
 def close_journal(client: DispatchClient) -> Callable[[], None]:

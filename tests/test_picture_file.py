@@ -129,3 +129,31 @@ def test_a_picture_read_from_disk_is_kept_out_of_the_collector_at_once(tmp_path:
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_the_collector_passes_rarely_while_catching_up_and_at_python_s_pace_while_live() -> None:
+    """Young passes are made rare while a picture is caught up (throughput) and left at
+    Python's own thresholds while live, where each pass lands inside a frame."""
+    import gc
+
+    from cadterm.cli.console import GC_CATCHING_UP, GC_LIVE, tune_gc_for_a_live_picture
+    from cadterm.client import LinkState, LinkStatus
+
+    thresholds = gc.get_threshold()
+    client = DispatchClient(["http://127.0.0.1:9"], DISPATCHER, workstation="ws")
+    try:
+        tune_gc_for_a_live_picture(client)
+        assert gc.get_threshold() == GC_CATCHING_UP
+        now = datetime.now(UTC)
+        for state, expected in [
+            (LinkState.LIVE, GC_LIVE),
+            (LinkState.RESYNCING, GC_CATCHING_UP),
+            (LinkState.LIVE, GC_LIVE),
+        ]:
+            for listener in client._status_listeners:
+                listener(LinkStatus(state, now))
+            assert gc.get_threshold() == expected, state
+        assert GC_LIVE[0] < GC_CATCHING_UP[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
