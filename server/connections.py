@@ -47,7 +47,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 from .config import Limits
 from .responses import PROBLEM_JSON, problem_bytes
 
-__all__ = ["SEND_TEXT", "protocols"]
+__all__ = ["SEND_NOW", "SEND_TEXT", "protocols"]
 
 log = logging.getLogger("cadterm.server")
 
@@ -56,6 +56,8 @@ _ZERO_LINGER = struct.pack("ii", 1, 0)
 #: The ASGI scope extension under which a stream finds `send_text` (see
 #: `GuardedWebSocketProtocol.send_text`); absent under any other server.
 SEND_TEXT = "cadterm.send_text"
+#: ... and `send_now`, its synchronous twin for a frame the connection takes at once.
+SEND_NOW = "cadterm.send_now"
 
 #: The most bytes a request line and its headers may take: h11's own bound, kept the
 #: same whichever parser runs.
@@ -354,8 +356,26 @@ class GuardedWebSocketProtocol(_SendStallGuard, WebSocketsSansIOProtocol):
             raise WebSocketDisconnect(code=1006) from None
         self.transport.write(b"".join(self.conn.data_to_send()))
 
+    def send_now(self, text: str) -> bool:
+        """Write one text frame now if the connection takes it at once; False (nothing
+        written) while its transport is paused, or once it is closing or gone.
+
+        The hub calls it as an event is published, for a subscriber whose sender is
+        idle: the frame goes out without waking the sender's task, which at hundreds
+        of subscribers and one event a frame is much of what fan-out costs.
+        """
+        if not self.writable.is_set() or self.disconnected or self.close_sent:
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     async def run_asgi(self) -> None:
         self.scope["extensions"][SEND_TEXT] = self.send_text  # type: ignore[index]
+        self.scope["extensions"][SEND_NOW] = self.send_now  # type: ignore[index]
         await super().run_asgi()
         if not self.disconnected:
             # The app is done and uvicorn closed the transport gracefully, which still

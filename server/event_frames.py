@@ -12,10 +12,11 @@ joining the event bodies cut out of them, never by serialising an event again.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-__all__ = ["batch_frames", "event_frame", "take_frame"]
+__all__ = ["batch_frames", "event_frame", "peek_frame", "take_frame"]
 
 _EVENT_PREFIX = '{"type":"event","event":'
 _CUT = len(_EVENT_PREFIX)
@@ -42,22 +43,31 @@ def _size(text: str) -> int:
 def take_frame(frames: deque[str], batch: int, limit: int) -> str:
     """Pop the next frame to send from `frames` (not empty): the first ``event`` frame
     alone, or as many of the first frames as fit in one ``events`` frame."""
-    first = frames.popleft()
-    if batch <= 1 or not frames:
-        return first
+    frame, count = peek_frame(frames, batch, limit)
+    for _ in range(count):
+        frames.popleft()
+    return frame
+
+
+def peek_frame(frames: deque[str], batch: int, limit: int) -> tuple[str, int]:
+    """The frame `take_frame` would pop from `frames` (not empty), and how many queued
+    frames it carries, leaving `frames` as it is."""
+    first = frames[0]
+    if batch <= 1 or len(frames) == 1:
+        return first, 1
     size = _size(first) - _CUT - 1 + _BATCH_ENVELOPE
     if size > limit:
-        return first
+        return first, 1
     bodies = [_body(first)]
-    while frames and len(bodies) < batch:
-        grow = _size(frames[0]) - _CUT - 1 + 1  # its body and a comma
+    for frame in itertools.islice(frames, 1, batch):
+        grow = _size(frame) - _CUT - 1 + 1  # its body and a comma
         if size + grow > limit:
             break
         size += grow
-        bodies.append(_body(frames.popleft()))
+        bodies.append(_body(frame))
     if len(bodies) == 1:
-        return first
-    return _BATCH_PREFIX + ",".join(bodies) + "]}"
+        return first, 1
+    return _BATCH_PREFIX + ",".join(bodies) + "]}", len(bodies)
 
 
 def batch_frames(bodies: Iterable[str], batch: int, limit: int) -> Iterator[str]:

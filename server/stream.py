@@ -31,7 +31,7 @@ from cadterm.protocol.problems import Problem, ProblemCode
 
 from .auth import Authenticator, bearer_token
 from .config import ServerConfig
-from .connections import SEND_TEXT
+from .connections import SEND_NOW, SEND_TEXT
 from .event_frames import batch_frames, take_frame
 from .guard import nesting_exceeds
 from .hub import Subscriber
@@ -238,6 +238,10 @@ async def _pump(
     overflowed = subscriber.overflowed
     batch = subscriber.batch
     limit = limits.snapshot_part_bytes
+    # Live from here: while this sender waits with nothing queued, the hub writes each
+    # new event straight to the connection (under cadterm's own server).
+    subscriber.frame_bytes = limit
+    subscriber.direct = (websocket.scope.get("extensions") or {}).get(SEND_NOW)
     try:
         while True:
             ready = await subscriber.wait(interval)
@@ -260,6 +264,7 @@ async def _pump(
                 beat = Heartbeat(seq=service.head, at=utc_now(), interval=interval)
                 await send_text(beat.model_dump_json())
     finally:
+        subscriber.direct = None
         listener.cancel()
 
 
