@@ -249,7 +249,8 @@ class Lexicon:
 
     def reference(self, text: str) -> str | None:
         """The known incident `text` names, if any."""
-        found = self.references.get(text.strip().lower()) or self.by_shown.get(text.strip().lower())
+        key = text.strip().lower()
+        found = self.references.get(key) or self.by_shown.get(key)
         if found is not None:
             return found
         short = SHORT_REFERENCE.fullmatch(text.strip())
