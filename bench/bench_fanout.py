@@ -12,7 +12,9 @@ For each subscriber count (1, 50, 200) and target event rate (100, 500, 2000 eve
   published. The schedule is never thinned to suit the server: each command keeps the
   time it was meant to be sent, and latency is timed from then (no coordinated
   omission). A server that lets a second's worth of schedule back up is not holding the
-  rate: the cell stops there and says so (``held`` false, ``skipped`` > 0);
+  rate: the cell stops there and says so (``held`` false, ``skipped`` > 0); nor is one
+  whose backlog stayed under a second but whose appends, counted to the last answer,
+  came at under 95 % of the target (``held`` false, ``skipped`` 0);
 - figures: achieved append rate, delivered events/s (all subscribers) and events per
   frame, p50/p99 latency from the intended send time to receipt (and p99 from the
   event's ``at``, the server's clock when the command was decided), and the server's
@@ -134,6 +136,10 @@ def fanout_cost(results: dict, system: str, n_subs: int, rate: int) -> float | N
     return (cell["server_cpu_s"] - command_path) / cell["delivered_events"] * 1e6
 
 
+#: The least share of the target rate, appends counted to the last answer, that holds it.
+HELD_SHARE = 0.95
+
+
 def run_cell(
     system: str,
     n_subs: int,
@@ -167,7 +173,9 @@ def run_cell(
         "appended": load["completed"],
         "skipped_schedule": load["skipped"],
         "load_errors": load["errors"],
-        "held": load["skipped"] == 0 and delivered == expected,
+        "held": load["skipped"] == 0
+        and delivered == expected
+        and load["achieved_per_s"] >= HELD_SHARE * rate,
         "delivered_events": delivered,
         "expected_events": expected,
         "events_per_frame": r(delivered / max(1, frames), 2),
@@ -362,7 +370,10 @@ def main() -> int:
                 f"{n_subs:>4} {rate:>5} | {cols(c, True)} | {cols(b, False):>47} | {ratio:>8.1f}"
                 f" | {fan_c or float('nan'):>13.2f} {fan_b or float('nan'):>6.2f} {fan_ratio:>5.2f}"
             )
-    print("! = rate not held (a second of schedule backed up, or events missing)")
+    print(
+        "! = rate not held (a second of schedule backed up, appends under 95 % of the rate,"
+        " or events missing)"
+    )
     print(
         "us/ev: all server CPU per delivered event; fan us/ev: the same less the command "
         "path (CPU per appended event with 0 subscribers, at the same rate, times appended)"
