@@ -74,6 +74,7 @@ from cadterm.protocol.events import (
 )
 from cadterm.protocol.fold import DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
+from cadterm.protocol.types import known_time
 
 __all__ = ["MAX_WAITING_REPORTS", "Codes", "Refused", "decide", "next_reference"]
 
@@ -483,7 +484,27 @@ def _set_unit_state(state, c: SetUnitState, incident, unit: Unit, base, codes) -
 
 
 def _locate_unit(state, c: LocateUnit, incident, unit: Unit, base, codes) -> Event:
-    return UnitLocated(**base, position=c.position, fixed_at=c.fixed_at or base["at"])
+    now: datetime = base["at"]
+    fixed = c.fixed_at or now
+    if fixed > now + CLOCK_SKEW or fixed < now - OLDEST_BACK_ENTRY:
+        # A fix from the future would hold off the unit's officer-safety check for as
+        # long as it is ahead; one over a week old says nothing about where it is.
+        raise _refuse(
+            ProblemCode.FIX_TIME_OUT_OF_RANGE,
+            f"fixed_at {fixed.isoformat()} is "
+            + ("in the future" if fixed > now else f"more than {OLDEST_BACK_ENTRY.days} days ago")
+            + f" (the server's time is {now.isoformat()}): check the device's clock",
+            field="fixed_at",
+        )
+    held = known_time(unit.position_at)
+    if held is not None and fixed < held:
+        raise _refuse(
+            ProblemCode.STALE_FIX,
+            f"{unit.callsign} already has a fix from {held.isoformat()}, after this one "
+            f"({fixed.isoformat()}): the position is kept",
+            field="fixed_at",
+        )
+    return UnitLocated(**base, position=c.position, fixed_at=fixed)
 
 
 def _acknowledge_emergency(state, c: AcknowledgeEmergency, incident, unit: Unit, base, codes):
@@ -641,7 +662,7 @@ def _triage_fields(c: TriageReport) -> None:
     """Each outcome takes its own fields: a reason to close, what to open an incident as."""
     incident_fields = ("grade", "incident_type", "location")
     if c.outcome == TriageOutcome.CLOSED:
-        if not c.reason:
+        if not (c.reason or "").strip():
             raise _refuse(
                 ProblemCode.TRIAGE_INCOMPLETE, "closing a report needs a reason", field="reason"
             )

@@ -49,11 +49,14 @@ from .types import (
     Note,
     Reference,
     ReportId,
+    RequiredNote,
+    RequiredText,
     Sector,
     Text,
     UtcTime,
     Version,
     WorkstationId,
+    integer_only,
     reject_non_integer,
     type_required,
 )
@@ -102,15 +105,18 @@ __all__ = [
 
 _Callsign = Annotated[Callsign, Field(description="Unit callsign, e.g. 'AB12' or 'ARV 1'.")]
 _Reference = Annotated[Reference, Field(description="Incident log reference.")]
-_Text = Annotated[Note, Field(min_length=1, max_length=4000)]
-_Reason = Annotated[Text, Field(max_length=1000)]
-_Grade = Annotated[Grade, BeforeValidator(reject_non_integer)]
+_Text = Annotated[RequiredNote, Field(min_length=1, max_length=4000)]
+# A reason may be left out; one that is given must say something.
+_Reason = Annotated[RequiredText, Field(max_length=1000)]
+# A reason whose absence has a problem code of its own, given when it is blank too.
+_NeededReason = Annotated[Text, Field(max_length=1000)]
+_Grade = Annotated[Grade, BeforeValidator(integer_only)]
 
 
 class LocationInput(Location):
     """Where an incident is, as a command gives it: printable address, typeable sector."""
 
-    address: Text = Field(min_length=1, max_length=500)
+    address: RequiredText = Field(min_length=1, max_length=500)
     position: Position | None = None
     sector: Sector | None = None
 
@@ -199,7 +205,7 @@ class CreateIncident(CommandBase):
         "(the console's call form sends it). When `grade` differs, `grade_reason` is "
         "required: a call handler may override the guidance, but says why.",
     )
-    grade_reason: _Reason | None = Field(
+    grade_reason: _NeededReason | None = Field(
         default=None,
         description="Why the incident is graded otherwise than `suggested_grade`; kept in "
         "the chronology.",
@@ -283,6 +289,8 @@ def _state_among(allowed: frozenset[UnitState], refusal: str) -> Any:
     """
 
     def validate(value: object) -> UnitState:
+        if not isinstance(value, str):
+            integer_only(value)  # 6.0 and true are refused; "6" is a state's words
         state = value if isinstance(value, UnitState) else UnitState.parse(value)  # type: ignore[arg-type]
         if state not in allowed:
             raise PydanticCustomError(
@@ -481,7 +489,7 @@ class TriageReport(CommandBase):
     type: Literal["triage_report"] = "triage_report"
     report: ReportId
     outcome: TriageOutcome
-    reason: _Reason | None = None
+    reason: _NeededReason | None = None
     grade: _Grade | None = None
     incident_type: Code | None = None
     location: _Location | None = None

@@ -58,6 +58,8 @@ class ProblemCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     STORE_UNAVAILABLE = "store_unavailable"
     TAKEN_AT_OUT_OF_RANGE = "taken_at_out_of_range"
+    FIX_TIME_OUT_OF_RANGE = "fix_time_out_of_range"
+    STALE_FIX = "stale_fix"
     GRADE_REASON_REQUIRED = "grade_reason_required"
     REFERENCE_NOT_RESERVED = "reference_not_reserved"
     TOO_MANY_RESERVED = "too_many_reserved"
@@ -111,6 +113,9 @@ PROBLEM_STATUS: dict[ProblemCode, int] = {
     ProblemCode.TOO_MANY_CONNECTIONS: 503,
     ProblemCode.STORE_UNAVAILABLE: 503,
     ProblemCode.TAKEN_AT_OUT_OF_RANGE: 422,
+    ProblemCode.FIX_TIME_OUT_OF_RANGE: 422,
+    # A newer fix is already held: this one is not where the unit is.
+    ProblemCode.STALE_FIX: 409,
     ProblemCode.GRADE_REASON_REQUIRED: 422,
     ProblemCode.REFERENCE_NOT_RESERVED: 409,
     ProblemCode.TOO_MANY_RESERVED: 409,

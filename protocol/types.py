@@ -49,6 +49,8 @@ __all__ = [
     "Note",
     "OperatorId",
     "Reference",
+    "RequiredNote",
+    "RequiredText",
     "Sector",
     "Seq",
     "Text",
@@ -56,6 +58,7 @@ __all__ = [
     "Version",
     "WorkstationId",
     "check_identifier",
+    "integer_only",
     "known_time",
     "normalise_callsign",
     "reject_non_integer",
@@ -93,7 +96,17 @@ def _rfc3339_only(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    if value.tzinfo is UTC:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 or 9999-12-31T23:59:59-01:00: no UTC time exists.
+        raise PydanticCustomError(
+            "time_out_of_range",
+            "time {value} falls outside the years 1-9999 once in UTC",
+            {"value": value.isoformat()},
+        ) from None
 
 
 UtcTime = Annotated[
@@ -127,6 +140,20 @@ def sortable_time(value: object) -> datetime:
 
 
 # --- numbers ----------------------------------------------------------------------------
+
+
+def integer_only(value: Any) -> Any:
+    """Refuse anything but a JSON integer, ``1.0`` included: for grades and unit states.
+
+    A grade or a state is a choice, not a measurement: a number with a fraction or an
+    exponent means a client computed it, and ``1e-400`` (which reads as ``0.0``) must
+    never mean state 0, an emergency.
+    """
+    if isinstance(value, bool | str | bytes | float):
+        raise PydanticCustomError(
+            "integer_required", "must be a JSON integer, not {kind}", {"kind": _kind(value)}
+        )
+    return value
 
 
 def reject_non_integer(value: Any) -> Any:
@@ -172,10 +199,16 @@ _IDENTIFIER = re.compile(IDENTIFIER_PATTERN, re.ASCII)
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ._-")
 
 
+#: What an identifier's spacing may be typed as: runs of these collapse to one space.
+#: Only the space and the tab: Python's own idea of whitespace takes in line breaks,
+#: U+0085 and the separators U+001C-U+001F, which must be refused, not turned into spaces.
+_SPACES = re.compile(r"[ \t]+")
+
+
 def normalise_callsign(value: str) -> str:
     """A callsign, reference or code as the server stores it: trimmed, single-spaced,
     upper case. Only ASCII letters change case, so the length cannot grow."""
-    collapsed = " ".join(value.split())
+    collapsed = _SPACES.sub(" ", value).strip(" ")
     return collapsed.upper() if collapsed.isascii() else collapsed
 
 
@@ -213,7 +246,7 @@ def _identifier(what: str, max_length: int, *, upper: bool) -> Any:
     def validate(value: Any) -> str:
         if not isinstance(value, str):
             raise PydanticCustomError("identifier", "{what} must be a string", {"what": what})
-        value = normalise_callsign(value) if upper else value.strip()
+        value = normalise_callsign(value) if upper else value.strip(" \t")
         return check_identifier(value, what, max_length)
 
     schema = {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": max_length}
@@ -264,6 +297,33 @@ def _describe(ch: str) -> str:
     return f"{code} {name}" if name else code
 
 
+#: Format characters that change how the text around them is shown: the bidirectional
+#: embeddings, overrides and isolates (a reversed address or callsign in a note reads as
+#: another), and the interlinear annotation marks (which hide the text between them).
+#: Joiners, marks and variation selectors stay: names and emoji need them.
+_DISPLAY_CONTROLS = frozenset(
+    [
+        *map(chr, range(0x202A, 0x202F)),
+        *map(chr, range(0x2066, 0x206A)),
+        "\ufff9",
+        "\ufffa",
+        "\ufffb",
+    ]
+)
+
+
+def _refused_in_text(ch: str) -> bool:
+    """True for a character no free text may hold (see `_printable`)."""
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Cs", "Zl", "Zp"):
+        return True
+    if ch in _DISPLAY_CONTROLS:
+        return True
+    code = ord(ch)
+    # Noncharacters: U+FDD0-U+FDEF and the last two code points of every plane.
+    return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+
+
 def _printable(what: str, *, lines: bool) -> Callable[[str], str]:
     allowed = {"\n", "\t"} if lines else set()
 
@@ -271,10 +331,10 @@ def _printable(what: str, *, lines: bool) -> Callable[[str], str]:
         for ch in value:
             if ch in allowed:
                 continue
-            category = unicodedata.category(ch)
             # Cc: C0, DEL and C1 controls. Cs: lone surrogates, which no terminal or
-            # JSON encoder can carry.
-            if category in ("Cc", "Cs"):
+            # JSON encoder can carry. Zl, Zp: line and paragraph separators, which
+            # break a line where no newline is allowed. And the display controls above.
+            if _refused_in_text(ch):
                 raise PydanticCustomError(
                     "control_character",
                     "{what} may not hold control characters; found {char}",
@@ -285,9 +345,41 @@ def _printable(what: str, *, lines: bool) -> Callable[[str], str]:
     return validate
 
 
-# The same rules as JSON Schema patterns, so a schema-driven client knows them too.
-_ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
-_LINES = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+#: What counts as blank in text that must say something: the white space of JSON Schema's
+#: (ECMAScript's) ``\\s``, so the schema's pattern and the server agree on every value.
+_BLANK = " \t\n\v\f\r\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+_BLANK += "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def _not_blank(what: str) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        if not value.strip(_BLANK):
+            raise PydanticCustomError(
+                "blank_text", "{what} must not be empty or only spaces", {"what": what}
+            )
+        return value
+
+    return validate
+
+
+# The same rules as JSON Schema patterns, so a schema-driven client knows them too (all
+# but the noncharacters outside the first plane, which a JSON Schema pattern cannot name).
+_REFUSED_ANYWHERE = (
+    "\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069"
+    "\\ufdd0-\\ufdef\\ufff9-\\ufffb\\ufffe\\uffff"
+)
+_ONE_LINE_CHARS = f"\\u0000-\\u001f{_REFUSED_ANYWHERE}"
+_LINES_CHARS = f"\\u0000-\\u0008\\u000b-\\u001f{_REFUSED_ANYWHERE}"
+_ONE_LINE = f"^[^{_ONE_LINE_CHARS}]*$"
+_LINES = f"^[^{_LINES_CHARS}]*$"
+# `_BLANK` as a pattern: U+FEFF named, being in ECMAScript's \s and not in Python's.
+_BLANK_CHARS = "\\s\\ufeff"
+
+
+def _saying_something(refused: str) -> str:
+    """A pattern for text of allowed characters with at least one that is not blank."""
+    return f"^[^{refused}]*[^{refused}{_BLANK_CHARS}][^{refused}]*$"
+
 
 Text = Annotated[
     str,
@@ -302,6 +394,20 @@ Note = Annotated[
     Field(json_schema_extra={"pattern": _LINES}),
 ]
 """Printable text that may run over several lines (a note, a description)."""
+
+RequiredText = Annotated[
+    Text,
+    AfterValidator(_not_blank("text")),
+    Field(json_schema_extra={"pattern": _saying_something(_ONE_LINE_CHARS)}),
+]
+"""`Text` that must say something: not empty, not only spaces (an address, a reason)."""
+
+RequiredNote = Annotated[
+    Note,
+    AfterValidator(_not_blank("text")),
+    Field(json_schema_extra={"pattern": _saying_something(_LINES_CHARS)}),
+]
+"""`Note` that must say something: not empty, not only spaces (a note's text)."""
 
 
 # --- schemas ----------------------------------------------------------------------------

@@ -448,7 +448,8 @@ async def test_link_and_dup(backend, tmp_path):
 async def test_recommend_shows_picks_with_reasons_and_flags_stale_fixes(backend, tmp_path):
     book_on(backend, "AB12", at=(53.801, -1.55))
     book_on(backend, "AB13", at=(53.81, -1.55))
-    book_on(backend, "AB14", at=(53.83, -1.55))
+    # Booked on with no position: the first fix it gets is half an hour old.
+    book_on(backend, "AB14", at=None)
     old_fix = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
     post_command(
         backend,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -597,7 +597,7 @@ class TestLocateUnit:
 
     def test_fix_time_is_kept(self, cad):
         cad.book_on("AB12")
-        fixed_at = "2026-11-27T09:00:00Z"
+        fixed_at = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0).isoformat()
         cad.ok("locate_unit", callsign="AB12", position={"lat": 1, "lon": 2}, fixed_at=fixed_at)
         assert datetime.fromisoformat(cad.unit("AB12")["position_at"]) == datetime.fromisoformat(
             fixed_at

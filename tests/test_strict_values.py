@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -22,6 +23,8 @@ from cadterm.protocol.domain import Role
 from cadterm.protocol.frames import CloseCode
 
 WORKSTATION = "ws-test"
+#: A time within the week the server takes fixes and back-entries from, on whole seconds.
+HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
 
 
 def command(kind: str, **fields: Any) -> dict[str, Any]:
@@ -90,42 +93,115 @@ async def test_a_time_with_an_offset_is_stored_in_utc(backend: Backend) -> None:
         "locate_unit",
         callsign="AB12",
         position={"lat": 52.03, "lon": -1.15},
-        fixed_at="2026-11-27T10:18:58+01:00",
+        fixed_at=HOUR_AGO.astimezone(timezone(timedelta(hours=1))).isoformat(),
     )
+    utc = f"{HOUR_AGO:%Y-%m-%dT%H:%M:%S}Z"
     async with http(backend) as client:
         reply = await client.post("/v1/commands", json=body)
         assert reply.status_code == 200, reply.text
-        assert reply.json()["event"]["fixed_at"] == "2026-11-27T09:18:58Z"
+        assert reply.json()["event"]["fixed_at"] == utc
         unit = (await client.get("/v1/units/AB12")).json()
-        assert unit["position_at"] == "2026-11-27T09:18:58Z"
+        assert unit["position_at"] == utc
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T23:30:00-00:45"]
+)
+@pytest.mark.parametrize(
+    ("kind", "fields", "field"),
+    [
+        ("locate_unit", {"callsign": "AB12", "position": {"lat": 52, "lon": -1}}, "fixed_at"),
+        ("set_unit_state", {"callsign": "AB12", "state": 6}, "taken_at"),
+    ],
+)
+async def test_a_time_with_no_utc_equivalent_is_refused_not_a_500(
+    backend: Backend, value: str, kind: str, fields: dict[str, Any], field: str
+) -> None:
+    """Shifting 0001-01-01T00:00+01:00 to UTC leaves the calendar: a 422, never a 500."""
+    await book_on(backend)
+    problem = await refused(backend, command(kind, **fields, **{field: value}), field)
+    assert "years 1-9999" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fixed_at", "says"),
+    [(timedelta(minutes=5), "in the future"), (-timedelta(days=8), "more than 7 days ago")],
+)
+async def test_a_fix_from_the_future_or_long_ago_is_refused(
+    backend: Backend, fixed_at: timedelta, says: str
+) -> None:
+    """A fix ahead of the server would hold off the unit's officer-safety check."""
+    await book_on(backend)
+    when = (datetime.now(UTC) + fixed_at).isoformat()
+    body = command("locate_unit", callsign="AB12", position={"lat": 52, "lon": -1}, fixed_at=when)
+    async with http(backend) as client:
+        problem = assert_problem(
+            await client.post("/v1/commands", json=body), 422, "fix_time_out_of_range"
+        )
+        assert problem["field"] == "fixed_at" and says in problem["detail"]
+
+
+async def test_a_fix_older_than_the_one_held_never_moves_the_unit_back(backend: Backend) -> None:
+    await book_on(backend)
+    now = datetime.now(UTC)
+    here, there = {"lat": 52.0, "lon": -1.0}, {"lat": 53.0, "lon": -2.0}
+    newer = command("locate_unit", callsign="AB12", position=here, fixed_at=now.isoformat())
+    older = command(
+        "locate_unit",
+        callsign="AB12",
+        position=there,
+        fixed_at=(now - timedelta(minutes=2)).isoformat(),
+    )
+    async with http(backend) as client:
+        assert (await client.post("/v1/commands", json=newer)).status_code == 200
+        problem = assert_problem(await client.post("/v1/commands", json=older), 409, "stale_fix")
+        assert problem["field"] == "fixed_at"
+        assert (await client.get("/v1/units/AB12")).json()["position"] == here
 
 
 # --- numbers -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grade", [True, "1", 1.5, "\u0661"])
+@pytest.mark.parametrize("grade", [True, "1", 1.5, "\u0661", 2.0])
 async def test_a_grade_must_be_a_json_integer(backend: Backend, grade: object) -> None:
+    """A grade is a choice: `2.0` means a client computed it, so it is refused too."""
     body = command(
         "create_incident", grade=grade, incident_type="RTC", location={"address": "1 High St"}
     )
     await refused(backend, body, "grade")
 
 
-async def test_a_whole_number_written_with_a_point_is_an_integer(backend: Backend) -> None:
-    """JSON has one number type and JSON Schema counts 2.0 as an integer: so does cadterm."""
-    body = command(
-        "create_incident", grade=2.0, incident_type="RTC", location={"address": "1 High St"}
-    )
+async def test_a_whole_number_written_with_a_point_is_a_count(backend: Backend) -> None:
+    """JSON has one number type and JSON Schema counts 3.0 as an integer: so does cadterm,
+    for counts (`expected_version`, `since`)."""
+    await book_on(backend)
     async with http(backend) as client:
+        version = (await client.get("/v1/units/AB12")).json()["version"]
+        body = command("set_unit_state", callsign="AB12", state=6, expected_version=float(version))
         reply = await client.post("/v1/commands", json=body)
         assert reply.status_code == 200, reply.text
-        assert reply.json()["event"]["grade"] == 2
 
 
-@pytest.mark.parametrize("state", ["\u0666", "\uff16", True, 6.5, "66"])
+@pytest.mark.parametrize("state", ["\u0666", "\uff16", True, 6.5, "66", 6.0, 0.0])
 async def test_a_unit_state_is_an_ascii_number_or_a_word(backend: Backend, state: object) -> None:
     await book_on(backend)
     await refused(backend, command("set_unit_state", callsign="AB12", state=state), "state")
+
+
+async def test_a_number_too_small_for_a_float_is_not_state_zero(backend: Backend) -> None:
+    """`1e-400` reads as 0.0: it must never mean state 0, an emergency."""
+    await book_on(backend)
+    body = json.dumps(command("set_unit_state", callsign="AB12", state=6)).replace(
+        '"state": 6', '"state": 1e-400'
+    )
+    async with http(backend) as client:
+        reply = await client.post(
+            "/v1/commands", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["field"] == "state"
+        unit = (await client.get("/v1/units/AB12")).json()
+        assert unit["state"] != 0
 
 
 @pytest.mark.parametrize("lat", [True, "52.0", None])
@@ -206,6 +282,12 @@ async def test_openapi_and_schemas_mark_type_required(backend: Backend) -> None:
         ("A" * 41, "at most 40"),
         ("-AB12", "start and end"),
         ("AB\u202e12", "U+202E"),
+        # Python's str.split() takes these for whitespace: they are refused, not spaced.
+        ("AB\x8512", "U+0085"),
+        ("AB\n12", "U+000A"),
+        ("AB\r12", "U+000D"),
+        ("AB\u202812", "U+2028"),
+        ("AB\x1c12", "U+001C"),
     ],
 )
 async def test_callsigns_must_be_typeable(backend: Backend, callsign: str, says: str) -> None:
@@ -263,6 +345,12 @@ async def test_references_codes_sectors_and_workstations_follow_the_pattern(
         (command("add_note", reference="0001-01JAN26", text="ok\x1b[2J"), "text", "U+001B"),
         (command("add_note", reference="0001-01JAN26", text="a\x85b"), "text", "U+0085"),
         (command("add_note", reference="0001-01JAN26", text="a\x7fb"), "text", "U+007F"),
+        (command("add_note", reference="0001-01JAN26", text="a\u2028b"), "text", "U+2028"),
+        (command("add_note", reference="0001-01JAN26", text="a\u2029b"), "text", "U+2029"),
+        (command("add_note", reference="0001-01JAN26", text="AB\u202e21"), "text", "U+202E"),
+        (command("add_note", reference="0001-01JAN26", text="a\u2067b"), "text", "U+2067"),
+        (command("add_note", reference="0001-01JAN26", text="a\ufdd0b"), "text", "U+FDD0"),
+        (command("add_note", reference="0001-01JAN26", text="a\U0010ffffb"), "text", "U+10FFFF"),
         (
             command(
                 "create_incident", grade=2, incident_type="RTC", location={"address": "1 High\nSt"}
@@ -290,8 +378,29 @@ async def test_control_characters_are_refused_naming_field_and_character(
     assert char in problem["detail"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (command("add_note", reference="0001-01JAN26", text="   "), "text"),
+        (command("add_note", reference="0001-01JAN26", text="\n\t "), "text"),
+        (
+            command("create_incident", grade=2, incident_type="RTC", location={"address": "  "}),
+            "location.address",
+        ),
+        (command("reopen_incident", reference="0001-01JAN26", reason=" "), "reason"),
+        (command("grade_incident", reference="0001-01JAN26", grade=2, reason=" "), "reason"),
+    ],
+)
+async def test_required_text_that_says_nothing_is_refused(
+    backend: Backend, body: dict[str, Any], field: str
+) -> None:
+    problem = await refused(backend, body, field)
+    assert "empty or only spaces" in problem["detail"]
+
+
 async def test_printable_unicode_and_newlines_in_notes_are_kept(backend: Backend) -> None:
-    text = "émigré 北京 🚓 [bold]x[/]\nsecond line\twith a tab"
+    # Joiners and variation selectors stay: the family emoji and names need them.
+    text = "émigré 北京 🚓 [bold]x[/]\nsecond line\twith a tab 👩\u200d👩\u200d👧 ❤\ufe0f"
     async with http(backend) as client:
         reply = await client.post(
             "/v1/commands",
