@@ -9,9 +9,11 @@ garbage bodies from one address is answered with `429` before any token is hashe
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -119,6 +121,42 @@ def nesting_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+class _NotJson(ValueError):
+    """A document Python's `json` would read but JSON readers may read otherwise."""
+
+
+def _no_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise _NotJson(f"holds the name {name!r} twice in one object")
+        seen[name] = value
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"holds {name}, which is not a JSON value")
+
+
+def json_fault(text: str) -> str | None:
+    """Why `text` is not one unambiguous JSON document ("holds ...", "is not ..."), or None.
+
+    Python's `json` (and so FastAPI and pydantic) takes the last of two members of an
+    object with the same name, and reads ``NaN`` and ``Infinity``; a gateway, a log or
+    an auditor reading the same bytes may take the first, or fail. So a document with
+    either is refused before anything acts on it; and so is an integer too long to read
+    (Python's limit on digits), which would otherwise surface as a generic parse error.
+    Call after `nesting_exceeds`: the parser recurses.
+    """
+    try:
+        json.loads(text, object_pairs_hook=_no_repeated_names, parse_constant=_no_constant)
+    except _NotJson as exc:
+        return str(exc)
+    except ValueError as exc:
+        return f"is not valid JSON: {exc}"
+    return None
+
+
 def mark_refused(scope: Scope) -> None:
     """Count this request against its address: the app found it malformed."""
     scope.setdefault("state", {})[_REFUSED] = True
@@ -127,6 +165,22 @@ def mark_refused(scope: Scope) -> None:
 def _address(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"
+
+
+#: Headers a request may carry once only (lower case, as bytes).
+_SINGLE_HEADERS = frozenset({b"authorization", b"content-type", b"content-encoding"})
+
+
+def _repeated(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> str | None:
+    """The first of `names` that `headers` holds more than once, or None."""
+    seen: set[bytes] = set()
+    for name, _value in headers:
+        lower = name.lower()
+        if lower in names:
+            if lower in seen:
+                return lower.decode("latin-1").title()
+            seen.add(lower)
+    return None
 
 
 class GuardMiddleware:
@@ -184,6 +238,21 @@ class GuardMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> int | None:
         """Serve one request; return the status if the guard itself refused it."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        repeated = _repeated(scope["headers"], _SINGLE_HEADERS)
+        if repeated is not None:
+            # A proxy that checks the first Authorization (or reads the first length)
+            # would see another request than the one served: refuse both readings.
+            problem = Problem.of(
+                ProblemCode.MALFORMED_REQUEST, f"the {repeated} header is sent more than once"
+            )
+            return await self._refuse(scope, receive, send, problem)
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            problem = Problem.of(
+                ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+                f"the body must be sent as it is, not with Content-Encoding {encoding!r}",
+            )
+            return await self._refuse(scope, receive, send, problem)
         operator = self.authenticator.operator_for(bearer_token(headers.get("authorization")))
         if operator is None:
             detail = (
@@ -273,6 +342,9 @@ class GuardMiddleware:
                 ProblemCode.NESTING_TOO_DEEP,
                 f"request body nests arrays and objects more than {depth} deep",
             )
+        fault = json_fault(text)
+        if fault is not None:
+            return Problem.of(ProblemCode.MALFORMED_JSON, f"request body {fault}")
         return None
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

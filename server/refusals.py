@@ -38,6 +38,17 @@ def answer_refusals(app: FastAPI) -> None:
             return problem_response(
                 Problem.of(ProblemCode.MALFORMED_JSON, "request body is not valid JSON")
             )
+        if any(
+            err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",)
+            for err in errors
+        ):
+            # No body at all, where the route takes one: as malformed as a broken one.
+            mark_refused(request.scope)
+            return problem_response(
+                Problem.of(
+                    ProblemCode.MALFORMED_JSON, "the request body is empty: send a JSON document"
+                )
+            )
         if all(err.get("loc", ("body",))[0] != "body" for err in errors):
             mark_refused(request.scope)
             return problem_response(_invalid(errors, ProblemCode.INVALID_QUERY))

@@ -33,7 +33,7 @@ from .auth import Authenticator, bearer_token
 from .config import ServerConfig
 from .connections import SEND_NOW, SEND_TEXT
 from .event_frames import batch_frames, take_frame
-from .guard import nesting_exceeds
+from .guard import json_fault, nesting_exceeds
 from .hub import Subscriber
 from .responses import problem_response
 from .service import DispatchService, utc_now
@@ -70,6 +70,13 @@ async def serve_stream(
                 f"origin {headers.get('origin')!r} is not in the server's allowlist",
             ),
         )
+        return
+    if len(headers.getlist("authorization")) > 1:
+        # A proxy that checks the first would let through whoever is named second.
+        problem = Problem.of(
+            ProblemCode.BAD_HANDSHAKE, "the Authorization header is sent more than once"
+        )
+        await _deny(websocket, problem)
         return
     operator = authenticator.operator_for(bearer_token(headers.get("authorization")))
     if operator is None:
@@ -116,6 +123,10 @@ async def serve_stream(
             return
         if nesting_exceeds(text, limits.max_json_depth):
             await _bad_frame(websocket, _too_deep(limits.max_json_depth))
+            return
+        fault = json_fault(text)
+        if fault is not None:
+            await _bad_frame(websocket, f"frame {fault}")
             return
         try:
             subscribe = CLIENT_FRAME_ADAPTER.validate_json(text)

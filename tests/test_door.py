@@ -11,6 +11,7 @@ import json
 import re
 import time
 
+import httpx
 import pytest
 from conftest import Backend, make_config
 from door_helpers import (
@@ -206,6 +207,66 @@ def test_an_unparsable_request_gets_a_problem_document(
     assert_serves(door)
 
 
+# --- one reading only ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        # Which `type` runs? Another reader of the same bytes might take the first.
+        ('{"type": "book_off", "type": "add_note"}', "'type' twice"),
+        ('{"type": "book_on", "position": {"lat": 1, "lat": 2, "lon": 0}}', "'lat' twice"),
+        ('{"type": "book_on", "grade": NaN}', "NaN"),
+        ('{"type": "book_on", "grade": -Infinity}', "-Infinity"),
+        ('{"type": "book_on", "count": ' + "9" * 5001 + "}", "not valid JSON"),
+    ],
+)
+def test_a_body_two_readers_could_read_differently_is_malformed_json(
+    door: Backend, body: str, says: str
+) -> None:
+    before = head_seq(door)
+    problem = assert_http_problem(post_raw(door, body.encode()), "malformed_json")
+    assert says in problem["detail"], problem
+    assert head_seq(door) == before
+    assert_serves(door)
+
+
+def test_an_empty_body_is_malformed_json(door: Backend) -> None:
+    problem = assert_http_problem(post_raw(door, b""), "malformed_json")
+    assert "empty" in problem["detail"]
+
+
+def test_a_compressed_body_is_refused_not_misread(door: Backend) -> None:
+    with client(door) as http:
+        reply = http.post(
+            "/v1/commands",
+            content=json.dumps(book_on()).encode(),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+    problem = assert_http_problem(reply, "unsupported_media_type")
+    assert "gzip" in problem["detail"]
+
+
+def test_two_authorization_headers_are_refused_whichever_is_valid(door: Backend) -> None:
+    """A proxy checking the first would let through whoever the second names."""
+    valid = door.headers()["Authorization"]
+    with client(door, None) as http:
+        for pair in ([valid, "Bearer nonsense"], ["Bearer nonsense", valid], [valid, valid]):
+            headers = httpx.Headers([("Authorization", value) for value in pair])
+            reply = http.get("/v1/whoami", headers=headers)
+            problem = assert_http_problem(reply, "malformed_request")
+            assert "Authorization" in problem["detail"]
+    with pytest.raises(InvalidStatus) as refused:
+        connect(
+            f"ws://{door.host}:{door.port}/v1/stream",
+            subprotocols=[SUBPROTOCOL],
+            additional_headers=[("Authorization", valid), ("Authorization", valid)],
+            open_timeout=STEP,
+        )
+    assert refused.value.response.status_code == 400
+    assert_serves(door)
+
+
 # --- the stream --------------------------------------------------------------------------
 
 
@@ -244,6 +305,20 @@ def test_deeply_nested_subscribe_frame_gets_error_and_4002(door: Backend) -> Non
     assert error["code"] == "bad_frame"
     assert "deep" in error["detail"]
     assert head_seq(door) == before
+    assert_serves(door)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ['{"type": "subscribe", "since": -5, "since": 0}', '{"type": "subscribe", "since": NaN}'],
+)
+def test_a_subscribe_frame_two_readers_could_read_differently_gets_4002(
+    door: Backend, frame: str
+) -> None:
+    with stream(door) as ws:
+        ws.send(frame)
+        error = expect_bad_frame(ws)
+    assert "twice" in error["detail"] or "NaN" in error["detail"], error
     assert_serves(door)
 
 
