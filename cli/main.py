@@ -357,7 +357,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 def _read_token(path: Path | None) -> str:
     if path is not None:
         try:
-            return path.read_text(encoding="utf-8").strip()
+            return _one_token(path.read_text(encoding="utf-8"), str(path))
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"cannot read the token from {path}: {exc}") from None
     if sys.stdin.isatty():
@@ -365,6 +365,14 @@ def _read_token(path: Path | None) -> str:
 
         return getpass.getpass("operator's token: ").strip()
     return sys.stdin.readline().strip()
+
+
+def _one_token(text: str, source: str) -> str:
+    # A file of several lines is not one token: which line would be meant?
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        raise CliError(f"{source} holds {len(lines)} lines; put the one token on one line")
+    return text.strip()
 
 
 def _cmd_ssh_account(args: argparse.Namespace) -> int:
@@ -376,12 +384,15 @@ def _cmd_ssh_account(args: argparse.Namespace) -> int:
     from cadterm.cli.ssh_account import (
         ConsoleAccount,
         console_command,
+        login_name_problem,
         python_problem,
         sshd_block,
         write_account_settings,
     )
     from cadterm.tui.settings import ConsoleSettings
 
+    if problem := login_name_problem(args.user):
+        raise CliError(problem)
     try:
         entry = pwd.getpwnam(args.user)
     except KeyError:
@@ -392,7 +403,8 @@ def _cmd_ssh_account(args: argparse.Namespace) -> int:
     if not token:
         raise CliError("no token: give it on standard input or with --token-file")
     try:
-        checked = ConsoleSettings(url=args.url, token=token, workstation=args.workstation)
+        given = {"workstation": args.workstation} if args.workstation is not None else {}
+        checked = ConsoleSettings(url=args.url, token=token, **given)
     except ValidationError as exc:
         raise CliError(f"invalid account settings: {exc.errors()[0]['msg']}") from None
     account = ConsoleAccount(

@@ -13,6 +13,7 @@ token, and the dispatcher cannot change which backend or operator it speaks for.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "SETTINGS_MODE",
     "ConsoleAccount",
     "console_command",
+    "login_name_problem",
     "python_problem",
     "sshd_block",
     "write_account_settings",
@@ -58,12 +60,32 @@ def console_command() -> str:
     return f"{script} console" if script.exists() else f"{sys.executable} -m cadterm.cli.main"
 
 
+#: A login name sshd's ``Match User`` and useradd both take as one plain word: no space
+#: or line break (which would end the block's line and start another directive), no
+#: pattern characters (``*``, ``?``, ``!``, ``,``) that would match other accounts.
+_LOGIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}", re.ASCII)
+
+
+def login_name_problem(user: str) -> str | None:
+    """Why `user` cannot be written into an sshd ``Match User`` line, or None."""
+    if _LOGIN_NAME.fullmatch(user):
+        return None
+    return (
+        f"{user!r} is not a login name this can write into sshd_config: use up to 32 "
+        "ASCII letters, digits, '.', '_' and '-', starting with a letter or '_'"
+    )
+
+
 def sshd_block(user: str, command: str) -> str:
     """An sshd_config ``Match`` block: this account's only command is the console.
 
     No forwarding of any kind, a pty for the console, and dead links noticed within a
     minute (so a console whose client vanished hangs up and ends, see cli/terminal.py).
+    Raises ValueError for a `user` that would change the block's meaning.
     """
+    problem = login_name_problem(user)
+    if problem is not None:
+        raise ValueError(problem)
     return (
         f"# cadterm console-only account: {user}\n"
         f"Match User {user}\n"

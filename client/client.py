@@ -33,6 +33,7 @@ from cadterm.protocol.drafts import CommandDraft, draft, draft_of
 from cadterm.protocol.fold import Changes, DispatchState
 from cadterm.protocol.problems import Problem, ProblemCode
 
+from .backend_url import check_backend_url, check_token
 from .commands import Answer, CommandSender, new_key
 from .errors import BackendUnavailable, CommandError, JournalError, RateLimited, StreamStopped
 from .journal import Journal, JournalEntry, JournalStatus, Resolution
@@ -107,6 +108,9 @@ class DispatchClient:
         reserve: int = 0,
     ) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
+        # A URL or token no request could use is refused now, saying which and why.
+        urls = [check_backend_url(url) for url in urls]
+        token = check_token(token)
         self.workstation = workstation
         self.store = LocalStore()
         self._changed = asyncio.Event()

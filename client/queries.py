@@ -47,6 +47,7 @@ from cadterm.protocol.domain import Incident, Unit
 from cadterm.protocol.events import Event
 from cadterm.protocol.fold import DispatchState
 
+from .backend_url import check_backend_url, check_token
 from .errors import ClientError
 
 __all__ = [
@@ -103,9 +104,9 @@ class BackendHealth(BaseModel):
 def _client_options(url: str, token: str | None, timeout: float) -> dict[str, Any]:
     headers = {"Accept": "application/json"}
     if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = f"Bearer {check_token(token)}"
     return {
-        "base_url": url.rstrip("/"),
+        "base_url": check_backend_url(url),
         "headers": headers,
         "timeout": timeout,
         "trust_env": False,

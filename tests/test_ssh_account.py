@@ -85,6 +85,13 @@ def test_rewriting_keeps_what_the_engineer_added(tmp_path: Path) -> None:
         (["nobody-here-xyz", "--url", "http://a:1"], "t", "no account named 'nobody-here-xyz'"),
         (["x", "--home", "HOME", "--url", "http://a:1"], "", "no token"),
         (["x", "--home", "HOME", "--url", "http://a:1", "--workstation", "a/b"], "t", "invalid"),
+        # A line break in the name would write a directive of its own into sshd_config.
+        (["root\nForceCommand /bin/sh", "--home", "HOME", "--url", "http://a:1"], "t", "login"),
+        (["a b", "--home", "HOME", "--url", "http://a:1"], "t", "not a login name"),
+        (["*", "--home", "HOME", "--url", "http://a:1"], "t", "not a login name"),
+        (["x", "--home", "HOME", "--url", "htp:/x"], "t", "http://"),
+        (["x", "--home", "HOME", "--url", "http://a:99999"], "t", "out of range"),
+        (["x", "--home", "HOME", "--url", "http://a:1"], "tök", "printable ASCII"),
     ],
 )
 def test_what_cannot_work_is_refused(tmp_path: Path, args, token, message) -> None:
@@ -92,6 +99,27 @@ def test_what_cannot_work_is_refused(tmp_path: Path, args, token, message) -> No
     assert done.returncode == 2
     assert message in done.stderr
     assert not (tmp_path / ".config").exists()
+
+
+def test_a_token_file_of_several_lines_is_refused(tmp_path: Path) -> None:
+    tokens = tmp_path / "token"
+    tokens.write_text("tok-1\ntok-2\n", encoding="utf-8")
+    done = ssh_account(
+        "x", "--home", str(tmp_path), "--url", "http://a:1", "--token-file", str(tokens)
+    )
+    assert done.returncode == 2 and "2 lines" in done.stderr, done.stderr
+    assert not (tmp_path / ".config").exists()
+
+
+def test_the_workstation_may_be_left_out(tmp_path: Path) -> None:
+    done = ssh_account("alice", "--home", str(tmp_path), "--url", "http://10.0.0.5:8740")
+    assert done.returncode == 0, done.stderr
+    assert "Match User alice\n" in done.stdout
+
+
+def test_the_sshd_block_refuses_a_name_that_would_change_it() -> None:
+    with pytest.raises(ValueError, match="login name"):
+        sshd_block("root\nForceCommand /bin/sh", "/usr/bin/cadterm console")
 
 
 def test_a_python_other_accounts_cannot_reach_is_named(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cadterm.client.backend_url import check_backend_url, check_token
 from cadterm.protocol.types import WorkstationId, workstation_for_this_machine
 from cadterm.themes import THEMES
 
@@ -137,6 +138,16 @@ class ConsoleSettings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _reachable(cls, value: list[str]) -> list[str]:
+        return [check_backend_url(url) for url in value]
+
+    @field_validator("token")
+    @classmethod
+    def _sendable(cls, value: str | None) -> str | None:
+        return None if value is None else check_token(value)
 
     @field_validator("theme")
     @classmethod
