@@ -214,4 +214,6 @@ async def run_on_terminal(
         await app.run_async(mouse=traits.mouse)
     finally:
         await client.close()
-    return app.return_code or 0
+    # Only the operator's quit (or a hang-up, 1) sets the code: an app that stopped any
+    # other way (Textual's panic leaves it unset) did not end as asked, and says so.
+    return 1 if app.return_code is None else app.return_code

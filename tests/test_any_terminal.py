@@ -149,3 +149,26 @@ def test_an_xterm_gets_what_it_can_show(tmp_path: Path) -> None:
     out = console_output(tmp_path, TERM="xterm-256color", LANG="en_GB.UTF-8")
     assert not out.isascii()
     assert _MODES.search(out) and colours_set(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stray", [b"\xe9", b"\x9b", b"\xff\xfe", b"caf\xe9 "])
+def test_a_byte_that_is_not_utf8_never_stops_the_console(tmp_path: Path, stray: bytes) -> None:
+    """An `é` from a Latin-1 terminal, a stray C1 byte in a paste: read as U+FFFD, and
+    the console carries on taking keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CADTERM_", "TEXTUAL", "LC_"))}
+    env |= {"CADTERM_DATA_DIR": str(tmp_path / "data"), "TERM": "xterm-256color"}
+    env |= {"LANG": "en_GB.UTF-8"}
+    session = PtySession(
+        [*CADTERM, "console", "http://127.0.0.1:9", "--token", "t", "--workstation", "ws-1"],
+        env,
+    )
+    try:
+        session.wait_for(b"RECONNECTING", 60)
+        session.send(stray)
+        session.send(b"still here")
+        session.wait_for(b"still here", 30)  # wait_for fails if the console has ended
+        session.wait_for("\N{REPLACEMENT CHARACTER}".encode(), 30)
+        assert session.process.poll() is None
+    finally:
+        session.close()

@@ -34,6 +34,7 @@ from textual.message import Message
 
 from .output_pace import OutputPace
 from .painted_screen import PaintedScreen
+from .terminal_input import read_undecodable_input_as_replacement
 
 __all__ = ["CURSOR_REQUEST", "console_driver", "to_ascii", "without_extended_modes"]
 
@@ -130,6 +131,8 @@ def console_driver(
     by cursor position requests whose answers `pace` times (the answers are still
     passed on to the app, which ignores them).
     """
+
+    read_undecodable_input_as_replacement()
 
     class ConsoleDriver(base):  # type: ignore[valid-type, misc]
         __doc__ = console_driver.__doc__
